@@ -1,0 +1,708 @@
+//! The engine handle: registry, client API (start, signal, inspect) and admin operations.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use chrono::Utc;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::committer::Committer;
+use crate::context::{STOP_CANCEL, STOP_NONE};
+use crate::error::{EngineError, Result, RunError};
+use crate::journal::{EntryState, Journal, StepView, step_views};
+use crate::metrics::Metrics;
+use crate::model::{
+    EventData, EventRecord, NewRun, RunFilter, RunId, RunRecord, RunStatus, usd_to_micros,
+};
+use crate::store::{self, Guard, NewSignal, SignalOutcome, Store, Transition, Wakeups};
+use crate::worker::Worker;
+use crate::workflow::{Erased, ErasedWorkflow, Workflow};
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// How long a claimed run is leased before another worker may take it over if this
+    /// worker stops heart-beating.
+    pub lease: Duration,
+    /// How often leases are extended (default: a third of the lease).
+    pub heartbeat: Option<Duration>,
+    /// How often an idle worker looks for due runs when nothing wakes it.
+    pub poll_interval: Duration,
+    /// Largest step result the journal accepts, in bytes of JSON.
+    pub max_result_bytes: usize,
+    /// Tasks committing checkpoint batches concurrently. One is best on a single disk: every
+    /// commit waits for the WAL flush, and a second batch in flight splits the first.
+    pub committers: usize,
+    /// Most checkpoints in one commit.
+    pub max_batch: usize,
+    /// Longest a checkpoint waits for others to share its commit (it goes out at once when
+    /// every executing run has one waiting).
+    pub commit_delay: Duration,
+    /// How long a cancelled step may take to stop before it is dropped.
+    pub cancel_grace: Duration,
+    /// How long a stopping worker waits for its runs to reach a checkpoint.
+    pub shutdown_grace: Duration,
+    /// Database connections (Postgres).
+    pub pool_size: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            lease: Duration::from_secs(15),
+            heartbeat: None,
+            poll_interval: Duration::from_secs(1),
+            max_result_bytes: 256 * 1024,
+            committers: 1,
+            max_batch: 512,
+            commit_delay: Duration::from_millis(1),
+            cancel_grace: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(10),
+            pool_size: 24,
+        }
+    }
+}
+
+impl EngineConfig {
+    pub(crate) fn heartbeat_every(&self) -> Duration {
+        self.heartbeat.unwrap_or(self.lease / 3)
+    }
+}
+
+pub(crate) struct RunHandle {
+    pub worker: Arc<str>,
+    pub epoch: i64,
+    pub token: CancellationToken,
+    pub stop: Arc<AtomicU8>,
+}
+
+impl RunHandle {
+    pub(crate) fn stop(&self, reason: u8) {
+        // The first reason wins: a run cancelled by a person is not "lost" afterwards.
+        let _ = self
+            .stop
+            .compare_exchange(STOP_NONE, reason, Ordering::AcqRel, Ordering::Acquire);
+        if reason != crate::context::STOP_SHUTDOWN {
+            self.token.cancel();
+        }
+    }
+}
+
+pub(crate) struct Shared {
+    pub store: Arc<dyn Store>,
+    pub committer: Committer,
+    pub config: EngineConfig,
+    pub metrics: Arc<Metrics>,
+    pub workflows: RwLock<HashMap<String, Arc<dyn ErasedWorkflow>>>,
+    pub wake: Arc<Notify>,
+    pub active: Mutex<HashMap<RunId, RunHandle>>,
+    /// Runs executing in this process (all workers); the committer reads it.
+    pub executing: Arc<AtomicUsize>,
+    listening: AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn workflow(&self, name: &str) -> Option<Arc<dyn ErasedWorkflow>> {
+        self.workflows
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    pub(crate) fn stop_local(&self, run: RunId, reason: u8) -> bool {
+        let active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        match active.get(&run) {
+            Some(h) => {
+                h.stop(reason);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Start the database's wake-ups once per process.
+    pub(crate) async fn ensure_listening(self: &Arc<Self>) {
+        if self.listening.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (tx, mut rx) = mpsc::unbounded_channel::<RunId>();
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while let Some(id) = rx.recv().await {
+                let Some(shared) = weak.upgrade() else { break };
+                shared.stop_local(id, STOP_CANCEL);
+            }
+        });
+        if let Err(e) = self
+            .store
+            .listen(Wakeups {
+                wake: self.wake.clone(),
+                cancel: tx,
+            })
+            .await
+        {
+            tracing::warn!(error = %e, "could not LISTEN for wake-ups; workers will poll");
+            self.listening.store(false, Ordering::Release);
+        }
+    }
+}
+
+/// Options for starting a run.
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    /// Use this id (a second start with the same id returns the first run).
+    pub id: Option<RunId>,
+    /// Deduplicate starts: a second start with the same key returns the first run.
+    pub idempotency_key: Option<String>,
+    /// Grouping label (the film pipeline uses the project slug).
+    pub scope: Option<String>,
+    /// Stop the run (and its children) before a step starts once this much is spent.
+    pub budget_usd: Option<f64>,
+    /// Do not start before this delay.
+    pub delay: Option<Duration>,
+}
+
+/// The result of a start.
+#[derive(Debug, Clone, Serialize)]
+pub struct Started {
+    /// The run (existing or new).
+    pub run: RunRecord,
+    /// False when an existing run was returned.
+    pub created: bool,
+}
+
+/// A run with everything a person needs to understand it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunDetail {
+    /// The run.
+    pub run: RunRecord,
+    /// The step executing or waiting now, if any.
+    pub current_step: Option<String>,
+    /// Its steps, in the order they began.
+    pub steps: Vec<StepView>,
+    /// Cost of the run and all its descendants, dollars.
+    pub tree_cost_usd: f64,
+    /// The root's budget, dollars.
+    pub budget_usd: Option<f64>,
+    /// The append-only history.
+    pub events: Vec<EventRecord>,
+}
+
+/// Outcome of a cancellation.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CancelOutcome {
+    /// Runs cancelled at once (they were not executing).
+    pub cancelled: Vec<RunId>,
+    /// Runs executing now, asked to stop at their next step.
+    pub requested: Vec<RunId>,
+}
+
+/// The engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("store", &self.shared.store.dialect())
+            .finish()
+    }
+}
+
+impl Engine {
+    /// Connect to `postgres://...` or `sqlite://path` and apply migrations.
+    pub async fn connect(url: &str, config: EngineConfig) -> Result<Engine> {
+        let store = store::connect(url, config.pool_size).await?;
+        store.migrate().await?;
+        Ok(Engine::new(store, config))
+    }
+
+    /// An engine over an opened store. Must be called inside a Tokio runtime.
+    pub fn new(store: Arc<dyn Store>, config: EngineConfig) -> Engine {
+        let metrics = Arc::new(Metrics::default());
+        let executing = Arc::new(AtomicUsize::new(0));
+        let committer = Committer::spawn(
+            store.clone(),
+            config.committers,
+            config.max_batch,
+            config.commit_delay,
+            executing.clone(),
+            metrics.clone(),
+        );
+        Engine {
+            shared: Arc::new(Shared {
+                store,
+                committer,
+                config,
+                metrics,
+                workflows: RwLock::new(HashMap::new()),
+                wake: Arc::new(Notify::new()),
+                active: Mutex::new(HashMap::new()),
+                executing,
+                listening: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.shared.store
+    }
+
+    /// Metrics of this process.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.shared.metrics
+    }
+
+    /// Settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.shared.config
+    }
+
+    /// Register a workflow so that workers of this engine can execute its runs.
+    pub fn register<W: Workflow>(&self, workflow: W) -> &Self {
+        self.shared
+            .workflows
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(W::NAME.to_string(), Arc::new(Erased(Arc::new(workflow))));
+        self
+    }
+
+    /// Registered workflow names, sorted.
+    pub fn workflows(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .shared
+            .workflows
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// A worker that executes this engine's runs; see [`Worker::run`].
+    pub fn worker(&self) -> Worker {
+        Worker::new(self.shared.clone())
+    }
+
+    /// Start a run of `W`.
+    pub async fn start<W: Workflow>(
+        &self,
+        input: &W::Input,
+        opts: StartOptions,
+    ) -> Result<Started> {
+        self.start_raw(W::NAME, serde_json::to_value(input)?, opts)
+            .await
+    }
+
+    /// Start a run by workflow name with a JSON input.
+    pub async fn start_raw(
+        &self,
+        workflow: &str,
+        input: Value,
+        opts: StartOptions,
+    ) -> Result<Started> {
+        if self.shared.workflow(workflow).is_none() {
+            return Err(EngineError::UnknownWorkflow(workflow.to_string()));
+        }
+        if let Some(k) = &opts.idempotency_key
+            && (k.is_empty() || k.len() > 200)
+        {
+            return Err(EngineError::Invalid(
+                "an idempotency key must have 1 to 200 characters".into(),
+            ));
+        }
+        if let Some(b) = opts.budget_usd
+            && !(b.is_finite() && b >= 0.0)
+        {
+            return Err(EngineError::Invalid(
+                "a budget must be a finite, non-negative amount of dollars".into(),
+            ));
+        }
+        let now = Utc::now();
+        let id = opts.id.unwrap_or_default();
+        let (run, created) = self
+            .shared
+            .store
+            .create_run(NewRun {
+                id,
+                workflow: workflow.to_string(),
+                idempotency_key: opts.idempotency_key,
+                scope: opts.scope,
+                input,
+                parent_id: None,
+                parent_step: None,
+                root_id: id,
+                budget_micros: opts.budget_usd.map(usd_to_micros),
+                now,
+                ready_at: now + opts.delay.unwrap_or_default(),
+            })
+            .await?;
+        if created {
+            self.shared.wake.notify_waiters();
+        }
+        Ok(Started { run, created })
+    }
+
+    /// Deliver a signal to a run (`target`) or to whichever runs wait for `name`. A second
+    /// signal with the same target, name and `event_key` is dropped.
+    pub async fn signal(
+        &self,
+        target: Option<RunId>,
+        name: &str,
+        event_key: Option<String>,
+        payload: Value,
+    ) -> Result<SignalOutcome> {
+        if name.is_empty() || name.len() > 300 {
+            return Err(EngineError::Invalid(
+                "a signal name must have 1 to 300 characters".into(),
+            ));
+        }
+        if let Some(id) = target {
+            self.get(id).await?;
+        }
+        let out = self
+            .shared
+            .store
+            .send_signal(NewSignal {
+                run_id: target,
+                name: name.to_string(),
+                event_key,
+                payload,
+                now: Utc::now(),
+            })
+            .await?;
+        if out.woken > 0 {
+            self.shared.wake.notify_waiters();
+        }
+        Ok(out)
+    }
+
+    /// A run.
+    pub async fn get(&self, id: RunId) -> Result<RunRecord> {
+        self.shared
+            .store
+            .get_run(id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("run {id}")))
+    }
+
+    /// Runs matching a filter, newest first.
+    pub async fn list(&self, filter: &RunFilter) -> Result<Vec<RunRecord>> {
+        self.shared.store.list_runs(filter).await
+    }
+
+    /// A run with its steps, costs and history.
+    pub async fn inspect(&self, id: RunId) -> Result<RunDetail> {
+        let run = self.get(id).await?;
+        let events = self.shared.store.events(id).await?;
+        let steps = step_views(&events);
+        let current_step = if run.status.is_terminal() {
+            None
+        } else {
+            steps
+                .iter()
+                .rev()
+                .find(|s| {
+                    matches!(
+                        s.status,
+                        "running" | "retrying" | "waiting" | "sleeping" | "pending" | "started"
+                    )
+                })
+                .map(|s| s.name.clone())
+        };
+        let (spent, budget) = self.shared.store.tree_cost(run.root_id).await?;
+        Ok(RunDetail {
+            run,
+            current_step,
+            steps,
+            tree_cost_usd: spent as f64 / 1e6,
+            budget_usd: budget.map(|b| b as f64 / 1e6),
+            events,
+        })
+    }
+
+    /// Wait until a run is terminal (polling), or until `timeout`.
+    pub async fn wait_for(&self, id: RunId, timeout: Duration) -> Result<RunRecord> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let run = self.get(id).await?;
+            if run.status.is_terminal() {
+                return Ok(run);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(EngineError::Conflict(format!(
+                    "run {id} is still {} after {timeout:?}",
+                    run.status
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Cancel a run and its descendants. Runs that are not executing are cancelled at once;
+    /// executing ones are asked to stop (their running step sees its cancellation token).
+    pub async fn cancel(&self, id: RunId, reason: &str) -> Result<CancelOutcome> {
+        let run = self.get(id).await?;
+        if run.status.is_terminal() {
+            return Err(EngineError::Conflict(format!(
+                "run {id} is already {}; there is nothing to cancel",
+                run.status
+            )));
+        }
+        let mut out = CancelOutcome::default();
+        for rid in self.shared.store.descendants(id).await? {
+            if self.cancel_one(rid, reason).await? {
+                out.cancelled.push(rid);
+            } else if self.shared.store.request_cancel(rid, reason).await? {
+                self.shared.stop_local(rid, STOP_CANCEL);
+                out.requested.push(rid);
+            } else if let Some(r) = self.shared.store.get_run(rid).await?
+                && !r.status.is_terminal()
+            {
+                // It changed state between the two attempts; try once more.
+                if self.cancel_one(rid, reason).await? {
+                    out.cancelled.push(rid);
+                } else if self.shared.store.request_cancel(rid, reason).await? {
+                    self.shared.stop_local(rid, STOP_CANCEL);
+                    out.requested.push(rid);
+                }
+            }
+        }
+        self.shared.wake.notify_waiters();
+        Ok(out)
+    }
+
+    async fn cancel_one(&self, id: RunId, reason: &str) -> Result<bool> {
+        let parent = self.get(id).await?.parent_id;
+        let mut t = Transition::new(
+            id,
+            Guard::Status(vec![
+                RunStatus::Pending,
+                RunStatus::Waiting,
+                RunStatus::Sleeping,
+            ]),
+            RunStatus::Cancelled,
+            Utc::now(),
+        );
+        t.error = Some(RunError::new("cancelled", reason));
+        t.events = vec![(
+            None,
+            EventData::RunCancelled {
+                reason: reason.to_string(),
+            },
+        )];
+        t.bump_epoch = true;
+        t.parent = parent;
+        self.shared.store.transition(t).await
+    }
+
+    /// Run a failed step again, with a fresh attempt budget; the run continues from there.
+    pub async fn retry_step(&self, id: RunId, step: &str, reason: &str) -> Result<()> {
+        let run = self.get(id).await?;
+        let events = self.shared.store.events(id).await?;
+        let journal = Journal::from_events(&events);
+        let Some(entry) = journal.entries.get(step) else {
+            return Err(EngineError::NotFound(format!(
+                "run {id} has no step `{step}` in its journal"
+            )));
+        };
+        let retriable = matches!(
+            entry.state,
+            EntryState::Failed { retry_at: None, .. } | EntryState::LimitExceeded { .. }
+        );
+        if !retriable {
+            return Err(EngineError::Conflict(format!(
+                "step `{step}` of run {id} is {}, not failed; only a failed step can be retried",
+                entry.state.label()
+            )));
+        }
+        if run.status != RunStatus::Failed {
+            return Err(EngineError::Conflict(format!(
+                "run {id} is {}; a step can be retried once the run has failed",
+                run.status
+            )));
+        }
+        let mut t = Transition::new(
+            id,
+            Guard::Status(vec![RunStatus::Failed]),
+            RunStatus::Pending,
+            Utc::now(),
+        );
+        t.ready_at = Some(t.now);
+        t.bump_epoch = true;
+        t.events = vec![(
+            Some(step.to_string()),
+            EventData::StepRetryRequested {
+                reason: reason.to_string(),
+            },
+        )];
+        if !self.shared.store.transition(t).await? {
+            return Err(EngineError::Conflict(format!(
+                "run {id} changed state meanwhile; look at it again"
+            )));
+        }
+        self.shared.wake.notify_waiters();
+        Ok(())
+    }
+
+    /// Reset a run to a step: that step and everything journaled after it runs again. The run
+    /// must not be executing at this moment (cancel it first, or reset while it waits).
+    pub async fn reset_to_step(&self, id: RunId, step: &str, reason: &str) -> Result<()> {
+        let run = self.get(id).await?;
+        if run.status == RunStatus::Running {
+            return Err(EngineError::Conflict(format!(
+                "run {id} is executing; reset it while it waits or after it stops"
+            )));
+        }
+        let events = self.shared.store.events(id).await?;
+        if !crate::journal::entry_names(&events).contains(step) {
+            return Err(EngineError::NotFound(format!(
+                "run {id} has no step `{step}` in its journal"
+            )));
+        }
+        let mut t = Transition::new(
+            id,
+            Guard::Status(vec![
+                RunStatus::Pending,
+                RunStatus::Waiting,
+                RunStatus::Sleeping,
+                RunStatus::Completed,
+                RunStatus::Failed,
+                RunStatus::Cancelled,
+            ]),
+            RunStatus::Pending,
+            Utc::now(),
+        );
+        t.ready_at = Some(t.now);
+        t.bump_epoch = true;
+        t.events = vec![(
+            Some(step.to_string()),
+            EventData::RunReset {
+                reason: reason.to_string(),
+            },
+        )];
+        if !self.shared.store.transition(t).await? {
+            return Err(EngineError::Conflict(format!(
+                "run {id} started executing meanwhile; try again when it waits or stops"
+            )));
+        }
+        self.shared.wake.notify_waiters();
+        Ok(())
+    }
+
+    /// Re-drive a failed run: retry the step its error names if that step failed, otherwise
+    /// run it again from its journal (for failures outside steps, such as an exhausted budget
+    /// that has since been raised).
+    pub async fn resume(&self, id: RunId, reason: &str) -> Result<()> {
+        let run = self.get(id).await?;
+        if run.status != RunStatus::Failed {
+            return Err(EngineError::Conflict(format!(
+                "run {id} is {}; only failed runs can be re-driven",
+                run.status
+            )));
+        }
+        if let Some(step) = run.error.as_ref().and_then(|e| e.step.clone()) {
+            match self.retry_step(id, &step, reason).await {
+                Err(EngineError::Conflict(_)) | Err(EngineError::NotFound(_)) => {}
+                other => return other,
+            }
+        }
+        let mut t = Transition::new(
+            id,
+            Guard::Status(vec![RunStatus::Failed]),
+            RunStatus::Pending,
+            Utc::now(),
+        );
+        t.ready_at = Some(t.now);
+        t.bump_epoch = true;
+        t.events = vec![(
+            None,
+            EventData::RunResumed {
+                reason: reason.to_string(),
+            },
+        )];
+        if !self.shared.store.transition(t).await? {
+            return Err(EngineError::Conflict(format!(
+                "run {id} changed state meanwhile; look at it again"
+            )));
+        }
+        self.shared.wake.notify_waiters();
+        Ok(())
+    }
+
+    /// Re-drive every failed top-level run of a workflow. Returns the runs re-driven.
+    pub async fn redrive_failed(&self, workflow: &str, reason: &str) -> Result<Vec<RunId>> {
+        let mut out = vec![];
+        let mut before = None;
+        loop {
+            let page = self
+                .list(&RunFilter {
+                    workflow: Some(workflow.to_string()),
+                    status: Some(RunStatus::Failed),
+                    before,
+                    limit: Some(200),
+                    ..Default::default()
+                })
+                .await?;
+            let Some(last) = page.last() else { break };
+            before = Some(last.id);
+            for r in &page {
+                if r.parent_id.is_none() && self.resume(r.id, reason).await.is_ok() {
+                    out.push(r.id);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Set or remove a top-level run's budget (dollars).
+    pub async fn set_budget(&self, id: RunId, usd: Option<f64>) -> Result<()> {
+        let run = self.get(id).await?;
+        if run.parent_id.is_some() {
+            return Err(EngineError::Invalid(format!(
+                "run {id} is a child run; budgets are set on the top-level run {}",
+                run.root_id
+            )));
+        }
+        if let Some(b) = usd
+            && !(b.is_finite() && b >= 0.0)
+        {
+            return Err(EngineError::Invalid(
+                "a budget must be a finite, non-negative amount of dollars".into(),
+            ));
+        }
+        self.shared
+            .store
+            .set_budget(id, usd.map(usd_to_micros))
+            .await?;
+        Ok(())
+    }
+
+    /// Allow at most `max` steps with concurrency key `key` to run at once, across every worker
+    /// on this database (`None` removes the limit).
+    pub async fn set_concurrency_limit(&self, key: &str, max: Option<u32>) -> Result<()> {
+        if key.is_empty() || key.len() > 100 {
+            return Err(EngineError::Invalid(
+                "a concurrency key must have 1 to 100 characters".into(),
+            ));
+        }
+        if max == Some(0) {
+            return Err(EngineError::Invalid(
+                "a concurrency limit must be at least 1 (remove it instead)".into(),
+            ));
+        }
+        self.shared.store.set_concurrency_limit(key, max).await
+    }
+}

@@ -1,0 +1,412 @@
+//! The journal: a run's history folded into "what each named step has done so far".
+//!
+//! Replay reads only this. A step, a timer, a signal wait, a child start and a limit marker
+//! each occupy one name; the name is the durable contract between the code and its journal.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::error::StepError;
+use crate::model::{Cost, EventData, EventRecord, RunId};
+
+/// What a named entry has reached.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum EntryState {
+    /// An attempt started and has not finished (the worker may have died inside it).
+    Started,
+    /// A person asked for the step to run again.
+    Pending,
+    Succeeded(Value),
+    Failed {
+        error: StepError,
+        retry_at: Option<DateTime<Utc>>,
+    },
+    Timer {
+        until: DateTime<Utc>,
+    },
+    Waiting {
+        signal: String,
+        deadline: Option<DateTime<Utc>>,
+    },
+    Received {
+        payload: Value,
+        signal_id: i64,
+    },
+    TimedOut,
+    Child {
+        child_id: RunId,
+    },
+    Marker,
+    LimitExceeded {
+        max: u32,
+    },
+}
+
+impl EntryState {
+    pub(crate) fn label(&self) -> &'static str {
+        match self {
+            EntryState::Started => "a running step",
+            EntryState::Pending => "a step to retry",
+            EntryState::Succeeded(_) => "a completed step",
+            EntryState::Failed { .. } => "a failed step",
+            EntryState::Timer { .. } => "a timer",
+            EntryState::Waiting { .. } | EntryState::Received { .. } | EntryState::TimedOut => {
+                "a signal wait"
+            }
+            EntryState::Child { .. } => "a child run",
+            EntryState::Marker | EntryState::LimitExceeded { .. } => "a limit marker",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    /// Sequence number of the entry's first event: "after" for reset-to-step.
+    pub first_seq: i64,
+    /// Attempts started (including ones a crash interrupted).
+    pub attempts: u32,
+    /// Attempts that do not count against the retry policy (before a person's retry).
+    pub attempt_base: u32,
+    pub state: EntryState,
+    pub cost: Cost,
+}
+
+/// The fold of a run's events.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Journal {
+    pub entries: HashMap<String, Entry>,
+    pub last_seq: i64,
+}
+
+impl Journal {
+    pub(crate) fn from_events(events: &[EventRecord]) -> Self {
+        let mut j = Journal::default();
+        for ev in events {
+            j.apply(ev.seq, ev.step.as_deref(), &ev.data);
+        }
+        j
+    }
+
+    /// Signals consumed by a wait still in the journal.
+    pub(crate) fn consumed_signals(&self) -> Vec<i64> {
+        let mut v: Vec<i64> = self
+            .entries
+            .values()
+            .filter_map(|e| match e.state {
+                EntryState::Received { signal_id, .. } => Some(signal_id),
+                _ => None,
+            })
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    pub(crate) fn apply(&mut self, seq: i64, step: Option<&str>, data: &EventData) {
+        self.last_seq = self.last_seq.max(seq);
+        let Some(step) = step else { return };
+        match data {
+            EventData::RunReset { .. } => {
+                if let Some(from) = self.entries.get(step).map(|e| e.first_seq) {
+                    self.entries.retain(|_, e| e.first_seq < from);
+                }
+                return;
+            }
+            EventData::StepRetryRequested { .. } => {
+                if let Some(e) = self.entries.get_mut(step) {
+                    e.attempt_base = e.attempts;
+                    e.state = EntryState::Pending;
+                }
+                return;
+            }
+            EventData::BudgetExceeded { .. } | EventData::Unknown => return,
+            _ => {}
+        }
+        let entry = self.entries.entry(step.to_string()).or_insert(Entry {
+            first_seq: seq,
+            attempts: 0,
+            attempt_base: 0,
+            state: EntryState::Started,
+            cost: Cost::default(),
+        });
+        match data {
+            EventData::StepStarted { attempt, .. } => {
+                entry.attempts = entry.attempts.max(*attempt);
+                entry.state = EntryState::Started;
+            }
+            EventData::StepSucceeded {
+                attempt,
+                output,
+                cost,
+                ..
+            } => {
+                entry.attempts = entry.attempts.max(*attempt);
+                entry.state = EntryState::Succeeded(output.clone());
+                if let Some(c) = cost {
+                    entry.cost.add(*c);
+                }
+            }
+            EventData::StepFailed {
+                attempt,
+                error,
+                retry_at,
+                cost,
+                ..
+            } => {
+                entry.attempts = entry.attempts.max(*attempt);
+                entry.state = EntryState::Failed {
+                    error: error.clone(),
+                    retry_at: *retry_at,
+                };
+                if let Some(c) = cost {
+                    entry.cost.add(*c);
+                }
+            }
+            EventData::TimerStarted { until } => entry.state = EntryState::Timer { until: *until },
+            EventData::WaitStarted { signal, deadline } => {
+                entry.state = EntryState::Waiting {
+                    signal: signal.clone(),
+                    deadline: *deadline,
+                }
+            }
+            EventData::SignalReceived {
+                payload, signal_id, ..
+            } => {
+                entry.state = EntryState::Received {
+                    payload: payload.clone(),
+                    signal_id: *signal_id,
+                }
+            }
+            EventData::WaitTimedOut { .. } => entry.state = EntryState::TimedOut,
+            EventData::ChildStarted { child_id, .. } => {
+                entry.state = EntryState::Child {
+                    child_id: *child_id,
+                }
+            }
+            EventData::Marker { .. } => entry.state = EntryState::Marker,
+            EventData::LimitExceeded { max, .. } => {
+                entry.state = EntryState::LimitExceeded { max: *max }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A step as a person sees it: derived from the events, for inspection.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StepView {
+    /// Name.
+    pub name: String,
+    /// `step`, `timer`, `wait`, `child` or `marker`.
+    pub kind: &'static str,
+    /// `running`, `succeeded`, `failed`, `retrying`, `sleeping`, `waiting`, `received`,
+    /// `timed_out`, `started`, `done`, `limit_exceeded`, `pending`.
+    pub status: &'static str,
+    /// Attempts started.
+    pub attempts: u32,
+    /// First event time.
+    pub started_at: DateTime<Utc>,
+    /// Last event time.
+    pub updated_at: DateTime<Utc>,
+    /// Total wall time of its attempts, milliseconds.
+    pub duration_ms: u64,
+    /// Last error, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<StepError>,
+    /// Next attempt time, if a retry is scheduled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<DateTime<Utc>>,
+    /// Cost reported by its attempts.
+    pub cost: Cost,
+    /// Child run id, for child entries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub child_id: Option<RunId>,
+    /// Signal name, for waits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+}
+
+/// Fold a run's events into the steps a person inspects, in the order they began. Entries
+/// removed by a reset are left out, as replay leaves them out.
+pub fn step_views(events: &[EventRecord]) -> Vec<StepView> {
+    let mut journal = Journal::default();
+    let mut views: HashMap<String, StepView> = HashMap::new();
+    for ev in events {
+        journal.apply(ev.seq, ev.step.as_deref(), &ev.data);
+        let Some(step) = ev.step.as_deref() else {
+            continue;
+        };
+        let v = views.entry(step.to_string()).or_insert_with(|| StepView {
+            name: step.to_string(),
+            kind: "step",
+            status: "started",
+            attempts: 0,
+            started_at: ev.at,
+            updated_at: ev.at,
+            duration_ms: 0,
+            error: None,
+            retry_at: None,
+            cost: Cost::default(),
+            child_id: None,
+            signal: None,
+        });
+        v.updated_at = ev.at;
+        match &ev.data {
+            EventData::StepStarted { attempt, .. } => {
+                v.attempts = v.attempts.max(*attempt);
+                v.status = "running";
+                v.retry_at = None;
+            }
+            EventData::StepSucceeded {
+                attempt,
+                cost,
+                duration_ms,
+                ..
+            } => {
+                v.attempts = v.attempts.max(*attempt);
+                v.status = "succeeded";
+                v.duration_ms += duration_ms;
+                v.retry_at = None;
+                if let Some(c) = cost {
+                    v.cost.add(*c);
+                }
+            }
+            EventData::StepFailed {
+                attempt,
+                error,
+                retry_at,
+                cost,
+                duration_ms,
+            } => {
+                v.attempts = v.attempts.max(*attempt);
+                v.status = if retry_at.is_some() {
+                    "retrying"
+                } else {
+                    "failed"
+                };
+                v.error = Some(error.clone());
+                v.retry_at = *retry_at;
+                v.duration_ms += duration_ms;
+                if let Some(c) = cost {
+                    v.cost.add(*c);
+                }
+            }
+            EventData::TimerStarted { until } => {
+                v.kind = "timer";
+                v.status = "sleeping";
+                v.retry_at = Some(*until);
+            }
+            EventData::WaitStarted { signal, .. } => {
+                v.kind = "wait";
+                v.status = "waiting";
+                v.signal = Some(signal.clone());
+            }
+            EventData::SignalReceived { signal, .. } => {
+                v.kind = "wait";
+                v.status = "received";
+                v.signal = Some(signal.clone());
+            }
+            EventData::WaitTimedOut { .. } => {
+                v.kind = "wait";
+                v.status = "timed_out";
+            }
+            EventData::ChildStarted { child_id, .. } => {
+                v.kind = "child";
+                v.status = "started";
+                v.child_id = Some(*child_id);
+            }
+            EventData::Marker { .. } => {
+                v.kind = "marker";
+                v.status = "done";
+            }
+            EventData::LimitExceeded { .. } => {
+                v.kind = "marker";
+                v.status = "limit_exceeded";
+            }
+            EventData::StepRetryRequested { .. } => {
+                v.status = "pending";
+                v.retry_at = None;
+            }
+            _ => {}
+        }
+    }
+    let mut out: Vec<(i64, StepView)> = views
+        .into_iter()
+        .filter_map(|(name, v)| journal.entries.get(&name).map(|e| (e.first_seq, v)))
+        .collect();
+    out.sort_by_key(|(seq, _)| *seq);
+    out.into_iter().map(|(_, v)| v).collect()
+}
+
+/// Names of the steps in the journal, to validate admin requests.
+pub(crate) fn entry_names(events: &[EventRecord]) -> HashSet<String> {
+    Journal::from_events(events).entries.into_keys().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(seq: i64, step: &str, data: EventData) -> EventRecord {
+        EventRecord {
+            run_id: RunId::new(),
+            seq,
+            at: Utc::now(),
+            step: Some(step.into()),
+            data,
+        }
+    }
+
+    #[test]
+    fn reset_drops_the_step_and_everything_after_it() {
+        let ok = |v: i64| EventData::StepSucceeded {
+            attempt: 1,
+            output: v.into(),
+            cost: None,
+            duration_ms: 1,
+        };
+        let events = vec![
+            ev(1, "a", ok(1)),
+            ev(2, "b", ok(2)),
+            ev(3, "c", ok(3)),
+            ev(4, "b", EventData::RunReset { reason: "x".into() }),
+        ];
+        let j = Journal::from_events(&events);
+        assert!(j.entries.contains_key("a"));
+        assert!(!j.entries.contains_key("b"));
+        assert!(!j.entries.contains_key("c"));
+        assert_eq!(j.last_seq, 4);
+    }
+
+    #[test]
+    fn retry_request_gives_a_fresh_attempt_budget() {
+        let events = vec![
+            ev(
+                1,
+                "a",
+                EventData::StepStarted {
+                    attempt: 3,
+                    idempotency_key: "k".into(),
+                },
+            ),
+            ev(
+                2,
+                "a",
+                EventData::StepFailed {
+                    attempt: 3,
+                    error: StepError::fatal("x", "y"),
+                    retry_at: None,
+                    cost: None,
+                    duration_ms: 0,
+                },
+            ),
+            ev(3, "a", EventData::StepRetryRequested { reason: "r".into() }),
+        ];
+        let j = Journal::from_events(&events);
+        let e = &j.entries["a"];
+        assert_eq!(e.attempts, 3);
+        assert_eq!(e.attempt_base, 3);
+        assert_eq!(e.state, EntryState::Pending);
+    }
+}

@@ -1,0 +1,491 @@
+//! The engine's persistent vocabulary: ids, run states, events, and the records stores return.
+//!
+//! Everything here is part of the durable contract: it is written to the journal by one binary
+//! and read back by a later one. Enums that are persisted are internally tagged and tolerate
+//! unknown variants (`#[serde(other)]`), so an older binary can read a newer journal.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::error::{RunError, StepError};
+
+/// A run's id: a time-ordered UUID (v7), so ids sort by creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RunId(pub Uuid);
+
+impl RunId {
+    /// A fresh, time-ordered id.
+    pub fn new() -> Self {
+        RunId(Uuid::now_v7())
+    }
+}
+
+impl Default for RunId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for RunId {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(RunId(Uuid::parse_str(s)?))
+    }
+}
+
+/// The state of a run.
+///
+/// ```text
+/// pending -> running -> (waiting | sleeping)* -> completed | failed | cancelled
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Created or re-driven; a worker may claim it now.
+    Pending,
+    /// A worker holds its lease and is executing it.
+    Running,
+    /// Suspended until a signal, a child run or a concurrency slot (optionally with a deadline).
+    Waiting,
+    /// Suspended until a timer: a durable sleep or a retry backoff.
+    Sleeping,
+    /// Finished with an output.
+    Completed,
+    /// Finished with an error.
+    Failed,
+    /// Stopped by a person or a parent.
+    Cancelled,
+}
+
+impl RunStatus {
+    /// All states, in lifecycle order.
+    pub const ALL: [RunStatus; 7] = [
+        RunStatus::Pending,
+        RunStatus::Running,
+        RunStatus::Waiting,
+        RunStatus::Sleeping,
+        RunStatus::Completed,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+    ];
+
+    /// The text stored in the `status` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Pending => "pending",
+            RunStatus::Running => "running",
+            RunStatus::Waiting => "waiting",
+            RunStatus::Sleeping => "sleeping",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Completed, failed or cancelled: nothing more will happen unless a person intervenes.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled
+        )
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RunStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        RunStatus::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown run status `{s}` (expected one of: pending, running, waiting, sleeping, completed, failed, cancelled)"
+                )
+            })
+    }
+}
+
+/// Money and units a step reported spending.
+///
+/// Money is kept in micro-dollars (integers) so that sums over thousands of steps are exact.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Cost {
+    /// Provider units (billable units, tokens, seconds of video...).
+    #[serde(default)]
+    pub units: f64,
+    /// Money in millionths of a US dollar.
+    #[serde(default)]
+    pub usd_micros: i64,
+}
+
+impl Cost {
+    /// A cost in units and dollars.
+    pub fn new(units: f64, usd: f64) -> Self {
+        Cost {
+            units,
+            usd_micros: usd_to_micros(usd),
+        }
+    }
+    /// The money part in dollars.
+    pub fn usd(&self) -> f64 {
+        self.usd_micros as f64 / 1_000_000.0
+    }
+    /// True when nothing was spent.
+    pub fn is_zero(&self) -> bool {
+        self.units == 0.0 && self.usd_micros == 0
+    }
+    pub(crate) fn add(&mut self, other: Cost) {
+        self.units += other.units;
+        self.usd_micros += other.usd_micros;
+    }
+}
+
+/// Dollars to micro-dollars, rounded to the nearest micro-dollar.
+pub fn usd_to_micros(usd: f64) -> i64 {
+    (usd * 1_000_000.0).round() as i64
+}
+
+/// One entry of a run's append-only history. Every state transition of a run or of one of its
+/// steps is one event; the journal that replay reads is the fold of these events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EventData {
+    /// The run was created.
+    RunCreated {
+        /// Workflow name.
+        workflow: String,
+    },
+    /// A worker took the run's lease.
+    RunClaimed {
+        /// Worker id.
+        worker: String,
+        /// Fencing epoch of this lease.
+        epoch: i64,
+        /// True when the previous holder's lease lapsed (the worker died or stalled).
+        recovered: bool,
+    },
+    /// A step attempt began (its intent is durable before the call is made).
+    StepStarted {
+        /// 1-based attempt number.
+        attempt: u32,
+        /// Key an activity can hand to a provider to deduplicate retries of this step.
+        idempotency_key: String,
+    },
+    /// A step attempt returned a value; the value is the journaled result.
+    StepSucceeded {
+        /// Attempt number.
+        attempt: u32,
+        /// The result as JSON.
+        output: Value,
+        /// What the attempt cost.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cost: Option<Cost>,
+        /// Wall time of the attempt.
+        duration_ms: u64,
+    },
+    /// A step attempt failed; `retry_at` is set when another attempt is scheduled.
+    StepFailed {
+        /// Attempt number.
+        attempt: u32,
+        /// The error, with its retry intent.
+        error: StepError,
+        /// When the next attempt is due; `None` means the failure is final.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_at: Option<DateTime<Utc>>,
+        /// What the attempt cost (failed calls are often billed too).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cost: Option<Cost>,
+        /// Wall time of the attempt.
+        duration_ms: u64,
+    },
+    /// A durable sleep began.
+    TimerStarted {
+        /// When it ends.
+        until: DateTime<Utc>,
+    },
+    /// The workflow began waiting for a named signal.
+    WaitStarted {
+        /// Signal name.
+        signal: String,
+        /// When the wait gives up; `None` waits for ever.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deadline: Option<DateTime<Utc>>,
+    },
+    /// A signal was consumed by a wait; its payload is the wait's journaled result.
+    SignalReceived {
+        /// Signal name.
+        signal: String,
+        /// Id of the consumed signal row.
+        signal_id: i64,
+        /// The signal's payload.
+        payload: Value,
+    },
+    /// A wait reached its deadline without a signal.
+    WaitTimedOut {
+        /// Signal name.
+        signal: String,
+    },
+    /// A child run was started.
+    ChildStarted {
+        /// The child's id.
+        child_id: RunId,
+        /// The child's workflow.
+        workflow: String,
+    },
+    /// A bounded loop began an iteration, or a bounded attempt began.
+    Marker {
+        /// The limit's name.
+        limit: String,
+        /// 1-based count.
+        n: u32,
+    },
+    /// A durable limit was exceeded.
+    LimitExceeded {
+        /// The limit's name.
+        limit: String,
+        /// Its maximum.
+        max: u32,
+    },
+    /// A step would have started after the budget was spent.
+    BudgetExceeded {
+        /// The budget, micro-dollars.
+        budget_micros: i64,
+        /// Spent so far, micro-dollars.
+        spent_micros: i64,
+    },
+    /// The run suspended: it holds no worker until `ready_at` or a signal.
+    RunSuspended {
+        /// `waiting` or `sleeping`.
+        status: RunStatus,
+        /// When it is due again, if a timer bounds the suspension.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ready_at: Option<DateTime<Utc>>,
+        /// Human-readable reasons (signals, slots, timers).
+        reasons: Vec<String>,
+    },
+    /// The run finished with an output.
+    RunCompleted {
+        /// The output.
+        output: Value,
+    },
+    /// The run finished with an error.
+    RunFailed {
+        /// The error.
+        error: RunError,
+    },
+    /// A person or a parent asked a running run to stop.
+    CancelRequested {
+        /// Why.
+        reason: String,
+    },
+    /// The run was cancelled.
+    RunCancelled {
+        /// Why.
+        reason: String,
+    },
+    /// A person asked for a failed step to run again (with a fresh attempt budget).
+    StepRetryRequested {
+        /// Free-form note.
+        reason: String,
+    },
+    /// A person reset the run to a step: that step and everything journaled after it runs again.
+    RunReset {
+        /// Free-form note.
+        reason: String,
+    },
+    /// A person re-drove a failed run.
+    RunResumed {
+        /// Free-form note.
+        reason: String,
+    },
+    /// An event written by a newer binary that this one does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+impl EventData {
+    /// The stored `kind` column.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EventData::RunCreated { .. } => "run_created",
+            EventData::RunClaimed { .. } => "run_claimed",
+            EventData::StepStarted { .. } => "step_started",
+            EventData::StepSucceeded { .. } => "step_succeeded",
+            EventData::StepFailed { .. } => "step_failed",
+            EventData::TimerStarted { .. } => "timer_started",
+            EventData::WaitStarted { .. } => "wait_started",
+            EventData::SignalReceived { .. } => "signal_received",
+            EventData::WaitTimedOut { .. } => "wait_timed_out",
+            EventData::ChildStarted { .. } => "child_started",
+            EventData::Marker { .. } => "marker",
+            EventData::LimitExceeded { .. } => "limit_exceeded",
+            EventData::BudgetExceeded { .. } => "budget_exceeded",
+            EventData::RunSuspended { .. } => "run_suspended",
+            EventData::RunCompleted { .. } => "run_completed",
+            EventData::RunFailed { .. } => "run_failed",
+            EventData::CancelRequested { .. } => "cancel_requested",
+            EventData::RunCancelled { .. } => "run_cancelled",
+            EventData::StepRetryRequested { .. } => "step_retry_requested",
+            EventData::RunReset { .. } => "run_reset",
+            EventData::RunResumed { .. } => "run_resumed",
+            EventData::Unknown => "unknown",
+        }
+    }
+}
+
+/// An event about to be written. `step` names the step (or wait, timer, marker) it is about.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// Position in the run's history, assigned by the lease holder.
+    pub seq: i64,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// The step it concerns, if any.
+    pub step: Option<String>,
+    /// What happened.
+    pub data: EventData,
+}
+
+/// An event as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRecord {
+    /// The run.
+    pub run_id: RunId,
+    /// Position in the run's history.
+    pub seq: i64,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// The step it concerns, if any.
+    pub step: Option<String>,
+    /// What happened.
+    pub data: EventData,
+}
+
+/// A run as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRecord {
+    /// Id.
+    pub id: RunId,
+    /// Registered workflow name.
+    pub workflow: String,
+    /// Idempotency key given at start, if any.
+    pub idempotency_key: Option<String>,
+    /// Free-form grouping (the film pipeline uses the project slug).
+    pub scope: Option<String>,
+    /// Input as JSON.
+    pub input: Value,
+    /// Current state.
+    pub status: RunStatus,
+    /// Output when completed.
+    pub output: Option<Value>,
+    /// Error when failed or cancelled.
+    pub error: Option<RunError>,
+    /// Parent run, for child runs.
+    pub parent_id: Option<RunId>,
+    /// The parent's step that started this run.
+    pub parent_step: Option<String>,
+    /// The top-most ancestor (itself for a top-level run); budgets apply per root.
+    pub root_id: RunId,
+    /// Budget in micro-dollars (set on the root).
+    pub budget_micros: Option<i64>,
+    /// Money this run's own steps reported, micro-dollars.
+    pub cost_micros: i64,
+    /// Units this run's own steps reported.
+    pub cost_units: f64,
+    /// When it is due (see the `runs` table).
+    pub ready_at: Option<DateTime<Utc>>,
+    /// Worker holding the lease.
+    pub lease_owner: Option<String>,
+    /// Fencing epoch: incremented at every claim.
+    pub lease_epoch: i64,
+    /// Why a cancellation was asked for while it ran, if one was.
+    pub cancel_reason: Option<String>,
+    /// How many times a worker has claimed it.
+    pub claims: i32,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last state change.
+    pub updated_at: DateTime<Utc>,
+    /// When it reached a terminal state.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// What `Store::create_run` inserts.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    /// Id.
+    pub id: RunId,
+    /// Workflow name.
+    pub workflow: String,
+    /// Idempotency key.
+    pub idempotency_key: Option<String>,
+    /// Grouping.
+    pub scope: Option<String>,
+    /// Input.
+    pub input: Value,
+    /// Parent.
+    pub parent_id: Option<RunId>,
+    /// Parent's step.
+    pub parent_step: Option<String>,
+    /// Root.
+    pub root_id: RunId,
+    /// Budget, micro-dollars.
+    pub budget_micros: Option<i64>,
+    /// Creation time.
+    pub now: DateTime<Utc>,
+    /// When it may first be claimed (usually `now`).
+    pub ready_at: DateTime<Utc>,
+}
+
+/// A signal as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct SignalRecord {
+    /// Row id; a wait journals it when it consumes the signal.
+    pub id: i64,
+    /// Addressed run, if any.
+    pub run_id: Option<RunId>,
+    /// Name.
+    pub name: String,
+    /// Deduplication key.
+    pub event_key: Option<String>,
+    /// Payload.
+    pub payload: Value,
+    /// Arrival time.
+    pub received_at: DateTime<Utc>,
+}
+
+/// Filter for listing runs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RunFilter {
+    /// Only this workflow.
+    pub workflow: Option<String>,
+    /// Only these states.
+    pub status: Option<RunStatus>,
+    /// Only this scope.
+    pub scope: Option<String>,
+    /// Only children of this run.
+    pub parent_id: Option<RunId>,
+    /// Page size (default 50, at most 500).
+    pub limit: Option<u32>,
+    /// Keyset paging: only runs older than this one (ids are time-ordered).
+    pub before: Option<RunId>,
+}

@@ -1,0 +1,398 @@
+//! The storage contract and its two implementations.
+//!
+//! The engine speaks to its database only through [`Store`]. Operations are coarse: each one is
+//! a single transaction (often a single statement) so that a checkpoint costs about one commit,
+//! and [`Store::append`] takes a batch so that the checkpoints of concurrent runs share commits.
+//!
+//! Both implementations pass one conformance suite (`engine/tests/conformance.rs`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio::sync::{Notify, mpsc};
+
+use crate::error::{Result, RunError};
+use crate::model::{
+    Cost, EventData, EventRecord, NewEvent, NewRun, RunFilter, RunId, RunRecord, RunStatus,
+    SignalRecord,
+};
+
+pub mod postgres;
+pub mod sqlite;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// A run a worker has just claimed, with its journal.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// The run, with its new lease epoch.
+    pub run: RunRecord,
+    /// Its whole history, oldest first (includes the claim event).
+    pub events: Vec<EventRecord>,
+}
+
+/// A batch item for [`Store::append`]: events of one run, fenced by its lease epoch.
+#[derive(Debug, Clone)]
+pub struct AppendOp {
+    /// The run.
+    pub run_id: RunId,
+    /// The lease epoch the writer holds; the write is refused if the run's epoch differs.
+    pub epoch: i64,
+    /// Events, with sequence numbers assigned by the lease holder.
+    pub events: Vec<NewEvent>,
+    /// Cost to add to the run's total.
+    pub cost: Cost,
+    /// A concurrency slot `(key, step)` to release in the same commit.
+    pub release_slot: Option<(String, String)>,
+    /// The run's outcome, recorded in the same commit as its events: completed or failed, or
+    /// sleeping until `ready_at`. Only for runs with no parent to signal and nothing to clean
+    /// up (other outcomes go through [`Store::transition`]).
+    pub finish: Option<Finish>,
+}
+
+/// A run outcome carried by an [`AppendOp`].
+#[derive(Debug, Clone)]
+pub struct Finish {
+    /// Completed, failed or sleeping.
+    pub status: RunStatus,
+    /// When a sleeping run is due.
+    pub ready_at: Option<DateTime<Utc>>,
+    /// Output of a completed run.
+    pub output: Option<Value>,
+    /// Error of a failed run.
+    pub error: Option<RunError>,
+}
+
+/// Who may make a transition.
+#[derive(Debug, Clone)]
+pub enum Guard {
+    /// The lease holder with this epoch (the run must be `running`).
+    Epoch(i64),
+    /// Anyone, if the run is in one of these states (admin operations).
+    Status(Vec<RunStatus>),
+}
+
+/// A change of a run's state, with the events that record it.
+#[derive(Debug, Clone)]
+pub struct Transition {
+    /// The run.
+    pub run_id: RunId,
+    /// Precondition.
+    pub guard: Guard,
+    /// New state.
+    pub to: RunStatus,
+    /// When it is due (for pending/waiting/sleeping); `None` = only a signal wakes it.
+    pub ready_at: Option<DateTime<Utc>>,
+    /// Output, when completing.
+    pub output: Option<Value>,
+    /// Error, when failing or cancelling.
+    pub error: Option<RunError>,
+    /// Signal names the run waits for (waiting runs).
+    pub signal_waits: Vec<String>,
+    /// Signal ids the run has already consumed (so they do not count as "already arrived").
+    pub consumed_signals: Vec<i64>,
+    /// Concurrency keys the run waits for a slot of.
+    pub slot_waits: Vec<String>,
+    /// Events to append (sequence numbers are assigned by the store).
+    pub events: Vec<(Option<String>, EventData)>,
+    /// Increment the lease epoch (admin transitions fence out a stalled former holder).
+    pub bump_epoch: bool,
+    /// The run's parent, if it has one: a child that finishes signals its parent in the same
+    /// commit.
+    pub parent: Option<RunId>,
+    /// Remove the run's waits and concurrency slots. A claim already removed what a previous
+    /// execution left, so a lease holder needs this only if it took slots itself.
+    pub cleanup: bool,
+    /// Clock.
+    pub now: DateTime<Utc>,
+}
+
+impl Transition {
+    /// A transition with nothing but its target.
+    pub fn new(run_id: RunId, guard: Guard, to: RunStatus, now: DateTime<Utc>) -> Self {
+        Transition {
+            run_id,
+            guard,
+            to,
+            ready_at: None,
+            output: None,
+            error: None,
+            signal_waits: vec![],
+            consumed_signals: vec![],
+            slot_waits: vec![],
+            events: vec![],
+            bump_epoch: false,
+            parent: None,
+            cleanup: true,
+            now,
+        }
+    }
+}
+
+/// A signal to deliver.
+#[derive(Debug, Clone)]
+pub struct NewSignal {
+    /// Addressed run; `None` = anyone waiting for this name.
+    pub run_id: Option<RunId>,
+    /// Name.
+    pub name: String,
+    /// Deduplication key: a second signal with the same target, name and key is dropped.
+    pub event_key: Option<String>,
+    /// Payload.
+    pub payload: Value,
+    /// Clock.
+    pub now: DateTime<Utc>,
+}
+
+/// What happened to a signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct SignalOutcome {
+    /// The stored signal's id (`None` when it was a duplicate).
+    pub id: Option<i64>,
+    /// True when a signal with the same key had already been delivered.
+    pub duplicate: bool,
+    /// How many waiting runs were woken.
+    pub woken: u64,
+}
+
+/// Result of [`Store::acquire_slot`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotOutcome {
+    /// The step may run.
+    Acquired,
+    /// All slots are taken; the run must wait.
+    Full,
+    /// The run's lease was lost.
+    Fenced,
+}
+
+/// Wakes delivered by the database to workers (Postgres LISTEN/NOTIFY).
+#[derive(Debug, Clone)]
+pub struct Wakeups {
+    /// Something became due: a worker should try to claim.
+    pub wake: Arc<Notify>,
+    /// A running run was asked to stop.
+    pub cancel: mpsc::UnboundedSender<RunId>,
+}
+
+/// The storage contract. See the module docs.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `postgres` or `sqlite`.
+    fn dialect(&self) -> &'static str;
+
+    /// Apply pending migrations.
+    async fn migrate(&self) -> Result<()>;
+
+    /// Insert a run unless one with the same id or idempotency key exists. Returns the run and
+    /// whether it was created by this call.
+    async fn create_run(&self, run: NewRun) -> Result<(RunRecord, bool)>;
+
+    /// Claim up to `max` due runs (pending or waking, or running with a lapsed lease) for
+    /// `worker`, with a lease until `lease_until`. Records a claim event for each, and clears
+    /// what a previous execution left behind (signal and slot waits, slots of a dead worker).
+    async fn claim(
+        &self,
+        worker: &str,
+        max: usize,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<Claimed>>;
+
+    /// Append events of several runs in one commit. Returns, per op, whether it was written
+    /// (false: the writer's lease epoch is stale and nothing of that op was written).
+    async fn append(&self, ops: &[AppendOp]) -> Result<Vec<bool>>;
+
+    /// Change a run's state if the guard holds. Returns false when it does not.
+    async fn transition(&self, t: Transition) -> Result<bool>;
+
+    /// Extend the leases of runs `worker` holds. Returns the ones still held, with the reason
+    /// of a pending cancellation request if any.
+    async fn heartbeat(
+        &self,
+        worker: &str,
+        runs: &[RunId],
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<(RunId, Option<String>)>>;
+
+    /// Make runs held by `owners` (workers known to be dead) due now.
+    async fn expire_leases(&self, owners: &[String], now: DateTime<Utc>) -> Result<u64>;
+
+    /// Worker ids holding leases on running runs.
+    async fn lease_owners(&self) -> Result<Vec<String>>;
+
+    /// Store a signal (dropping a duplicate) and wake the runs waiting for it.
+    async fn send_signal(&self, signal: NewSignal) -> Result<SignalOutcome>;
+
+    /// The oldest signal for `run` named `name` (addressed to it or to no run) that it has not
+    /// consumed.
+    async fn find_signal(
+        &self,
+        run: RunId,
+        name: &str,
+        consumed: &[i64],
+    ) -> Result<Option<SignalRecord>>;
+
+    /// Take a slot of `key` for `(run, step)` if one is free (re-entrant for the same holder).
+    async fn acquire_slot(
+        &self,
+        key: &str,
+        run: RunId,
+        epoch: i64,
+        step: &str,
+        now: DateTime<Utc>,
+    ) -> Result<SlotOutcome>;
+
+    /// Set (or, with `None`, remove) the number of slots of a concurrency key.
+    async fn set_concurrency_limit(&self, key: &str, max: Option<u32>) -> Result<()>;
+
+    /// Slots held per key: `(key, held, max)`.
+    async fn concurrency_usage(&self) -> Result<Vec<(String, i64, Option<i64>)>>;
+
+    /// A run's tree cost (the root and all its descendants) and the root's budget.
+    async fn tree_cost(&self, root: RunId) -> Result<(i64, Option<i64>)>;
+
+    /// Set a run's budget (micro-dollars); `None` removes it.
+    async fn set_budget(&self, run: RunId, budget_micros: Option<i64>) -> Result<bool>;
+
+    /// Ask a running run to stop. Returns false if the run is not running.
+    async fn request_cancel(&self, run: RunId, reason: &str) -> Result<bool>;
+
+    /// A run.
+    async fn get_run(&self, id: RunId) -> Result<Option<RunRecord>>;
+
+    /// A run by idempotency key.
+    async fn get_run_by_key(&self, key: &str) -> Result<Option<RunRecord>>;
+
+    /// Runs matching a filter, newest first.
+    async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>>;
+
+    /// A run and all its descendants' ids.
+    async fn descendants(&self, id: RunId) -> Result<Vec<RunId>>;
+
+    /// A run's history, oldest first.
+    async fn events(&self, id: RunId) -> Result<Vec<EventRecord>>;
+
+    /// Counts of runs by state (for metrics).
+    async fn count_by_status(&self) -> Result<Vec<(String, RunStatus, i64)>>;
+
+    /// Total cost of every run (micro-dollars, units).
+    async fn total_cost(&self) -> Result<(i64, f64)>;
+
+    /// The earliest time a non-running run becomes due, if any.
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>>;
+
+    /// Start delivering database wake-ups (no-op where the database has none).
+    async fn listen(&self, _wakeups: Wakeups) -> Result<()> {
+        Ok(())
+    }
+
+    /// The rate of bare single-row INSERT commits this database sustains from `concurrency`
+    /// connections over `duration`: the physical limit a checkpoint is measured against.
+    async fn bare_commit_rate(&self, concurrency: usize, duration: Duration) -> Result<BareRate>;
+}
+
+/// Result of [`Store::bare_commit_rate`].
+#[derive(Debug, Clone, Copy)]
+pub struct BareRate {
+    /// Commits done.
+    pub commits: u64,
+    /// Commits per second.
+    pub per_second: f64,
+}
+
+/// Open a store from a URL: `postgres://...` or `sqlite://path` (created if missing).
+pub async fn connect(url: &str, pool_size: u32) -> Result<Arc<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::connect(url, pool_size).await?))
+    } else if let Some(path) = url.strip_prefix("sqlite://") {
+        Ok(Arc::new(SqliteStore::open(path).await?))
+    } else if let Some(path) = url.strip_prefix("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(path).await?))
+    } else {
+        Err(crate::error::EngineError::Invalid(format!(
+            "unsupported database URL `{}`: use postgres://user@host/db or sqlite://path/to/file.db",
+            redact_url(url)
+        )))
+    }
+}
+
+/// A URL with any password replaced, fit for logs and error messages.
+pub fn redact_url(url: &str) -> String {
+    // scheme://user:password@host/... -> scheme://user:***@host/...
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((creds, host)) = rest.split_once('@')
+        && let Some((user, _pw)) = creds.split_once(':')
+    {
+        return format!("{scheme}://{user}:***@{host}");
+    }
+    url.to_string()
+}
+
+pub(crate) fn event_json(data: &EventData) -> Result<String> {
+    Ok(serde_json::to_string(data)?)
+}
+
+pub(crate) fn parse_event(
+    run_id: RunId,
+    seq: i64,
+    at: DateTime<Utc>,
+    step: Option<String>,
+    data: &str,
+) -> Result<EventRecord> {
+    Ok(EventRecord {
+        run_id,
+        seq,
+        at,
+        step,
+        data: serde_json::from_str(data)?,
+    })
+}
+
+/// The history of a run at its first claim, built instead of read: its creation and the claim.
+pub(crate) fn first_claim_events(run: &RunRecord, worker: &str) -> Vec<EventRecord> {
+    vec![
+        EventRecord {
+            run_id: run.id,
+            seq: 1,
+            at: run.created_at,
+            step: None,
+            data: EventData::RunCreated {
+                workflow: run.workflow.clone(),
+            },
+        },
+        EventRecord {
+            run_id: run.id,
+            seq: 2,
+            at: run.updated_at,
+            step: None,
+            data: EventData::RunClaimed {
+                worker: worker.to_string(),
+                epoch: run.lease_epoch,
+                recovered: false,
+            },
+        },
+    ]
+}
+
+/// Payload of the signal a finished child sends its parent.
+pub(crate) fn child_outcome(
+    status: RunStatus,
+    output: &Option<Value>,
+    error: &Option<RunError>,
+) -> Value {
+    serde_json::json!({
+        "status": status,
+        "output": output,
+        "error": error,
+    })
+}
+
+/// The name of the signal a child sends its parent when it finishes.
+pub fn child_signal_name(child: RunId) -> String {
+    format!("child:{child}")
+}

@@ -1,0 +1,803 @@
+//! Workers: claim due runs, execute them, keep their leases alive, and give them back.
+//!
+//! A worker holds at most `concurrency` runs. It claims when it has room and something is due,
+//! then sleeps until a wake-up (a local start or signal, a Postgres NOTIFY, a run finishing),
+//! the next due time, or the poll interval. A heartbeat extends its leases; a run whose lease
+//! it lost is stopped at once, and every write of a stale holder is refused by the store.
+
+use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::FutureExt;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::context::{Ctx, STOP_CANCEL, STOP_LEASE_LOST, STOP_SHUTDOWN};
+use crate::engine::{RunHandle, Shared};
+use crate::error::{Result, RunError, WfError};
+use crate::journal::Journal;
+use crate::model::{EventData, RunId, RunRecord, RunStatus};
+use crate::store::{Claimed, Guard, Transition};
+
+struct Ready {
+    claimed: Claimed,
+    token: CancellationToken,
+    stop: Arc<AtomicU8>,
+}
+
+/// A worker (see the module docs). Build it with [`crate::Engine::worker`].
+pub struct Worker {
+    shared: Arc<Shared>,
+    id: Arc<str>,
+    concurrency: usize,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("id", &self.id)
+            .field("concurrency", &self.concurrency)
+            .finish()
+    }
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|s| s.trim().to_string())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// True when `owner` (a worker id `host:pid:nonce`) belonged to a process on this host that no
+/// longer exists: its runs can be taken over now instead of when its lease lapses.
+fn owner_is_dead_local(owner: &str, host: &str) -> bool {
+    let mut parts = owner.rsplitn(3, ':');
+    let (_nonce, pid, h) = (parts.next(), parts.next(), parts.next());
+    let (Some(pid), Some(h)) = (pid.and_then(|p| p.parse::<u32>().ok()), h) else {
+        return false;
+    };
+    if h != host || pid == std::process::id() {
+        return false;
+    }
+    // Only where /proc exists; elsewhere we cannot tell and wait for the lease.
+    std::path::Path::new("/proc/self").exists()
+        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+impl Worker {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        let id = format!(
+            "{}:{}:{:04x}",
+            hostname(),
+            std::process::id(),
+            rand::random::<u16>()
+        );
+        Worker {
+            shared,
+            id: id.into(),
+            concurrency: 32,
+        }
+    }
+
+    /// Runs executed at once by this worker (default 32).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// This worker's id (`host:pid:nonce`), as recorded in leases and claim events.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Execute runs until `shutdown` fires, then stop claiming, let running runs reach a
+    /// checkpoint (up to the configured grace), and hand the rest back for other workers.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
+        let shared = self.shared.clone();
+        shared.ensure_listening().await;
+        self.recover_local_orphans().await;
+        let running = Arc::new(AtomicUsize::new(0));
+        let freed = Arc::new(Notify::new());
+        let mut tasks = JoinSet::new();
+        let hb_stop = CancellationToken::new();
+        let hb = tokio::spawn(heartbeat_loop(
+            shared.clone(),
+            self.id.clone(),
+            hb_stop.clone(),
+        ));
+        tracing::info!(worker = %self.id, concurrency = self.concurrency, store = shared.store.dialect(), "worker started");
+        let mut backoff = Duration::from_millis(100);
+        // Claimed runs not started yet: a few are claimed ahead, so that a freed slot starts
+        // its next run at once instead of after a claim round trip.
+        let mut ready: VecDeque<Ready> = VecDeque::new();
+        let prefetch = self.concurrency.div_ceil(4);
+        loop {
+            let wake = shared.wake.notified();
+            let freed_n = freed.notified();
+            tokio::pin!(wake, freed_n);
+            wake.as_mut().enable();
+            freed_n.as_mut().enable();
+            while tasks.try_join_next().is_some() {}
+            if shutdown.is_cancelled() {
+                break;
+            }
+            self.start_ready(&mut ready, &mut tasks, &running, &freed);
+            let held = running.load(Ordering::Acquire) + ready.len();
+            let mut free = (self.concurrency + prefetch).saturating_sub(held);
+            // Refill the buffer in bulk (one claim for several runs), unless a slot is idle.
+            let idle = running.load(Ordering::Acquire) < self.concurrency && ready.is_empty();
+            if !idle && ready.len() > prefetch / 2 {
+                free = 0;
+            }
+            let mut more = false;
+            if free > 0 {
+                let now = Utc::now();
+                match shared
+                    .store
+                    .claim(&self.id, free, now, now + shared.config.lease)
+                    .await
+                {
+                    Ok(claimed) => {
+                        backoff = Duration::from_millis(100);
+                        more = claimed.len() == free;
+                        for c in claimed {
+                            ready.push_back(self.register(c));
+                        }
+                        self.start_ready(&mut ready, &mut tasks, &running, &freed);
+                    }
+                    Err(e) => {
+                        tracing::warn!(worker = %self.id, error = %e, "claim failed; retrying");
+                        tokio::select! {
+                            _ = shutdown.cancelled() => break,
+                            _ = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        continue;
+                    }
+                }
+            }
+            if more && running.load(Ordering::Acquire) < self.concurrency {
+                continue;
+            }
+            let mut wait = shared.config.poll_interval;
+            if free > 0
+                && let Ok(Some(due)) = shared.store.next_due().await
+            {
+                let until = (due - Utc::now()).to_std().unwrap_or_default();
+                wait = wait.min(until.max(Duration::from_millis(1)));
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = &mut wake => {}
+                _ = &mut freed_n => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+        for r in ready.drain(..) {
+            self.shared
+                .active
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&r.claimed.run.id);
+            let _ = release(
+                &self.shared,
+                r.claimed.run.id,
+                r.claimed.run.lease_epoch,
+                Duration::ZERO,
+                "the worker shut down before starting it",
+            )
+            .await;
+        }
+        self.shutdown(&mut tasks).await;
+        hb_stop.cancel();
+        let _ = hb.await;
+        tracing::info!(worker = %self.id, "worker stopped");
+        Ok(())
+    }
+
+    /// Take the lease of a claimed run into this worker's books (heartbeats and cancellation
+    /// cover it from now on, started or not).
+    fn register(&self, claimed: Claimed) -> Ready {
+        self.shared.metrics.claims.fetch_add(1, Ordering::Relaxed);
+        let token = CancellationToken::new();
+        let stop = Arc::new(AtomicU8::new(0));
+        self.shared
+            .active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                claimed.run.id,
+                RunHandle {
+                    worker: self.id.clone(),
+                    epoch: claimed.run.lease_epoch,
+                    token: token.clone(),
+                    stop: stop.clone(),
+                },
+            );
+        Ready {
+            claimed,
+            token,
+            stop,
+        }
+    }
+
+    fn start_ready(
+        &self,
+        ready: &mut VecDeque<Ready>,
+        tasks: &mut JoinSet<()>,
+        running: &Arc<AtomicUsize>,
+        freed: &Arc<Notify>,
+    ) {
+        while running.load(Ordering::Acquire) < self.concurrency {
+            let Some(r) = ready.pop_front() else { return };
+            running.fetch_add(1, Ordering::AcqRel);
+            let shared = self.shared.clone();
+            let id = r.claimed.run.id;
+            let span = tracing::info_span!("run", run_id = %id, workflow = %r.claimed.run.workflow);
+            let slot = Slot {
+                running: running.clone(),
+                freed: freed.clone(),
+                released: std::sync::atomic::AtomicBool::new(false),
+            };
+            tasks.spawn(tracing::Instrument::instrument(
+                async move {
+                    struct Done(Arc<Shared>, RunId);
+                    impl Drop for Done {
+                        fn drop(&mut self) {
+                            self.0
+                                .active
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .remove(&self.1);
+                        }
+                    }
+                    let _done = Done(shared.clone(), id);
+                    execute(shared, r.claimed, r.token, r.stop, &slot).await;
+                },
+                span,
+            ));
+        }
+    }
+
+    async fn recover_local_orphans(&self) {
+        let host = hostname();
+        match self.shared.store.lease_owners().await {
+            Ok(owners) => {
+                let dead: Vec<String> = owners
+                    .into_iter()
+                    .filter(|o| owner_is_dead_local(o, &host))
+                    .collect();
+                if !dead.is_empty() {
+                    match self.shared.store.expire_leases(&dead, Utc::now()).await {
+                        Ok(n) => tracing::info!(
+                            worker = %self.id, runs = n, owners = ?dead,
+                            "taking over runs of workers on this host that are gone"
+                        ),
+                        Err(e) => tracing::warn!(error = %e, "could not expire dead leases"),
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not list lease owners"),
+        }
+    }
+
+    async fn shutdown(&self, tasks: &mut JoinSet<()>) {
+        let mine: Vec<RunId> = {
+            let active = self.shared.active.lock().unwrap_or_else(|e| e.into_inner());
+            active
+                .iter()
+                .filter(|(_, h)| h.worker == self.id)
+                .map(|(id, h)| {
+                    h.stop(STOP_SHUTDOWN);
+                    *id
+                })
+                .collect()
+        };
+        if !mine.is_empty() {
+            tracing::info!(worker = %self.id, runs = mine.len(), "waiting for runs to reach a checkpoint");
+        }
+        let grace = self.shared.config.shutdown_grace;
+        let _ =
+            tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+        // Anything still executing is dropped mid-step and handed back at once, so that another
+        // worker need not wait for the lease to lapse.
+        let left: Vec<(RunId, i64)> = {
+            let active = self.shared.active.lock().unwrap_or_else(|e| e.into_inner());
+            active
+                .iter()
+                .filter(|(_, h)| h.worker == self.id)
+                .map(|(id, h)| (*id, h.epoch))
+                .collect()
+        };
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+        for (id, epoch) in left {
+            let _ = release(
+                &self.shared,
+                id,
+                epoch,
+                Duration::ZERO,
+                "the worker shut down",
+            )
+            .await;
+        }
+    }
+}
+
+async fn heartbeat_loop(shared: Arc<Shared>, worker: Arc<str>, stop: CancellationToken) {
+    let every = shared.config.heartbeat_every();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let mine: Vec<RunId> = {
+            let active = shared.active.lock().unwrap_or_else(|e| e.into_inner());
+            active
+                .iter()
+                .filter(|(_, h)| h.worker == worker)
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        if mine.is_empty() {
+            continue;
+        }
+        match shared
+            .store
+            .heartbeat(&worker, &mine, Utc::now() + shared.config.lease)
+            .await
+        {
+            Ok(held) => {
+                let held_ids: std::collections::HashSet<RunId> =
+                    held.iter().map(|(id, _)| *id).collect();
+                for (id, reason) in &held {
+                    if reason.is_some() {
+                        shared.stop_local(*id, STOP_CANCEL);
+                    }
+                }
+                for id in mine.iter().filter(|id| !held_ids.contains(id)) {
+                    tracing::warn!(worker = %worker, run = %id, "lease lost; stopping the run here");
+                    shared.stop_local(*id, STOP_LEASE_LOST);
+                }
+            }
+            Err(e) => tracing::warn!(worker = %worker, error = %e, "heartbeat failed"),
+        }
+    }
+}
+
+/// Give a run back without finishing it (shutdown, database trouble).
+async fn release(
+    shared: &Shared,
+    id: RunId,
+    epoch: i64,
+    delay: Duration,
+    why: &str,
+) -> Result<bool> {
+    let now = Utc::now();
+    let mut t = Transition::new(id, Guard::Epoch(epoch), RunStatus::Pending, now);
+    t.ready_at = Some(now + delay);
+    // Not terminal: the parent (if any) is not signalled, so it need not be known here.
+    t.events = vec![(
+        None,
+        EventData::RunSuspended {
+            status: RunStatus::Pending,
+            ready_at: t.ready_at,
+            reasons: vec![why.to_string()],
+        },
+    )];
+    shared.store.transition(t).await
+}
+
+fn finish(run: &RunRecord, to: RunStatus, now: chrono::DateTime<Utc>) -> Transition {
+    let mut t = Transition::new(run.id, Guard::Epoch(run.lease_epoch), to, now);
+    t.parent = run.parent_id;
+    t
+}
+
+/// [`finish`] for an execution that knows whether it took concurrency slots.
+fn finish_after(
+    run: &RunRecord,
+    to: RunStatus,
+    now: chrono::DateTime<Utc>,
+    took_slots: bool,
+) -> Transition {
+    let mut t = finish(run, to, now);
+    t.cleanup = took_slots;
+    t
+}
+
+/// A worker's concurrency slot held by one run. It is given back as soon as the workflow code
+/// returns, so the worker claims the next run while this one records its outcome.
+pub(crate) struct Slot {
+    running: Arc<AtomicUsize>,
+    freed: Arc<Notify>,
+    released: std::sync::atomic::AtomicBool,
+}
+
+impl Slot {
+    fn release(&self) {
+        if !self.released.swap(true, Ordering::AcqRel) {
+            self.running.fetch_sub(1, Ordering::AcqRel);
+            self.freed.notify_waiters();
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// Execute one claimed run until it completes, fails, suspends or is stopped.
+pub(crate) async fn execute(
+    shared: Arc<Shared>,
+    claimed: Claimed,
+    token: CancellationToken,
+    stop: Arc<AtomicU8>,
+    slot: &Slot,
+) {
+    let run = claimed.run;
+    let now = Utc::now();
+
+    if let Some(reason) = run.cancel_reason.clone() {
+        let mut t = finish(&run, RunStatus::Cancelled, now);
+        t.error = Some(RunError::new("cancelled", &reason));
+        t.events = vec![
+            (
+                None,
+                EventData::CancelRequested {
+                    reason: reason.clone(),
+                },
+            ),
+            (None, EventData::RunCancelled { reason }),
+        ];
+        log_transition(&shared, &run, shared.store.transition(t).await);
+        return;
+    }
+
+    let Some(wf) = shared.workflow(&run.workflow) else {
+        let error = RunError::new(
+            "unknown_workflow",
+            format!(
+                "no workflow named `{}` is registered in this worker; start a worker that registers it, then re-drive the run",
+                run.workflow
+            ),
+        );
+        let mut t = finish(&run, RunStatus::Failed, now);
+        t.events = vec![(
+            None,
+            EventData::RunFailed {
+                error: error.clone(),
+            },
+        )];
+        t.error = Some(error);
+        log_transition(&shared, &run, shared.store.transition(t).await);
+        return;
+    };
+
+    let budget = if run.parent_id.is_none() {
+        run.budget_micros
+    } else {
+        match shared.store.tree_cost(run.root_id).await {
+            Ok((_, b)) => b,
+            Err(e) => {
+                tracing::warn!(run = %run.id, error = %e, "could not read the budget; releasing the run");
+                let _ = release(
+                    &shared,
+                    run.id,
+                    run.lease_epoch,
+                    Duration::from_secs(2),
+                    "database error",
+                )
+                .await;
+                return;
+            }
+        }
+    };
+
+    let journal = Journal::from_events(&claimed.events);
+    let ctx = Ctx::new(
+        shared.clone(),
+        run.clone(),
+        journal,
+        budget,
+        token,
+        stop.clone(),
+    );
+    // Counted only while workflow code runs: the committer waits for executing runs to join a
+    // batch, and a run busy claiming or recording its outcome will not.
+    struct Executing<'a>(&'a std::sync::atomic::AtomicUsize);
+    impl Drop for Executing<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+    shared.executing.fetch_add(1, Ordering::AcqRel);
+    let executing = Executing(&shared.executing);
+    let result = AssertUnwindSafe(wf.call(ctx.clone(), run.input.clone()))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| {
+            let msg = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            Err(WfError::failed(
+                "panic",
+                format!("the workflow panicked: {msg}"),
+            ))
+        });
+    drop(executing);
+    slot.release();
+    let crate::context::Outcome {
+        fatal,
+        susp,
+        consumed,
+        took_slots,
+        next_seq,
+    } = ctx.take_outcome();
+    drop(ctx);
+    let now = Utc::now();
+    let stop_reason = stop.load(Ordering::Acquire);
+
+    if stop_reason == STOP_LEASE_LOST || matches!(fatal, Some(WfError::LeaseLost)) {
+        tracing::warn!(run = %run.id, "lease lost during execution; another worker owns the run");
+        return;
+    }
+    if stop_reason == STOP_SHUTDOWN {
+        let _ = release(
+            &shared,
+            run.id,
+            run.lease_epoch,
+            Duration::ZERO,
+            "the worker shut down",
+        )
+        .await;
+        return;
+    }
+    if let Some(WfError::Engine(msg)) = &fatal {
+        tracing::warn!(run = %run.id, error = %msg, "database trouble during execution; releasing the run");
+        let _ = release(
+            &shared,
+            run.id,
+            run.lease_epoch,
+            Duration::from_secs(2),
+            msg,
+        )
+        .await;
+        return;
+    }
+    if stop_reason == STOP_CANCEL || matches!(result, Err(WfError::Cancelled)) {
+        let reason = shared
+            .store
+            .get_run(run.id)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|r| r.cancel_reason)
+            .unwrap_or_else(|| "cancelled".into());
+        let mut t = finish(&run, RunStatus::Cancelled, now);
+        t.error = Some(RunError::new("cancelled", &reason));
+        t.events = vec![
+            (
+                None,
+                EventData::CancelRequested {
+                    reason: reason.clone(),
+                },
+            ),
+            (None, EventData::RunCancelled { reason }),
+        ];
+        log_transition(&shared, &run, shared.store.transition(t).await);
+        return;
+    }
+    if let Err(WfError::Engine(msg)) = &result {
+        let _ = release(
+            &shared,
+            run.id,
+            run.lease_epoch,
+            Duration::from_secs(2),
+            msg,
+        )
+        .await;
+        return;
+    }
+
+    let suspended = susp.active && matches!(result, Err(WfError::Suspended) | Ok(_));
+    let t = if suspended || matches!(result, Err(WfError::Suspended)) {
+        let status = if susp.signals.is_empty() && susp.slots.is_empty() {
+            RunStatus::Sleeping
+        } else {
+            RunStatus::Waiting
+        };
+        let mut t = finish_after(&run, status, now, took_slots);
+        t.ready_at = susp.ready_at;
+        t.signal_waits = susp.signals.into_iter().collect();
+        t.slot_waits = susp.slots.into_iter().collect();
+        t.consumed_signals = consumed;
+        t.events = vec![(
+            None,
+            EventData::RunSuspended {
+                status,
+                ready_at: susp.ready_at,
+                reasons: susp.reasons,
+            },
+        )];
+        shared.metrics.suspensions.fetch_add(1, Ordering::Relaxed);
+        t
+    } else {
+        match result {
+            Ok(output) => {
+                let size = serde_json::to_string(&output).map(|s| s.len()).unwrap_or(0);
+                if size > shared.config.max_result_bytes {
+                    let error = RunError::new(
+                        "result_too_large",
+                        format!(
+                            "the workflow returned {size} bytes; a run's output may have at most {} bytes. \
+                             Store the data as a blob and return its reference",
+                            shared.config.max_result_bytes
+                        ),
+                    );
+                    let mut t = finish_after(&run, RunStatus::Failed, now, took_slots);
+                    t.events = vec![(
+                        None,
+                        EventData::RunFailed {
+                            error: error.clone(),
+                        },
+                    )];
+                    t.error = Some(error);
+                    t
+                } else {
+                    let mut t = finish_after(&run, RunStatus::Completed, now, took_slots);
+                    t.events = vec![(
+                        None,
+                        EventData::RunCompleted {
+                            output: output.clone(),
+                        },
+                    )];
+                    t.output = Some(output);
+                    t
+                }
+            }
+            Err(e) => {
+                let error = e.to_run_error();
+                tracing::info!(run = %run.id, error = %error, "run failed");
+                let mut t = finish_after(&run, RunStatus::Failed, now, took_slots);
+                t.events = vec![(
+                    None,
+                    EventData::RunFailed {
+                        error: error.clone(),
+                    },
+                )];
+                t.error = Some(error);
+                t
+            }
+        }
+    };
+    let to = t.to;
+    let cancel_children = to == RunStatus::Failed;
+    let recorded = record(&shared, &run, t, next_seq).await;
+    if matches!(recorded, Ok(true)) {
+        match to {
+            RunStatus::Completed => shared
+                .metrics
+                .runs_completed
+                .fetch_add(1, Ordering::Relaxed),
+            RunStatus::Failed => shared.metrics.runs_failed.fetch_add(1, Ordering::Relaxed),
+            _ => 0,
+        };
+    }
+    log_transition(&shared, &run, recorded);
+    if (to.is_terminal() && run.parent_id.is_some()) || !to.is_terminal() {
+        // A parent may be waiting for this run in this very process, or this run is due again
+        // soon (a short timer): let idle workers look again instead of sleeping a full poll.
+        shared.wake.notify_waiters();
+    }
+    if cancel_children {
+        // Children still running for a failed parent would spend for nothing.
+        if let Ok(ids) = shared.store.descendants(run.id).await {
+            for id in ids.into_iter().filter(|i| *i != run.id) {
+                if let Ok(Some(r)) = shared.store.get_run(id).await
+                    && !r.status.is_terminal()
+                {
+                    let engine = crate::Engine {
+                        shared: shared.clone(),
+                    };
+                    let _ = engine.cancel(id, "the parent run failed").await;
+                }
+            }
+        }
+    }
+}
+
+/// Record an execution's outcome. The common ones (completed, failed, sleeping, with no parent
+/// to signal and nothing to clean up) ride in the checkpoint batch: no commit of their own.
+async fn record(shared: &Shared, run: &RunRecord, t: Transition, next_seq: i64) -> Result<bool> {
+    let batched = t.signal_waits.is_empty()
+        && t.slot_waits.is_empty()
+        && t.parent.is_none()
+        && !t.cleanup
+        && matches!(
+            t.to,
+            RunStatus::Completed | RunStatus::Failed | RunStatus::Sleeping
+        );
+    if !batched {
+        return shared.store.transition(t).await;
+    }
+    let now = t.now;
+    let events = t
+        .events
+        .into_iter()
+        .enumerate()
+        .map(|(i, (step, data))| crate::model::NewEvent {
+            seq: next_seq + 1 + i as i64,
+            at: now,
+            step,
+            data,
+        })
+        .collect();
+    let op = crate::store::AppendOp {
+        run_id: run.id,
+        epoch: run.lease_epoch,
+        events,
+        cost: crate::model::Cost::default(),
+        release_slot: None,
+        finish: Some(crate::store::Finish {
+            status: t.to,
+            ready_at: t.ready_at,
+            output: t.output,
+            error: t.error,
+        }),
+    };
+    match shared.committer.commit_outcome(op).await {
+        crate::committer::CommitResult::Committed => Ok(true),
+        crate::committer::CommitResult::Fenced => Ok(false),
+        crate::committer::CommitResult::Failed(m) => Err(crate::error::EngineError::Commit(m)),
+    }
+}
+
+fn log_transition(_shared: &Shared, run: &RunRecord, r: Result<bool>) {
+    match r {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::warn!(run = %run.id, "the run changed hands before its outcome was recorded")
+        }
+        Err(e) => {
+            tracing::warn!(run = %run.id, error = %e, "could not record the run's outcome; it will be retried when its lease lapses")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dead_local_owner_detection() {
+        let host = "h1";
+        // pid 1 exists on Linux, pid u32::MAX-ish does not.
+        assert!(!owner_is_dead_local("h1:1:abcd", host));
+        assert!(
+            owner_is_dead_local("h1:4294967:abcd", host)
+                || !std::path::Path::new("/proc/self").exists()
+        );
+        assert!(!owner_is_dead_local("other:4294967:abcd", host));
+        assert!(!owner_is_dead_local(
+            &format!("h1:{}:abcd", std::process::id()),
+            host
+        ));
+        assert!(!owner_is_dead_local("garbage", host));
+    }
+}

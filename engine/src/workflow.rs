@@ -1,0 +1,66 @@
+//! Workflows: named async functions of a [`Ctx`] and a typed input.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::context::Ctx;
+use crate::error::WfError;
+
+/// A workflow. `NAME` is part of the durable contract: runs in the database refer to it.
+///
+/// ```
+/// use slate_engine::{Ctx, WfError, Workflow};
+///
+/// struct Greet;
+/// impl Workflow for Greet {
+///     const NAME: &'static str = "greet";
+///     type Input = String;
+///     type Output = String;
+///     async fn run(&self, ctx: Ctx, name: String) -> Result<String, WfError> {
+///         ctx.step("compose", |_| async move { Ok(format!("hello {name}")) }).await
+///     }
+/// }
+/// ```
+pub trait Workflow: Send + Sync + 'static {
+    /// Stable name.
+    const NAME: &'static str;
+    /// Input (stored as JSON with the run).
+    type Input: Serialize + DeserializeOwned + Send + Sync + 'static;
+    /// Output (stored as JSON when the run completes).
+    type Output: Serialize + DeserializeOwned + Send + 'static;
+    /// The workflow's body.
+    fn run(
+        &self,
+        ctx: Ctx,
+        input: Self::Input,
+    ) -> impl Future<Output = Result<Self::Output, WfError>> + Send;
+}
+
+pub(crate) trait ErasedWorkflow: Send + Sync {
+    fn call(&self, ctx: Ctx, input: Value) -> BoxFuture<'static, Result<Value, WfError>>;
+}
+
+pub(crate) struct Erased<W>(pub Arc<W>);
+
+impl<W: Workflow> ErasedWorkflow for Erased<W> {
+    fn call(&self, ctx: Ctx, input: Value) -> BoxFuture<'static, Result<Value, WfError>> {
+        let w = self.0.clone();
+        Box::pin(async move {
+            let input: W::Input = serde_json::from_value(input).map_err(|e| {
+                WfError::failed(
+                    "bad_input",
+                    format!("the input does not fit workflow `{}`: {e}", W::NAME),
+                )
+            })?;
+            let out = w.run(ctx, input).await?;
+            serde_json::to_value(out).map_err(|e| {
+                WfError::failed("serialization", format!("the workflow's output: {e}"))
+            })
+        })
+    }
+}

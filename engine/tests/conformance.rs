@@ -1,0 +1,1120 @@
+//! The engine's conformance suite, written once and run against both stores: every test below
+//! runs on a fresh Postgres database (`postgres::*`) and a fresh SQLite file (`sqlite::*`).
+//!
+//! Side effects are counted outside the engine (in a `Probe` the test holds), so "did not run
+//! again" is observed, not assumed.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use slate_engine::testing::{fresh_postgres_url, fresh_sqlite_path, test_config};
+use slate_engine::{
+    Attempt, Cost, Ctx, Engine, EngineError, EventData, RetryPolicy, RunStatus, StartOptions,
+    StepError, StepOptions, Store, WfError, Workflow, join_all,
+};
+use tokio_util::sync::CancellationToken;
+
+// ---------------------------------------------------------------------------------------------
+// Harness
+
+enum Kind {
+    Postgres,
+    Sqlite,
+}
+
+struct H {
+    engine: Engine,
+    probe: Arc<Probe>,
+    stop: CancellationToken,
+}
+
+impl Drop for H {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+async fn harness(kind: Kind) -> H {
+    let url = match kind {
+        Kind::Postgres => fresh_postgres_url().await.expect("create a test database"),
+        Kind::Sqlite => format!("sqlite://{}", fresh_sqlite_path().display()),
+    };
+    let engine = Engine::connect(&url, test_config()).await.expect("connect");
+    let probe = Arc::new(Probe::default());
+    register_all(&engine, &probe);
+    let stop = CancellationToken::new();
+    tokio::spawn(engine.worker().concurrency(16).run(stop.clone()));
+    H {
+        engine,
+        probe,
+        stop,
+    }
+}
+
+#[derive(Default)]
+struct Probe {
+    hits: Mutex<HashMap<String, u32>>,
+    flags: Mutex<HashMap<String, bool>>,
+    current: AtomicUsize,
+    max: AtomicUsize,
+}
+
+impl Probe {
+    fn hit(&self, k: &str) -> u32 {
+        let mut h = self.hits.lock().unwrap();
+        let e = h.entry(k.to_string()).or_default();
+        *e += 1;
+        *e
+    }
+    fn hits(&self, k: &str) -> u32 {
+        self.hits.lock().unwrap().get(k).copied().unwrap_or(0)
+    }
+    fn flag(&self, k: &str) -> bool {
+        self.flags.lock().unwrap().get(k).copied().unwrap_or(false)
+    }
+    fn set(&self, k: &str, v: bool) {
+        self.flags.lock().unwrap().insert(k.to_string(), v);
+    }
+}
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn start<W: Workflow>(h: &H, input: W::Input) -> slate_engine::RunId {
+    h.engine
+        .start::<W>(&input, StartOptions::default())
+        .await
+        .expect("start")
+        .run
+        .id
+}
+
+async fn wait_status(engine: &Engine, id: slate_engine::RunId, status: RunStatus) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let now = engine.get(id).await.ok().map(|r| r.status);
+        if now == Some(status) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "run {id} never reached {status}; it is {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn kinds(events: &[slate_engine::EventRecord], step: &str) -> Vec<&'static str> {
+    events
+        .iter()
+        .filter(|e| e.step.as_deref() == Some(step))
+        .map(|e| e.data.kind())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workflows under test
+
+fn fast_retry(n: u32) -> RetryPolicy {
+    RetryPolicy {
+        jitter: 0.0,
+        ..RetryPolicy::attempts(n).backoff(Duration::from_millis(200), Duration::from_secs(5))
+    }
+}
+
+struct ThreeSteps(Arc<Probe>);
+impl Workflow for ThreeSteps {
+    const NAME: &'static str = "t.three";
+    type Input = ();
+    type Output = u32;
+    async fn run(&self, ctx: Ctx, _: ()) -> Result<u32, WfError> {
+        let p = self.0.clone();
+        let a: u32 = ctx
+            .step("a", |_| async move {
+                p.hit("a");
+                Ok(1)
+            })
+            .await?;
+        let p = self.0.clone();
+        let b: u32 = ctx
+            .step_with(
+                "b",
+                StepOptions::new().retry(fast_retry(3)),
+                |_| async move {
+                    let n = p.hit("b");
+                    if p.flag("b_fail") {
+                        return Err(StepError::fatal("broken", "b is broken"));
+                    }
+                    if p.flag("b_transient") && n == 1 {
+                        return Err(StepError::retryable("flaky", "try again"));
+                    }
+                    Ok(a + 1)
+                },
+            )
+            .await?;
+        ctx.sleep("nap", Duration::from_millis(50)).await?;
+        let p = self.0.clone();
+        ctx.step("c", |_| async move {
+            p.hit("c");
+            Ok(b + 1)
+        })
+        .await
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct FlakyIn {
+    fail_times: u32,
+    kind: String,
+    max_attempts: u32,
+}
+
+struct Flaky(Arc<Probe>);
+impl Workflow for Flaky {
+    const NAME: &'static str = "t.flaky";
+    type Input = FlakyIn;
+    type Output = u32;
+    async fn run(&self, ctx: Ctx, i: FlakyIn) -> Result<u32, WfError> {
+        let p = self.0.clone();
+        let policy = fast_retry(i.max_attempts).never_retry("content_policy_violation");
+        ctx.step_with("call", StepOptions::new().retry(policy), |sc| async move {
+            p.hit("call");
+            let n = p.hit(&format!("call/{}", i.kind));
+            assert_eq!(n, sc.attempt(), "the attempt number is the number of calls");
+            if n <= i.fail_times {
+                Err(StepError::retryable(i.kind, format!("failure {n}")))
+            } else {
+                Ok(n)
+            }
+        })
+        .await
+    }
+}
+
+struct Looping(Arc<Probe>);
+impl Workflow for Looping {
+    const NAME: &'static str = "t.loop";
+    type Input = u32;
+    type Output = u32;
+    async fn run(&self, ctx: Ctx, layers: u32) -> Result<u32, WfError> {
+        let mut lp = ctx.bounded("composite", 20);
+        for i in 0..layers {
+            lp.next().await?;
+            let p = self.0.clone();
+            ctx.step(format!("layer/{i}"), |_| async move {
+                p.hit("layer");
+                Ok(())
+            })
+            .await?;
+            if i % 7 == 6 {
+                // A suspension mid-loop: the count must come back from the journal.
+                ctx.sleep(format!("breathe/{i}"), Duration::from_millis(10))
+                    .await?;
+            }
+        }
+        Ok(lp.count())
+    }
+}
+
+struct Verifying(Arc<Probe>);
+impl Workflow for Verifying {
+    const NAME: &'static str = "t.verify";
+    type Input = bool;
+    type Output = u32;
+    async fn run(&self, ctx: Ctx, accept_third: bool) -> Result<u32, WfError> {
+        let probe = self.0.clone();
+        ctx.attempts("verify", 5, |n| {
+            let ctx = ctx.clone();
+            let p = probe.clone();
+            async move {
+                let ok: bool = ctx
+                    .step(format!("check/{n}"), move |_| async move {
+                        p.hit("check");
+                        Ok(accept_third && n == 3)
+                    })
+                    .await?;
+                ctx.sleep(format!("pause/{n}"), Duration::from_millis(10))
+                    .await?;
+                Ok(if ok {
+                    Attempt::Done(n)
+                } else {
+                    Attempt::Retry(format!("attempt {n} rejected"))
+                })
+            }
+        })
+        .await
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct WaitIn {
+    signal: String,
+    count: u32,
+    timeout_ms: Option<u64>,
+    pre_sleep_ms: u64,
+}
+
+struct Waiter;
+impl Workflow for Waiter {
+    const NAME: &'static str = "t.wait";
+    type Input = WaitIn;
+    type Output = Vec<Option<Value>>;
+    async fn run(&self, ctx: Ctx, i: WaitIn) -> Result<Vec<Option<Value>>, WfError> {
+        if i.pre_sleep_ms > 0 {
+            ctx.sleep("before", Duration::from_millis(i.pre_sleep_ms))
+                .await?;
+        }
+        let mut out = vec![];
+        for n in 0..i.count {
+            out.push(
+                ctx.wait_signal(
+                    format!("w{n}"),
+                    &i.signal,
+                    i.timeout_ms.map(Duration::from_millis),
+                )
+                .await?,
+            );
+        }
+        Ok(out)
+    }
+}
+
+struct Fan(Arc<Probe>);
+impl Workflow for Fan {
+    const NAME: &'static str = "t.fan";
+    type Input = u32;
+    type Output = Vec<u32>;
+    async fn run(&self, ctx: Ctx, n: u32) -> Result<Vec<u32>, WfError> {
+        join_all((0..n).map(|i| {
+            let p = self.0.clone();
+            ctx.step(format!("branch/{i}"), move |_| async move {
+                p.hit("branch");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                Ok(i * 2)
+            })
+        }))
+        .await
+    }
+}
+
+struct Child;
+impl Workflow for Child {
+    const NAME: &'static str = "t.child";
+    type Input = u32;
+    type Output = u32;
+    async fn run(&self, ctx: Ctx, i: u32) -> Result<u32, WfError> {
+        if i == 99 {
+            return Err(WfError::failed("child_broken", "input 99 is not allowed"));
+        }
+        if i == 77 {
+            ctx.wait_signal::<Value>("hold", "never", None).await?;
+        }
+        ctx.step("times-ten", move |_| async move { Ok(i * 10) })
+            .await
+    }
+}
+
+struct Parent;
+impl Workflow for Parent {
+    const NAME: &'static str = "t.parent";
+    type Input = Vec<u32>;
+    type Output = u32;
+    async fn run(&self, ctx: Ctx, inputs: Vec<u32>) -> Result<u32, WfError> {
+        let mut handles = vec![];
+        for (k, i) in inputs.iter().enumerate() {
+            handles.push(ctx.start_child::<Child>(format!("child/{k}"), i).await?);
+        }
+        let outs = join_all(handles.into_iter().map(|h| h.join())).await?;
+        Ok(outs.iter().sum())
+    }
+}
+
+struct Blocking(Arc<Probe>);
+impl Workflow for Blocking {
+    const NAME: &'static str = "t.block";
+    type Input = ();
+    type Output = ();
+    async fn run(&self, ctx: Ctx, _: ()) -> Result<(), WfError> {
+        let p = self.0.clone();
+        ctx.step("long", |sc| async move {
+            p.hit("long");
+            sc.cancellation().cancelled().await;
+            p.set("saw_cancel", true);
+            Err::<(), _>(StepError::fatal("cancelled", "stopped on request"))
+        })
+        .await
+    }
+}
+
+struct Keyed(Arc<Probe>);
+impl Workflow for Keyed {
+    const NAME: &'static str = "t.keyed";
+    type Input = ();
+    type Output = ();
+    async fn run(&self, ctx: Ctx, _: ()) -> Result<(), WfError> {
+        let p = self.0.clone();
+        ctx.step_with(
+            "call",
+            StepOptions::new().concurrency("fal"),
+            |_| async move {
+                let now = p.current.fetch_add(1, Ordering::SeqCst) + 1;
+                p.max.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                p.current.fetch_sub(1, Ordering::SeqCst);
+                p.hit("keyed");
+                Ok(())
+            },
+        )
+        .await
+    }
+}
+
+struct Spender(Arc<Probe>);
+impl Workflow for Spender {
+    const NAME: &'static str = "t.spend";
+    type Input = u32;
+    type Output = u32;
+    async fn run(&self, ctx: Ctx, steps: u32) -> Result<u32, WfError> {
+        for i in 0..steps {
+            let p = self.0.clone();
+            ctx.step(format!("buy/{i}"), |sc| async move {
+                sc.report_cost(Cost::new(1.0, 0.02));
+                p.hit("buy");
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(steps)
+    }
+}
+
+struct Big;
+impl Workflow for Big {
+    const NAME: &'static str = "t.big";
+    type Input = usize;
+    type Output = usize;
+    async fn run(&self, ctx: Ctx, n: usize) -> Result<usize, WfError> {
+        let s: String = ctx
+            .step("make", move |_| async move { Ok("x".repeat(n)) })
+            .await?;
+        Ok(s.len())
+    }
+}
+
+struct Twice;
+impl Workflow for Twice {
+    const NAME: &'static str = "t.twice";
+    type Input = ();
+    type Output = ();
+    async fn run(&self, ctx: Ctx, _: ()) -> Result<(), WfError> {
+        ctx.step("same", |_| async { Ok(()) }).await?;
+        ctx.step("same", |_| async { Ok(()) }).await
+    }
+}
+
+fn register_all(e: &Engine, p: &Arc<Probe>) {
+    e.register(ThreeSteps(p.clone()))
+        .register(Flaky(p.clone()))
+        .register(Looping(p.clone()))
+        .register(Verifying(p.clone()))
+        .register(Waiter)
+        .register(Fan(p.clone()))
+        .register(Child)
+        .register(Parent)
+        .register(Blocking(p.clone()))
+        .register(Keyed(p.clone()))
+        .register(Spender(p.clone()))
+        .register(Big)
+        .register(Twice);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The suite
+
+async fn replay_does_not_repeat_side_effects(h: H) {
+    h.probe.set("b_transient", true);
+    let id = start::<ThreeSteps>(&h, ()).await;
+    let run = h.engine.wait_for(id, WAIT).await.unwrap();
+    assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
+    assert_eq!(run.output, Some(json!(3)));
+    // The run was executed at least three times (retry backoff, then the nap), yet `a` and
+    // `c` ran once and `b` twice (one failure, one success).
+    assert!(run.claims >= 3, "claims: {}", run.claims);
+    assert_eq!(h.probe.hits("a"), 1);
+    assert_eq!(h.probe.hits("b"), 2);
+    assert_eq!(h.probe.hits("c"), 1);
+    let events = h.engine.store().events(id).await.unwrap();
+    assert_eq!(kinds(&events, "a"), ["step_started", "step_succeeded"]);
+    assert_eq!(
+        kinds(&events, "b"),
+        [
+            "step_started",
+            "step_failed",
+            "step_started",
+            "step_succeeded"
+        ]
+    );
+}
+
+async fn retries_back_off_durably(h: H) {
+    let id = start::<Flaky>(
+        &h,
+        FlakyIn {
+            fail_times: 2,
+            kind: "rate_limited".into(),
+            max_attempts: 4,
+        },
+    )
+    .await;
+    let run = h.engine.wait_for(id, WAIT).await.unwrap();
+    assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
+    assert_eq!(run.output, Some(json!(3)));
+    let events = h.engine.store().events(id).await.unwrap();
+    let mut delays = vec![];
+    let mut last_fail = None;
+    for e in &events {
+        match &e.data {
+            EventData::StepFailed { retry_at, .. } => {
+                let at = retry_at.expect("a retryable failure schedules a retry");
+                delays.push((at - e.at).num_milliseconds());
+                last_fail = Some(at);
+            }
+            EventData::StepStarted { attempt, .. } if *attempt > 1 => {
+                assert!(
+                    e.at >= last_fail.unwrap(),
+                    "attempt {attempt} started before its retry time"
+                );
+            }
+            _ => {}
+        }
+    }
+    // 200 ms then 400 ms (jitter off), each a durable timer: the run slept in between.
+    assert_eq!(delays.len(), 2);
+    assert!((199..=260).contains(&delays[0]), "{delays:?}");
+    assert!((399..=460).contains(&delays[1]), "{delays:?}");
+    let sleeps = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                &e.data,
+                EventData::RunSuspended {
+                    status: RunStatus::Sleeping,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(sleeps, 2);
+}
+
+async fn final_errors_and_exhausted_retries_fail_the_run(h: H) {
+    let id = start::<Flaky>(
+        &h,
+        FlakyIn {
+            fail_times: 9,
+            kind: "content_policy_violation".into(),
+            max_attempts: 5,
+        },
+    )
+    .await;
+    let run = h.engine.wait_for(id, WAIT).await.unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    assert_eq!(
+        h.probe.hits("call"),
+        1,
+        "a non-retryable kind is never retried"
+    );
+    let err = run.error.unwrap();
+    assert_eq!(err.kind, "step_failed");
+    assert_eq!(err.step.as_deref(), Some("call"));
+    assert!(
+        err.message.contains("content_policy_violation"),
+        "{}",
+        err.message
+    );
+
+    let id = start::<Flaky>(
+        &h,
+        FlakyIn {
+            fail_times: 9,
+            kind: "server_error".into(),
+            max_attempts: 3,
+        },
+    )
+    .await;
+    let run = h.engine.wait_for(id, WAIT).await.unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    assert_eq!(h.probe.hits("call"), 1 + 3);
+    let detail = h.engine.inspect(id).await.unwrap();
+    let call = detail.steps.iter().find(|s| s.name == "call").unwrap();
+    assert_eq!(call.attempts, 3);
+    assert_eq!(call.status, "failed");
+}
+
+async fn bounded_loop_stops_at_its_limit(h: H) {
+    let ok = start::<Looping>(&h, 20).await;
+    let run = h.engine.wait_for(ok, WAIT).await.unwrap();
+    assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
+    assert_eq!(run.output, Some(json!(20)));
+    assert_eq!(h.probe.hits("layer"), 20);
+
+    let id = start::<Looping>(&h, 25).await;
+    let run = h.engine.wait_for(id, WAIT).await.unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    let err = run.error.unwrap();
+    assert_eq!(err.kind, "limit_exceeded");
+    assert_eq!(err.step.as_deref(), Some("composite"));
+    assert!(
+        err.message.contains("`composite`") && err.message.contains("20"),
+        "{}",
+        err.message
+    );
+    assert_eq!(
+        h.probe.hits("layer"),
+        40,
+        "the second run executed exactly 20 layers"
+    );
+    let events = h.engine.store().events(id).await.unwrap();
+    let markers = events
+        .iter()
+        .filter(|e| matches!(e.data, EventData::Marker { .. }))
+        .count();
+    assert_eq!(markers, 20);
+    assert!(events.iter().any(
+        |e| matches!(&e.data, EventData::LimitExceeded { limit, max: 20 } if limit == "composite")
+    ));
+}
+
+async fn bounded_attempts_stop_at_five(h: H) {
+    let id = start::<Verifying>(&h, false).await;
+    let run = h.engine.wait_for(id, WAIT).await.unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    let err = run.error.unwrap();
+    assert_eq!(err.kind, "limit_exceeded");
+    assert_eq!(err.step.as_deref(), Some("verify"));
+    assert!(
+        err.message.contains("attempt 5 rejected"),
+        "{}",
+        err.message
+    );
+    assert_eq!(h.probe.hits("check"), 5);
+    // Every attempt suspended the run once, so its count was read back from the journal
+    // five times; it never restarted.
+    assert!(run.claims >= 6, "claims: {}", run.claims);
+
+    let id = start::<Verifying>(&h, true).await;
+    let run = h.engine.wait_for(id, WAIT).await.unwrap();
+    assert_eq!(run.status, RunStatus::Completed);
+    assert_eq!(run.output, Some(json!(3)));
+    assert_eq!(h.probe.hits("check"), 5 + 3);
+}
+
+async fn durable_sleep(h: H) {
+    let id = start::<Waiter>(
+        &h,
+        WaitIn {
+            signal: "x".into(),
+            count: 0,
+            timeout_ms: None,
+            pre_sleep_ms: 400,
+        },
+    )
+    .await;
+    wait_status(&h.engine, id, RunStatus::Sleeping).await;
+    let run = h.engine.wait_for(id, WAIT).await.unwrap();
+    assert_eq!(run.status, RunStatus::Completed);
+    let events = h.engine.store().events(id).await.unwrap();
+    let until = events
+        .iter()
+        .find_map(|e| match e.data {
+            EventData::TimerStarted { until } => Some(until),
+            _ => None,
+        })
+        .unwrap();
+    let done = events
+        .iter()
+        .find(|e| matches!(e.data, EventData::RunCompleted { .. }))
+        .unwrap();
+    assert!(done.at >= until, "completed before the timer ran out");
+}
+
+async fn early_and_duplicate_signals(h: H) {
+    // Early: the signal is sent while the run still sleeps before its wait.
+    let id = start::<Waiter>(
+        &h,
+        WaitIn {
+            signal: "go".into(),
+            count: 1,
+            timeout_ms: None,
+            pre_sleep_ms: 300,
+        },
+    )
+    .await;
+    let out = h
+        .engine
+        .signal(Some(id), "go", Some("k0".into()), json!({"n": 1}))
+        .await
+        .unwrap();
+    assert!(!out.duplicate);
+    let run = h.engine.wait_for(id, WAIT).await.unwrap();
+    assert_eq!(run.output, Some(json!([{"n": 1}])));
+
+    // Duplicate: the same key twice is delivered once; the second wait times out.
+    let id = start::<Waiter>(
+        &h,
+        WaitIn {
+            signal: "go".into(),
+            count: 2,
+            timeout_ms: Some(1500),
+            pre_sleep_ms: 0,
+        },
+    )
+    .await;
+    wait_status(&h.engine, id, RunStatus::Waiting).await;
+    let a = h
+        .engine
+        .signal(Some(id), "go", Some("k1".into()), json!(1))
+        .await
+        .unwrap();
+    let b = h
+        .engine
+        .signal(Some(id), "go", Some("k1".into()), json!(2))
+        .await
+        .unwrap();
+    assert!(!a.duplicate);
+    assert!(b.duplicate);
+    let run = h.engine.wait_for(id, WAIT).await.unwrap();
+    assert_eq!(run.output, Some(json!([1, null])));
+
+    // Addressed by name only (a webhook that knows a task id, not a run id).
+    let id = start::<Waiter>(
+        &h,
+        WaitIn {
+            signal: "video-complete/task-7".into(),
+            count: 1,
+            timeout_ms: None,
+            pre_sleep_ms: 0,
+        },
+    )
+    .await;
+    wait_status(&h.engine, id, RunStatus::Waiting).await;
+    let o = h
+        .engine
+        .signal(
+            None,
+            "video-complete/task-7",
+            Some("evt-1".into()),
+            json!({"url": "u"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(o.woken, 1);
+    let run = h.engine.wait_for(id, WAIT).await.unwrap();
+    assert_eq!(run.output, Some(json!([{"url": "u"}])));
+}
+
+async fn signal_wait_times_out(h: H) {
+    let id = start::<Waiter>(
+        &h,
+        WaitIn {
+            signal: "never".into(),
+            count: 1,
+            timeout_ms: Some(300),
+            pre_sleep_ms: 0,
+        },
+    )
+    .await;
+    wait_status(&h.engine, id, RunStatus::Waiting).await;
+    let run = h.engine.wait_for(id, WAIT).await.unwrap();
+    assert_eq!(run.status, RunStatus::Completed);
+    assert_eq!(run.output, Some(json!([null])));
+}
+
+async fn fan_out_and_join(h: H) {
+    let id = start::<Fan>(&h, 4).await;
+    let run = h.engine.wait_for(id, WAIT).await.unwrap();
+    assert_eq!(run.output, Some(json!([0, 2, 4, 6])));
+    assert_eq!(h.probe.hits("branch"), 4);
+    // The branches overlapped: all four started before the first finished.
+    let events = h.engine.store().events(id).await.unwrap();
+    let first_done = events
+        .iter()
+        .position(|e| matches!(e.data, EventData::StepSucceeded { .. }))
+        .unwrap();
+    let started_before = events[..first_done]
+        .iter()
+        .filter(|e| matches!(e.data, EventData::StepStarted { .. }))
+        .count();
+    assert_eq!(started_before, 4);
+
+    let id = start::<Parent>(&h, vec![1, 2, 3]).await;
+    let run = h.engine.wait_for(id, WAIT).await.unwrap();
+    assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
+    assert_eq!(run.output, Some(json!(60)));
+    let children = h
+        .engine
+        .list(&slate_engine::RunFilter {
+            parent_id: Some(id),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(children.len(), 3);
+    assert!(
+        children
+            .iter()
+            .all(|c| c.root_id == id && c.status == RunStatus::Completed)
+    );
+
+    let id = start::<Parent>(&h, vec![1, 99]).await;
+    let run = h.engine.wait_for(id, WAIT).await.unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    let err = run.error.unwrap();
+    assert_eq!(err.kind, "child_failed");
+    assert!(err.message.contains("input 99"), "{}", err.message);
+}
+
+async fn cancel_runs(h: H) {
+    // A waiting run is cancelled at once.
+    let id = start::<Waiter>(
+        &h,
+        WaitIn {
+            signal: "never".into(),
+            count: 1,
+            timeout_ms: None,
+            pre_sleep_ms: 0,
+        },
+    )
+    .await;
+    wait_status(&h.engine, id, RunStatus::Waiting).await;
+    let out = h.engine.cancel(id, "changed my mind").await.unwrap();
+    assert_eq!(out.cancelled, vec![id]);
+    let run = h.engine.get(id).await.unwrap();
+    assert_eq!(run.status, RunStatus::Cancelled);
+    assert!(matches!(
+        h.engine.cancel(id, "again").await,
+        Err(EngineError::Conflict(_))
+    ));
+
+    // A running step sees its cancellation token.
+    let id = start::<Blocking>(&h, ()).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while h.probe.hits("long") == 0 {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let out = h.engine.cancel(id, "stop it").await.unwrap();
+    assert_eq!(out.requested, vec![id]);
+    let run = h.engine.wait_for(id, WAIT).await.unwrap();
+    assert_eq!(run.status, RunStatus::Cancelled);
+    assert!(h.probe.flag("saw_cancel"));
+    let events = h.engine.store().events(id).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(&e.data, EventData::RunCancelled { reason } if reason == "stop it"))
+    );
+
+    // Cancelling a parent cancels its children.
+    let id = start::<Parent>(&h, vec![77]).await;
+    wait_status(&h.engine, id, RunStatus::Waiting).await;
+    let child = h
+        .engine
+        .list(&slate_engine::RunFilter {
+            parent_id: Some(id),
+            ..Default::default()
+        })
+        .await
+        .unwrap()[0]
+        .id;
+    wait_status(&h.engine, child, RunStatus::Waiting).await;
+    wait_status(&h.engine, id, RunStatus::Waiting).await;
+    h.engine.cancel(id, "abandon").await.unwrap();
+    assert_eq!(
+        h.engine.get(child).await.unwrap().status,
+        RunStatus::Cancelled
+    );
+    assert_eq!(h.engine.get(id).await.unwrap().status, RunStatus::Cancelled);
+}
+
+async fn retry_a_failed_step(h: H) {
+    h.probe.set("b_fail", true);
+    let id = start::<ThreeSteps>(&h, ()).await;
+    let run = h.engine.wait_for(id, WAIT).await.unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    assert_eq!(run.error.as_ref().unwrap().step.as_deref(), Some("b"));
+    // Only a failed step can be retried.
+    assert!(matches!(
+        h.engine.retry_step(id, "a", "no").await,
+        Err(EngineError::Conflict(_))
+    ));
+    assert!(matches!(
+        h.engine.retry_step(id, "zzz", "no").await,
+        Err(EngineError::NotFound(_))
+    ));
+    h.probe.set("b_fail", false);
+    h.engine
+        .retry_step(id, "b", "fixed the cause")
+        .await
+        .unwrap();
+    let run = h.engine.wait_for(id, WAIT).await.unwrap();
+    assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
+    assert_eq!(run.output, Some(json!(3)));
+    assert_eq!(
+        h.probe.hits("a"),
+        1,
+        "steps before the retried one are not repeated"
+    );
+    assert_eq!(h.probe.hits("b"), 2);
+    assert_eq!(h.probe.hits("c"), 1);
+    let events = h.engine.store().events(id).await.unwrap();
+    assert!(kinds(&events, "b").contains(&"step_retry_requested"));
+}
+
+async fn reset_to_a_step(h: H) {
+    let id = start::<ThreeSteps>(&h, ()).await;
+    h.engine.wait_for(id, WAIT).await.unwrap();
+    assert!(matches!(
+        h.engine.reset_to_step(id, "nope", "x").await,
+        Err(EngineError::NotFound(_))
+    ));
+    h.engine
+        .reset_to_step(id, "b", "redo from b")
+        .await
+        .unwrap();
+    let run = h.engine.wait_for(id, WAIT).await.unwrap();
+    assert_eq!(run.status, RunStatus::Completed);
+    assert_eq!(h.probe.hits("a"), 1);
+    assert_eq!(h.probe.hits("b"), 2);
+    assert_eq!(
+        h.probe.hits("c"),
+        2,
+        "steps after the reset point run again"
+    );
+    let events = h.engine.store().events(id).await.unwrap();
+    assert!(kinds(&events, "b").contains(&"run_reset"));
+}
+
+async fn idempotent_start(h: H) {
+    let opts = StartOptions {
+        idempotency_key: Some("order-42".into()),
+        ..Default::default()
+    };
+    let a = h
+        .engine
+        .start::<ThreeSteps>(&(), opts.clone())
+        .await
+        .unwrap();
+    let b = h.engine.start::<ThreeSteps>(&(), opts).await.unwrap();
+    assert!(a.created);
+    assert!(!b.created);
+    assert_eq!(a.run.id, b.run.id);
+    let id = slate_engine::RunId::new();
+    let opts = StartOptions {
+        id: Some(id),
+        ..Default::default()
+    };
+    let c = h
+        .engine
+        .start::<ThreeSteps>(&(), opts.clone())
+        .await
+        .unwrap();
+    let d = h.engine.start::<ThreeSteps>(&(), opts).await.unwrap();
+    assert!(c.created && !d.created);
+    assert_eq!(c.run.id, id);
+    assert_eq!(d.run.id, id);
+    h.engine.wait_for(a.run.id, WAIT).await.unwrap();
+    h.engine.wait_for(id, WAIT).await.unwrap();
+    assert_eq!(h.probe.hits("a"), 2, "two distinct runs, not four");
+    assert!(matches!(
+        h.engine
+            .start_raw("no.such", json!(null), StartOptions::default())
+            .await,
+        Err(EngineError::UnknownWorkflow(_))
+    ));
+}
+
+async fn per_key_concurrency(h: H) {
+    h.engine
+        .set_concurrency_limit("fal", Some(2))
+        .await
+        .unwrap();
+    let mut ids = vec![];
+    for _ in 0..6 {
+        ids.push(start::<Keyed>(&h, ()).await);
+    }
+    for id in ids {
+        let r = h.engine.wait_for(id, WAIT).await.unwrap();
+        assert_eq!(r.status, RunStatus::Completed, "{:?}", r.error);
+    }
+    assert_eq!(h.probe.hits("keyed"), 6);
+    assert_eq!(
+        h.probe.max.load(Ordering::SeqCst),
+        2,
+        "at most two `fal` steps at once"
+    );
+    let usage = h.engine.store().concurrency_usage().await.unwrap();
+    assert_eq!(
+        usage,
+        vec![("fal".to_string(), 0, Some(2))],
+        "every slot was released"
+    );
+}
+
+async fn budget_stops_spending(h: H) {
+    let s = h
+        .engine
+        .start::<Spender>(
+            &10,
+            StartOptions {
+                budget_usd: Some(0.05),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let run = h.engine.wait_for(s.run.id, WAIT).await.unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    let err = run.error.unwrap();
+    assert_eq!(err.kind, "budget_exceeded");
+    assert!(err.message.contains("budget"), "{}", err.message);
+    // 0.02 per step: after three steps 0.06 is spent, so the fourth never starts.
+    assert_eq!(h.probe.hits("buy"), 3);
+    assert_eq!(run.cost_micros, 60_000);
+    assert_eq!(run.cost_units, 3.0);
+    let d = h.engine.inspect(s.run.id).await.unwrap();
+    assert!((d.tree_cost_usd - 0.06).abs() < 1e-9);
+    assert_eq!(d.budget_usd, Some(0.05));
+    // Raising the budget and re-driving continues where it stopped.
+    h.engine.set_budget(s.run.id, Some(1.0)).await.unwrap();
+    h.engine.resume(s.run.id, "more money").await.unwrap();
+    let run = h.engine.wait_for(s.run.id, WAIT).await.unwrap();
+    assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
+    assert_eq!(h.probe.hits("buy"), 10);
+}
+
+async fn large_results_are_refused(h: H) {
+    let id = start::<Big>(&h, 300_000).await;
+    let run = h.engine.wait_for(id, WAIT).await.unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    let err = run.error.unwrap();
+    assert!(err.message.contains("result_too_large"), "{}", err.message);
+    assert!(err.message.contains("blob"), "{}", err.message);
+    let id = start::<Big>(&h, 1000).await;
+    assert_eq!(
+        h.engine.wait_for(id, WAIT).await.unwrap().status,
+        RunStatus::Completed
+    );
+}
+
+async fn duplicate_step_names_are_refused(h: H) {
+    let id = start::<Twice>(&h, ()).await;
+    let run = h.engine.wait_for(id, WAIT).await.unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    let err = run.error.unwrap();
+    assert_eq!(err.kind, "nondeterminism");
+    assert!(err.message.contains("`same`"), "{}", err.message);
+}
+
+async fn stale_lease_holders_are_fenced(h: H) {
+    // Stop the harness worker so that this test claims by hand.
+    h.stop.cancel();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let store: Arc<dyn Store> = h.engine.store().clone();
+    let id = start::<ThreeSteps>(&h, ()).await;
+    let now = chrono::Utc::now();
+    let first = store.claim("w1", 10, now, now).await.unwrap();
+    let first = first.into_iter().find(|c| c.run.id == id).unwrap();
+    // Its lease ends "now", so a second worker takes it over.
+    let later = now + chrono::Duration::milliseconds(5);
+    let second = store
+        .claim("w2", 10, later, later + chrono::Duration::seconds(30))
+        .await
+        .unwrap();
+    let second = second.into_iter().find(|c| c.run.id == id).unwrap();
+    assert_eq!(second.run.lease_epoch, first.run.lease_epoch + 1);
+    assert!(second.events.iter().any(|e| matches!(
+        e.data,
+        EventData::RunClaimed {
+            recovered: true,
+            ..
+        }
+    )));
+    let op = |epoch: i64, seq: i64| slate_engine::store::AppendOp {
+        run_id: id,
+        epoch,
+        events: vec![slate_engine::NewEvent {
+            seq,
+            at: chrono::Utc::now(),
+            step: Some("a".into()),
+            data: EventData::Marker {
+                limit: "x".into(),
+                n: 1,
+            },
+        }],
+        cost: Cost::default(),
+        release_slot: None,
+        finish: None,
+    };
+    let last = second.events.last().unwrap().seq;
+    let res = store
+        .append(&[
+            op(first.run.lease_epoch, last + 1),
+            op(second.run.lease_epoch, last + 2),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        res,
+        vec![false, true],
+        "the stale holder's write is refused"
+    );
+    let events = store.events(id).await.unwrap();
+    assert_eq!(events.last().unwrap().seq, last + 2);
+    assert!(!events.iter().any(|e| e.seq == last + 1));
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::harness(super::Kind::Postgres).await).await
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::harness(super::Kind::Sqlite).await).await
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    replay_does_not_repeat_side_effects,
+    retries_back_off_durably,
+    final_errors_and_exhausted_retries_fail_the_run,
+    bounded_loop_stops_at_its_limit,
+    bounded_attempts_stop_at_five,
+    durable_sleep,
+    early_and_duplicate_signals,
+    signal_wait_times_out,
+    fan_out_and_join,
+    cancel_runs,
+    retry_a_failed_step,
+    reset_to_a_step,
+    idempotent_start,
+    per_key_concurrency,
+    budget_stops_spending,
+    large_results_are_refused,
+    duplicate_step_names_are_refused,
+    stale_lease_holders_are_fenced,
+);

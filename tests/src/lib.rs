@@ -1,0 +1,189 @@
+//! Test support for Slate's cross-crate tests.
+//!
+//! The crash tests need side effects that are counted *outside* the engine and that survive
+//! the process that made them: [`Sink`] appends lines to files in a directory (markers say
+//! where a worker is, effects are the side effects whose count must be exactly one).
+//! [`CrashPipeline`] is a multi-step workflow with every kind of durable point: steps, work
+//! between steps, bounded attempts, a bounded loop and a signal wait.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use slate_engine::{Attempt, Ctx, WfError, Workflow};
+
+/// Files of markers and effects shared by a worker process and the test that kills it.
+#[derive(Debug, Clone)]
+pub struct Sink {
+    dir: PathBuf,
+}
+
+impl Sink {
+    /// A sink writing into `dir` (created if needed).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir).expect("create the sink directory");
+        Sink { dir }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn append(&self, file: &str, line: &str) {
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(file))
+            .expect("open sink file");
+        // One write per line, flushed at once: a SIGKILL right after leaves it on disk.
+        f.write_all(format!("{line}\n").as_bytes())
+            .expect("write sink file");
+        f.sync_data().expect("sync sink file");
+    }
+
+    /// Say where this process is (`pid` is added).
+    pub fn marker(&self, what: &str) {
+        self.append("markers", &format!("{} {what}", std::process::id()));
+    }
+
+    /// Record a side effect.
+    pub fn effect(&self, what: &str) {
+        self.append("effects", what);
+    }
+
+    fn lines(&self, file: &str) -> Vec<String> {
+        std::fs::read_to_string(self.dir.join(file))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Every effect recorded so far, in order.
+    pub fn effects(&self) -> Vec<String> {
+        self.lines("effects")
+    }
+
+    /// How many times `what` was recorded as an effect.
+    pub fn effect_count(&self, what: &str) -> usize {
+        self.effects().iter().filter(|l| *l == what).count()
+    }
+
+    /// The processes (pids) that wrote marker `what`.
+    pub fn marker_pids(&self, what: &str) -> Vec<u32> {
+        self.lines("markers")
+            .iter()
+            .filter_map(|l| {
+                let (pid, m) = l.split_once(' ')?;
+                (m == what).then(|| pid.parse().ok()).flatten()
+            })
+            .collect()
+    }
+}
+
+/// Input of [`CrashPipeline`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CrashInput {
+    /// A label included in every marker and effect, so several runs can share a sink.
+    pub label: String,
+    /// How long each step (and the work between steps) lasts, ms: the window a test kills in.
+    pub pause_ms: u64,
+    /// Verification attempts rejected before one is accepted.
+    pub rejects: u32,
+    /// Attempts allowed.
+    pub max_attempts: u32,
+    /// Loop iterations the workflow wants.
+    pub layers: u32,
+    /// Iterations the loop allows.
+    pub max_layers: u32,
+    /// Wait for the `approve` signal before the last step.
+    pub wait_for_approval: bool,
+}
+
+/// A multi-step workflow with every kind of durable point (see the module docs).
+#[derive(Debug, Clone)]
+pub struct CrashPipeline {
+    /// Where markers and effects go.
+    pub sink: Sink,
+}
+
+impl CrashPipeline {
+    async fn effectful(
+        &self,
+        ctx: &Ctx,
+        label: &str,
+        name: String,
+        pause: Duration,
+    ) -> Result<(), WfError> {
+        let sink = self.sink.clone();
+        let tag = format!("{label}:{name}");
+        ctx.step(name, move |_| async move {
+            sink.marker(&format!("inside:{tag}"));
+            tokio::time::sleep(pause).await;
+            sink.effect(&tag);
+            Ok(())
+        })
+        .await
+    }
+}
+
+impl Workflow for CrashPipeline {
+    const NAME: &'static str = "test.crash-pipeline";
+    type Input = CrashInput;
+    type Output = Value;
+
+    async fn run(&self, ctx: Ctx, i: CrashInput) -> Result<Value, WfError> {
+        let pause = Duration::from_millis(i.pause_ms);
+        let l = i.label.clone();
+        self.effectful(&ctx, &l, "a".into(), pause).await?;
+        // Work between two steps that is not a step: a crash here must not repeat `a`.
+        self.sink.marker(&format!("between:{l}:a-b"));
+        tokio::time::sleep(pause).await;
+        self.effectful(&ctx, &l, "b".into(), pause).await?;
+
+        let accepted = ctx
+            .attempts("verify", i.max_attempts, |n| {
+                let ctx = ctx.clone();
+                let sink = self.sink.clone();
+                let tag = format!("{l}:verify/{n}");
+                async move {
+                    let ok: bool = ctx
+                        .step(format!("verify/{n}"), move |_| async move {
+                            sink.marker(&format!("inside:{tag}"));
+                            tokio::time::sleep(pause).await;
+                            sink.effect(&tag);
+                            Ok(n > i.rejects)
+                        })
+                        .await?;
+                    Ok(if ok {
+                        Attempt::Done(n)
+                    } else {
+                        Attempt::Retry(format!("attempt {n} rejected"))
+                    })
+                }
+            })
+            .await?;
+
+        let mut lp = ctx.bounded("layers", i.max_layers);
+        for k in 0..i.layers {
+            lp.next().await?;
+            self.effectful(&ctx, &l, format!("layer/{k}"), pause)
+                .await?;
+        }
+
+        let approval = if i.wait_for_approval {
+            self.sink.marker(&format!("waiting:{l}"));
+            ctx.wait_signal::<Value>("approval", "approve", None)
+                .await?
+        } else {
+            None
+        };
+        self.effectful(&ctx, &l, "c".into(), Duration::ZERO).await?;
+        Ok(serde_json::json!({"accepted_at": accepted, "layers": lp.count(), "approval": approval}))
+    }
+}

@@ -179,11 +179,29 @@ pub struct Wakeups {
     pub cancel: mpsc::UnboundedSender<RunId>,
 }
 
+/// The connection pools behind a store, for data that lives next to the engine's tables (the
+/// film domain keeps its tables in the same database).
+#[derive(Debug, Clone)]
+pub enum SqlPools {
+    /// Postgres.
+    Postgres(sqlx::PgPool),
+    /// SQLite: the single writer connection and the readers.
+    Sqlite {
+        /// Writes (one connection; begin with `BEGIN IMMEDIATE`).
+        writer: sqlx::SqlitePool,
+        /// Reads.
+        reader: sqlx::SqlitePool,
+    },
+}
+
 /// The storage contract. See the module docs.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// `postgres` or `sqlite`.
     fn dialect(&self) -> &'static str;
+
+    /// The pools, for other data in the same database.
+    fn pools(&self) -> SqlPools;
 
     /// Apply pending migrations.
     async fn migrate(&self) -> Result<()>;

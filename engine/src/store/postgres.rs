@@ -262,6 +262,10 @@ impl Store for PgStore {
         "postgres"
     }
 
+    fn pools(&self) -> super::SqlPools {
+        super::SqlPools::Postgres(self.pool.clone())
+    }
+
     async fn migrate(&self) -> Result<()> {
         MIGRATOR.run(&self.pool).await?;
         Ok(())

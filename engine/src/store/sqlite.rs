@@ -211,6 +211,13 @@ impl Store for SqliteStore {
         "sqlite"
     }
 
+    fn pools(&self) -> super::SqlPools {
+        super::SqlPools::Sqlite {
+            writer: self.writer.clone(),
+            reader: self.reader.clone(),
+        }
+    }
+
     async fn migrate(&self) -> Result<()> {
         MIGRATOR.run(&self.writer).await?;
         Ok(())

@@ -1,0 +1,756 @@
+//! Local media: ffmpeg, ffprobe and espeak-ng in place of the task and last-frame services.
+//!
+//! Every clip the studio makes has the same shape (640x360, 24 fps, yuv420p, AAC 48 kHz stereo),
+//! so stitching with cuts is a stream copy; clips from elsewhere are normalised first.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::process::Command;
+
+use crate::blob::{BlobRef, Blobs};
+use crate::error::{ActivityError, ErrorKind, Result};
+use crate::model::*;
+use crate::traits::{Media, Paid, Spend, VideoGen, Voice};
+
+/// Frames per second of every clip.
+pub const FPS: u32 = 24;
+/// Crossfade length of dissolves and fades between clips, seconds.
+pub const CROSSFADE: f64 = 0.5;
+
+/// Run a tool; on failure the error carries the end of its stderr.
+pub async fn run(tool: &str, args: &[String]) -> Result<String> {
+    let out = Command::new(tool)
+        .args(args)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::NotFound {
+                format!(
+                    "{tool} is not installed (run ./scripts/demo or apt-get install {})",
+                    if tool == "ffprobe" { "ffmpeg" } else { tool }
+                )
+            } else {
+                format!("cannot start {tool}: {e}")
+            };
+            ActivityError::new("local", ErrorKind::Tool, hint).retryable(false)
+        })?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = err.lines().rev().take(6).collect();
+        return Err(ActivityError::tool(format!(
+            "{tool} failed ({}): {}",
+            out.status,
+            tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn a<I: IntoIterator<Item = S>, S: Into<String>>(items: I) -> Vec<String> {
+    items.into_iter().map(Into::into).collect()
+}
+
+fn p(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+/// Length of a media file, seconds (the video stream's when there is one).
+pub async fn probe_duration(path: &Path) -> Result<f64> {
+    let v = run(
+        "ffprobe",
+        &a([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=duration",
+            "-of",
+            "default=nw=1:nk=1",
+        ])
+        .into_iter()
+        .chain([p(path)])
+        .collect::<Vec<_>>(),
+    )
+    .await?;
+    let v = v.trim();
+    let v = if v.is_empty() || v == "N/A" {
+        run(
+            "ffprobe",
+            &a([
+                "-v",
+                "error",
+                "-show_entries",
+                "format=duration",
+                "-of",
+                "default=nw=1:nk=1",
+            ])
+            .into_iter()
+            .chain([p(path)])
+            .collect::<Vec<_>>(),
+        )
+        .await?
+    } else {
+        v.to_string()
+    };
+    v.trim().parse::<f64>().map_err(|_| {
+        ActivityError::tool(format!("ffprobe gave no duration for {}", path.display()))
+    })
+}
+
+/// Decoded video frames of a clip.
+pub async fn count_frames(path: &Path) -> Result<u64> {
+    let v = run(
+        "ffprobe",
+        &a([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-count_frames",
+            "-show_entries",
+            "stream=nb_read_frames",
+            "-of",
+            "csv=p=0",
+        ])
+        .into_iter()
+        .chain([p(path)])
+        .collect::<Vec<_>>(),
+    )
+    .await?;
+    v.trim().trim_end_matches(',').parse().map_err(|_| {
+        ActivityError::tool(format!(
+            "ffprobe could not count the frames of {}",
+            path.display()
+        ))
+    })
+}
+
+/// The zoompan expressions of a camera movement over `n` frames.
+fn movement(m: &str) -> (&'static str, &'static str, &'static str) {
+    match m {
+        "zoom" => ("1+0.25*on/N", "iw/2-(iw/zoom/2)", "ih/2-(ih/zoom/2)"),
+        "dolly" => (
+            "1+0.12*on/N",
+            "(iw-iw/zoom)*(0.5+0.2*on/N)",
+            "ih/2-(ih/zoom/2)",
+        ),
+        "pan" => ("1.2", "(iw-iw/zoom)*on/N", "(ih-ih/zoom)/2"),
+        "tilt" => ("1.2", "(iw-iw/zoom)/2", "(ih-ih/zoom)*(1-on/N)"),
+        "tracking" => ("1.15", "(iw-iw/zoom)*(1-on/N)", "(ih-ih/zoom)*0.4"),
+        _ => ("1", "0", "0"),
+    }
+}
+
+/// Turn a still into a clip of `seconds` with a camera move, and a silent stereo track.
+pub async fn still_to_clip(still: &Path, out: &Path, seconds: f64, camera: &str) -> Result<()> {
+    let frames = (seconds * FPS as f64).round().max(1.0) as u64;
+    let (z, x, y) = movement(camera);
+    let expr = |e: &str| e.replace('N', &frames.max(2).saturating_sub(1).to_string());
+    let filter = format!(
+        "[0:v]scale=1280:720,zoompan=z='{}':x='{}':y='{}':d={frames}:s=640x360:fps={FPS},format=yuv420p[v]",
+        expr(z),
+        expr(x),
+        expr(y)
+    );
+    let secs = format!("{:.3}", frames as f64 / FPS as f64);
+    run(
+        "ffmpeg",
+        &a([
+            "-y",
+            "-v",
+            "error",
+            "-i",
+            &p(still),
+            "-f",
+            "lavfi",
+            "-t",
+            &secs,
+            "-i",
+            "anullsrc=r=48000:cl=stereo",
+            "-filter_complex",
+            &filter,
+            "-map",
+            "[v]",
+            "-map",
+            "1:a",
+            "-frames:v",
+            &frames.to_string(),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            "23",
+            "-r",
+            &FPS.to_string(),
+            "-c:a",
+            "aac",
+            "-b:a",
+            "96k",
+            "-t",
+            &secs,
+            "-movflags",
+            "+faststart",
+            &p(out),
+        ]),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Whether a clip already has the studio's shape.
+async fn is_normal(path: &Path) -> Result<bool> {
+    let v = run(
+        "ffprobe",
+        &a([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type,width,height,pix_fmt,r_frame_rate,sample_rate,channels",
+            "-of",
+            "json",
+        ])
+        .into_iter()
+        .chain([p(path)])
+        .collect::<Vec<_>>(),
+    )
+    .await?;
+    let j: serde_json::Value = serde_json::from_str(&v).unwrap_or_default();
+    let streams = j["streams"].as_array().cloned().unwrap_or_default();
+    let video_ok = streams.iter().any(|s| {
+        s["codec_type"] == "video"
+            && s["width"] == 640
+            && s["height"] == 360
+            && s["pix_fmt"] == "yuv420p"
+            && s["r_frame_rate"] == format!("{FPS}/1").as_str()
+    });
+    let audio_ok = streams
+        .iter()
+        .any(|s| s["codec_type"] == "audio" && s["sample_rate"] == "48000" && s["channels"] == 2);
+    Ok(video_ok && audio_ok)
+}
+
+/// Re-encode a clip to the studio's shape (adding silence when it has no audio).
+async fn normalize(src: &Path, out: &Path) -> Result<()> {
+    let has_audio = !run(
+        "ffprobe",
+        &a([
+            "-v",
+            "error",
+            "-select_streams",
+            "a",
+            "-show_entries",
+            "stream=index",
+            "-of",
+            "csv=p=0",
+        ])
+        .into_iter()
+        .chain([p(src)])
+        .collect::<Vec<_>>(),
+    )
+    .await?
+    .trim()
+    .is_empty();
+    let dur = probe_duration(src).await?;
+    let mut args = a(["-y", "-v", "error", "-i"]);
+    args.push(p(src));
+    if !has_audio {
+        args.extend(a(["-f", "lavfi", "-t"]));
+        args.push(format!("{dur:.3}"));
+        args.extend(a(["-i", "anullsrc=r=48000:cl=stereo"]));
+    }
+    args.extend(a([
+        "-vf",
+        "scale=640:360:force_original_aspect_ratio=decrease,pad=640:360:(ow-iw)/2:(oh-ih)/2,fps=24,format=yuv420p",
+        "-map", "0:v:0", "-map", if has_audio { "0:a:0" } else { "1:a:0" },
+        "-af", "aresample=48000,aformat=channel_layouts=stereo",
+        "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-c:a", "aac", "-b:a", "96k",
+        "-t",
+    ]));
+    args.push(format!("{dur:.3}"));
+    args.push(p(out));
+    run("ffmpeg", &args).await?;
+    Ok(())
+}
+
+/// The crossfade between two clips, from their transitions: `(xfade name, seconds)`.
+fn crossfade(prev: &ClipSpec, next: &ClipSpec) -> Option<&'static str> {
+    match (prev.transition_out.as_str(), next.transition_in.as_str()) {
+        ("dissolve", _) | (_, "dissolve") => Some("dissolve"),
+        ("fade_out", _) | (_, "fade_in") => Some("fadeblack"),
+        ("wipe", _) | (_, "wipe") => Some("wipeleft"),
+        _ => None,
+    }
+}
+
+/// Length of a stitched film: the sum of its clips less each crossfade.
+pub fn stitched_length(clips: &[ClipSpec]) -> f64 {
+    let mut total = clips.first().map_or(0.0, |c| c.duration);
+    for w in clips.windows(2) {
+        total += w[1].duration;
+        if crossfade(&w[0], &w[1]).is_some() {
+            total -= fade_len(&w[0], &w[1]);
+        }
+    }
+    total
+}
+
+fn fade_len(prev: &ClipSpec, next: &ClipSpec) -> f64 {
+    CROSSFADE.min(prev.duration / 2.0).min(next.duration / 2.0)
+}
+
+/// Stitch normalised clips. Cuts are a stream copy; any dissolve, fade or wipe uses `xfade`
+/// and `acrossfade` (offset_k = length so far - fade), and the film's first fade-in and last
+/// fade-out are applied to the whole.
+async fn stitch_files(
+    files: &[PathBuf],
+    clips: &[ClipSpec],
+    out: &Path,
+    scratch: &Path,
+) -> Result<()> {
+    let fade_in = clips.first().is_some_and(|c| c.transition_in == "fade_in");
+    let fade_out = clips.last().is_some_and(|c| c.transition_out == "fade_out");
+    let any_xfade = clips.windows(2).any(|w| crossfade(&w[0], &w[1]).is_some());
+    if !any_xfade && !fade_in && !fade_out {
+        let list = scratch.join("concat.txt");
+        let body: String = files
+            .iter()
+            .map(|f| format!("file '{}'\n", p(f).replace('\'', "'\\''")))
+            .collect();
+        tokio::fs::write(&list, body).await?;
+        run(
+            "ffmpeg",
+            &a([
+                "-y",
+                "-v",
+                "error",
+                "-f",
+                "concat",
+                "-safe",
+                "0",
+                "-i",
+                &p(&list),
+                "-c",
+                "copy",
+                "-movflags",
+                "+faststart",
+                &p(out),
+            ]),
+        )
+        .await?;
+        return Ok(());
+    }
+    let mut args = a(["-y", "-v", "error"]);
+    for f in files {
+        args.push("-i".into());
+        args.push(p(f));
+    }
+    let mut graph = vec![];
+    for (i, _) in files.iter().enumerate() {
+        graph.push(format!("[{i}:v]settb=AVTB,setpts=PTS-STARTPTS[v{i}]"));
+        graph.push(format!("[{i}:a]asettb=AVTB,asetpts=PTS-STARTPTS[a{i}]"));
+    }
+    let mut length = clips[0].duration;
+    let (mut v, mut au) = ("v0".to_string(), "a0".to_string());
+    for k in 1..files.len() {
+        let (nv, na) = (format!("vx{k}"), format!("ax{k}"));
+        match crossfade(&clips[k - 1], &clips[k]) {
+            Some(kind) => {
+                let d = fade_len(&clips[k - 1], &clips[k]);
+                graph.push(format!(
+                    "[{v}][v{k}]xfade=transition={kind}:duration={d:.3}:offset={:.3}[{nv}]",
+                    length - d
+                ));
+                graph.push(format!("[{au}][a{k}]acrossfade=d={d:.3}[{na}]"));
+                length += clips[k].duration - d;
+            }
+            None => {
+                graph.push(format!("[{v}][v{k}]concat=n=2:v=1:a=0[{nv}]"));
+                graph.push(format!("[{au}][a{k}]concat=n=2:v=0:a=1[{na}]"));
+                length += clips[k].duration;
+            }
+        }
+        v = nv;
+        au = na;
+    }
+    let mut vf = vec![];
+    let mut af = vec![];
+    if fade_in {
+        vf.push(format!("fade=t=in:st=0:d={CROSSFADE}"));
+        af.push(format!("afade=t=in:st=0:d={CROSSFADE}"));
+    }
+    if fade_out {
+        let st = (length - CROSSFADE).max(0.0);
+        vf.push(format!("fade=t=out:st={st:.3}:d={CROSSFADE}"));
+        af.push(format!("afade=t=out:st={st:.3}:d={CROSSFADE}"));
+    }
+    vf.push("format=yuv420p".into());
+    graph.push(format!("[{v}]{}[vout]", vf.join(",")));
+    graph.push(format!(
+        "[{au}]{}[aout]",
+        if af.is_empty() {
+            "anull".to_string()
+        } else {
+            af.join(",")
+        }
+    ));
+    args.extend(a([
+        "-filter_complex",
+        &graph.join(";"),
+        "-map",
+        "[vout]",
+        "-map",
+        "[aout]",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-crf",
+        "22",
+        "-r",
+        "24",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "128k",
+        "-movflags",
+        "+faststart",
+    ]));
+    args.push(p(out));
+    run("ffmpeg", &args).await?;
+    Ok(())
+}
+
+/// Local media operations on the blob store.
+#[derive(Debug, Clone)]
+pub struct LocalMedia {
+    blobs: Blobs,
+}
+
+impl LocalMedia {
+    /// Media operations on these blobs.
+    pub fn new(blobs: Blobs) -> Self {
+        LocalMedia { blobs }
+    }
+}
+
+async fn finish(blobs: &Blobs, scratch: &Path, file: &Path, key: &str) -> Result<BlobRef> {
+    let r = blobs.put_file(key, file).await?;
+    let _ = tokio::fs::remove_dir_all(scratch).await;
+    Ok(r)
+}
+
+#[async_trait]
+impl Media for LocalMedia {
+    fn name(&self) -> &'static str {
+        "local ffmpeg"
+    }
+
+    async fn last_frame(&self, video: &BlobRef, output_key: &str) -> Result<BlobRef> {
+        let src = self.blobs.local_path(video).await?;
+        let scratch = self.blobs.scratch().await?;
+        let out = scratch.join("last.png");
+        // Frame-exact: count the frames, then select the last one by number.
+        let n = count_frames(&src).await?;
+        if n == 0 {
+            return Err(ActivityError::tool(format!("{video} has no video frames")));
+        }
+        run(
+            "ffmpeg",
+            &a([
+                "-y",
+                "-v",
+                "error",
+                "-i",
+                &p(&src),
+                "-vf",
+                &format!("select=eq(n\\,{})", n - 1),
+                "-fps_mode",
+                "passthrough",
+                "-frames:v",
+                "1",
+                &p(&out),
+            ]),
+        )
+        .await?;
+        finish(&self.blobs, &scratch, &out, output_key).await
+    }
+
+    async fn length(&self, media: &BlobRef) -> Result<f64> {
+        probe_duration(&self.blobs.local_path(media).await?).await
+    }
+
+    async fn trim(&self, video: &BlobRef, seconds: f64, output_key: &str) -> Result<BlobRef> {
+        let src = self.blobs.local_path(video).await?;
+        let scratch = self.blobs.scratch().await?;
+        let out = scratch.join("trimmed.mp4");
+        let frames = (seconds * FPS as f64).round() as u64;
+        // Re-encoded, so the cut is frame-exact rather than on a keyframe.
+        run(
+            "ffmpeg",
+            &a([
+                "-y",
+                "-v",
+                "error",
+                "-i",
+                &p(&src),
+                "-t",
+                &format!("{seconds:.3}"),
+                "-frames:v",
+                &frames.to_string(),
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-crf",
+                "20",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "aac",
+                "-b:a",
+                "96k",
+                "-movflags",
+                "+faststart",
+                &p(&out),
+            ]),
+        )
+        .await?;
+        finish(&self.blobs, &scratch, &out, output_key).await
+    }
+
+    async fn mix_voices(
+        &self,
+        video: &BlobRef,
+        lines: &[(BlobRef, f64)],
+        output_key: &str,
+    ) -> Result<BlobRef> {
+        let src = self.blobs.local_path(video).await?;
+        if lines.is_empty() {
+            let bytes = self.blobs.get(video).await?;
+            return self.blobs.put(output_key, bytes).await;
+        }
+        let scratch = self.blobs.scratch().await?;
+        let out = scratch.join("voiced.mp4");
+        let mut args = a(["-y", "-v", "error", "-i"]);
+        args.push(p(&src));
+        for (b, _) in lines {
+            args.push("-i".into());
+            args.push(p(&self.blobs.local_path(b).await?));
+        }
+        let mut graph = vec![];
+        let mut mixes = vec!["[0:a]".to_string()];
+        for (i, (_, at)) in lines.iter().enumerate() {
+            let ms = (at.max(0.0) * 1000.0) as u64;
+            graph.push(format!(
+                "[{}:a]aformat=sample_rates=48000:channel_layouts=stereo,adelay={ms}|{ms}[d{i}]",
+                i + 1
+            ));
+            mixes.push(format!("[d{i}]"));
+        }
+        graph.push(format!(
+            "{}amix=inputs={}:duration=first:normalize=0[aout]",
+            mixes.join(""),
+            lines.len() + 1
+        ));
+        args.extend(a([
+            "-filter_complex",
+            &graph.join(";"),
+            "-map",
+            "0:v",
+            "-map",
+            "[aout]",
+            "-c:v",
+            "copy",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "96k",
+            "-movflags",
+            "+faststart",
+        ]));
+        args.push(p(&out));
+        run("ffmpeg", &args).await?;
+        finish(&self.blobs, &scratch, &out, output_key).await
+    }
+
+    async fn stitch(&self, clips: &[ClipSpec], output_key: &str) -> Result<BlobRef> {
+        if clips.is_empty() {
+            return Err(ActivityError::bad_request(
+                "local",
+                "there are no clips to stitch",
+            ));
+        }
+        let scratch = self.blobs.scratch().await?;
+        let mut files = vec![];
+        for (i, c) in clips.iter().enumerate() {
+            let src = self.blobs.local_path(&c.video).await?;
+            if is_normal(&src).await? {
+                files.push(src);
+            } else {
+                let n = scratch.join(format!("n{i}.mp4"));
+                normalize(&src, &n).await?;
+                files.push(n);
+            }
+        }
+        let out = scratch.join("film.mp4");
+        stitch_files(&files, clips, &out, &scratch).await?;
+        finish(&self.blobs, &scratch, &out, output_key).await
+    }
+}
+
+/// Local video generation: the composite image becomes a clip of the scene's exact length with
+/// its camera movement. Work is done at submission (it is free and takes a second or two), so
+/// the job is complete as soon as it is known.
+#[derive(Debug, Clone)]
+pub struct LocalVideo {
+    blobs: Blobs,
+}
+
+impl LocalVideo {
+    /// Video generation into these blobs.
+    pub fn new(blobs: Blobs) -> Self {
+        LocalVideo { blobs }
+    }
+}
+
+#[async_trait]
+impl VideoGen for LocalVideo {
+    fn name(&self) -> &'static str {
+        "local ffmpeg"
+    }
+
+    fn durations(&self) -> Vec<f64> {
+        vec![]
+    }
+
+    async fn submit(&self, req: &VideoRequest) -> Result<crate::model::Job> {
+        let out_ref = BlobRef::new(&req.output_key)?;
+        if !self.blobs.exists(&out_ref).await? {
+            let scratch = self.blobs.scratch().await?;
+            let clip = scratch.join("clip.mp4");
+            match req.mode {
+                VideoMode::ImageToVideo | VideoMode::TextToVideo => {
+                    let still = match (&req.start_image, req.mode) {
+                        (Some(img), VideoMode::ImageToVideo) => self.blobs.local_path(img).await?,
+                        _ => {
+                            // Text-to-video: a title card of the prompt.
+                            let comp = Composition {
+                                caption: req.prompt.clone(),
+                                ..Default::default()
+                            };
+                            let f = scratch.join("card.png");
+                            tokio::fs::write(&f, crate::local::render::render(&comp).png()?)
+                                .await?;
+                            f
+                        }
+                    };
+                    still_to_clip(&still, &clip, req.duration, &req.camera_movement).await?;
+                }
+                VideoMode::VideoToVideo => {
+                    let src = req.source_video.as_ref().ok_or_else(|| {
+                        ActivityError::bad_request("local", "video-to-video needs a source video")
+                    })?;
+                    let s = self.blobs.local_path(src).await?;
+                    normalize(&s, &clip).await?;
+                }
+            }
+            self.blobs.put_file(&req.output_key, &clip).await?;
+            let _ = tokio::fs::remove_dir_all(&scratch).await;
+        }
+        Ok(crate::model::Job {
+            provider: "local".into(),
+            id: req.output_key.clone(),
+            model: "ffmpeg-storyboard".into(),
+            status_url: None,
+            response_url: None,
+            cancel_url: None,
+        })
+    }
+
+    async fn poll(
+        &self,
+        job: &crate::model::Job,
+        _req: &VideoRequest,
+    ) -> Result<Paid<JobState<VideoOutput>>> {
+        let r = BlobRef::new(&job.id)?;
+        if !self.blobs.exists(&r).await? {
+            // The work was lost with a crash before it was stored: submitting again is free.
+            return Err(ActivityError::new(
+                "local",
+                ErrorKind::NotFound,
+                format!("local video job {} has no result; submit it again", job.id),
+            )
+            .retryable(false));
+        }
+        let duration = probe_duration(&self.blobs.local_path(&r).await?).await?;
+        Ok(Paid::free(JobState::Completed {
+            output: VideoOutput { video: r, duration },
+        }))
+    }
+
+    async fn cancel(&self, _job: &crate::model::Job) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Local voices with espeak-ng.
+#[derive(Debug, Clone)]
+pub struct LocalVoice {
+    blobs: Blobs,
+}
+
+impl LocalVoice {
+    /// Voices into these blobs.
+    pub fn new(blobs: Blobs) -> Self {
+        LocalVoice { blobs }
+    }
+}
+
+#[async_trait]
+impl Voice for LocalVoice {
+    fn name(&self) -> &'static str {
+        "local espeak-ng"
+    }
+
+    async fn synthesize(&self, req: &VoiceRequest) -> Result<Paid<BlobRef>> {
+        let scratch = self.blobs.scratch().await?;
+        let out = scratch.join("line.wav");
+        let c = &req.casting;
+        let res = tokio::time::timeout(
+            Duration::from_secs(30),
+            run(
+                "espeak-ng",
+                &a([
+                    "-v",
+                    &c.voice,
+                    "-p",
+                    &c.pitch.min(99).to_string(),
+                    "-s",
+                    &c.speed.clamp(80, 400).to_string(),
+                    "-w",
+                    &p(&out),
+                    &req.text,
+                ]),
+            ),
+        )
+        .await
+        .map_err(|_| {
+            ActivityError::new(
+                "local",
+                ErrorKind::Timeout,
+                "espeak-ng took longer than 30 s",
+            )
+        })?;
+        res?;
+        let r = finish(&self.blobs, &scratch, &out, &req.output_key).await?;
+        Ok(Paid {
+            value: r,
+            spend: Spend::ZERO,
+        })
+    }
+}

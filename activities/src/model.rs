@@ -1,0 +1,709 @@
+//! The film vocabulary exchanged with providers: what a planner, a renderer, a vision check or a
+//! video model is asked and answers. The option lists are the spec's (Scenes collection).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::blob::BlobRef;
+
+/// Values a scene field may take, from the spec's Scenes collection.
+pub mod options {
+    /// `time_of_day`.
+    pub const TIME_OF_DAY: &[&str] = &[
+        "dawn",
+        "morning",
+        "afternoon",
+        "evening",
+        "night",
+        "twilight",
+    ];
+    /// `weather`.
+    pub const WEATHER: &[&str] = &["clear", "cloudy", "rainy", "stormy", "snowy", "foggy"];
+    /// `camera_angle`.
+    pub const CAMERA_ANGLE: &[&str] = &[
+        "eye_level",
+        "high_angle",
+        "low_angle",
+        "dutch_angle",
+        "birds_eye",
+        "worms_eye",
+    ];
+    /// `camera_shot`.
+    pub const CAMERA_SHOT: &[&str] = &[
+        "extreme_wide",
+        "wide",
+        "medium",
+        "close_up",
+        "extreme_close_up",
+        "over_shoulder",
+    ];
+    /// `camera_movement`.
+    pub const CAMERA_MOVEMENT: &[&str] = &["static", "pan", "tilt", "zoom", "dolly", "tracking"];
+    /// `lighting_type`.
+    pub const LIGHTING_TYPE: &[&str] = &[
+        "natural",
+        "dramatic",
+        "soft",
+        "hard",
+        "backlit",
+        "silhouette",
+    ];
+    /// `transition_in`.
+    pub const TRANSITION_IN: &[&str] = &["cut", "fade_in", "dissolve", "wipe"];
+    /// `transition_out`.
+    pub const TRANSITION_OUT: &[&str] = &["cut", "fade_out", "dissolve", "wipe"];
+    /// Pacing of a shot.
+    pub const PACING: &[&str] = &["fast", "medium", "slow"];
+    /// The six views of a 360-degree character sheet.
+    pub const ANGLES: &[&str] = &[
+        "front",
+        "back",
+        "left_side",
+        "right_side",
+        "three_quarter_left",
+        "three_quarter_right",
+    ];
+    /// Departments whose readiness is scored.
+    pub const DEPARTMENTS: &[&str] = &[
+        "character",
+        "world",
+        "visual",
+        "story",
+        "production",
+        "audio",
+    ];
+
+    /// `Ok` if `v` is one of `allowed`, else a message that lists them.
+    pub fn check(field: &str, v: &str, allowed: &[&str]) -> Result<(), String> {
+        if allowed.contains(&v) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{field} `{v}` is not one of: {}",
+                allowed.join(", ")
+            ))
+        }
+    }
+}
+
+/// Scene length bounds, seconds.
+pub const MIN_SCENE_SECONDS: f64 = 3.0;
+/// Scene length bounds, seconds.
+pub const MAX_SCENE_SECONDS: f64 = 7.0;
+/// References allowed in one image request (our rule, not the provider's).
+pub const MAX_REFERENCES: usize = 3;
+
+/// The raw gather data of a project, by collection (`raw_characters`, `raw_scenes`, ...).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct GatherSnapshot {
+    /// Project slug.
+    pub project: String,
+    /// Project title.
+    pub title: String,
+    /// Documents per collection.
+    pub collections: BTreeMap<String, Vec<Value>>,
+}
+
+impl GatherSnapshot {
+    /// Documents of a collection (empty if absent).
+    pub fn docs(&self, collection: &str) -> &[Value] {
+        self.collections
+            .get(collection)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+}
+
+/// A department's readiness score.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DepartmentReadiness {
+    /// Department slug.
+    pub department: String,
+    /// 0-100.
+    pub score: u8,
+    /// `score >= 75`.
+    pub ready: bool,
+    /// What is missing to be ready.
+    pub missing_items: Vec<String>,
+}
+
+/// The threshold at which a department is ready.
+pub const READY_SCORE: u8 = 75;
+
+/// A qualified character.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CharacterProfile {
+    /// Stable id (from the gather document, or derived from the name).
+    pub character_id: String,
+    /// Name.
+    pub name: String,
+    /// Role (protagonist, antagonist...).
+    pub role: String,
+    /// Personality.
+    pub personality: String,
+    /// Appearance.
+    pub appearance: String,
+    /// Background.
+    pub background: String,
+    /// Costume.
+    pub costume: String,
+    /// Signature colours (`#rrggbb`).
+    pub palette: Vec<String>,
+}
+
+/// A world rule of the story bible.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WorldRule {
+    /// physics, magic, technology, society or history.
+    pub rule_category: String,
+    /// The rule.
+    pub rule_description: String,
+}
+
+/// An event of the story's timeline.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TimelineEvent {
+    /// What.
+    pub event: String,
+    /// When (free text).
+    pub timestamp: String,
+    /// Details.
+    pub description: String,
+}
+
+/// A consistency rule.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ConsistencyRule {
+    /// The rule.
+    pub rule: String,
+    /// critical, high, medium or low.
+    pub priority: String,
+}
+
+/// A location as the story bible knows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BibleLocation {
+    /// Name.
+    pub location_name: String,
+    /// Description.
+    pub location_description: String,
+    /// Rules that hold there.
+    pub location_rules: String,
+}
+
+/// The story bible (world department).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StoryBible {
+    /// Title.
+    pub title: String,
+    /// One-sentence summary.
+    pub logline: String,
+    /// World rules.
+    pub world_rules: Vec<WorldRule>,
+    /// Relationship matrix: character id -> other id -> relation.
+    pub character_relationships: BTreeMap<String, BTreeMap<String, String>>,
+    /// Timeline.
+    pub timeline: Vec<TimelineEvent>,
+    /// Consistency rules.
+    pub consistency_rules: Vec<ConsistencyRule>,
+    /// Locations.
+    pub locations: Vec<BibleLocation>,
+}
+
+/// The visual department's style guide (`visual_guidelines`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StyleGuide {
+    /// Colours (`#rrggbb`).
+    pub palette: Vec<String>,
+    /// Mood.
+    pub mood: String,
+    /// Lighting approach.
+    pub lighting: String,
+    /// Camera language.
+    pub camera_language: String,
+    /// Frame shape.
+    pub aspect_ratio: String,
+    /// Things to avoid.
+    pub negative_prompt: String,
+}
+
+/// A line of dialogue.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DialogueLine {
+    /// Character id.
+    pub character: String,
+    /// The line.
+    pub line: String,
+}
+
+/// The screenplay (story department).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Screenplay {
+    /// Title.
+    pub title: String,
+    /// The screenplay text.
+    pub content: String,
+    /// Its sequences, in order (each becomes one or more 3-7 s scenes).
+    pub sequences: Vec<Sequence>,
+}
+
+/// A sequence of the screenplay.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Sequence {
+    /// Heading (INT. WAREHOUSE - NIGHT).
+    pub heading: String,
+    /// Location name.
+    pub location: String,
+    /// Time of day (one of the spec's values).
+    pub time_of_day: String,
+    /// Action lines.
+    pub action: Vec<String>,
+    /// Dialogue.
+    pub dialogue: Vec<DialogueLine>,
+    /// Character ids present.
+    pub characters: Vec<String>,
+    /// Props present.
+    pub props: Vec<String>,
+}
+
+/// A scene of the breakdown: 3-7 seconds, with what the shot needs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SceneBreakdown {
+    /// Scene number in the screenplay.
+    pub scene_number: i32,
+    /// Order in the film.
+    pub sequence_number: i32,
+    /// Screenplay text of this scene.
+    pub screenplay_text: String,
+    /// 3-7 seconds.
+    pub expected_duration: f64,
+    /// Intended emotion or impact.
+    pub dramatic_effect: String,
+    /// Location name.
+    pub location: String,
+    /// Time of day.
+    pub time_of_day: String,
+    /// Weather.
+    pub weather: String,
+    /// Camera angle.
+    pub camera_angle: String,
+    /// Camera shot.
+    pub camera_shot: String,
+    /// Camera movement.
+    pub camera_movement: String,
+    /// Lighting type.
+    pub lighting_type: String,
+    /// Lighting mood.
+    pub lighting_mood: String,
+    /// fast, medium or slow.
+    pub pacing: String,
+    /// Character ids present.
+    pub characters_present: Vec<String>,
+    /// Props present.
+    pub props: Vec<String>,
+    /// Dialogue.
+    pub dialogue: Vec<DialogueLine>,
+    /// Transition in.
+    pub transition_in: String,
+    /// Transition out.
+    pub transition_out: String,
+}
+
+impl SceneBreakdown {
+    /// Check the spec's rules: 3-7 s, option lists.
+    pub fn validate(&self) -> Result<(), String> {
+        use options::*;
+        if !(MIN_SCENE_SECONDS..=MAX_SCENE_SECONDS).contains(&self.expected_duration) {
+            return Err(format!(
+                "scene {}: expected_duration {} is outside 3-7 seconds",
+                self.scene_number, self.expected_duration
+            ));
+        }
+        let s = self.scene_number;
+        let f = |e: String| format!("scene {s}: {e}");
+        check("time_of_day", &self.time_of_day, TIME_OF_DAY).map_err(f)?;
+        check("weather", &self.weather, WEATHER).map_err(f)?;
+        check("camera_angle", &self.camera_angle, CAMERA_ANGLE).map_err(f)?;
+        check("camera_shot", &self.camera_shot, CAMERA_SHOT).map_err(f)?;
+        check("camera_movement", &self.camera_movement, CAMERA_MOVEMENT).map_err(f)?;
+        check("lighting_type", &self.lighting_type, LIGHTING_TYPE).map_err(f)?;
+        check("pacing", &self.pacing, PACING).map_err(f)?;
+        check("transition_in", &self.transition_in, TRANSITION_IN).map_err(f)?;
+        check("transition_out", &self.transition_out, TRANSITION_OUT).map_err(f)?;
+        Ok(())
+    }
+}
+
+/// A validated location (location department).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LocationDetail {
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Colours (`#rrggbb`).
+    pub palette: Vec<String>,
+    /// Rules.
+    pub rules: String,
+}
+
+/// An approved prop (props department).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PropItem {
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Colour (`#rrggbb`).
+    pub color: String,
+}
+
+/// A character's voice (audio department).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VoiceCasting {
+    /// Character id.
+    pub character_id: String,
+    /// Voice id (an espeak-ng voice locally, a provider voice remotely).
+    pub voice: String,
+    /// Pitch 0-99.
+    pub pitch: u8,
+    /// Words per minute.
+    pub speed: u16,
+    /// Description.
+    pub description: String,
+}
+
+/// What the shot agent decides for a scene.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ShotPlan {
+    /// Layers of the composite, in order.
+    pub composite_steps: Vec<CompositeStep>,
+    /// Camera angle.
+    pub camera_angle: String,
+    /// Camera shot.
+    pub camera_shot: String,
+    /// Camera movement.
+    pub camera_movement: String,
+    /// Seconds (3-7).
+    pub duration: f64,
+    /// fast, medium or slow.
+    pub pacing: String,
+    /// Reasoning, for a person.
+    pub notes: String,
+}
+
+/// One layer of a composite image.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CompositeStep {
+    /// `location`, `characters` or `props`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// What the layer adds.
+    pub description: String,
+    /// Character ids or prop names this layer adds.
+    pub subjects: Vec<String>,
+}
+
+/// Kinds of reference image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReferenceKind {
+    /// A location plate.
+    Location,
+    /// A character view.
+    Character,
+    /// A prop.
+    Prop,
+}
+
+/// A reference image sent with a request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Reference {
+    /// `reference_type`.
+    pub reference_type: ReferenceKind,
+    /// The image.
+    pub blob: BlobRef,
+    /// `reference_description`.
+    pub reference_description: String,
+}
+
+/// A character as drawn in a frame.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FigureSpec {
+    /// Character id.
+    pub id: String,
+    /// Name (the label).
+    pub name: String,
+    /// Horizontal position, 0 (left) to 1 (right).
+    pub x: f32,
+    /// Which of the six views (the camera angle decides).
+    pub view: String,
+    /// Body colour.
+    pub color: String,
+}
+
+/// A prop as drawn in a frame.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PropSpec {
+    /// Name.
+    pub name: String,
+    /// Horizontal position, 0 to 1.
+    pub x: f32,
+    /// Colour.
+    pub color: String,
+}
+
+/// The structured content of a frame: what the storyboard renderer draws, what the manifest
+/// records and what the local vision check compares against.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Composition {
+    /// Location name, if the location layer is present.
+    pub location: Option<String>,
+    /// Time of day (sets the sky).
+    pub time_of_day: Option<String>,
+    /// Lighting type.
+    pub lighting: Option<String>,
+    /// Background palette.
+    pub palette: Vec<String>,
+    /// Characters.
+    pub characters: Vec<FigureSpec>,
+    /// Props.
+    pub props: Vec<PropSpec>,
+    /// Caption under the frame.
+    pub caption: String,
+    /// Layers drawn so far, in order.
+    pub layers: Vec<String>,
+}
+
+/// An image request (text-to-image, or an edit of `base` with references).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ImageRequest {
+    /// The prompt.
+    pub prompt: String,
+    /// The image to edit (the previous composite iteration), if any.
+    pub base: Option<BlobRef>,
+    /// At most [`MAX_REFERENCES`] references.
+    pub references: Vec<Reference>,
+    /// The frame's intended content after this request.
+    pub composition: Composition,
+    /// Where to store the result.
+    pub output_key: String,
+    /// `16:9` and so on.
+    pub aspect_ratio: String,
+    /// Reproducibility.
+    pub seed: Option<u64>,
+}
+
+impl ImageRequest {
+    /// Refuse requests that break our rules before anything is paid for.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.references.len() > MAX_REFERENCES {
+            return Err(format!(
+                "{} references in one request; at most {MAX_REFERENCES} are allowed",
+                self.references.len()
+            ));
+        }
+        if self.prompt.trim().is_empty() {
+            return Err("an image request needs a prompt".into());
+        }
+        Ok(())
+    }
+}
+
+/// What an image provider returned, copied into our blob store.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ImageOutput {
+    /// The image.
+    pub image: BlobRef,
+    /// Its composition manifest (local renderer), when known.
+    pub manifest: Option<BlobRef>,
+    /// The provider's description, if any.
+    pub description: String,
+}
+
+/// A queued job at a provider: what must be journaled to re-attach after a crash.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Job {
+    /// `fal`, `tasks`, `local`.
+    pub provider: String,
+    /// The provider's id (`request_id`, `task_id`).
+    pub id: String,
+    /// Model or task type.
+    pub model: String,
+    /// Where to ask for status (fal gives URLs).
+    pub status_url: Option<String>,
+    /// Where to fetch the result.
+    pub response_url: Option<String>,
+    /// Where to cancel.
+    pub cancel_url: Option<String>,
+}
+
+/// The state of a job.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum JobState<T> {
+    /// Waiting to start.
+    Queued {
+        /// Position in the queue, when known.
+        position: Option<u32>,
+    },
+    /// Running.
+    Running,
+    /// Done.
+    Completed {
+        /// The result.
+        output: T,
+    },
+}
+
+/// A verification question about an image.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VisionQuery {
+    /// The image.
+    pub image: BlobRef,
+    /// Its manifest, when it came from the local renderer.
+    pub manifest: Option<BlobRef>,
+    /// The question (ask narrow yes/no questions).
+    pub question: String,
+    /// What must be visible: location name, character names, prop names.
+    pub expect: Expectation,
+}
+
+/// What a frame should show.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Expectation {
+    /// Location name.
+    pub location: Option<String>,
+    /// Character names.
+    pub characters: Vec<String>,
+    /// Prop names.
+    pub props: Vec<String>,
+}
+
+/// A verification answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VisionAnswer {
+    /// The model's answer text.
+    pub answer: String,
+    /// Whether it passed.
+    pub passed: bool,
+    /// 0-1.
+    pub confidence: f64,
+}
+
+/// A knowledge document.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KnowledgeDoc {
+    /// Project slug.
+    pub project: String,
+    /// character, location, story_bible, scene, style...
+    pub kind: String,
+    /// Stable key within the project and kind.
+    pub key: String,
+    /// Title.
+    pub title: String,
+    /// Text (what is searched).
+    pub text: String,
+    /// Anything else.
+    pub metadata: Value,
+}
+
+/// A knowledge query (the brain's `knowledge/query`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KnowledgeQuery {
+    /// Project slug.
+    pub project: String,
+    /// The question.
+    pub query: String,
+    /// An image the question is about.
+    pub image: Option<BlobRef>,
+    /// Its manifest, when known.
+    pub manifest: Option<BlobRef>,
+    /// Names the answer should confirm.
+    pub expect: Expectation,
+}
+
+/// A knowledge answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KnowledgeAnswer {
+    /// The answer.
+    pub answer: String,
+    /// 0-1; verification passes above 0.8.
+    pub confidence: f64,
+    /// Keys of the documents it relied on.
+    pub sources: Vec<String>,
+}
+
+/// How a video is made from what.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VideoMode {
+    /// From the composite image.
+    ImageToVideo,
+    /// From the prompt alone.
+    TextToVideo,
+    /// From a source clip.
+    VideoToVideo,
+}
+
+/// A video request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VideoRequest {
+    /// Project slug (the tasks service wants it).
+    pub project: String,
+    /// Scene id.
+    pub scene_id: String,
+    /// Prompt.
+    pub prompt: String,
+    /// Mode.
+    pub mode: VideoMode,
+    /// Start image (image-to-video).
+    pub start_image: Option<BlobRef>,
+    /// Source clip (video-to-video).
+    pub source_video: Option<BlobRef>,
+    /// The scene's length, seconds.
+    pub duration: f64,
+    /// Camera movement (the local studio animates it).
+    pub camera_movement: String,
+    /// Where our webhook is, if we have a public URL.
+    pub callback_url: Option<String>,
+    /// Where to store the result.
+    pub output_key: String,
+}
+
+/// A finished video, copied into our blob store.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VideoOutput {
+    /// The clip.
+    pub video: BlobRef,
+    /// Its length, seconds.
+    pub duration: f64,
+}
+
+/// A clip in a film, with its transitions.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ClipSpec {
+    /// The clip.
+    pub video: BlobRef,
+    /// Its length, seconds.
+    pub duration: f64,
+    /// Transition in.
+    pub transition_in: String,
+    /// Transition out.
+    pub transition_out: String,
+}
+
+/// A voice line to synthesize.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VoiceRequest {
+    /// Project slug.
+    pub project: String,
+    /// Text.
+    pub text: String,
+    /// The character's casting.
+    pub casting: VoiceCasting,
+    /// Where to store the audio.
+    pub output_key: String,
+}

@@ -1,0 +1,133 @@
+//! The studio: one implementation of every activity, chosen from the settings. Local is the
+//! default; a remote client is used when its key is set.
+
+use std::sync::Arc;
+
+use crate::blob::Blobs;
+use crate::config::ProviderSettings;
+use crate::local::{
+    Db, LocalKnowledge, LocalMedia, LocalPlanner, LocalVideo, LocalVision, LocalVoice, Storyboard,
+};
+use crate::remote::*;
+use crate::traits::*;
+
+/// Knobs of the local studio.
+#[derive(Debug, Clone, Default)]
+pub struct StudioOptions {
+    /// Share of frames (0-1) the local vision check rejects regardless of content, to exercise
+    /// retry paths (`SLATE_LOCAL_VISION_FAIL_RATE`).
+    pub vision_fail_rate: f64,
+}
+
+/// Every activity, ready to call.
+#[derive(Clone)]
+pub struct Studio {
+    /// Language model.
+    pub planner: Arc<dyn Planner>,
+    /// Images.
+    pub images: Arc<dyn ImageGen>,
+    /// Vision.
+    pub vision: Arc<dyn Vision>,
+    /// Knowledge.
+    pub knowledge: Arc<dyn Knowledge>,
+    /// Video.
+    pub video: Arc<dyn VideoGen>,
+    /// Voice.
+    pub voice: Arc<dyn Voice>,
+    /// Media operations.
+    pub media: Arc<dyn Media>,
+    /// Blobs.
+    pub blobs: Blobs,
+    /// The settings it was built from.
+    pub settings: ProviderSettings,
+}
+
+impl std::fmt::Debug for Studio {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Studio")
+            .field("planner", &self.planner.name())
+            .field("images", &self.images.name())
+            .field("vision", &self.vision.name())
+            .field("knowledge", &self.knowledge.name())
+            .field("video", &self.video.name())
+            .field("voice", &self.voice.name())
+            .field("media", &self.media.name())
+            .finish()
+    }
+}
+
+impl Studio {
+    /// Build from settings: remote where a key is set, local elsewhere.
+    pub fn build(settings: ProviderSettings, blobs: Blobs, db: Db, opts: StudioOptions) -> Studio {
+        let hook = |path: &str| settings.public_url.as_ref().map(|u| format!("{u}{path}"));
+        let fal = settings.fal.clone().map(FalClient::new);
+        let planner: Arc<dyn Planner> = match &settings.openrouter {
+            Some(s) => Arc::new(RemotePlanner::new(OpenRouterClient::new(s.clone()))),
+            None => Arc::new(LocalPlanner),
+        };
+        let (images, vision): (Arc<dyn ImageGen>, Arc<dyn Vision>) = match &fal {
+            Some(c) => (
+                Arc::new(FalImages::new(
+                    c.clone(),
+                    blobs.clone(),
+                    hook("/api/webhooks/fal"),
+                )),
+                Arc::new(FalVision::new(c.clone(), blobs.clone())),
+            ),
+            None => (
+                Arc::new(Storyboard::new(blobs.clone())),
+                Arc::new(LocalVision::new(blobs.clone(), opts.vision_fail_rate)),
+            ),
+        };
+        let knowledge: Arc<dyn Knowledge> = match &settings.brain {
+            Some(s) => Arc::new(BrainClient::new(s.clone(), blobs.clone())),
+            None => Arc::new(LocalKnowledge::new(db, blobs.clone())),
+        };
+        let tasks = settings.tasks.clone().map(TasksClient::new);
+        let video: Arc<dyn VideoGen> = match (&fal, &tasks) {
+            (Some(c), _) => {
+                let durations = std::env::var("SLATE_FAL_VIDEO_DURATIONS")
+                    .ok()
+                    .map(|v| v.split(',').filter_map(|d| d.trim().parse().ok()).collect())
+                    .filter(|v: &Vec<f64>| !v.is_empty())
+                    .unwrap_or_else(|| vec![5.0, 10.0]);
+                Arc::new(FalVideo::new(
+                    c.clone(),
+                    blobs.clone(),
+                    hook("/api/webhooks/fal"),
+                    durations,
+                ))
+            }
+            (None, Some(t)) => Arc::new(TasksVideo::new(t.clone(), blobs.clone())),
+            (None, None) => Arc::new(LocalVideo::new(blobs.clone())),
+        };
+        let voice: Arc<dyn Voice> = match &tasks {
+            Some(t) => Arc::new(TasksVoice::new(t.clone(), blobs.clone())),
+            None => Arc::new(LocalVoice::new(blobs.clone())),
+        };
+        let media: Arc<dyn Media> = match &settings.last_frame {
+            Some(s) => Arc::new(RemoteMedia::new(
+                LastFrameClient::new(s.clone()),
+                blobs.clone(),
+                hook("/api/webhooks/last-frame-complete"),
+            )),
+            None => Arc::new(LocalMedia::new(blobs.clone())),
+        };
+        Studio {
+            planner,
+            images,
+            vision,
+            knowledge,
+            video,
+            voice,
+            media,
+            blobs,
+            settings,
+        }
+    }
+
+    /// Everything local.
+    pub fn local(blobs: Blobs, db: Db, opts: StudioOptions) -> Studio {
+        Self::build(ProviderSettings::default(), blobs, db, opts)
+    }
+}

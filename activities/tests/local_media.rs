@@ -1,0 +1,307 @@
+//! The local studio's media work, with real ffmpeg, ffprobe and espeak-ng.
+//!
+//! Tolerances: durations within one frame (1/24 s) for single clips and 0.06 s for stitched films
+//! (AAC frames pad the audio track by a few milliseconds); the extracted last frame matches the
+//! clip's last decoded frame exactly up to 2 levels per channel (PNG is lossless; both come from
+//! the same decoder and colour conversion).
+
+use std::path::Path;
+
+use slate_activities::local::media::{count_frames, probe_duration, run, stitched_length};
+use slate_activities::local::render;
+use slate_activities::local::{LocalMedia, LocalVideo, LocalVoice};
+use slate_activities::model::*;
+use slate_activities::{BlobRef, Blobs, Media, VideoGen, Voice};
+
+fn blobs() -> Blobs {
+    let dir = std::env::temp_dir().join(format!("slate-media-{}", uuid_like()));
+    Blobs::local(dir, None).unwrap()
+}
+
+fn uuid_like() -> String {
+    format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+fn composition(caption: &str) -> Composition {
+    Composition {
+        location: Some("Harbor Market".into()),
+        time_of_day: Some("evening".into()),
+        lighting: Some("natural".into()),
+        palette: vec!["#6b4f3a".into(), "#3a2f28".into()],
+        characters: vec![FigureSpec {
+            id: "mira".into(),
+            name: "Mira".into(),
+            x: 0.35,
+            view: "front".into(),
+            color: "#2a9d8f".into(),
+        }],
+        props: vec![],
+        caption: caption.into(),
+        layers: vec!["location".into(), "characters".into()],
+    }
+}
+
+async fn still(blobs: &Blobs, key: &str, caption: &str) -> BlobRef {
+    blobs
+        .put(key, render::render(&composition(caption)).png().unwrap())
+        .await
+        .unwrap()
+}
+
+async fn clip(blobs: &Blobs, name: &str, seconds: f64, movement: &str) -> VideoOutput {
+    let start = still(blobs, &format!("stills/{name}.png"), name).await;
+    let video = LocalVideo::new(blobs.clone());
+    let req = VideoRequest {
+        project: "p".into(),
+        scene_id: name.into(),
+        prompt: name.into(),
+        mode: VideoMode::ImageToVideo,
+        start_image: Some(start),
+        source_video: None,
+        duration: seconds,
+        camera_movement: movement.into(),
+        callback_url: None,
+        output_key: format!("clips/{name}.mp4"),
+    };
+    let job = video.submit(&req).await.unwrap();
+    match video.poll(&job, &req).await.unwrap().value {
+        JobState::Completed { output } => output,
+        other => panic!("local video should be complete at once, got {other:?}"),
+    }
+}
+
+/// All decoded frames of a clip as RGB24 rows.
+async fn frames(path: &Path) -> Vec<Vec<u8>> {
+    let out = tokio::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    out.stdout
+        .chunks((render::WIDTH * render::HEIGHT * 3) as usize)
+        .map(|c| c.to_vec())
+        .collect()
+}
+
+fn diff(a: &[u8], b: &[u8]) -> (u8, f64) {
+    let max = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| x.abs_diff(*y))
+        .max()
+        .unwrap_or(0);
+    let mean = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| x.abs_diff(*y) as f64)
+        .sum::<f64>()
+        / a.len() as f64;
+    (max, mean)
+}
+
+#[tokio::test]
+async fn a_still_becomes_a_clip_of_the_requested_length_and_movement() {
+    let blobs = blobs();
+    for (movement, seconds) in [
+        ("static", 3.0),
+        ("zoom", 4.5),
+        ("pan", 3.5),
+        ("tilt", 3.0),
+        ("dolly", 5.0),
+        ("tracking", 7.0),
+    ] {
+        let out = clip(&blobs, movement, seconds, movement).await;
+        let path = blobs.local_path(&out.video).await.unwrap();
+        let d = probe_duration(&path).await.unwrap();
+        assert!(
+            (d - seconds).abs() <= 1.0 / 24.0 + 1e-6,
+            "{movement}: {d} s, wanted {seconds} s"
+        );
+        assert_eq!(out.duration, d);
+        assert_eq!(
+            count_frames(&path).await.unwrap(),
+            (seconds * 24.0) as u64,
+            "{movement}"
+        );
+        let f = frames(&path).await;
+        let (_, mean) = diff(&f[0], f.last().unwrap());
+        if movement == "static" {
+            assert!(
+                mean < 0.5,
+                "a static shot does not move (mean change {mean})"
+            );
+        } else {
+            assert!(mean > 3.0, "a {movement} shot moves (mean change {mean})");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_last_frame_is_the_clips_final_frame() {
+    let blobs = blobs();
+    let out = clip(&blobs, "lf", 3.5, "zoom").await;
+    let media = LocalMedia::new(blobs.clone());
+    let png = media.last_frame(&out.video, "frames/lf.png").await.unwrap();
+    let img = image::load_from_memory(&blobs.get(&png).await.unwrap())
+        .unwrap()
+        .to_rgb8();
+    assert_eq!(img.dimensions(), (render::WIDTH, render::HEIGHT));
+    let all = frames(&blobs.local_path(&out.video).await.unwrap()).await;
+    let (max, _) = diff(img.as_raw(), all.last().unwrap());
+    assert!(max <= 2, "last frame differs by up to {max} levels");
+    // And it is not just any frame: the first one differs (the camera zoomed).
+    let (_, mean_first) = diff(img.as_raw(), &all[0]);
+    assert!(mean_first > 3.0);
+}
+
+#[tokio::test]
+async fn trimming_is_frame_exact() {
+    let blobs = blobs();
+    let out = clip(&blobs, "long", 5.0, "pan").await;
+    let media = LocalMedia::new(blobs.clone());
+    let t = media
+        .trim(&out.video, 3.5, "clips/trimmed.mp4")
+        .await
+        .unwrap();
+    let path = blobs.local_path(&t).await.unwrap();
+    assert!((probe_duration(&path).await.unwrap() - 3.5).abs() <= 1.0 / 24.0 + 1e-6);
+    assert_eq!(count_frames(&path).await.unwrap(), 84);
+    assert!((media.length(&t).await.unwrap() - 3.5).abs() <= 1.0 / 24.0 + 1e-6);
+}
+
+#[tokio::test]
+async fn stitched_films_last_the_sum_of_their_clips_less_crossfades() {
+    let blobs = blobs();
+    let media = LocalMedia::new(blobs.clone());
+    let a = clip(&blobs, "s1", 3.0, "static").await;
+    let b = clip(&blobs, "s2", 4.0, "zoom").await;
+    let c = clip(&blobs, "s3", 5.0, "pan").await;
+    let spec = |v: &VideoOutput, tin: &str, tout: &str| ClipSpec {
+        video: v.video.clone(),
+        duration: v.duration,
+        transition_in: tin.into(),
+        transition_out: tout.into(),
+    };
+
+    // Cuts only: a stream copy, exactly the sum.
+    let cuts = vec![
+        spec(&a, "cut", "cut"),
+        spec(&b, "cut", "cut"),
+        spec(&c, "cut", "cut"),
+    ];
+    let film = media.stitch(&cuts, "films/cuts.mp4").await.unwrap();
+    let d = probe_duration(&blobs.local_path(&film).await.unwrap())
+        .await
+        .unwrap();
+    assert!((d - 12.0).abs() <= 0.06, "cuts: {d}");
+
+    // A fade in, a dissolve, a cut and a fade out: 12 s less one 0.5 s crossfade.
+    let mixed = vec![
+        spec(&a, "fade_in", "cut"),
+        spec(&b, "dissolve", "cut"),
+        spec(&c, "cut", "fade_out"),
+    ];
+    assert_eq!(stitched_length(&mixed), 11.5);
+    let film = media.stitch(&mixed, "films/mixed.mp4").await.unwrap();
+    let path = blobs.local_path(&film).await.unwrap();
+    let d = probe_duration(&path).await.unwrap();
+    assert!((d - 11.5).abs() <= 0.06, "mixed: {d}");
+    // It is playable: every frame decodes, and it fades from black.
+    let f = frames(&path).await;
+    assert_eq!(f.len() as f64, (11.5f64 * 24.0).round());
+    let brightness = |fr: &Vec<u8>| fr.iter().map(|x| *x as f64).sum::<f64>() / fr.len() as f64;
+    assert!(brightness(&f[0]) < 5.0, "starts black");
+    assert!(brightness(&f[24]) > 20.0, "then the picture");
+    // The fade out reaches black at the film's end: its last frame is 1/12 of the way back.
+    let mid = brightness(&f[f.len() / 2]);
+    assert!(
+        brightness(f.last().unwrap()) < mid * 0.15,
+        "fades out to black"
+    );
+}
+
+#[tokio::test]
+async fn voices_are_spoken_and_mixed_into_the_clip() {
+    let blobs = blobs();
+    let voice = LocalVoice::new(blobs.clone());
+    let line = voice
+        .synthesize(&VoiceRequest {
+            project: "p".into(),
+            text: "The lantern is warm.".into(),
+            casting: VoiceCasting {
+                character_id: "mira".into(),
+                voice: "en-us+f3".into(),
+                pitch: 60,
+                speed: 160,
+                description: String::new(),
+            },
+            output_key: "voices/l1.wav".into(),
+        })
+        .await
+        .unwrap()
+        .value;
+    let wav = blobs.local_path(&line).await.unwrap();
+    let spoken = probe_duration(&wav).await.unwrap();
+    assert!(spoken > 0.5 && spoken < 4.0, "{spoken}");
+    let out = clip(&blobs, "talk", 4.0, "static").await;
+    let media = LocalMedia::new(blobs.clone());
+    let voiced = media
+        .mix_voices(&out.video, &[(line, 0.5)], "clips/talk-voiced.mp4")
+        .await
+        .unwrap();
+    let path = blobs.local_path(&voiced).await.unwrap();
+    assert!((probe_duration(&path).await.unwrap() - 4.0).abs() <= 1.0 / 24.0 + 1e-6);
+    let vol = |p: &Path| {
+        let p = p.to_path_buf();
+        async move {
+            let out = tokio::process::Command::new("ffmpeg")
+                .args(["-v", "info", "-i"])
+                .arg(&p)
+                .args(["-af", "volumedetect", "-vn", "-f", "null", "-"])
+                .output()
+                .await
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr).to_string();
+            err.lines()
+                .find_map(|l| l.split("max_volume:").nth(1))
+                .map(|v| v.trim().trim_end_matches(" dB").parse::<f64>().unwrap())
+                .unwrap_or(-91.0)
+        }
+    };
+    let silent = vol(&blobs.local_path(&out.video).await.unwrap()).await;
+    let loud = vol(&path).await;
+    assert!(silent < -80.0, "the clip alone is silent ({silent} dB)");
+    assert!(loud > -30.0, "the voiced clip speaks ({loud} dB)");
+}
+
+#[tokio::test]
+async fn a_missing_tool_or_broken_input_is_a_clear_final_error() {
+    let e = run(
+        "ffmpeg",
+        &[
+            "-v".into(),
+            "error".into(),
+            "-i".into(),
+            "/nonexistent.mp4".into(),
+            "-f".into(),
+            "null".into(),
+            "-".into(),
+        ],
+    )
+    .await
+    .unwrap_err();
+    assert!(!e.retryable);
+    assert!(e.message.contains("ffmpeg failed"), "{}", e.message);
+    let e = run("definitely-not-a-tool", &[]).await.unwrap_err();
+    assert!(e.message.contains("not installed"), "{}", e.message);
+}

@@ -551,6 +551,7 @@ impl Ctx {
                     } => {
                         return Err(WfError::Step {
                             step: name,
+                            attempt: e.attempts,
                             error: Box::new(error.clone()),
                         });
                     }
@@ -598,6 +599,7 @@ impl Ctx {
             shared.metrics.steps_failed.fetch_add(1, Ordering::Relaxed);
             return Err(WfError::Step {
                 step: name,
+                attempt: attempt - 1,
                 error: Box::new(error),
             });
         }
@@ -826,6 +828,7 @@ impl Ctx {
             .fetch_add(1, Ordering::Relaxed);
         Err(WfError::Step {
             step: name.to_string(),
+            attempt,
             error: Box::new(error),
         })
     }
@@ -1179,13 +1182,17 @@ impl<O: DeserializeOwned> ChildHandle<O> {
 
     /// Wait for the child to finish; its failure or cancellation is [`WfError::ChildFailed`].
     pub async fn join(self) -> Result<O, WfError> {
+        let name = format!("{}/join", self.step);
+        self.join_step(name).await
+    }
+
+    /// Wait for the child's next outcome under a step name of your choice. A child that failed
+    /// and was then retried by a person reports again: join it again with a new name to wait
+    /// for that outcome (each outcome is consumed once, oldest first).
+    pub async fn join_step(&self, name: impl Into<String>) -> Result<O, WfError> {
         let outcome: ChildOutcome = self
             .ctx
-            .wait_signal(
-                format!("{}/join", self.step),
-                child_signal_name(self.child_id),
-                None,
-            )
+            .wait_signal(name, child_signal_name(self.child_id), None)
             .await?
             .ok_or_else(|| WfError::Engine("a join without deadline timed out".into()))?;
         match outcome.status {
@@ -1194,7 +1201,7 @@ impl<O: DeserializeOwned> ChildHandle<O> {
                 &outcome.output.unwrap_or(Value::Null),
             ),
             _ => Err(WfError::ChildFailed {
-                step: self.step,
+                step: self.step.clone(),
                 child: self.child_id,
                 error: Box::new(outcome.error.unwrap_or_else(|| {
                     RunError::new(outcome.status.as_str(), "the child did not complete")

@@ -119,6 +119,9 @@ pub enum WfError {
     Step {
         /// The step.
         step: String,
+        /// The attempt that failed last (identifies this failure: a retried step that fails
+        /// again fails with a higher attempt).
+        attempt: u32,
         /// Its last error.
         error: Box<StepError>,
     },
@@ -194,7 +197,7 @@ impl WfError {
     /// The run error this becomes when a run ends with it.
     pub fn to_run_error(&self) -> RunError {
         match self {
-            WfError::Step { step, error } => RunError {
+            WfError::Step { step, error, .. } => RunError {
                 kind: "step_failed".into(),
                 message: format!("step `{step}` failed: {error}"),
                 step: Some(step.clone()),

@@ -187,3 +187,132 @@ impl Workflow for CrashPipeline {
         Ok(serde_json::json!({"accepted_at": accepted, "layers": lp.count(), "approval": approval}))
     }
 }
+
+/// An image provider that records every call in a file (`start <key> <pid>` when a request
+/// arrives, `done <key> <pid>` when its image exists) and takes `delay` per image: what a test
+/// counts "at the provider".
+pub struct CountingImages {
+    /// The real provider.
+    pub inner: std::sync::Arc<dyn slate_activities::ImageGen>,
+    /// The log file.
+    pub log: PathBuf,
+    /// Time per image.
+    pub delay: Duration,
+}
+
+impl CountingImages {
+    fn write(&self, what: &str, key: &str) {
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open provider log");
+        f.write_all(format!("{what} {key} {}\n", std::process::id()).as_bytes())
+            .expect("write provider log");
+        f.sync_data().expect("sync provider log");
+    }
+
+    /// `(what, key, pid)` lines of a provider log.
+    pub fn read(log: &Path) -> Vec<(String, String, u32)> {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let mut p = l.split(' ');
+                Some((
+                    p.next()?.to_string(),
+                    p.next()?.to_string(),
+                    p.next()?.parse().ok()?,
+                ))
+            })
+            .collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl slate_activities::ImageGen for CountingImages {
+    fn name(&self) -> &'static str {
+        "counting storyboard"
+    }
+    async fn submit(
+        &self,
+        req: &slate_activities::model::ImageRequest,
+    ) -> slate_activities::Result<slate_activities::model::Job> {
+        self.write("start", &req.output_key);
+        tokio::time::sleep(self.delay).await;
+        let job = self.inner.submit(req).await?;
+        self.write("done", &req.output_key);
+        Ok(job)
+    }
+    async fn poll(
+        &self,
+        job: &slate_activities::model::Job,
+        req: &slate_activities::model::ImageRequest,
+    ) -> slate_activities::Result<
+        slate_activities::Paid<
+            slate_activities::model::JobState<slate_activities::model::ImageOutput>,
+        >,
+    > {
+        self.inner.poll(job, req).await
+    }
+    async fn cancel(&self, job: &slate_activities::model::Job) -> slate_activities::Result<()> {
+        self.inner.cancel(job).await
+    }
+}
+
+/// A film bench for a worker process and the test that drives it: the same database, the same
+/// blob directory.
+pub async fn film(
+    url: &str,
+    data: &Path,
+    config: slate_workflows::FilmConfig,
+) -> anyhow::Result<(slate_engine::Engine, std::sync::Arc<slate_workflows::Film>)> {
+    let engine = slate_engine::Engine::connect(
+        url,
+        slate_engine::EngineConfig {
+            lease: Duration::from_secs(60),
+            poll_interval: Duration::from_millis(50),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let db = slate_workflows::db::FilmDb::from_pools(engine.store().pools());
+    let blobs = slate_activities::Blobs::local(data.join("blobs"), None)?;
+    let mut studio = slate_activities::Studio::build(
+        slate_activities::ProviderSettings::from_env(),
+        blobs,
+        db.activities_db(),
+        slate_activities::StudioOptions::default(),
+    );
+    if let Ok(log) = std::env::var("SLATE_TEST_PROVIDER_LOG") {
+        let delay = std::env::var("SLATE_TEST_IMAGE_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        studio.images = std::sync::Arc::new(CountingImages {
+            inner: studio.images.clone(),
+            log: log.into(),
+            delay: Duration::from_millis(delay),
+        });
+    }
+    let film = std::sync::Arc::new(slate_workflows::Film {
+        studio,
+        repo: slate_workflows::repo::FilmRepo::new(db.clone()),
+        docs: std::sync::Arc::new(slate_workflows::docstore::SqlDocuments::new(db)),
+        config,
+    });
+    film.repo.seed_templates().await?;
+    slate_workflows::register(&engine, film.clone());
+    Ok((engine, film))
+}
+
+/// Film settings for tests: short waits.
+pub fn quick_film_config() -> slate_workflows::FilmConfig {
+    slate_workflows::FilmConfig {
+        edit_window: Duration::from_millis(100),
+        image_poll: Duration::from_millis(20),
+        video_wait: Duration::from_millis(300),
+        video_rounds: 100,
+        ..Default::default()
+    }
+}

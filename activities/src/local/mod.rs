@@ -80,19 +80,32 @@ impl ImageGen for Storyboard {
                 ));
             }
         }
-        let canvas = match &req.base {
-            Some(base) => {
+        // A character sheet view is drawn whole: the base (the master) is only a reference.
+        let sheet = req.composition.layers.first().map(String::as_str) == Some("character-view");
+        let base = match &req.base {
+            Some(base) if !sheet => {
                 let before = self
                     .manifest_of(base)
                     .await?
                     .map(|m| m.composition)
                     .unwrap_or_default();
-                let bytes = self.blobs.get(base).await?;
-                render::render_layer(render::Canvas::from_png(&bytes)?, &before, &req.composition)
+                Some((self.blobs.get(base).await?, before))
             }
-            None => render::render(&req.composition),
+            _ => None,
         };
-        let png = canvas.png()?;
+        // Drawing is CPU work: off the async threads, so parallel branches keep running.
+        let comp = req.composition.clone();
+        let png = tokio::task::spawn_blocking(move || -> Result<Vec<u8>> {
+            let canvas = match base {
+                Some((bytes, before)) => {
+                    render::render_layer(render::Canvas::from_png(&bytes)?, &before, &comp)
+                }
+                None => render::render(&comp),
+            };
+            canvas.png()
+        })
+        .await
+        .map_err(|e| ActivityError::tool(format!("the renderer stopped: {e}")))??;
         let manifest = Manifest {
             prompt: req.prompt.clone(),
             composition: req.composition.clone(),

@@ -317,6 +317,15 @@ impl Planner for LocalPlanner {
         g: &GatherSnapshot,
         characters: &[CharacterProfile],
     ) -> Result<Paid<StoryBible>> {
+        // The world department runs beside the character department: without qualified
+        // profiles yet, it reads the raw ones.
+        let derived;
+        let characters = if characters.is_empty() {
+            derived = Self::profiles(g);
+            &derived[..]
+        } else {
+            characters
+        };
         let title = user_input(g, "title")
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_else(|| g.title.clone());

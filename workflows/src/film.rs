@@ -1,0 +1,266 @@
+//! What the film workflows share: the studio, the records, the document store, settings, and
+//! the step helpers every department uses (paid generation, failure recording).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use slate_activities::model::{GatherSnapshot, ImageOutput, ImageRequest, Job, JobState};
+use slate_activities::{Paid, Spend, Studio};
+use slate_engine::{Cost, Ctx, RetryPolicy, StepCtx, StepError, StepOptions, WfError};
+
+use crate::docstore::{DocumentStore, Namespace};
+use crate::error::{IntoStep, Result};
+use crate::repo::FilmRepo;
+use crate::slug::Slug;
+
+/// Settings of the film workflows.
+#[derive(Debug, Clone)]
+pub struct FilmConfig {
+    /// The pause before qualification starts, during which a person may stop it to edit.
+    pub edit_window: Duration,
+    /// How often an image job is polled.
+    pub image_poll: Duration,
+    /// The longest an image job may take.
+    pub image_timeout: Duration,
+    /// How long a video wait lasts before the job is polled again (the webhook usually comes
+    /// first).
+    pub video_wait: Duration,
+    /// Video waits before giving up (`video_wait` x `video_rounds` = the 10-minute deadline).
+    pub video_rounds: u32,
+    /// Composite iterations allowed per scene.
+    pub max_iterations: u32,
+    /// Verification attempts allowed per iteration.
+    pub max_attempts: u32,
+    /// Knowledge confidence a composite needs.
+    pub knowledge_threshold: f64,
+    /// Our public URL (webhooks and callbacks).
+    pub public_url: Option<String>,
+}
+
+impl Default for FilmConfig {
+    fn default() -> Self {
+        FilmConfig {
+            edit_window: Duration::from_secs(10),
+            image_poll: Duration::from_secs(1),
+            image_timeout: Duration::from_secs(600),
+            video_wait: Duration::from_secs(10),
+            video_rounds: 60,
+            max_iterations: 20,
+            max_attempts: 5,
+            knowledge_threshold: 0.8,
+            public_url: None,
+        }
+    }
+}
+
+/// Everything a film workflow needs.
+#[derive(Clone)]
+pub struct Film {
+    /// The activities.
+    pub studio: Studio,
+    /// Structured records.
+    pub repo: FilmRepo,
+    /// Gather and qualified namespaces.
+    pub docs: Arc<dyn DocumentStore>,
+    /// Settings.
+    pub config: FilmConfig,
+}
+
+impl std::fmt::Debug for Film {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Film")
+            .field("studio", &self.studio)
+            .field("docs", &self.docs.kind())
+            .finish()
+    }
+}
+
+impl Film {
+    /// The gather namespace as the planners see it.
+    pub async fn gather(&self, slug: &Slug) -> Result<GatherSnapshot> {
+        let project = self.repo.project(slug).await?;
+        let ns = Namespace::Gather(slug.clone());
+        let mut g = GatherSnapshot {
+            project: slug.to_string(),
+            title: project.title,
+            collections: Default::default(),
+        };
+        for c in self.docs.collections(&ns).await? {
+            let docs = self.docs.list(&ns, &c).await?;
+            g.collections.insert(
+                c,
+                docs.into_iter()
+                    .map(|d| {
+                        let mut b = d.body;
+                        if let Some(o) = b.as_object_mut() {
+                            o.entry("id").or_insert(Value::String(d.id));
+                        }
+                        b
+                    })
+                    .collect(),
+            );
+        }
+        Ok(g)
+    }
+
+    /// The documents of a qualified collection.
+    pub async fn qualified(&self, slug: &Slug, collection: &str) -> Result<Vec<Value>> {
+        Ok(self
+            .docs
+            .list(&Namespace::Qualified(slug.clone()), collection)
+            .await?
+            .into_iter()
+            .map(|d| d.body)
+            .collect())
+    }
+
+    /// Store a qualified document (idempotent by id).
+    pub async fn put_qualified<T: Serialize>(
+        &self,
+        slug: &Slug,
+        collection: &str,
+        id: &str,
+        v: &T,
+    ) -> Result<()> {
+        let body = serde_json::to_value(v)
+            .map_err(|e| crate::error::FilmError::Internal(e.to_string()))?;
+        self.docs
+            .put(&Namespace::Qualified(slug.clone()), collection, id, body)
+            .await
+    }
+}
+
+/// Report a provider's spend on the step.
+pub fn report(sc: &StepCtx, s: Spend) {
+    if s.units != 0.0 || s.usd != 0.0 {
+        sc.report_cost(Cost::new(s.units, s.usd));
+    }
+}
+
+/// Options for paid calls: the attempt is on disk before the call, retried with backoff.
+pub fn paid() -> StepOptions {
+    StepOptions::new()
+        .durable_start()
+        .retry(RetryPolicy::attempts(4).backoff(Duration::from_secs(2), Duration::from_secs(60)))
+}
+
+/// A language-model step: retried, its cost reported.
+pub async fn plan<T, F, Fut>(ctx: &Ctx, name: impl Into<String>, f: F) -> Result<T, WfError>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = slate_activities::Result<Paid<T>>> + Send,
+{
+    ctx.step_with(name, paid(), move |sc| async move {
+        let p = f().await.step()?;
+        report(&sc, p.spend);
+        Ok(p.value)
+    })
+    .await
+}
+
+/// Generate an image: submit in one step (the job is journaled), wait in another, so that a
+/// crash re-attaches to the job instead of paying for it again.
+pub async fn image(
+    ctx: &Ctx,
+    film: &Film,
+    name: impl Into<String>,
+    req: ImageRequest,
+) -> Result<ImageOutput, WfError> {
+    let name = name.into();
+    let images = film.studio.images.clone();
+    let r = req.clone();
+    let job: Job = ctx
+        .step_with(
+            format!("{name}/submit"),
+            paid().concurrency("images"),
+            move |_| async move { images.submit(&r).await.step() },
+        )
+        .await?;
+    let images = film.studio.images.clone();
+    let (every, timeout) = (film.config.image_poll, film.config.image_timeout);
+    ctx.step_with(
+        format!("{name}/await"),
+        StepOptions::new().timeout(timeout).retry(
+            RetryPolicy::attempts(5).backoff(Duration::from_secs(2), Duration::from_secs(60)),
+        ),
+        move |sc| async move {
+            loop {
+                let p = images.poll(&job, &req).await.step()?;
+                report(&sc, p.spend);
+                match p.value {
+                    JobState::Completed { output } => return Ok(output),
+                    _ => tokio::time::sleep(every).await,
+                }
+            }
+        },
+    )
+    .await
+}
+
+/// The identity of a failure, stable across replays: a failure recorded once is not recorded
+/// again when the run re-executes, and a later, different failure is.
+pub fn failure_key(e: &WfError) -> Option<String> {
+    Some(match e {
+        WfError::Step { step, attempt, .. } => format!("step/{step}#{attempt}"),
+        WfError::LimitExceeded { limit, max, .. } => format!("limit/{limit}/{max}"),
+        WfError::BudgetExceeded { budget_micros, .. } => format!("budget/{budget_micros}"),
+        WfError::ChildFailed { step, child, .. } => format!("child/{step}/{child}"),
+        WfError::Workflow { kind, .. } => format!("workflow/{kind}"),
+        WfError::Nondeterminism(_) => "nondeterminism".into(),
+        WfError::Suspended | WfError::Cancelled | WfError::LeaseLost | WfError::Engine(_) => {
+            return None;
+        }
+        _ => "other".into(),
+    })
+}
+
+/// Record a failure as a global error (once), run `also` on the records, and return the error.
+pub async fn record_failure(
+    ctx: &Ctx,
+    film: &Film,
+    slug: &Slug,
+    phase: &str,
+    e: WfError,
+    also: impl FnOnce(FilmRepo, String) -> futures::future::BoxFuture<'static, Result<()>>
+    + Send
+    + 'static,
+) -> WfError {
+    let Some(key) = failure_key(&e) else { return e };
+    let message = format!("{phase} failed: {}", e.to_run_error().message);
+    let details = serde_json::json!({
+        "run_id": ctx.run_id(),
+        "workflow": ctx.workflow(),
+        "error": e.to_run_error(),
+        "fix": "fix the cause, then retry the failed step (POST /api/admin/runs/{run}/retry) or dismiss this error",
+    });
+    let (repo, slug2, phase2) = (film.repo.clone(), slug.clone(), phase.to_string());
+    let dedupe = format!("{}/{key}", ctx.run_id());
+    let msg2 = message.clone();
+    let recorded = ctx
+        .step(format!("errors/{key}"), move |_| async move {
+            repo.record_error(Some(&slug2), &phase2, &msg2, &details, &dedupe)
+                .await
+                .step()?;
+            also(repo, msg2).await.step()
+        })
+        .await;
+    match recorded {
+        Ok(()) => e,
+        Err(other) if other.is_suspended() => other,
+        Err(_) => e,
+    }
+}
+
+/// A blob key under the project.
+pub fn key(slug: &Slug, rest: &str) -> String {
+    format!("projects/{slug}/{rest}")
+}
+
+/// Errors of steps that could not be decoded as step errors.
+pub fn fatal(kind: &str, msg: impl Into<String>) -> StepError {
+    StepError::fatal(kind, msg)
+}

@@ -1,0 +1,43 @@
+//! # slate-workflows: the film domain and its durable workflows
+//!
+//! - The domain ([`model`], [`repo`], [`docstore`]): projects with validated slugs
+//!   ([`slug::Slug`]), gather and qualified namespaces of flexible JSON documents, scenes with
+//!   every field of the spec's Scenes collection, prompt templates, story bibles, character
+//!   references and global errors, all in the workflow database (MongoDB for the namespaces
+//!   behind the `mongodb` feature).
+//! - The workflows: [`qualification::Qualification`] (phases 1-2), [`generation::SceneGeneration`]
+//!   and [`generation::FilmGeneration`] (phases 3-4), and [`generation::Production`] (all of it,
+//!   as child runs, so that one budget covers the whole film).
+//!
+//! Data goes where the spec's distribution rules say and nowhere else: raw input to
+//! `gather_<slug>`; validated characters, 360-degree references and the story bible to
+//! `qualified_<slug>` and the knowledge store; 360-degree metadata, the story bible, scenes,
+//! scene prompts, generated media and prompt templates to the structured records; scene
+//! structure (never prompts) to the knowledge store.
+
+pub mod db;
+pub mod docstore;
+pub mod error;
+pub mod examples;
+pub mod film;
+pub mod generation;
+pub mod model;
+pub mod qualification;
+pub mod repo;
+pub mod slug;
+
+use std::sync::Arc;
+
+pub use error::{FilmError, Result};
+pub use film::{Film, FilmConfig};
+pub use slate_activities::local::planner::slugify;
+pub use slug::Slug;
+
+/// Register every film workflow on an engine.
+pub fn register(engine: &slate_engine::Engine, film: Arc<Film>) {
+    engine
+        .register(qualification::Qualification(film.clone()))
+        .register(generation::SceneGeneration(film.clone()))
+        .register(generation::FilmGeneration(film.clone()))
+        .register(generation::Production(film));
+}

@@ -1,0 +1,780 @@
+//! Structured film records (the spec's PayloadCMS collections): projects, scenes with every
+//! field of the Scenes collection, prompt templates, story bibles, character references and
+//! global errors.
+//!
+//! Media fields (`*_url`) hold blob keys; the server serves a key at `/media/{key}`.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use slate_activities::model::{MAX_SCENE_SECONDS, MIN_SCENE_SECONDS, options};
+
+use crate::error::{FilmError, Result};
+
+/// A project's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProjectStatus {
+    /// Collecting raw material.
+    Gathering,
+    /// Qualification is under way (the gather namespace is read-only).
+    Qualifying,
+    /// Qualified: scenes are ready for generation.
+    Qualified,
+    /// Scenes are being generated.
+    Generating,
+    /// The film exists.
+    Completed,
+    /// Something stopped it; see the global errors.
+    Failed,
+}
+
+impl ProjectStatus {
+    /// Stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProjectStatus::Gathering => "gathering",
+            ProjectStatus::Qualifying => "qualifying",
+            ProjectStatus::Qualified => "qualified",
+            ProjectStatus::Generating => "generating",
+            ProjectStatus::Completed => "completed",
+            ProjectStatus::Failed => "failed",
+        }
+    }
+    /// Parse stored text.
+    pub fn parse(s: &str) -> Result<Self> {
+        serde_json::from_value(Value::String(s.into()))
+            .map_err(|_| FilmError::Internal(format!("unknown project status `{s}`")))
+    }
+}
+
+/// A project.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Project {
+    /// Slug.
+    pub slug: String,
+    /// Title.
+    pub title: String,
+    /// State.
+    pub status: ProjectStatus,
+    /// When the gather namespace was locked (qualification began).
+    pub gather_locked_at: Option<DateTime<Utc>>,
+    /// The film (blob key) once stitched.
+    pub final_video: Option<String>,
+    /// The qualification run.
+    pub qualification_run: Option<String>,
+    /// The production run.
+    pub production_run: Option<String>,
+    /// Optimistic-concurrency version.
+    pub version: i64,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A scene's generation state (the spec's values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SceneStatus {
+    /// Planned, nothing generated yet.
+    #[default]
+    ReadyForGeneration,
+    /// Building the composite image.
+    GeneratingComposite,
+    /// Verifying the composite.
+    VerifyingComposite,
+    /// Making the clip.
+    GeneratingVideo,
+    /// Clip and last frame exist.
+    Completed,
+    /// Stopped; see `error_message`.
+    Failed,
+}
+
+impl SceneStatus {
+    /// Stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SceneStatus::ReadyForGeneration => "ready_for_generation",
+            SceneStatus::GeneratingComposite => "generating_composite",
+            SceneStatus::VerifyingComposite => "verifying_composite",
+            SceneStatus::GeneratingVideo => "generating_video",
+            SceneStatus::Completed => "completed",
+            SceneStatus::Failed => "failed",
+        }
+    }
+}
+
+/// A prop in a scene.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct SceneProp {
+    /// Name.
+    pub prop_name: String,
+    /// Description.
+    pub prop_description: Option<String>,
+    /// Reference image (blob key).
+    pub prop_reference_url: Option<String>,
+}
+
+/// A line of dialogue in a scene.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct SceneDialogue {
+    /// Character id.
+    pub character: String,
+    /// The line.
+    pub line: String,
+    /// Synthesized audio (blob key).
+    pub audio_url: Option<String>,
+}
+
+/// A sound effect cue.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct SoundEffect {
+    /// Name.
+    pub effect_name: String,
+    /// Seconds from the scene's start.
+    pub timestamp: f64,
+}
+
+/// A reference used by a composite iteration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct ReferenceUsed {
+    /// location, character or prop.
+    pub reference_type: String,
+    /// Blob key.
+    pub reference_url: String,
+    /// Description.
+    pub reference_description: String,
+}
+
+/// One iteration of the composite image.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct CompositeIteration {
+    /// 1-based.
+    pub iteration_number: u32,
+    /// The layer it added (`location`, `characters`, `props`).
+    pub layer: String,
+    /// At most three references.
+    pub references_used: Vec<ReferenceUsed>,
+    /// The image (blob key).
+    pub generated_url: String,
+    /// Whether its verification passed.
+    pub verification_passed: bool,
+    /// Every attempt's verification.
+    pub verification_details: Value,
+    /// Attempts it took.
+    pub attempts: u32,
+    /// When it was accepted.
+    pub timestamp: Option<DateTime<Utc>>,
+}
+
+/// A continuity check against the previous scene.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct ContinuityCheck {
+    /// What was checked.
+    pub check_type: String,
+    /// Result.
+    pub passed: bool,
+    /// Details.
+    pub notes: String,
+    /// When.
+    pub timestamp: Option<DateTime<Utc>>,
+}
+
+/// A verification result.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct VerificationResult {
+    /// `brain_query` or `vision_model`.
+    pub verification_type: String,
+    /// The question.
+    pub query: String,
+    /// The answer.
+    pub result: String,
+    /// Whether it passed.
+    pub passed: bool,
+    /// 0-1.
+    pub confidence: f64,
+    /// When.
+    pub timestamp: Option<DateTime<Utc>>,
+}
+
+/// A URL item of `props_reference_urls`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct UrlItem {
+    /// Blob key.
+    pub url: String,
+}
+
+/// A scene: every field of the spec's Scenes collection.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Scene {
+    /// Id.
+    pub id: String,
+    /// Project slug.
+    pub project: String,
+    /// Number in the screenplay.
+    pub scene_number: i32,
+    /// Order in the film.
+    pub sequence_number: i32,
+    /// Screenplay text.
+    pub screenplay_text: Option<String>,
+    /// Intended emotion or impact.
+    pub dramatic_effect: Option<String>,
+    /// 3-7 seconds.
+    pub expected_duration: f64,
+    /// The clip's length.
+    pub actual_duration: Option<f64>,
+    /// Location.
+    pub location: Option<String>,
+    /// Time of day.
+    pub time_of_day: Option<String>,
+    /// Weather.
+    pub weather: Option<String>,
+    /// Camera angle.
+    pub camera_angle: Option<String>,
+    /// Camera shot.
+    pub camera_shot: Option<String>,
+    /// Camera movement.
+    pub camera_movement: Option<String>,
+    /// Framing notes.
+    pub framing: Option<String>,
+    /// Lighting type.
+    pub lighting_type: Option<String>,
+    /// Lighting mood.
+    pub lighting_mood: Option<String>,
+    /// Colours.
+    pub color_palette: Vec<String>,
+    /// Character ids.
+    pub characters_present: Vec<String>,
+    /// Blocking.
+    pub character_positions: Option<Value>,
+    /// Emotions.
+    pub character_emotions: Option<Value>,
+    /// Costumes.
+    pub costumes: Option<Value>,
+    /// Props.
+    pub props: Vec<SceneProp>,
+    /// Set dressing.
+    pub set_dressing: Option<String>,
+    /// Dialogue.
+    pub dialogue: Vec<SceneDialogue>,
+    /// Music.
+    pub music_track: Option<String>,
+    /// Sound effects.
+    pub sound_effects: Vec<SoundEffect>,
+    /// Ambient sound.
+    pub ambient_sound: Option<String>,
+    /// Transition in.
+    pub transition_in: Option<String>,
+    /// Transition out.
+    pub transition_out: Option<String>,
+    /// Base prompt.
+    pub base_prompt: Option<String>,
+    /// Full prompt used.
+    pub text_prompt: Option<String>,
+    /// Things to avoid.
+    pub negative_prompt: Option<String>,
+    /// Prompt template name.
+    pub prompt_template: Option<String>,
+    /// Composite history.
+    pub composite_iterations: Vec<CompositeIteration>,
+    /// Final composite (blob key).
+    pub composite_final_url: Option<String>,
+    /// Start image of the video (blob key).
+    pub generated_image_url: Option<String>,
+    /// The clip (blob key).
+    pub generated_video_url: Option<String>,
+    /// Its last frame (blob key).
+    pub last_frame_url: Option<String>,
+    /// Which character views were used.
+    pub character_references_used: Option<Value>,
+    /// Location reference (blob key).
+    pub location_reference_url: Option<String>,
+    /// Prop references.
+    pub props_reference_urls: Vec<UrlItem>,
+    /// The shot agent's decisions.
+    pub shot_agent_decisions: Option<Value>,
+    /// Continuity checks.
+    pub continuity_checks: Vec<ContinuityCheck>,
+    /// Verification results.
+    pub verification_results: Vec<VerificationResult>,
+    /// Who generated the scene.
+    pub generated_by_agent: Option<String>,
+    /// State.
+    pub status: SceneStatus,
+    /// Why it failed.
+    pub error_message: Option<String>,
+    /// Rejected attempts and failed generations.
+    pub retry_count: i32,
+    /// Seconds from the start of generation to the clip.
+    pub processing_time: Option<f64>,
+    /// fast, medium or slow.
+    pub pacing: Option<String>,
+    /// `image_to_video` (default), `text_to_video` or `video_to_video`.
+    pub video_mode: Option<String>,
+    /// Optimistic-concurrency version.
+    pub version: i64,
+    /// Created.
+    pub created_at: Option<DateTime<Utc>>,
+    /// Last change.
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+fn check_opt(field: &str, v: &Option<String>, allowed: &[&str]) -> Result<()> {
+    if let Some(v) = v {
+        options::check(field, v, allowed).map_err(FilmError::Invalid)?;
+    }
+    Ok(())
+}
+
+impl Scene {
+    /// The spec's rules: 3-7 seconds, the option lists.
+    pub fn validate(&self) -> Result<()> {
+        use options::*;
+        if !(MIN_SCENE_SECONDS..=MAX_SCENE_SECONDS).contains(&self.expected_duration) {
+            return Err(FilmError::Invalid(format!(
+                "expected_duration must be between 3 and 7 seconds, not {}",
+                self.expected_duration
+            )));
+        }
+        if self.scene_number < 1 || self.sequence_number < 1 {
+            return Err(FilmError::Invalid(
+                "scene_number and sequence_number start at 1".into(),
+            ));
+        }
+        check_opt("time_of_day", &self.time_of_day, TIME_OF_DAY)?;
+        check_opt("weather", &self.weather, WEATHER)?;
+        check_opt("camera_angle", &self.camera_angle, CAMERA_ANGLE)?;
+        check_opt("camera_shot", &self.camera_shot, CAMERA_SHOT)?;
+        check_opt("camera_movement", &self.camera_movement, CAMERA_MOVEMENT)?;
+        check_opt("lighting_type", &self.lighting_type, LIGHTING_TYPE)?;
+        check_opt("transition_in", &self.transition_in, TRANSITION_IN)?;
+        check_opt("transition_out", &self.transition_out, TRANSITION_OUT)?;
+        check_opt("pacing", &self.pacing, PACING)?;
+        check_opt(
+            "video_mode",
+            &self.video_mode,
+            &["image_to_video", "text_to_video", "video_to_video"],
+        )?;
+        if self
+            .dialogue
+            .iter()
+            .any(|d| d.line.trim().is_empty() || d.character.trim().is_empty())
+        {
+            return Err(FilmError::Invalid(
+                "every dialogue line needs a character and a line".into(),
+            ));
+        }
+        for e in &self.sound_effects {
+            if !(0.0..=MAX_SCENE_SECONDS).contains(&e.timestamp) {
+                return Err(FilmError::Invalid(format!(
+                    "sound effect `{}` at {} s is outside the scene",
+                    e.effect_name, e.timestamp
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Apply a partial edit (a JSON object of fields); fields the pipeline owns cannot be
+    /// edited this way.
+    pub fn apply_edit(&self, patch: &Value) -> Result<Scene> {
+        let Value::Object(p) = patch else {
+            return Err(FilmError::Invalid(
+                "an edit is a JSON object of fields to change".into(),
+            ));
+        };
+        const READ_ONLY: &[&str] = &[
+            "id",
+            "project",
+            "version",
+            "created_at",
+            "updated_at",
+            "composite_iterations",
+            "verification_results",
+            "continuity_checks",
+            "status",
+            "retry_count",
+            "processing_time",
+        ];
+        if let Some(k) = p.keys().find(|k| READ_ONLY.contains(&k.as_str())) {
+            return Err(FilmError::Invalid(format!(
+                "`{k}` is set by the pipeline and cannot be edited"
+            )));
+        }
+        let mut doc = serde_json::to_value(self).map_err(|e| FilmError::Internal(e.to_string()))?;
+        let known: Vec<String> = doc
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        for (k, v) in p {
+            if !known.contains(k) {
+                return Err(FilmError::Invalid(format!("scenes have no field `{k}`")));
+            }
+            doc[k] = v.clone();
+        }
+        let scene: Scene = serde_json::from_value(doc).map_err(|e| {
+            FilmError::Invalid(format!("the edit does not fit the scene's fields: {e}"))
+        })?;
+        scene.validate()?;
+        Ok(scene)
+    }
+}
+
+/// A prompt template variable.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TemplateVariable {
+    /// Name (used as `[name]` in the prompt).
+    pub variable_name: String,
+    /// What it is.
+    #[serde(default)]
+    pub variable_description: String,
+    /// Whether rendering refuses to go on without it (default true).
+    #[serde(default = "yes")]
+    pub required: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A prompt template (the spec's Prompts collection).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PromptTemplate {
+    /// Name (unique).
+    pub name: String,
+    /// What it is for.
+    #[serde(default)]
+    pub description: String,
+    /// The template, with `[variable]` placeholders.
+    pub prompt: String,
+    /// character, scene, location, props or video.
+    #[serde(default)]
+    pub category: Option<String>,
+    /// Declared variables.
+    #[serde(default)]
+    pub variables: Vec<TemplateVariable>,
+    /// Version.
+    #[serde(default)]
+    pub version: i64,
+}
+
+/// Template categories.
+pub const TEMPLATE_CATEGORIES: &[&str] = &["character", "scene", "location", "props", "video"];
+
+impl PromptTemplate {
+    /// The `[name]` placeholders of the prompt, in order, without repeats.
+    pub fn placeholders(&self) -> Vec<String> {
+        let mut out = vec![];
+        let mut rest = self.prompt.as_str();
+        while let Some(i) = rest.find('[') {
+            let after = &rest[i + 1..];
+            match after.find(']') {
+                Some(j) => {
+                    let name = &after[..j];
+                    if !name.is_empty()
+                        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                        && !out.iter().any(|n| n == name)
+                    {
+                        out.push(name.to_string());
+                    }
+                    rest = &after[j + 1..];
+                }
+                None => break,
+            }
+        }
+        out
+    }
+
+    /// Check the template itself.
+    pub fn validate(&self) -> Result<()> {
+        if self.name.trim().is_empty() || self.name.len() > 120 {
+            return Err(FilmError::Invalid(
+                "a template needs a name of 1 to 120 characters".into(),
+            ));
+        }
+        if self.prompt.trim().is_empty() {
+            return Err(FilmError::Invalid("a template needs a prompt".into()));
+        }
+        if let Some(c) = &self.category {
+            options::check("category", c, TEMPLATE_CATEGORIES).map_err(FilmError::Invalid)?;
+        }
+        let used = self.placeholders();
+        if let Some(v) = self
+            .variables
+            .iter()
+            .find(|v| !used.contains(&v.variable_name))
+        {
+            return Err(FilmError::Invalid(format!(
+                "variable `{}` is declared but the prompt has no [{}]",
+                v.variable_name, v.variable_name
+            )));
+        }
+        Ok(())
+    }
+
+    /// Render with `vars`. A placeholder that is required (declared required, or not declared
+    /// at all) and missing or empty is refused, naming every missing variable; an optional one
+    /// renders as nothing.
+    pub fn render(&self, vars: &BTreeMap<String, String>) -> Result<String> {
+        let mut missing = vec![];
+        for name in self.placeholders() {
+            let required = self
+                .variables
+                .iter()
+                .find(|v| v.variable_name == name)
+                .is_none_or(|v| v.required);
+            if required && vars.get(&name).is_none_or(|v| v.trim().is_empty()) {
+                missing.push(name);
+            }
+        }
+        if !missing.is_empty() {
+            return Err(FilmError::Invalid(format!(
+                "template `{}` needs {}",
+                self.name,
+                missing
+                    .iter()
+                    .map(|m| format!("[{m}]"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        let mut out = self.prompt.clone();
+        for name in self.placeholders() {
+            out = out.replace(
+                &format!("[{name}]"),
+                vars.get(&name).map(String::as_str).unwrap_or(""),
+            );
+        }
+        Ok(out)
+    }
+}
+
+/// The default templates (the spec's open question 1, answer C: defaults plus user templates).
+pub fn default_templates() -> Vec<PromptTemplate> {
+    let v = |n: &str, d: &str| TemplateVariable {
+        variable_name: n.into(),
+        variable_description: d.into(),
+        required: true,
+    };
+    let opt = |n: &str, d: &str| TemplateVariable {
+        variable_name: n.into(),
+        variable_description: d.into(),
+        required: false,
+    };
+    vec![
+        PromptTemplate {
+            name: "Character Scene Prompt".into(),
+            description: "A character in a location (the spec's example)".into(),
+            prompt: "Generate an image of [character_name] in [location] during [time_of_day].\nCamera angle: [camera_angle]\nLighting: [lighting_type]\nMood: [dramatic_effect]\n\nThe character should be [character_action] with [character_emotion] expression.".into(),
+            category: Some("character".into()),
+            variables: vec![
+                v("character_name", "who"),
+                v("location", "where"),
+                v("time_of_day", "when"),
+                v("camera_angle", "camera angle"),
+                v("lighting_type", "lighting"),
+                v("dramatic_effect", "intended effect"),
+                opt("character_action", "what they do"),
+                opt("character_emotion", "how they feel"),
+            ],
+            version: 1,
+        },
+        PromptTemplate {
+            name: "Composite Layer".into(),
+            description: "One layer of a scene's composite image".into(),
+            prompt: "[layer_description]. Scene: [location], [time_of_day], [lighting_type] light. Keep everything already in the image. [style]".into(),
+            category: Some("scene".into()),
+            variables: vec![
+                v("layer_description", "what the layer adds"),
+                v("location", "where"),
+                v("time_of_day", "when"),
+                v("lighting_type", "lighting"),
+                opt("style", "the style guide's mood"),
+            ],
+            version: 1,
+        },
+        PromptTemplate {
+            name: "Scene Video".into(),
+            description: "The video prompt of a scene (the spec's buildVideoPrompt)".into(),
+            prompt: "[text_prompt]\n\nCamera: [camera_angle], [camera_shot], [camera_movement]\nLighting: [lighting_type], [lighting_mood]\nDuration: [duration] seconds\nPacing: [pacing]\n\n[dramatic_effect]".into(),
+            category: Some("video".into()),
+            variables: vec![
+                v("text_prompt", "what happens"),
+                v("camera_angle", "angle"),
+                v("camera_shot", "shot"),
+                v("camera_movement", "movement"),
+                v("lighting_type", "lighting"),
+                opt("lighting_mood", "mood"),
+                v("duration", "seconds"),
+                v("pacing", "pacing"),
+                opt("dramatic_effect", "effect"),
+            ],
+            version: 1,
+        },
+        PromptTemplate {
+            name: "Character Master Reference".into(),
+            description: "A character's master reference sheet".into(),
+            prompt: "Full-body character reference of [character_name], [appearance]. Costume: [costume]. Neutral background, even light, facing the camera.".into(),
+            category: Some("character".into()),
+            variables: vec![v("character_name", "name"), v("appearance", "look"), opt("costume", "costume")],
+            version: 1,
+        },
+        PromptTemplate {
+            name: "Location Plate".into(),
+            description: "A location reference plate".into(),
+            prompt: "Establishing plate of [location]: [description]. [time_of_day], no people.".into(),
+            category: Some("location".into()),
+            variables: vec![v("location", "name"), v("description", "what it looks like"), v("time_of_day", "when")],
+            version: 1,
+        },
+        PromptTemplate {
+            name: "Prop Reference".into(),
+            description: "A prop reference image".into(),
+            prompt: "Product shot of [prop_name]: [description]. Neutral background.".into(),
+            category: Some("props".into()),
+            variables: vec![v("prop_name", "name"), v("description", "what it looks like")],
+            version: 1,
+        },
+    ]
+}
+
+/// A global error, shown at the top of every page until dismissed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GlobalError {
+    /// Id.
+    pub id: String,
+    /// Project, if it concerns one.
+    pub project: Option<String>,
+    /// Where: `qualification/phase-a/character`, `scene 3`...
+    pub phase: String,
+    /// What happened.
+    pub message: String,
+    /// The run, step and error behind it.
+    pub details: Value,
+    /// When.
+    pub created_at: DateTime<Utc>,
+    /// When a person dismissed it.
+    pub dismissed_at: Option<DateTime<Utc>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scene() -> Scene {
+        Scene {
+            id: "s1".into(),
+            project: "p".into(),
+            scene_number: 1,
+            sequence_number: 1,
+            expected_duration: 4.0,
+            camera_angle: Some("low_angle".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn scenes_are_validated() {
+        assert!(scene().validate().is_ok());
+        let mut s = scene();
+        s.expected_duration = 8.0;
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("between 3 and 7")
+        );
+        let mut s = scene();
+        s.camera_angle = Some("sideways".into());
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("camera_angle `sideways`")
+        );
+    }
+
+    #[test]
+    fn edits_keep_the_rules() {
+        let s = scene();
+        let e = s
+            .apply_edit(&serde_json::json!({"expected_duration": 6.5, "weather": "foggy"}))
+            .unwrap();
+        assert_eq!(e.expected_duration, 6.5);
+        assert!(
+            s.apply_edit(&serde_json::json!({"expected_duration": 2}))
+                .is_err()
+        );
+        assert!(
+            s.apply_edit(&serde_json::json!({"status": "completed"}))
+                .unwrap_err()
+                .to_string()
+                .contains("set by the pipeline")
+        );
+        assert!(
+            s.apply_edit(&serde_json::json!({"colour": "red"}))
+                .unwrap_err()
+                .to_string()
+                .contains("no field `colour`")
+        );
+        assert!(s.apply_edit(&serde_json::json!([1])).is_err());
+    }
+
+    #[test]
+    fn templates_render_and_refuse_missing_variables() {
+        let t = &default_templates()[0];
+        t.validate().unwrap();
+        let mut vars: BTreeMap<String, String> = [
+            ("character_name", "Mira"),
+            ("location", "Harbor Market"),
+            ("time_of_day", "evening"),
+            ("camera_angle", "low angle"),
+            ("lighting_type", "dramatic"),
+            ("dramatic_effect", "urgency"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let out = t.render(&vars).unwrap();
+        assert!(out.starts_with("Generate an image of Mira in Harbor Market during evening."));
+        assert!(
+            !out.contains('['),
+            "optional variables render as nothing: {out}"
+        );
+        vars.remove("location");
+        vars.insert("time_of_day".into(), "  ".into());
+        let e = t.render(&vars).unwrap_err().to_string();
+        assert!(
+            e.contains("[location]") && e.contains("[time_of_day]"),
+            "{e}"
+        );
+        let undeclared = PromptTemplate {
+            name: "x".into(),
+            description: String::new(),
+            prompt: "Hello [who]".into(),
+            category: None,
+            variables: vec![],
+            version: 0,
+        };
+        assert!(
+            undeclared.render(&BTreeMap::new()).is_err(),
+            "undeclared placeholders are required"
+        );
+        for t in default_templates() {
+            t.validate().unwrap();
+        }
+    }
+}

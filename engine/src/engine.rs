@@ -313,9 +313,12 @@ impl Engine {
         input: Value,
         opts: StartOptions,
     ) -> Result<Started> {
-        if self.shared.workflow(workflow).is_none() {
+        let Some(w) = self.shared.workflow(workflow) else {
             return Err(EngineError::UnknownWorkflow(workflow.to_string()));
-        }
+        };
+        w.check_input(&input).map_err(|e| {
+            EngineError::Invalid(format!("the input does not fit workflow `{workflow}`: {e}"))
+        })?;
         if let Some(k) = &opts.idempotency_key
             && (k.is_empty() || k.len() > 200)
         {

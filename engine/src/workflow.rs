@@ -4,8 +4,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::context::Ctx;
@@ -42,12 +42,22 @@ pub trait Workflow: Send + Sync + 'static {
 }
 
 pub(crate) trait ErasedWorkflow: Send + Sync {
+    /// Whether `input` fits the workflow's input type (checked when a run is started, so bad
+    /// input is refused at the door instead of failing the run later).
+    fn check_input(&self, input: &Value) -> Result<(), String>;
+
     fn call(&self, ctx: Ctx, input: Value) -> BoxFuture<'static, Result<Value, WfError>>;
 }
 
 pub(crate) struct Erased<W>(pub Arc<W>);
 
 impl<W: Workflow> ErasedWorkflow for Erased<W> {
+    fn check_input(&self, input: &Value) -> Result<(), String> {
+        W::Input::deserialize(input)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
     fn call(&self, ctx: Ctx, input: Value) -> BoxFuture<'static, Result<Value, WfError>> {
         let w = self.0.clone();
         Box::pin(async move {

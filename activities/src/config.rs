@@ -87,6 +87,21 @@ pub struct ProviderSettings {
     /// A base URL where providers can fetch our blobs (`SLATE_MEDIA_URL`); without it, images
     /// are sent inline as data URIs.
     pub media_url: Option<String>,
+    /// The webhook secret (`SLATE_WEBHOOK_SECRET`): callback URLs we hand to providers carry a
+    /// token derived from it, never the secret itself.
+    pub webhook_secret: Option<Secret>,
+}
+
+/// The token that authenticates callbacks to `path`: HMAC-SHA256 of the path under the webhook
+/// secret, hex. Scoped to one path, so a leaked callback URL opens no other webhook, and the
+/// secret never leaves the server.
+pub fn webhook_token(secret: &Secret, path: &str) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.expose().as_bytes());
+    ring::hmac::sign(&key, path.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn trim(u: String) -> String {
@@ -151,7 +166,18 @@ impl ProviderSettings {
             ),
             public_url: get("SLATE_PUBLIC_URL").map(trim),
             media_url: get("SLATE_MEDIA_URL").map(trim),
+            webhook_secret: get("SLATE_WEBHOOK_SECRET").map(Secret::new),
         }
+    }
+
+    /// Our callback URL for the webhook at `path` (for example `/api/webhooks/fal`), with its
+    /// token when a webhook secret is set; none without a public URL (the workflows then poll).
+    pub fn webhook_url(&self, path: &str) -> Option<String> {
+        let base = self.public_url.as_ref()?;
+        Some(match &self.webhook_secret {
+            Some(s) => format!("{base}{path}?token={}", webhook_token(s, path)),
+            None => format!("{base}{path}"),
+        })
     }
 
     /// One line per activity: which implementation is in use (for logs and `slate demo`).
@@ -224,5 +250,35 @@ mod tests {
         assert_eq!(fal.queue_url, "http://x");
         assert_eq!(fal.key.expose(), "k1");
         assert!(!format!("{fal:?}").contains("k1"), "a secret never prints");
+    }
+}
+
+#[cfg(test)]
+mod webhook_tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_hmac_sha256_and_scoped_to_a_path() {
+        // The published HMAC-SHA256 example (key "key").
+        assert_eq!(
+            webhook_token(
+                &Secret::new("key"),
+                "The quick brown fox jumps over the lazy dog"
+            ),
+            "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8"
+        );
+        let s = ProviderSettings {
+            public_url: Some("https://slate.example".into()),
+            webhook_secret: Some(Secret::new("s3cret")),
+            ..Default::default()
+        };
+        let url = s.webhook_url("/api/webhooks/fal").unwrap();
+        assert!(url.starts_with("https://slate.example/api/webhooks/fal?token="));
+        assert!(!url.contains("s3cret"));
+        assert_ne!(
+            url.split_once("token=").unwrap().1,
+            webhook_token(&Secret::new("s3cret"), "/api/webhooks/video-complete")
+        );
+        assert_eq!(ProviderSettings::default().webhook_url("/x"), None);
     }
 }

@@ -59,7 +59,7 @@ impl std::fmt::Debug for Studio {
 impl Studio {
     /// Build from settings: remote where a key is set, local elsewhere.
     pub fn build(settings: ProviderSettings, blobs: Blobs, db: Db, opts: StudioOptions) -> Studio {
-        let hook = |path: &str| settings.public_url.as_ref().map(|u| format!("{u}{path}"));
+        let hook = |path: &str| settings.webhook_url(path);
         let fal = settings.fal.clone().map(FalClient::new);
         let planner: Arc<dyn Planner> = match &settings.openrouter {
             Some(s) => Arc::new(RemotePlanner::new(OpenRouterClient::new(s.clone()))),

@@ -305,3 +305,86 @@ async fn a_missing_tool_or_broken_input_is_a_clear_final_error() {
     let e = run("definitely-not-a-tool", &[]).await.unwrap_err();
     assert!(e.message.contains("not installed"), "{}", e.message);
 }
+
+#[tokio::test]
+async fn voices_mix_into_a_provider_clip_without_an_audio_track() {
+    // Providers often return silent clips with no audio stream at all.
+    let blobs = blobs();
+    let src = std::env::temp_dir().join(format!("slate-silent-{}.mp4", uuid_like()));
+    run(
+        "ffmpeg",
+        &[
+            "-y",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x180:rate=24:duration=3",
+            "-pix_fmt",
+            "yuv420p",
+            "-an",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([src.display().to_string()])
+        .collect::<Vec<_>>(),
+    )
+    .await
+    .unwrap();
+    let video = blobs
+        .put("clips/silent.mp4", std::fs::read(&src).unwrap())
+        .await
+        .unwrap();
+    let tone = std::env::temp_dir().join(format!("slate-tone-{}.wav", uuid_like()));
+    run(
+        "ffmpeg",
+        &[
+            "-y",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([tone.display().to_string()])
+        .collect::<Vec<_>>(),
+    )
+    .await
+    .unwrap();
+    let line = blobs
+        .put("voices/tone.wav", std::fs::read(&tone).unwrap())
+        .await
+        .unwrap();
+    let voiced = LocalMedia::new(blobs.clone())
+        .mix_voices(&video, &[(line, 1.0)], "clips/silent-voiced.mp4")
+        .await
+        .expect("a clip without audio takes voices");
+    let path = blobs.local_path(&voiced).await.unwrap();
+    assert!((probe_duration(&path).await.unwrap() - 3.0).abs() <= 1.0 / 24.0 + 1e-6);
+    let streams = run(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-select_streams",
+            "a",
+            "-show_entries",
+            "stream=codec_name",
+            "-of",
+            "csv=p=0",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([path.display().to_string()])
+        .collect::<Vec<_>>(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(streams.trim(), "aac");
+    let _ = std::fs::remove_file(src);
+    let _ = std::fs::remove_file(tone);
+}

@@ -36,8 +36,6 @@ pub struct FilmConfig {
     pub max_attempts: u32,
     /// Knowledge confidence a composite needs.
     pub knowledge_threshold: f64,
-    /// Our public URL (webhooks and callbacks).
-    pub public_url: Option<String>,
 }
 
 impl Default for FilmConfig {
@@ -51,7 +49,6 @@ impl Default for FilmConfig {
             max_iterations: 20,
             max_attempts: 5,
             knowledge_threshold: 0.8,
-            public_url: None,
         }
     }
 }

@@ -615,10 +615,9 @@ impl SceneGeneration {
             duration,
             camera_movement: shot.camera_movement.clone(),
             callback_url: f
-                .config
-                .public_url
-                .as_ref()
-                .map(|u| format!("{u}/api/webhooks/video-complete")),
+                .studio
+                .settings
+                .webhook_url("/api/webhooks/video-complete"),
             output_key: key(slug, &format!("scenes/{id}/video-raw.mp4")),
         };
         let continuity = self.continuity(ctx, &id, &final_image, input.previous.as_ref(), &scene);

@@ -234,9 +234,9 @@ async fn is_normal(path: &Path) -> Result<bool> {
     Ok(video_ok && audio_ok)
 }
 
-/// Re-encode a clip to the studio's shape (adding silence when it has no audio).
-async fn normalize(src: &Path, out: &Path) -> Result<()> {
-    let has_audio = !run(
+/// Whether a media file has an audio stream (providers' clips are often silent).
+async fn has_audio(src: &Path) -> Result<bool> {
+    Ok(!run(
         "ffprobe",
         &a([
             "-v",
@@ -254,7 +254,12 @@ async fn normalize(src: &Path, out: &Path) -> Result<()> {
     )
     .await?
     .trim()
-    .is_empty();
+    .is_empty())
+}
+
+/// Re-encode a clip to the studio's shape (adding silence when it has no audio).
+async fn normalize(src: &Path, out: &Path) -> Result<()> {
+    let has_audio = has_audio(src).await?;
     let dur = probe_duration(src).await?;
     let mut args = a(["-y", "-v", "error", "-i"]);
     args.push(p(src));
@@ -542,8 +547,17 @@ impl Media for LocalMedia {
             args.push("-i".into());
             args.push(p(&self.blobs.local_path(b).await?));
         }
+        // A silent clip (as providers often return) gets a silent bed to mix the lines into.
+        let base = if has_audio(&src).await? {
+            "[0:a]".to_string()
+        } else {
+            args.extend(a(["-f", "lavfi", "-t"]));
+            args.push(format!("{:.3}", probe_duration(&src).await?));
+            args.extend(a(["-i", "anullsrc=r=48000:cl=stereo"]));
+            format!("[{}:a]", lines.len() + 1)
+        };
         let mut graph = vec![];
-        let mut mixes = vec!["[0:a]".to_string()];
+        let mut mixes = vec![base];
         for (i, (_, at)) in lines.iter().enumerate() {
             let ms = (at.max(0.0) * 1000.0) as u64;
             graph.push(format!(

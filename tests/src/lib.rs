@@ -6,6 +6,10 @@
 //! [`CrashPipeline`] is a multi-step workflow with every kind of durable point: steps, work
 //! between steps, bounded attempts, a bounded loop and a signal wait.
 
+pub mod fake_tasks;
+mod greedy;
+pub use greedy::GreedyPlanner;
+
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -188,9 +192,9 @@ impl Workflow for CrashPipeline {
     }
 }
 
-/// An image provider that records every call in a file (`start <key> <pid>` when a request
-/// arrives, `done <key> <pid>` when its image exists) and takes `delay` per image: what a test
-/// counts "at the provider".
+/// An image provider that records every call in a file (`start <key> <pid> <references>` when
+/// a request arrives, `done <key> <pid> <references>` when its image exists) and takes `delay`
+/// per image: what a test counts "at the provider".
 pub struct CountingImages {
     /// The real provider.
     pub inner: std::sync::Arc<dyn slate_activities::ImageGen>,
@@ -201,15 +205,25 @@ pub struct CountingImages {
 }
 
 impl CountingImages {
-    fn write(&self, what: &str, key: &str) {
+    fn write(&self, what: &str, key: &str, references: usize) {
         let mut f = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
             .expect("open provider log");
-        f.write_all(format!("{what} {key} {}\n", std::process::id()).as_bytes())
+        f.write_all(format!("{what} {key} {} {references}\n", std::process::id()).as_bytes())
             .expect("write provider log");
         f.sync_data().expect("sync provider log");
+    }
+
+    /// The most references any request of a provider log carried.
+    pub fn max_references(log: &Path) -> usize {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(3)?.parse().ok())
+            .max()
+            .unwrap_or(0)
     }
 
     /// `(what, key, pid)` lines of a provider log.
@@ -238,10 +252,10 @@ impl slate_activities::ImageGen for CountingImages {
         &self,
         req: &slate_activities::model::ImageRequest,
     ) -> slate_activities::Result<slate_activities::model::Job> {
-        self.write("start", &req.output_key);
+        self.write("start", &req.output_key, req.references.len());
         tokio::time::sleep(self.delay).await;
         let job = self.inner.submit(req).await?;
-        self.write("done", &req.output_key);
+        self.write("done", &req.output_key, req.references.len());
         Ok(job)
     }
     async fn poll(
@@ -261,7 +275,10 @@ impl slate_activities::ImageGen for CountingImages {
 }
 
 /// A film bench for a worker process and the test that drives it: the same database, the same
-/// blob directory.
+/// blob directory. For worker processes, the environment can bend the studio:
+/// `SLATE_TEST_PROVIDER_LOG` and `SLATE_TEST_IMAGE_DELAY_MS` count and slow the image provider,
+/// `SLATE_TEST_VISION_FAIL_RATE` makes the vision check reject frames, and
+/// `SLATE_TEST_GREEDY_LAYERS` makes the shot agent ask for that many extra layers.
 pub async fn film(
     url: &str,
     data: &Path,
@@ -278,12 +295,18 @@ pub async fn film(
     .await?;
     let db = slate_workflows::db::FilmDb::from_pools(engine.store().pools());
     let blobs = slate_activities::Blobs::local(data.join("blobs"), None)?;
+    let env_num = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<f64>().ok());
     let mut studio = slate_activities::Studio::build(
         slate_activities::ProviderSettings::from_env(),
         blobs,
         db.activities_db(),
-        slate_activities::StudioOptions::default(),
+        slate_activities::StudioOptions {
+            vision_fail_rate: env_num("SLATE_TEST_VISION_FAIL_RATE").unwrap_or(0.0),
+        },
     );
+    if let Some(n) = env_num("SLATE_TEST_GREEDY_LAYERS") {
+        studio.planner = std::sync::Arc::new(GreedyPlanner(studio.planner.clone(), n as usize));
+    }
     if let Ok(log) = std::env::var("SLATE_TEST_PROVIDER_LOG") {
         let delay = std::env::var("SLATE_TEST_IMAGE_DELAY_MS")
             .ok()

@@ -1,0 +1,247 @@
+//! An in-process stand-in for the tasks service (video and voice generation), following the
+//! contract in `CONTRACTS.md`: `X-API-Key` auth, `POST /api/v1/tasks/submit`,
+//! `GET /api/v1/tasks/{id}/status`, `DELETE /api/v1/tasks/{id}/cancel`, results as URLs the
+//! client downloads. Its clips are real MP4s (made by ffmpeg, with no audio track, as providers
+//! often return) and its voices real WAVs, so the rest of the pipeline works on them.
+//!
+//! Video tasks can be *held* (they stay `processing` until the test completes them), which is
+//! how a test catches a run waiting for a video. Every submission is counted: the count "at the
+//! provider" that crash tests compare with one.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use serde_json::{Value, json};
+
+/// One submission, as the service received it.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    /// The id the service gave it.
+    pub task_id: String,
+    /// `generate_video`, `generate_character_voice`, ...
+    pub task_type: String,
+    /// The whole request body.
+    pub body: Value,
+}
+
+#[derive(Debug, Clone)]
+struct Task {
+    task_type: String,
+    status: String,
+}
+
+struct Inner {
+    key: String,
+    base: String,
+    video: Vec<u8>,
+    video_seconds: f64,
+    audio: Vec<u8>,
+    hold: AtomicBool,
+    tasks: Mutex<BTreeMap<String, Task>>,
+    submissions: Mutex<Vec<Submission>>,
+    status_calls: Mutex<usize>,
+}
+
+/// The fake service; dropped with the test.
+#[derive(Clone)]
+pub struct FakeTasks {
+    inner: Arc<Inner>,
+}
+
+fn ffmpeg(args: &[&str], out: &std::path::Path) -> Vec<u8> {
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-y", "-v", "error"])
+        .args(args)
+        .arg(out)
+        .status()
+        .expect("run ffmpeg (./scripts/test installs it)");
+    assert!(
+        status.success(),
+        "ffmpeg failed making a fake provider file"
+    );
+    std::fs::read(out).expect("read the fake provider file")
+}
+
+impl FakeTasks {
+    /// Start the service on a free port. Its clips last `video_seconds`.
+    pub async fn start(key: &str, video_seconds: f64) -> FakeTasks {
+        let dir = std::env::temp_dir().join(format!(
+            "slate-fake-tasks-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let video = ffmpeg(
+            &[
+                "-f",
+                "lavfi",
+                "-i",
+                &format!("testsrc2=size=640x360:rate=24:duration={video_seconds}"),
+                "-pix_fmt",
+                "yuv420p",
+                "-an",
+            ],
+            &dir.join("clip.mp4"),
+        );
+        let audio = ffmpeg(
+            &["-f", "lavfi", "-i", "sine=frequency=330:duration=1.2"],
+            &dir.join("line.wav"),
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let inner = Arc::new(Inner {
+            key: key.to_string(),
+            base: base.clone(),
+            video,
+            video_seconds,
+            audio,
+            hold: AtomicBool::new(false),
+            tasks: Mutex::new(BTreeMap::new()),
+            submissions: Mutex::new(vec![]),
+            status_calls: Mutex::new(0),
+        });
+        let app = Router::new()
+            .route("/api/v1/tasks/submit", post(submit))
+            .route("/api/v1/tasks/{id}/status", get(status))
+            .route("/api/v1/tasks/{id}/cancel", delete(cancel))
+            .route("/files/{name}", get(file))
+            .with_state(inner.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        FakeTasks { inner }
+    }
+
+    /// Its base URL (`SLATE_TASKS_URL`).
+    pub fn url(&self) -> &str {
+        &self.inner.base
+    }
+
+    /// While held, video tasks stay `processing` until [`FakeTasks::complete`].
+    pub fn hold_videos(&self, hold: bool) {
+        self.inner.hold.store(hold, Ordering::SeqCst);
+    }
+
+    /// Finish a task.
+    pub fn complete(&self, task_id: &str) {
+        if let Some(t) = self.inner.tasks.lock().unwrap().get_mut(task_id) {
+            t.status = "completed".into();
+        }
+    }
+
+    /// Every submission so far.
+    pub fn submissions(&self) -> Vec<Submission> {
+        self.inner.submissions.lock().unwrap().clone()
+    }
+
+    /// Video submissions so far.
+    pub fn video_submissions(&self) -> Vec<Submission> {
+        self.submissions()
+            .into_iter()
+            .filter(|s| s.task_type == "generate_video")
+            .collect()
+    }
+
+    /// Status requests so far.
+    pub fn status_calls(&self) -> usize {
+        *self.inner.status_calls.lock().unwrap()
+    }
+}
+
+fn err(code: StatusCode, detail: &str) -> Response {
+    (code, axum::Json(json!({"detail": detail}))).into_response()
+}
+
+fn authorized(s: &Inner, h: &HeaderMap) -> bool {
+    h.get("x-api-key").and_then(|v| v.to_str().ok()) == Some(s.key.as_str())
+}
+
+async fn submit(
+    State(s): State<Arc<Inner>>,
+    headers: HeaderMap,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    if !authorized(&s, &headers) {
+        return err(StatusCode::UNAUTHORIZED, "invalid API key");
+    }
+    let Some(task_type) = body["task_type"].as_str().map(str::to_string) else {
+        return err(StatusCode::UNPROCESSABLE_ENTITY, "task_type is required");
+    };
+    let mut subs = s.submissions.lock().unwrap();
+    let task_id = format!("{task_type}-{}", subs.len() + 1);
+    let held = task_type == "generate_video" && s.hold.load(Ordering::SeqCst);
+    s.tasks.lock().unwrap().insert(
+        task_id.clone(),
+        Task {
+            task_type: task_type.clone(),
+            status: if held { "processing" } else { "completed" }.into(),
+        },
+    );
+    subs.push(Submission {
+        task_id: task_id.clone(),
+        task_type,
+        body,
+    });
+    axum::Json(json!({"task_id": task_id, "status": "queued"})).into_response()
+}
+
+async fn status(
+    State(s): State<Arc<Inner>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if !authorized(&s, &headers) {
+        return err(StatusCode::UNAUTHORIZED, "invalid API key");
+    }
+    *s.status_calls.lock().unwrap() += 1;
+    let Some(t) = s.tasks.lock().unwrap().get(&id).cloned() else {
+        return err(StatusCode::NOT_FOUND, "task not found");
+    };
+    let result = match (t.status.as_str(), t.task_type.as_str()) {
+        ("completed", "generate_video") => json!({
+            "video_url": format!("{}/files/{id}.mp4", s.base),
+            "duration": s.video_seconds,
+        }),
+        ("completed", _) => json!({"audio_url": format!("{}/files/{id}.wav", s.base)}),
+        _ => Value::Null,
+    };
+    let cost = if t.task_type == "generate_video" {
+        0.35
+    } else {
+        0.01
+    };
+    axum::Json(json!({"task_id": id, "status": t.status, "result": result, "cost": cost}))
+        .into_response()
+}
+
+async fn cancel(
+    State(s): State<Arc<Inner>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if !authorized(&s, &headers) {
+        return err(StatusCode::UNAUTHORIZED, "invalid API key");
+    }
+    match s.tasks.lock().unwrap().get_mut(&id) {
+        Some(t) => {
+            t.status = "cancelled".into();
+            axum::Json(json!({"task_id": id, "status": "cancelled"})).into_response()
+        }
+        None => err(StatusCode::NOT_FOUND, "task not found"),
+    }
+}
+
+async fn file(State(s): State<Arc<Inner>>, Path(name): Path<String>) -> Response {
+    if name.ends_with(".mp4") {
+        ([("content-type", "video/mp4")], s.video.clone()).into_response()
+    } else if name.ends_with(".wav") {
+        ([("content-type", "audio/wav")], s.audio.clone()).into_response()
+    } else {
+        err(StatusCode::NOT_FOUND, "no such file")
+    }
+}

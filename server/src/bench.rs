@@ -7,8 +7,9 @@ use slate_engine::bench::{BenchOptions, BenchReport};
 use slate_engine::testing::{fresh_postgres_url_on, fresh_sqlite_path, postgres_admin_url};
 use slate_engine::{Engine, EngineConfig};
 
+/// `slate bench ...`
 #[derive(Subcommand)]
-pub(crate) enum BenchCommand {
+pub enum BenchCommand {
     /// W runs of S no-op steps at concurrency C, on Postgres and SQLite.
     Engine {
         /// Runs (W).
@@ -38,7 +39,8 @@ pub(crate) enum BenchCommand {
     },
 }
 
-pub(crate) async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
+/// Run a benchmark and print its figures.
+pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     let BenchCommand::Engine {
         runs,
         steps,

@@ -1,8 +1,10 @@
 //! `slate`: the command-line entry point (see `slate --help`).
 
-use clap::{Parser, Subcommand};
+use std::path::PathBuf;
 
-mod bench;
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use slate_server::{bench, config::Config, demo, runs};
 
 #[derive(Parser)]
 #[command(
@@ -11,12 +13,28 @@ mod bench;
     about = "Slate: a durable workflow engine for AI film production"
 )]
 struct Cli {
+    /// A TOML configuration file (default: <data dir>/slate.toml when it exists).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve the HTTP API and execute runs.
+    Serve,
+    /// Execute runs only (scale out: many workers on one Postgres).
+    Worker,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// List, inspect and administer runs.
+    Runs {
+        #[command(subcommand)]
+        what: runs::RunsCommand,
+    },
+    /// Make the bundled example film end to end, offline.
+    Demo(demo::DemoArgs),
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -24,17 +42,79 @@ enum Command {
     },
 }
 
+fn telemetry() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SLATE_LOG")
+        .unwrap_or_else(|_| "warn,slate_server=info,slate_engine=info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // JSON logs in production (not a terminal), readable ones in a terminal.
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        builder.init();
+    } else {
+        builder.json().init();
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SLATE_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Bench { what } => bench::run(what).await,
+        Command::Demo(args) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_env("SLATE_LOG")
+                        .unwrap_or_else(|_| "error".into()),
+                )
+                .with_writer(std::io::stderr)
+                .init();
+            demo::run(args).await
+        }
+        Command::Bench { what } => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_env("SLATE_LOG")
+                        .unwrap_or_else(|_| "error".into()),
+                )
+                .with_writer(std::io::stderr)
+                .init();
+            bench::run(what).await
+        }
+        command => {
+            telemetry();
+            let config = Config::from_env(cli.config.as_deref()).map_err(anyhow::Error::msg)?;
+            match command {
+                Command::Serve => {
+                    config.check_for_serving().map_err(anyhow::Error::msg)?;
+                    let state = slate_server::build(config).await?;
+                    tracing::info!(listen = %state.config.listen, database = state.engine.store().dialect(), "slate serve");
+                    for (what, who) in state.film.studio.settings.describe() {
+                        tracing::info!(activity = what, implementation = who, "provider");
+                    }
+                    slate_server::serve(state, true, slate_server::shutdown_on_signals()).await
+                }
+                Command::Worker => {
+                    let state = slate_server::build(config).await?;
+                    let w = state.engine.worker().concurrency(state.config.workers);
+                    tracing::info!(worker = w.id(), "slate worker");
+                    w.run(slate_server::shutdown_on_signals())
+                        .await
+                        .context("worker")
+                }
+                Command::Migrate => {
+                    let state = slate_server::build(config).await?;
+                    println!(
+                        "migrations applied to {}",
+                        slate_engine::store::redact_url(&state.config.database_url)
+                    );
+                    Ok(())
+                }
+                Command::Runs { what } => {
+                    let state = slate_server::build(config).await?;
+                    runs::run(&state.engine, what).await
+                }
+                Command::Demo(_) | Command::Bench { .. } => unreachable!("handled above"),
+            }
+        }
     }
 }

@@ -1,0 +1,300 @@
+//! `slate demo`: the bundled example film, end to end, on the embedded default (SQLite, the
+//! local studio, no keys, no network), with progress per phase and scene and a summary.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use slate_engine::{EventData, RunFilter, RunStatus, StartOptions};
+use slate_workflows::examples;
+use slate_workflows::generation::{ProduceInput, ProduceOutput, Production};
+use slate_workflows::model::SceneStatus;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+
+/// Options of `slate demo`.
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Where the demo's database, blobs and film go (default: a new folder under ./.slate).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Seconds of qualification's edit window.
+    #[arg(long, default_value_t = 3)]
+    pub edit_window: u64,
+    /// Share of frames the local vision check rejects on purpose, so the demo shows retries.
+    #[arg(long, default_value_t = 0.1)]
+    pub vision_fail_rate: f64,
+    /// Runs executed at once.
+    #[arg(long, default_value_t = 8)]
+    pub workers: usize,
+}
+
+const PHASES: [&str; 6] = [
+    "edit window",
+    "phase A: characters, world, style",
+    "phase B: screenplay and scenes",
+    "phase C: locations, props, voices",
+    "phase D: knowledge",
+    "qualified",
+];
+
+fn phase_of(step: &str) -> usize {
+    if step.starts_with("knowledge/") || step == "finish" {
+        4
+    } else if step.starts_with("locations/")
+        || step.starts_with("props/")
+        || step.starts_with("audio/")
+    {
+        3
+    } else if step.starts_with("story/") {
+        2
+    } else if step.starts_with("characters/")
+        || step.starts_with("world/")
+        || step.starts_with("visual/")
+        || step == "lock-gather"
+    {
+        1
+    } else {
+        0
+    }
+}
+
+/// Run the demo.
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let data_dir = args.data_dir.unwrap_or_else(|| {
+        PathBuf::from(".slate").join(format!(
+            "demo-{}",
+            chrono::Local::now().format("%Y%m%d-%H%M%S")
+        ))
+    });
+    let mut config = Config::load(None, |k| match k {
+        "SLATE_DATA_DIR" => Some(data_dir.display().to_string()),
+        // The demo is the embedded default, whatever the shell says.
+        "SLATE_DATABASE_URL" => Some(format!("sqlite://{}", data_dir.join("slate.db").display())),
+        _ => None,
+    })
+    .map_err(anyhow::Error::msg)?;
+    config.edit_window = Duration::from_secs(args.edit_window);
+    config.vision_fail_rate = args.vision_fail_rate.clamp(0.0, 0.5);
+    let state = crate::build(config).await?;
+    let film = state.film.clone();
+    let engine = state.engine.clone();
+
+    println!("Slate demo: \"The Lantern Keeper\", from gathered ideas to a stitched film");
+    println!("  data      {}", data_dir.display());
+    for (what, who) in film.studio.settings.describe() {
+        println!("  {what:<14} {who}");
+    }
+    if config_has_keys() {
+        println!("  (provider keys in the environment are used: this demo may call paid services)");
+    }
+    let slug = examples::load(&film, examples::LANTERN_KEEPER, None).await?;
+    let run = engine
+        .start::<Production>(
+            &ProduceInput {
+                project: slug.clone(),
+                edit_window_secs: Some(args.edit_window),
+            },
+            StartOptions {
+                scope: Some(slug.to_string()),
+                ..Default::default()
+            },
+        )
+        .await?
+        .run;
+    let stop = CancellationToken::new();
+    let worker = tokio::spawn(engine.worker().concurrency(args.workers).run(stop.clone()));
+
+    let tty = std::io::stderr().is_terminal();
+    let multi = MultiProgress::with_draw_target(if tty {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    });
+    let qbar = multi.add(ProgressBar::new(5));
+    qbar.set_style(
+        ProgressStyle::with_template("{prefix:>12} [{bar:30}] {msg}")
+            .expect("template")
+            .progress_chars("=> "),
+    );
+    qbar.set_prefix("qualify");
+    let mut scene_bars: BTreeMap<i32, ProgressBar> = BTreeMap::new();
+    let mut last_line = String::new();
+    let result = loop {
+        let r = engine.get(run.id).await?;
+        // Qualification: the latest phase its journal reached.
+        let children = engine
+            .list(&RunFilter {
+                parent_id: Some(run.id),
+                ..Default::default()
+            })
+            .await?;
+        if let Some(q) = children.iter().find(|c| c.workflow == "film.qualify") {
+            let events = engine.store().events(q.id).await?;
+            let phase = if q.status == RunStatus::Completed {
+                5
+            } else {
+                events
+                    .iter()
+                    .filter_map(|e| e.step.as_deref())
+                    .map(phase_of)
+                    .max()
+                    .unwrap_or(0)
+            };
+            qbar.set_position(phase.min(5) as u64);
+            qbar.set_message(PHASES[phase].to_string());
+            if !tty {
+                let line = format!("qualification: {}", PHASES[phase]);
+                if line != last_line {
+                    eprintln!("{line}");
+                    last_line = line;
+                }
+            }
+            if phase == 5 {
+                qbar.finish_with_message("qualified");
+            }
+        }
+        for s in film.repo.scenes(&slug).await.unwrap_or_default() {
+            let bar = scene_bars.entry(s.scene_number).or_insert_with(|| {
+                let b = multi.add(ProgressBar::new(4));
+                b.set_style(
+                    ProgressStyle::with_template("{prefix:>12} [{bar:30}] {msg}")
+                        .expect("template")
+                        .progress_chars("=> "),
+                );
+                b.set_prefix(format!("scene {}", s.scene_number));
+                b
+            });
+            let pos = match s.status {
+                SceneStatus::ReadyForGeneration => 0,
+                SceneStatus::GeneratingComposite => 1,
+                SceneStatus::VerifyingComposite => 2,
+                SceneStatus::GeneratingVideo => 3,
+                SceneStatus::Completed | SceneStatus::Failed => 4,
+            };
+            let msg = format!(
+                "{} — {} layer(s), {} retr{}",
+                s.status.as_str().replace('_', " "),
+                s.composite_iterations.len(),
+                s.retry_count,
+                if s.retry_count == 1 { "y" } else { "ies" }
+            );
+            if bar.position() != pos || bar.message() != msg {
+                bar.set_position(pos);
+                bar.set_message(msg.clone());
+                if !tty {
+                    eprintln!("scene {}: {msg}", s.scene_number);
+                }
+            }
+            if pos == 4 && !bar.is_finished() {
+                bar.finish();
+            }
+        }
+        if r.status.is_terminal() {
+            break r;
+        }
+        if started.elapsed() > Duration::from_secs(1800) {
+            anyhow::bail!(
+                "the demo did not finish in 30 minutes; see `slate runs show {}`",
+                run.id
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    stop.cancel();
+    let _ = worker.await;
+    multi.clear().ok();
+
+    if result.status != RunStatus::Completed {
+        let errors = film.repo.errors(false).await?;
+        for e in errors {
+            eprintln!("error: {} — {}", e.phase, e.message);
+        }
+        anyhow::bail!(
+            "the production ended {}: {}. Inspect it with `SLATE_DATA_DIR={} slate runs show {}`",
+            result.status,
+            result.error.map(|e| e.to_string()).unwrap_or_default(),
+            data_dir.display(),
+            run.id
+        );
+    }
+    let out: ProduceOutput = serde_json::from_value(result.output.clone().unwrap_or_default())
+        .context("read the production's output")?;
+    let film_out = out.film.context("the production made no film")?;
+    let film_path = film
+        .studio
+        .blobs
+        .local_path(&slate_activities::BlobRef::new(&film_out.film)?)
+        .await?;
+
+    // The summary.
+    let scenes = film.repo.scenes(&slug).await?;
+    let runs = engine
+        .list(&RunFilter {
+            scope: Some(slug.to_string()),
+            limit: Some(500),
+            ..Default::default()
+        })
+        .await?;
+    let (mut steps, mut step_retries) = (0usize, 0usize);
+    for r in &runs {
+        for e in engine.store().events(r.id).await? {
+            match e.data {
+                EventData::StepSucceeded { .. } => steps += 1,
+                EventData::StepFailed {
+                    retry_at: Some(_), ..
+                } => step_retries += 1,
+                _ => {}
+            }
+        }
+    }
+    let detail = engine.inspect(run.id).await?;
+    println!();
+    println!(
+        "{:>6} {:>8} {:>7} {:>8}  {:<10}  clip",
+        "scene", "seconds", "layers", "retries", "status"
+    );
+    for s in &scenes {
+        println!(
+            "{:>6} {:>8.2} {:>7} {:>8}  {:<10}  {}",
+            s.scene_number,
+            s.actual_duration.unwrap_or_default(),
+            s.composite_iterations.len(),
+            s.retry_count,
+            s.status.as_str(),
+            s.generated_video_url.clone().unwrap_or_default()
+        );
+    }
+    let verification_retries: i32 = scenes.iter().map(|s| s.retry_count).sum();
+    println!();
+    println!("scenes    {}", scenes.len());
+    println!("film      {:.2} s", film_out.duration);
+    println!("steps     {steps} journaled in {} runs", runs.len());
+    println!("retries   {verification_retries} verification, {step_retries} step");
+    println!("time      {:.1} s", started.elapsed().as_secs_f64());
+    println!("cost      ${:.4}", detail.tree_cost_usd);
+    println!();
+    println!(
+        "The film: {}",
+        film_path.canonicalize().unwrap_or(film_path).display()
+    );
+    Ok(())
+}
+
+fn config_has_keys() -> bool {
+    [
+        "FAL_KEY",
+        "OPENROUTER_API_KEY",
+        "BRAIN_SERVICE_API_KEY",
+        "TASK_API_KEY",
+        "LAST_FRAME_TOKEN",
+    ]
+    .iter()
+    .any(|k| std::env::var(k).is_ok_and(|v| !v.is_empty()))
+}

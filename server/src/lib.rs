@@ -1,0 +1,170 @@
+//! # slate-server: how people and programs use Slate
+//!
+//! The HTTP API (axum) with its OpenAPI document at `/openapi.json`, webhooks that wake waiting
+//! runs, media serving, health and Prometheus metrics; and the `slate` command line: `serve`,
+//! `worker`, `migrate`, `runs`, `demo`, `bench`.
+
+pub mod api;
+pub mod app;
+pub mod bench;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod runs;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use slate_activities::{Blobs, ProviderSettings, Studio, StudioOptions};
+use slate_engine::{Engine, EngineConfig};
+use slate_workflows::db::FilmDb;
+use slate_workflows::docstore::{DocumentStore, SqlDocuments};
+use slate_workflows::repo::FilmRepo;
+use slate_workflows::{Film, FilmConfig};
+use tokio_util::sync::CancellationToken;
+
+use crate::app::AppState;
+use crate::config::Config;
+
+/// Open the database (migrating it), build the studio from the environment's provider settings
+/// and register the workflows.
+pub async fn build(config: Config) -> anyhow::Result<AppState> {
+    build_with(config, ProviderSettings::from_env()).await
+}
+
+/// [`build`] with the provider settings given (tests point them at fake providers).
+pub async fn build_with(
+    config: Config,
+    mut settings: ProviderSettings,
+) -> anyhow::Result<AppState> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("create the data directory {}", config.data_dir.display()))?;
+    let engine = Engine::connect(
+        &config.database_url,
+        EngineConfig {
+            lease: config.lease,
+            ..EngineConfig::default()
+        },
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "open the database {}",
+            slate_engine::store::redact_url(&config.database_url)
+        )
+    })?;
+    for (key, max) in &config.concurrency {
+        engine.set_concurrency_limit(key, Some(*max)).await?;
+    }
+    let db = FilmDb::from_pools(engine.store().pools());
+    if settings.public_url.is_none() {
+        settings.public_url = config.public_url.clone();
+    }
+    if settings.webhook_secret.is_none() {
+        settings.webhook_secret = config.webhook_secret.clone();
+    }
+    let blobs = Blobs::local(config.data_dir.join("blobs"), settings.media_url.clone())?;
+    let studio = Studio::build(
+        settings,
+        blobs,
+        db.activities_db(),
+        StudioOptions {
+            vision_fail_rate: config.vision_fail_rate,
+        },
+    );
+    let docs: Arc<dyn DocumentStore> = documents(&db).await?;
+    let film = Arc::new(Film {
+        studio,
+        repo: FilmRepo::new(db),
+        docs,
+        config: FilmConfig {
+            edit_window: config.edit_window,
+            ..FilmConfig::default()
+        },
+    });
+    film.repo.seed_templates().await?;
+    slate_workflows::register(&engine, film.clone());
+    Ok(AppState {
+        engine,
+        film,
+        config: Arc::new(config),
+    })
+}
+
+#[cfg(not(feature = "mongodb"))]
+async fn documents(db: &FilmDb) -> anyhow::Result<Arc<dyn DocumentStore>> {
+    if std::env::var("MONGODB_URI").is_ok() {
+        tracing::warn!(
+            "MONGODB_URI is set but this build has no MongoDB support (cargo feature `mongodb`); documents stay in the workflow database"
+        );
+    }
+    Ok(Arc::new(SqlDocuments::new(db.clone())))
+}
+
+#[cfg(feature = "mongodb")]
+async fn documents(db: &FilmDb) -> anyhow::Result<Arc<dyn DocumentStore>> {
+    match std::env::var("MONGODB_URI") {
+        Ok(uri) => Ok(Arc::new(
+            slate_workflows::docstore::mongo::MongoDocuments::connect(&uri, db.clone()).await?,
+        )),
+        Err(_) => Ok(Arc::new(SqlDocuments::new(db.clone()))),
+    }
+}
+
+/// Serve the API (and, with `workers`, execute runs) until `shutdown` fires.
+pub async fn serve(
+    state: AppState,
+    workers: bool,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(state.config.listen)
+        .await
+        .with_context(|| format!("listen on {} (SLATE_LISTEN)", state.config.listen))?;
+    serve_on(state, listener, workers, shutdown).await
+}
+
+/// [`serve`] on a listener already bound (tests bind port 0).
+pub async fn serve_on(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    workers: bool,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let worker = workers.then(|| {
+        let w = state.engine.worker().concurrency(state.config.workers);
+        tokio::spawn(w.run(shutdown.clone()))
+    });
+    let router = api::routes().into_router(state);
+    let stop = shutdown.clone();
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await?;
+    if let Some(w) = worker {
+        w.await??;
+    }
+    Ok(())
+}
+
+/// Fire the token on SIGINT or SIGTERM.
+pub fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("install SIGTERM handler");
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutting down: finishing the current steps");
+        t.cancel();
+    });
+    token
+}

@@ -1,0 +1,162 @@
+//! `slate runs`: list, inspect and administer runs from the command line.
+
+use clap::Subcommand;
+use slate_engine::{Engine, RunFilter, RunId, RunStatus};
+
+/// `slate runs ...`
+#[derive(Subcommand, Debug)]
+pub enum RunsCommand {
+    /// List runs, newest first.
+    Ls {
+        /// Only this workflow.
+        #[arg(long)]
+        workflow: Option<String>,
+        /// Only this status (pending, running, waiting, sleeping, completed, failed, cancelled).
+        #[arg(long)]
+        status: Option<RunStatus>,
+        /// Only this project.
+        #[arg(long)]
+        project: Option<String>,
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// A run's steps and recent history.
+    Show {
+        /// Run id.
+        id: RunId,
+    },
+    /// Cancel a run and its children.
+    Cancel {
+        /// Run id.
+        id: RunId,
+        /// Why.
+        #[arg(long, default_value = "cancelled from the command line")]
+        reason: String,
+    },
+    /// Retry a failed step (the run's failed step when --step is omitted).
+    Retry {
+        /// Run id.
+        id: RunId,
+        /// Step name.
+        #[arg(long)]
+        step: Option<String>,
+    },
+    /// Reset a run to a step: that step and everything after it runs again.
+    Reset {
+        /// Run id.
+        id: RunId,
+        /// Step name.
+        #[arg(long)]
+        step: String,
+    },
+}
+
+fn short(id: &RunId) -> String {
+    id.to_string()
+}
+
+/// Run the command.
+pub async fn run(engine: &Engine, cmd: RunsCommand) -> anyhow::Result<()> {
+    match cmd {
+        RunsCommand::Ls {
+            workflow,
+            status,
+            project,
+            limit,
+        } => {
+            let runs = engine
+                .list(&RunFilter {
+                    workflow,
+                    status,
+                    scope: project,
+                    limit: Some(limit),
+                    ..Default::default()
+                })
+                .await?;
+            println!(
+                "{:<36}  {:<16} {:<10} {:<18} {:>9}  created",
+                "id", "workflow", "status", "project", "cost $"
+            );
+            for r in runs {
+                println!(
+                    "{:<36}  {:<16} {:<10} {:<18} {:>9.4}  {}",
+                    short(&r.id),
+                    r.workflow,
+                    r.status,
+                    r.scope.unwrap_or_default(),
+                    r.cost_micros as f64 / 1e6,
+                    r.created_at.format("%Y-%m-%d %H:%M:%S")
+                );
+            }
+        }
+        RunsCommand::Show { id } => {
+            let d = engine.inspect(id).await?;
+            println!("run       {}", d.run.id);
+            println!("workflow  {}", d.run.workflow);
+            println!("status    {}", d.run.status);
+            if let Some(s) = &d.current_step {
+                println!("current   {s}");
+            }
+            if let Some(e) = &d.run.error {
+                println!("error     {e}");
+            }
+            println!(
+                "cost      ${:.4} (tree){}",
+                d.tree_cost_usd,
+                d.budget_usd
+                    .map(|b| format!(" of a ${b:.2} budget"))
+                    .unwrap_or_default()
+            );
+            println!(
+                "\n{:<48} {:<8} {:<14} {:>8} {:>10}",
+                "step", "kind", "status", "attempts", "ms"
+            );
+            for s in &d.steps {
+                println!(
+                    "{:<48} {:<8} {:<14} {:>8} {:>10}",
+                    s.name, s.kind, s.status, s.attempts, s.duration_ms
+                );
+                if let Some(e) = &s.error {
+                    println!("    └ {e}");
+                }
+            }
+            println!("\n{} events; the last ones:", d.events.len());
+            for e in d.events.iter().rev().take(10).rev() {
+                println!(
+                    "  {:>4} {} {:<18} {}",
+                    e.seq,
+                    e.at.format("%H:%M:%S%.3f"),
+                    e.data.kind(),
+                    e.step.clone().unwrap_or_default()
+                );
+            }
+        }
+        RunsCommand::Cancel { id, reason } => {
+            let o = engine.cancel(id, &reason).await?;
+            println!(
+                "cancelled: {} run(s); asked to stop: {} run(s)",
+                o.cancelled.len(),
+                o.requested.len()
+            );
+        }
+        RunsCommand::Retry { id, step } => {
+            match step {
+                Some(s) => {
+                    engine
+                        .retry_step(id, &s, "retried from the command line")
+                        .await?
+                }
+                None => engine.resume(id, "retried from the command line").await?,
+            }
+            println!("run {id} is pending again; a worker will pick it up");
+        }
+        RunsCommand::Reset { id, step } => {
+            engine
+                .reset_to_step(id, &step, "reset from the command line")
+                .await?;
+            println!("run {id} will run again from `{step}`");
+        }
+    }
+    Ok(())
+}

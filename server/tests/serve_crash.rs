@@ -1,0 +1,206 @@
+//! `slate serve` killed with SIGKILL while a scene waits for its video; a restarted server
+//! finishes the film, and the video job was submitted once (counted at the provider).
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::json;
+use slate_tests::fake_tasks::FakeTasks;
+
+struct Serve(Child);
+
+impl Serve {
+    fn spawn(env: &[(String, String)], log: &Path) -> Serve {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_slate"));
+        cmd.arg("serve").stdout(Stdio::null()).stderr(log);
+        // Only what this test says: no provider keys from the shell.
+        for k in [
+            "FAL_KEY",
+            "OPENROUTER_API_KEY",
+            "BRAIN_SERVICE_API_KEY",
+            "LAST_FRAME_TOKEN",
+            "SLATE_MEDIA_URL",
+            "MONGODB_URI",
+        ] {
+            cmd.env_remove(k);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Serve(cmd.spawn().expect("start slate serve"))
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn healthy(api: &Api, limit: Duration, log: &Path) {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(r) = api.http.get(api.url("/health")).send().await
+            && r.status() == StatusCode::OK
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "slate serve did not come up:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_resumes_a_film_waiting_for_its_video_without_resubmitting() {
+    let fake = FakeTasks::start("tasks-key", 5.0).await;
+    fake.hold_videos(true);
+    let data = temp_dir("serve-crash");
+    let (url, pg) = database_url(Db::Postgres, &data).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let env: Vec<(String, String)> = [
+        ("SLATE_DATA_DIR", data.display().to_string()),
+        ("SLATE_DATABASE_URL", url),
+        ("SLATE_LISTEN", format!("127.0.0.1:{port}")),
+        ("SLATE_PUBLIC_URL", base.clone()),
+        ("SLATE_API_KEY", API_KEY.into()),
+        ("SLATE_ADMIN_KEY", ADMIN_KEY.into()),
+        ("SLATE_WEBHOOK_SECRET", WEBHOOK_SECRET.into()),
+        ("SLATE_LEASE_SECS", "3".into()),
+        ("SLATE_LOG", "info".into()),
+        ("TASK_API_KEY", "tasks-key".into()),
+        ("SLATE_TASKS_URL", fake.url().into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let log = data.join("serve.log");
+    let api = Api {
+        base,
+        http: client(),
+    };
+
+    let first = Serve::spawn(&env, &log);
+    healthy(&api, Duration::from_secs(60), &log).await;
+    let slug = "crash-film";
+    create_project(&api, slug, &mini_gather(1)).await;
+    let (st, p) = api
+        .post(
+            &format!("/api/projects/{slug}/produce"),
+            json!({"edit_window_secs": 0}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{p}");
+    let pid = p["run_id"].as_str().unwrap().to_string();
+
+    // Kill it while the first scene waits for its video.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let scene_run = loop {
+        let runs = api
+            .get(&format!(
+                "/api/runs?workflow=film.scene&project={slug}&status=waiting"
+            ))
+            .await;
+        if let Some(r) = runs["runs"].as_array().unwrap().first()
+            && !fake.video_submissions().is_empty()
+        {
+            let id = r["id"].as_str().unwrap().to_string();
+            if api.get(&format!("/api/runs/{id}")).await["current_step"] == "video/wait/0" {
+                break id;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no scene waited for a video:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let killed = first.0.id();
+    drop(first); // SIGKILL
+    let sub = fake.video_submissions()[0].clone();
+    assert_eq!(fake.video_submissions().len(), 1);
+
+    // The provider finishes while no server runs; a new server comes up and the callback
+    // arrives.
+    fake.complete(&sub.task_id);
+    let second = Serve::spawn(&env, &log);
+    assert_ne!(second.0.id(), killed);
+    healthy(&api, Duration::from_secs(60), &log).await;
+    let callback = sub.body["callback_url"].as_str().unwrap().to_string();
+    let res = api
+        .http
+        .post(&callback)
+        .json(&json!({"task_id": sub.task_id, "status": "completed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    fake.hold_videos(false);
+
+    let run = api.wait_run(&pid, Duration::from_secs(300)).await;
+    assert_eq!(
+        run["run"]["status"],
+        "completed",
+        "{run}\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let detail = api.get(&format!("/api/runs/{scene_run}")).await;
+    assert_eq!(detail["run"]["status"], "completed");
+    let scenes = api.get(&format!("/api/projects/{slug}/scenes")).await["scenes"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let subs = fake.video_submissions();
+    let first_scene = sub.body["task_data"]["scene_id"].as_str().unwrap();
+    assert_eq!(
+        subs.iter()
+            .filter(|x| x.body["task_data"]["scene_id"] == first_scene)
+            .count(),
+        1,
+        "the video of the scene that waited was submitted once"
+    );
+    assert_eq!(subs.len(), scenes.len(), "one video job per scene");
+    assert!(scenes.iter().all(|s| s["status"] == "completed"));
+    let project = api.get(&format!("/api/projects/{slug}")).await;
+    assert_eq!(project["project"]["status"], "completed");
+    let film = project["project"]["final_video"].as_str().unwrap();
+    let res = api
+        .http
+        .get(api.url(&format!("/media/{film}")))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "video/mp4");
+
+    drop(second);
+    if let Some(url) = pg {
+        let _ = slate_engine::testing::drop_postgres_database(
+            &slate_engine::testing::postgres_admin_url(),
+            &url,
+        )
+        .await;
+    }
+    let _ = std::fs::remove_dir_all(&data);
+}

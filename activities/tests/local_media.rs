@@ -231,6 +231,52 @@ async fn stitched_films_last_the_sum_of_their_clips_less_crossfades() {
 }
 
 #[tokio::test]
+async fn a_long_film_is_stitched_in_groups_with_the_same_transitions() {
+    // More clips than one ffmpeg stitch takes: groups, then the groups, with crossfades inside
+    // groups and on their boundaries (clips 8|9 and 16|17 are where groups meet).
+    let blobs = blobs();
+    let media = LocalMedia::new(blobs.clone());
+    let made = [
+        clip(&blobs, "l1", 3.0, "static").await,
+        clip(&blobs, "l2", 4.0, "zoom").await,
+        clip(&blobs, "l3", 3.5, "pan").await,
+    ];
+    let n = 2 * slate_activities::local::media::MAX_STITCH_INPUTS + 3;
+    let specs: Vec<ClipSpec> = (0..n)
+        .map(|k| {
+            let v = &made[k % 3];
+            ClipSpec {
+                video: v.video.clone(),
+                duration: v.duration,
+                transition_in: match k {
+                    0 => "fade_in",
+                    _ if k % 8 == 0 => "dissolve",
+                    _ if k % 3 == 1 => "wipe",
+                    _ => "cut",
+                }
+                .into(),
+                transition_out: if k == n - 1 { "fade_out" } else { "cut" }.into(),
+            }
+        })
+        .collect();
+    let want = stitched_length(&specs);
+    let sum: f64 = specs.iter().map(|c| c.duration).sum();
+    assert!(want < sum - 2.0, "the film has crossfades");
+    let film = media.stitch(&specs, "films/long.mp4").await.unwrap();
+    let path = blobs.local_path(&film).await.unwrap();
+    let d = probe_duration(&path).await.unwrap();
+    assert!((d - want).abs() <= 0.1, "{d} s, want {want} s");
+    let f = frames(&path).await;
+    assert_eq!(f.len() as f64, (want * 24.0).round(), "every frame decodes");
+    let brightness = |fr: &Vec<u8>| fr.iter().map(|x| *x as f64).sum::<f64>() / fr.len() as f64;
+    assert!(
+        brightness(&f[0]) < 5.0,
+        "the film (not each group) fades in"
+    );
+    assert!(brightness(&f[f.len() / 2]) > 20.0);
+}
+
+#[tokio::test]
 async fn voices_are_spoken_and_mixed_into_the_clip() {
     let blobs = blobs();
     let voice = LocalVoice::new(blobs.clone());

@@ -308,6 +308,23 @@ fn fade_len(prev: &ClipSpec, next: &ClipSpec) -> f64 {
     CROSSFADE.min(prev.duration / 2.0).min(next.duration / 2.0)
 }
 
+/// The most inputs one ffmpeg stitch takes. A crossfade chain buffers the decoded frames of
+/// every input waiting its turn (about 35 MB per 4-second clip at 640x360), so a film of
+/// hundreds of scenes in one filter graph would need gigabytes. Longer films are stitched in
+/// groups, then the groups are stitched, with the same transitions; the groups are encoded
+/// losslessly, so the film is still encoded once.
+pub const MAX_STITCH_INPUTS: usize = 4;
+
+/// A file to stitch and its length.
+#[derive(Debug, Clone)]
+struct Piece {
+    file: PathBuf,
+    duration: f64,
+}
+
+/// A join between two pieces: a cut, or a crossfade `(xfade name, seconds)`.
+type Join = Option<(&'static str, f64)>;
+
 /// Stitch normalised clips. Cuts are a stream copy; any dissolve, fade or wipe uses `xfade`
 /// and `acrossfade` (offset_k = length so far - fade), and the film's first fade-in and last
 /// fade-out are applied to the whole.
@@ -319,8 +336,11 @@ async fn stitch_files(
 ) -> Result<()> {
     let fade_in = clips.first().is_some_and(|c| c.transition_in == "fade_in");
     let fade_out = clips.last().is_some_and(|c| c.transition_out == "fade_out");
-    let any_xfade = clips.windows(2).any(|w| crossfade(&w[0], &w[1]).is_some());
-    if !any_xfade && !fade_in && !fade_out {
+    let joins: Vec<Join> = clips
+        .windows(2)
+        .map(|w| crossfade(&w[0], &w[1]).map(|k| (k, fade_len(&w[0], &w[1]))))
+        .collect();
+    if joins.iter().all(Option::is_none) && !fade_in && !fade_out {
         let list = scratch.join("concat.txt");
         let body: String = files
             .iter()
@@ -349,34 +369,90 @@ async fn stitch_files(
         .await?;
         return Ok(());
     }
+    let mut pieces: Vec<Piece> = files
+        .iter()
+        .zip(clips)
+        .map(|(f, c)| Piece {
+            file: f.clone(),
+            duration: c.duration,
+        })
+        .collect();
+    let mut joins = joins;
+    let mut level = 0;
+    // Groups of at most MAX_STITCH_INPUTS, level by level; the joins between groups are the
+    // joins between their boundary clips, so the film is the same as one flat stitch.
+    while pieces.len() > MAX_STITCH_INPUTS {
+        let mut next_pieces = vec![];
+        let mut next_joins = vec![];
+        for (g, start) in (0..pieces.len()).step_by(MAX_STITCH_INPUTS).enumerate() {
+            let end = (start + MAX_STITCH_INPUTS).min(pieces.len());
+            let file = scratch.join(format!("group-{level}-{g}.mkv"));
+            let duration = stitch_flat(
+                &pieces[start..end],
+                &joins[start..end - 1],
+                (false, false),
+                &file,
+                Encoding::Lossless,
+            )
+            .await?;
+            if start > 0 {
+                next_joins.push(joins[start - 1]);
+            }
+            next_pieces.push(Piece { file, duration });
+        }
+        pieces = next_pieces;
+        joins = next_joins;
+        level += 1;
+    }
+    stitch_flat(&pieces, &joins, (fade_in, fade_out), out, Encoding::Film).await?;
+    Ok(())
+}
+
+/// How a stitch is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    /// The film: H.264 and AAC in MP4.
+    Film,
+    /// An intermediate group: lossless H.264 and PCM in Matroska.
+    Lossless,
+}
+
+/// One ffmpeg stitch of `pieces` with `joins` between them (and the film's fade from and to
+/// black when `edges` says so). Returns the length of the result.
+async fn stitch_flat(
+    pieces: &[Piece],
+    joins: &[Join],
+    edges: (bool, bool),
+    out: &Path,
+    encoding: Encoding,
+) -> Result<f64> {
     let mut args = a(["-y", "-v", "error"]);
-    for f in files {
+    for piece in pieces {
         args.push("-i".into());
-        args.push(p(f));
+        args.push(p(&piece.file));
     }
     let mut graph = vec![];
-    for (i, _) in files.iter().enumerate() {
+    for (i, _) in pieces.iter().enumerate() {
         graph.push(format!("[{i}:v]settb=AVTB,setpts=PTS-STARTPTS[v{i}]"));
         graph.push(format!("[{i}:a]asettb=AVTB,asetpts=PTS-STARTPTS[a{i}]"));
     }
-    let mut length = clips[0].duration;
+    let mut length = pieces[0].duration;
     let (mut v, mut au) = ("v0".to_string(), "a0".to_string());
-    for k in 1..files.len() {
+    for k in 1..pieces.len() {
         let (nv, na) = (format!("vx{k}"), format!("ax{k}"));
-        match crossfade(&clips[k - 1], &clips[k]) {
-            Some(kind) => {
-                let d = fade_len(&clips[k - 1], &clips[k]);
+        match joins[k - 1] {
+            Some((kind, d)) => {
                 graph.push(format!(
                     "[{v}][v{k}]xfade=transition={kind}:duration={d:.3}:offset={:.3}[{nv}]",
                     length - d
                 ));
                 graph.push(format!("[{au}][a{k}]acrossfade=d={d:.3}[{na}]"));
-                length += clips[k].duration - d;
+                length += pieces[k].duration - d;
             }
             None => {
                 graph.push(format!("[{v}][v{k}]concat=n=2:v=1:a=0[{nv}]"));
                 graph.push(format!("[{au}][a{k}]concat=n=2:v=0:a=1[{na}]"));
-                length += clips[k].duration;
+                length += pieces[k].duration;
             }
         }
         v = nv;
@@ -384,11 +460,11 @@ async fn stitch_files(
     }
     let mut vf = vec![];
     let mut af = vec![];
-    if fade_in {
+    if edges.0 {
         vf.push(format!("fade=t=in:st=0:d={CROSSFADE}"));
         af.push(format!("afade=t=in:st=0:d={CROSSFADE}"));
     }
-    if fade_out {
+    if edges.1 {
         let st = (length - CROSSFADE).max(0.0);
         vf.push(format!("fade=t=out:st={st:.3}:d={CROSSFADE}"));
         af.push(format!("afade=t=out:st={st:.3}:d={CROSSFADE}"));
@@ -410,24 +486,38 @@ async fn stitch_files(
         "[vout]",
         "-map",
         "[aout]",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "veryfast",
-        "-crf",
-        "22",
         "-r",
         "24",
-        "-c:a",
-        "aac",
-        "-b:a",
-        "128k",
-        "-movflags",
-        "+faststart",
     ]));
+    args.extend(match encoding {
+        Encoding::Film => a([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            "22",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "128k",
+            "-movflags",
+            "+faststart",
+        ]),
+        Encoding::Lossless => a([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-qp",
+            "0",
+            "-c:a",
+            "pcm_s16le",
+        ]),
+    });
     args.push(p(out));
     run("ffmpeg", &args).await?;
-    Ok(())
+    Ok(length)
 }
 
 /// Local media operations on the blob store.

@@ -36,6 +36,9 @@ pub enum BenchCommand {
         /// Longest a checkpoint waits for others to share its commit, microseconds.
         #[arg(long, default_value_t = 1000)]
         commit_delay_us: u64,
+        /// Committer tasks (each commits its own batches; more overlap commits).
+        #[arg(long)]
+        committers: Option<usize>,
     },
 }
 
@@ -50,10 +53,13 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         no_sqlite,
         no_postgres,
         commit_delay_us,
+        committers,
     } = cmd;
+    let defaults = EngineConfig::default();
     let config = EngineConfig {
         commit_delay: std::time::Duration::from_micros(commit_delay_us),
-        ..EngineConfig::default()
+        committers: committers.unwrap_or(defaults.committers).max(1),
+        ..defaults
     };
     let admin = postgres.unwrap_or_else(postgres_admin_url);
     let opts = BenchOptions {

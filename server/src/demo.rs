@@ -94,7 +94,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if config_has_keys() {
         println!("  (provider keys in the environment are used: this demo may call paid services)");
     }
-    let slug = examples::load(&film, examples::LANTERN_KEEPER, None).await?;
+    let slug = match examples::load(&film, examples::LANTERN_KEEPER, None).await {
+        Ok(s) => s,
+        Err(slate_workflows::FilmError::Conflict(_)) => anyhow::bail!(
+            "{} already holds a demo film; run `slate demo` without --data-dir (each run gets a new folder) or point --data-dir at an empty one",
+            data_dir.display()
+        ),
+        Err(e) => return Err(e.into()),
+    };
     let run = engine
         .start::<Production>(
             &ProduceInput {

@@ -352,55 +352,34 @@ async fn a_missing_tool_or_broken_input_is_a_clear_final_error() {
     assert!(e.message.contains("not installed"), "{}", e.message);
 }
 
+/// Make a file from an ffmpeg test source.
+async fn lavfi(source: &str, extra: &[&str], out: &Path) {
+    let mut args: Vec<String> = ["-y", "-v", "error", "-f", "lavfi", "-i", source]
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect();
+    args.push(out.display().to_string());
+    run("ffmpeg", &args).await.unwrap();
+}
+
 #[tokio::test]
 async fn voices_mix_into_a_provider_clip_without_an_audio_track() {
     // Providers often return silent clips with no audio stream at all.
     let blobs = blobs();
     let src = std::env::temp_dir().join(format!("slate-silent-{}.mp4", uuid_like()));
-    run(
-        "ffmpeg",
-        &[
-            "-y",
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x180:rate=24:duration=3",
-            "-pix_fmt",
-            "yuv420p",
-            "-an",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([src.display().to_string()])
-        .collect::<Vec<_>>(),
+    lavfi(
+        "testsrc2=size=320x180:rate=24:duration=3",
+        &["-pix_fmt", "yuv420p", "-an"],
+        &src,
     )
-    .await
-    .unwrap();
+    .await;
     let video = blobs
         .put("clips/silent.mp4", std::fs::read(&src).unwrap())
         .await
         .unwrap();
     let tone = std::env::temp_dir().join(format!("slate-tone-{}.wav", uuid_like()));
-    run(
-        "ffmpeg",
-        &[
-            "-y",
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:duration=1",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([tone.display().to_string()])
-        .collect::<Vec<_>>(),
-    )
-    .await
-    .unwrap();
+    lavfi("sine=frequency=440:duration=1", &[], &tone).await;
     let line = blobs
         .put("voices/tone.wav", std::fs::read(&tone).unwrap())
         .await

@@ -995,31 +995,14 @@ async fn webhook_task(
     .await
 }
 
-async fn webhook_video(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<BTreeMap<String, String>>,
-    req: Request,
-) -> ApiResult<Json<Value>> {
-    webhook_task(s, "video-complete", headers, q, req).await
-}
-
-async fn webhook_last_frame(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<BTreeMap<String, String>>,
-    req: Request,
-) -> ApiResult<Json<Value>> {
-    webhook_task(s, "last-frame-complete", headers, q, req).await
-}
-
-async fn webhook_stitch(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<BTreeMap<String, String>>,
-    req: Request,
-) -> ApiResult<Json<Value>> {
-    webhook_task(s, "stitch-complete", headers, q, req).await
+/// The route of a task webhook whose signals are named `<prefix>/<task id>`.
+fn task_webhook(prefix: &'static str) -> axum::routing::MethodRouter<AppState> {
+    post(
+        move |State(s): State<AppState>,
+              headers: HeaderMap,
+              Query(q): Query<BTreeMap<String, String>>,
+              req: Request| async move { webhook_task(s, prefix, headers, q, req).await },
+    )
 }
 
 async fn webhook_fal(
@@ -1175,9 +1158,9 @@ pub fn routes() -> Routes {
         .add(Admin, Method::PUT, "/api/admin/runs/{id}/budget", put(set_budget), b("Set a run's budget", "admin", "Budget", 200))
         .add(Admin, Method::POST, "/api/admin/workflows/{workflow}/redrive", post(redrive), d("Re-drive every failed run of a workflow", "admin"))
         .add(Admin, Method::PUT, "/api/admin/concurrency/{key}", put(set_limit), b("Set a concurrency key's limit", "admin", "Limit", 200))
-        .add(Webhook, Method::POST, "/api/webhooks/video-complete", post(webhook_video), b("Tasks service: a video task finished", "webhooks", "Webhook", 200))
-        .add(Webhook, Method::POST, "/api/webhooks/last-frame-complete", post(webhook_last_frame), b("Last-frame service: an extraction finished", "webhooks", "Webhook", 200))
-        .add(Webhook, Method::POST, "/api/webhooks/stitch-complete", post(webhook_stitch), b("Last-frame service: a stitch finished", "webhooks", "Webhook", 200))
+        .add(Webhook, Method::POST, "/api/webhooks/video-complete", task_webhook("video-complete"), b("Tasks service: a video task finished", "webhooks", "Webhook", 200))
+        .add(Webhook, Method::POST, "/api/webhooks/last-frame-complete", task_webhook("last-frame-complete"), b("Last-frame service: an extraction finished", "webhooks", "Webhook", 200))
+        .add(Webhook, Method::POST, "/api/webhooks/stitch-complete", task_webhook("stitch-complete"), b("Last-frame service: a stitch finished", "webhooks", "Webhook", 200))
         .add(Webhook, Method::POST, "/api/webhooks/fal", post(webhook_fal), b("fal.ai: a queued request finished", "webhooks", "Webhook", 200))
         .add(Api, Method::GET, "/media/{*key}", get(media), d("A blob (image, clip, film), with range requests", "media"))
 }

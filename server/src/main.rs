@@ -56,28 +56,27 @@ fn telemetry() {
     }
 }
 
+/// Commands that print their own progress log errors only (unless `SLATE_LOG` says more).
+fn quiet_logs() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SLATE_LOG")
+                .unwrap_or_else(|_| "error".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Demo(args) => {
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_env("SLATE_LOG")
-                        .unwrap_or_else(|_| "error".into()),
-                )
-                .with_writer(std::io::stderr)
-                .init();
+            quiet_logs();
             demo::run(args).await
         }
         Command::Bench { what } => {
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_env("SLATE_LOG")
-                        .unwrap_or_else(|_| "error".into()),
-                )
-                .with_writer(std::io::stderr)
-                .init();
+            quiet_logs();
             bench::run(what).await
         }
         command => {

@@ -108,6 +108,10 @@ async fn auth_and_bad_input_get_clear_json_errors_and_lose_nothing() {
         &"a".repeat(49),
         "gather_x",
         "名前",
+        "../x",
+        "a;drop",
+        &"a".repeat(200),
+        "-lead",
     ] {
         let (st, v) = s
             .post("/api/projects", json!({"slug": slug, "title": "t"}))
@@ -353,6 +357,17 @@ async fn the_openapi_document_validates_and_lists_every_served_route() {
     s.stop().await;
 }
 
+/// A PUT with the version just read succeeds; the same PUT again carries a stale version and
+/// is refused with 409. Returns the first answer.
+async fn put_then_stale(s: &Api, path: &str, body: Value) -> Value {
+    let (st, v) = s.call(Method::PUT, path, Some(body.clone())).await;
+    assert_eq!(st, StatusCode::OK, "PUT {path}: {v}");
+    let (st, stale) = s.call(Method::PUT, path, Some(body)).await;
+    assert_eq!(st, StatusCode::CONFLICT, "PUT {path} again: {stale}");
+    assert!(is_error(&stale));
+    v
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_film_over_http_on_postgres() {
     let s = TestServer::start(Db::Postgres, ProviderSettings::default(), &[]).await;
@@ -507,22 +522,8 @@ async fn a_film_over_http_on_postgres() {
     let mut b = bible.clone();
     b.as_object_mut().unwrap().remove("version");
     b["logline"] = json!("A girl and a lantern that will not cool.");
-    let (st, v) = s
-        .call(
-            Method::PUT,
-            &bpath,
-            Some(json!({"version": bible["version"], "bible": b})),
-        )
-        .await;
-    assert_eq!(st, StatusCode::OK, "{v}");
-    let (st, v) = s
-        .call(
-            Method::PUT,
-            &bpath,
-            Some(json!({"version": bible["version"], "bible": b})),
-        )
-        .await;
-    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    let v = put_then_stale(&s, &bpath, json!({"version": bible["version"], "bible": b})).await;
+    assert_eq!(v["logline"], "A girl and a lantern that will not cool.");
     let chars = s.get(&format!("/api/projects/{slug}/characters")).await;
     assert_eq!(chars["characters"].as_array().unwrap().len(), 3);
     let c = chars["characters"][0].clone();
@@ -535,22 +536,12 @@ async fn a_film_over_http_on_postgres() {
     let mut reference = c.clone();
     reference.as_object_mut().unwrap().remove("version");
     let cpath = format!("/api/projects/{slug}/characters/{cid}");
-    let (st, v) = s
-        .call(
-            Method::PUT,
-            &cpath,
-            Some(json!({"version": c["version"], "reference": reference})),
-        )
-        .await;
-    assert_eq!(st, StatusCode::OK, "{v}");
-    let (st, v) = s
-        .call(
-            Method::PUT,
-            &cpath,
-            Some(json!({"version": c["version"], "reference": reference})),
-        )
-        .await;
-    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    put_then_stale(
+        &s,
+        &cpath,
+        json!({"version": c["version"], "reference": reference}),
+    )
+    .await;
     let (st, v) = s
         .call(
             Method::PUT,
@@ -618,14 +609,12 @@ async fn a_film_over_http_on_postgres() {
     let mut t2 = t.clone();
     t2["description"] = json!("closer");
     t2["prompt"] = json!("Closer on [who], [mood].");
-    let (st, v) = s
-        .call(
-            Method::PUT,
-            "/api/templates/Close Up",
-            Some(json!({"version": got["version"], "template": t2})),
-        )
-        .await;
-    assert_eq!(st, StatusCode::OK, "{v}");
+    put_then_stale(
+        &s,
+        "/api/templates/Close Up",
+        json!({"version": got["version"], "template": t2}),
+    )
+    .await;
     let (_, v) = s
         .post(
             "/api/templates/Close Up/render",
@@ -636,14 +625,6 @@ async fn a_film_over_http_on_postgres() {
         v["prompt"], "Closer on Tam, wary.",
         "the edit is what renders"
     );
-    let (st, _) = s
-        .call(
-            Method::PUT,
-            "/api/templates/Close Up",
-            Some(json!({"version": got["version"], "template": t2})),
-        )
-        .await;
-    assert_eq!(st, StatusCode::CONFLICT);
 
     // The film.
     let (st, g) = s
@@ -724,6 +705,21 @@ async fn a_film_over_http_on_postgres() {
         "{text}"
     );
     assert!(text.contains("slate_cost_usd_total"));
+    assert!(
+        text.contains("slate_step_duration_seconds_bucket"),
+        "step latency"
+    );
+    assert!(text.contains("slate_step_retries_total"), "retries");
+    let succeeded: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("slate_steps_succeeded_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        succeeded > 50.0,
+        "the film's steps are counted: {succeeded}"
+    );
     s.stop().await;
 }
 

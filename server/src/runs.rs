@@ -117,6 +117,9 @@ pub async fn run(engine: &Engine, cmd: RunsCommand) -> anyhow::Result<()> {
                     "{:<48} {:<8} {:<14} {:>8} {:>10}",
                     s.name, s.kind, s.status, s.attempts, s.duration_ms
                 );
+                if let Some(c) = &s.child_id {
+                    println!("    └ child run {c} (slate runs show {c})");
+                }
                 if let Some(e) = &s.error {
                     println!("    └ {e}");
                 }

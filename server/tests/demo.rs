@@ -80,6 +80,60 @@ fn the_demo_makes_the_film_and_prints_a_summary() {
         "{film} lasts {said} s"
     );
 
+    // `slate runs` on the demo's database: ls, show, retry (refused), reset, cancel.
+    let slate = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_slate"))
+            .args(args)
+            .env("SLATE_DATA_DIR", &dir)
+            .env_remove("SLATE_DATABASE_URL")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (ok, ls, err) = slate(&["runs", "ls", "--workflow", "film.produce"]);
+    assert!(ok, "{err}");
+    let row = ls.lines().nth(1).expect("one production run");
+    assert!(
+        row.contains("completed") && row.contains("lantern-keeper"),
+        "{ls}"
+    );
+    let id = row.split_whitespace().next().unwrap().to_string();
+    let (ok, show, _) = slate(&["runs", "show", &id]);
+    assert!(
+        ok && show.contains("status    completed") && show.contains("child run"),
+        "{show}"
+    );
+    let (ok, _, err) = slate(&["runs", "retry", &id]);
+    assert!(
+        !ok && err.starts_with("error: ") && err.contains("only failed runs"),
+        "{err}"
+    );
+    assert!(!err.contains("backtrace"), "a one-line error: {err}");
+    let (_, scenes, _) = slate(&["runs", "ls", "--workflow", "film.scene", "--limit", "1"]);
+    let scene_run = scenes
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let (ok, out, err) = slate(&["runs", "reset", &scene_run, "--step", "last-frame"]);
+    assert!(
+        ok && out.contains("will run again from `last-frame`"),
+        "{out}{err}"
+    );
+    let (_, show, _) = slate(&["runs", "show", &scene_run]);
+    assert!(show.contains("status    pending"), "{show}");
+    let (ok, out, err) = slate(&["runs", "cancel", &scene_run]);
+    assert!(ok && out.contains("cancelled: 1 run(s)"), "{out}{err}");
+    let (_, show, _) = slate(&["runs", "show", &scene_run]);
+    assert!(show.contains("status    cancelled"), "{show}");
+
     // A second demo into the same folder says what to do instead of failing obscurely.
     let again = Command::new(env!("CARGO_BIN_EXE_slate"))
         .args(["demo", "--data-dir"])

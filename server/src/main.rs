@@ -108,6 +108,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     for (what, who) in state.film.studio.settings.describe() {
                         tracing::info!(activity = what, implementation = who, "provider");
                     }
+                    if state.config.webhook_secret.is_none()
+                        && !state.config.listen.ip().is_loopback()
+                    {
+                        tracing::warn!(
+                            "SLATE_WEBHOOK_SECRET is not set: anyone who can reach this server can send webhooks (they only wake runs early, but set it)"
+                        );
+                    }
                     slate_server::serve(state, true, slate_server::shutdown_on_signals()).await
                 }
                 Command::Worker => {

@@ -210,6 +210,10 @@ pub struct StoryBible {
     pub consistency_rules: Vec<ConsistencyRule>,
     /// Locations.
     pub locations: Vec<BibleLocation>,
+    /// Contradictions in the gather data and how each was resolved (absent in bibles written
+    /// before this field existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resolved_contradictions: Vec<String>,
 }
 
 /// The visual department's style guide (`visual_guidelines`).
@@ -266,6 +270,13 @@ pub struct Sequence {
     pub characters: Vec<String>,
     /// Props present.
     pub props: Vec<String>,
+    /// Weather (one of the spec's values); absent in screenplays written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weather: Option<String>,
+    /// For each line of `dialogue`, how many action lines come before it, so lines found inside
+    /// the action keep their place. Empty: every line follows the first action line.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub line_positions: Vec<usize>,
 }
 
 /// A scene of the breakdown: 3-7 seconds, with what the shot needs.
@@ -475,6 +486,18 @@ pub struct Composition {
     pub caption: String,
     /// Layers drawn so far, in order.
     pub layers: Vec<String>,
+    /// What the location is like (its description): decides the kind of place drawn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setting: Option<String>,
+    /// Weather (one of the spec's values).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weather: Option<String>,
+    /// Camera shot (framing: wide to close-up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub camera_shot: Option<String>,
+    /// Camera angle (where the horizon sits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub camera_angle: Option<String>,
 }
 
 /// An image request (text-to-image, or an edit of `base` with references).

@@ -786,6 +786,7 @@ async fn openrouter_answers_are_validated_into_our_rules() {
         timeline: vec![],
         consistency_rules: vec![],
         locations: vec![],
+        resolved_contradictions: vec![],
     };
     let scenes = planner.breakdown(&sp, &bible, &[]).await.unwrap().value;
     assert_eq!(scenes[0].camera_movement, "tracking");

@@ -45,6 +45,7 @@ fn composition(caption: &str) -> Composition {
         props: vec![],
         caption: caption.into(),
         layers: vec!["location".into(), "characters".into()],
+        ..Default::default()
     }
 }
 

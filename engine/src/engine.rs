@@ -190,8 +190,31 @@ pub struct RunDetail {
     pub tree_cost_usd: f64,
     /// The root's budget, dollars.
     pub budget_usd: Option<f64>,
+    /// Why a waiting run cannot go on by itself, when it waits on a child that failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked_on: Option<Blocked>,
     /// The append-only history.
     pub events: Vec<EventRecord>,
+}
+
+/// A run waiting on a descendant that failed or was cancelled: nothing will wake it until a
+/// person retries the failed step there (the run then goes on) or cancels the run.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Blocked {
+    /// The failed run (the deepest one, when a child waits on its own failed child).
+    pub run_id: RunId,
+    /// Its workflow.
+    pub workflow: String,
+    /// `failed` or `cancelled`.
+    pub status: RunStatus,
+    /// The step it failed at, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// Its error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<RunError>,
+    /// What is wrong and what to do, for a person.
+    pub message: String,
 }
 
 /// Outcome of a cancellation.
@@ -426,14 +449,74 @@ impl Engine {
                 .map(|s| s.name.clone())
         };
         let (spent, budget) = self.shared.store.tree_cost(run.root_id).await?;
+        let blocked_on = if run.status.is_terminal() {
+            None
+        } else {
+            self.blocked(&steps, 0).await?
+        };
         Ok(RunDetail {
             run,
             current_step,
             steps,
             tree_cost_usd: spent as f64 / 1e6,
             budget_usd: budget.map(|b| b as f64 / 1e6),
+            blocked_on,
             events,
         })
+    }
+
+    /// Follow the waits on children down to a failed or cancelled one.
+    async fn blocked(&self, steps: &[StepView], depth: usize) -> Result<Option<Blocked>> {
+        if depth > 8 {
+            return Ok(None);
+        }
+        for s in steps.iter().filter(|s| s.status == "waiting") {
+            let Some(child) = s
+                .signal
+                .as_deref()
+                .and_then(|n| n.strip_prefix("child:"))
+                .and_then(|id| id.parse::<RunId>().ok())
+            else {
+                continue;
+            };
+            let Some(c) = self.shared.store.get_run(child).await? else {
+                continue;
+            };
+            if matches!(c.status, RunStatus::Failed | RunStatus::Cancelled) {
+                let step = c.error.as_ref().and_then(|e| e.step.clone());
+                let what = c
+                    .error
+                    .as_ref()
+                    .map(|e| e.message.clone())
+                    .unwrap_or_else(|| "no error recorded".into());
+                let message = format!(
+                    "blocked: child run {} ({}) {}{}: {what}. Fix the cause, then retry that step (POST /api/admin/runs/{}/retry, or `slate runs retry {}`) and this run goes on; or cancel this run",
+                    c.id,
+                    c.workflow,
+                    c.status,
+                    step.as_deref()
+                        .map(|s| format!(" at step `{s}`"))
+                        .unwrap_or_default(),
+                    c.id,
+                    c.id
+                );
+                return Ok(Some(Blocked {
+                    run_id: c.id,
+                    workflow: c.workflow.clone(),
+                    status: c.status,
+                    step,
+                    error: c.error.clone(),
+                    message,
+                }));
+            }
+            if !c.status.is_terminal() {
+                let events = self.shared.store.events(c.id).await?;
+                if let Some(b) = Box::pin(self.blocked(&step_views(&events), depth + 1)).await? {
+                    return Ok(Some(b));
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// Wait until a run is terminal (polling), or until `timeout`.

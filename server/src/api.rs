@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post, put};
+use axum::routing::{delete, get, patch, post, put};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -82,14 +82,17 @@ pub fn schema_doc(name: &str) -> &'static str {
     match name {
         "NewProject" => "{slug, title}: slug is 1-48 of a-z 0-9 -",
         "Document" => "any JSON object; an optional `id` names it",
-        "Qualify" => "{edit_window_secs?, force?}: force skips the readiness check",
+        "Qualify" => "{edit_window_secs?, force?, budget_usd?}: force skips the readiness check",
+        "Reopen" => "{reason?}: why the gather is reopened (kept in the project's events)",
         "StartRun" => "{workflow, input, idempotency_key?, scope?, budget_usd?}",
         "Signal" => "{event_key?, payload}",
         "Cancel" => "{reason?}",
         "RetryStep" => "{step?, reason?}: the run's failed step when `step` is omitted",
         "Reset" => "{step, reason?}",
         "Budget" => "{usd: number | null}",
-        "Produce" => "{budget_usd?, edit_window_secs?}",
+        "Produce" => {
+            "{budget_usd?, edit_window_secs?, force?}: force skips the readiness check (production from a gathering project only)"
+        }
         "Limit" => "{max: integer | null}",
         "SceneEdit" => "{version, changes}: changes is an object of scene fields",
         "Template" => "a prompt template: {name, description, prompt, category, variables}",
@@ -309,28 +312,7 @@ async fn qualify(
             project.status.as_str()
         )));
     }
-    if !body.force {
-        let r = qualification::readiness(&s.film, &slug).await?;
-        let missing: Vec<String> = r
-            .iter()
-            .filter(|d| !d.ready)
-            .map(|d| {
-                format!(
-                    "{} ({}): {}",
-                    d.department,
-                    d.score,
-                    d.missing_items.join("; ")
-                )
-            })
-            .collect();
-        if !missing.is_empty() {
-            return Err(ApiError::conflict(format!(
-                "not ready for qualification (every department needs {}): {}. Add the missing material, or send {{\"force\": true}}",
-                slate_activities::model::READY_SCORE,
-                missing.join(" | ")
-            )));
-        }
-    }
+    qualification::gate(&s.film, &slug, body.force).await?;
     let window = body
         .edit_window_secs
         .unwrap_or(s.config.edit_window.as_secs());
@@ -389,6 +371,9 @@ async fn qualify_stop(State(s): State<AppState>, Path(p): Path<String>) -> ApiRe
 struct ProduceBody {
     budget_usd: Option<f64>,
     edit_window_secs: Option<u64>,
+    /// `/produce` only: qualify even though readiness is short (as `/qualify` takes it).
+    #[serde(default)]
+    force: bool,
 }
 
 async fn generate_film(
@@ -448,6 +433,8 @@ async fn produce(
             project.status.as_str()
         )));
     }
+    // The same gate as /qualify: production starts with a qualification.
+    qualification::gate(&s.film, &slug, body.force).await?;
     let input = ProduceInput {
         project: slug.clone(),
         edit_window_secs: Some(
@@ -465,6 +452,47 @@ async fn produce(
         Json(json!({"run_id": started.run.id})),
     )
         .into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ReopenBody {
+    reason: Option<String>,
+}
+
+async fn reopen_gather(
+    State(s): State<AppState>,
+    Path(p): Path<String>,
+    body: Option<Body2<ReopenBody>>,
+) -> ApiResult<Json<Value>> {
+    let slug = slug(&p)?;
+    let body = body.map(|b| b.0).unwrap_or_default();
+    let out =
+        qualification::reopen_gather(&s.film, &s.engine, &slug, body.reason.as_deref()).await?;
+    Ok(Json(json!(out)))
+}
+
+async fn project_events(
+    State(s): State<AppState>,
+    Path(p): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let slug = slug(&p)?;
+    s.film.repo.project(&slug).await?;
+    Ok(Json(
+        json!({"events": s.film.repo.project_events(&slug).await?}),
+    ))
+}
+
+async fn delete_gather_doc(
+    State(s): State<AppState>,
+    Path((p, c, id)): Path<(String, String, String)>,
+) -> ApiResult<StatusCode> {
+    let slug = slug(&p)?;
+    s.film
+        .docs
+        .delete(&Namespace::Gather(slug), &c, &id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 // --- runs ----------------------------------------------------------------------------------------
@@ -1125,6 +1153,9 @@ pub fn routes() -> Routes {
         .add(Api, Method::GET, "/api/projects/{slug}/gather", get(gather_collections), d("The gather namespace's collections", "projects"))
         .add(Api, Method::POST, "/api/projects/{slug}/gather/{collection}", post(add_gather_doc), b("Add a gather document (refused once qualification started)", "projects", "Document", 201))
         .add(Api, Method::GET, "/api/projects/{slug}/gather/{collection}", get(list_gather), d("A gather collection's documents", "projects"))
+        .add(Api, Method::DELETE, "/api/projects/{slug}/gather/{collection}/{id}", delete(delete_gather_doc), Doc { ok: 204, ..d("Delete a gather document (while the gather is open)", "projects") })
+        .add(Api, Method::POST, "/api/projects/{slug}/reopen", post(reopen_gather), b("Reopen the gather for edits after a failed or stopped qualification (removes what it qualified)", "qualification", "Reopen", 200))
+        .add(Api, Method::GET, "/api/projects/{slug}/events", get(project_events), d("What happened to a project outside its runs (gather reopened...)", "projects"))
         .add(Api, Method::GET, "/api/projects/{slug}/qualified/{collection}", get(list_qualified), d("A qualified collection's documents", "projects"))
         .add(Api, Method::GET, "/api/projects/{slug}/readiness", get(readiness), d("Readiness of every department (ready at 75)", "projects"))
         .add(Api, Method::POST, "/api/projects/{slug}/qualify", post(qualify), b("Start qualification (after the edit window)", "qualification", "Qualify", 202))

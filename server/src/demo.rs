@@ -32,6 +32,25 @@ pub struct DemoArgs {
     /// Runs executed at once.
     #[arg(long, default_value_t = 8)]
     pub workers: usize,
+    /// Which bundled example to film: lantern-keeper (tidy), storm-lamp (messy, duplicates and
+    /// contradictions), one-liners (one-line ideas only), field-notes (free-text notes),
+    /// long-road (26 scene ideas).
+    #[arg(long, default_value = "lantern-keeper", value_parser = example_name)]
+    pub example: String,
+}
+
+fn example_name(s: &str) -> Result<String, String> {
+    match examples::named(s) {
+        Some(_) => Ok(s.to_string()),
+        None => Err(format!(
+            "no example `{s}`; the examples are: {}",
+            examples::ALL
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
 }
 
 const PHASES: [&str; 6] = [
@@ -86,7 +105,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let film = state.film.clone();
     let engine = state.engine.clone();
 
-    println!("Slate demo: \"The Lantern Keeper\", from gathered ideas to a stitched film");
+    let example = examples::named(&args.example).expect("checked by clap");
+    println!(
+        "Slate demo: \"{}\" (examples/{}), from gathered ideas to a stitched film",
+        examples::title(example),
+        args.example
+    );
     println!("  data      {}", data_dir.display());
     for (what, who) in film.studio.settings.describe() {
         println!("  {what:<14} {who}");
@@ -94,7 +118,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if config_has_keys() {
         println!("  (provider keys in the environment are used: this demo may call paid services)");
     }
-    let slug = match examples::load(&film, examples::LANTERN_KEEPER, None).await {
+    let slug = match examples::load(&film, example, None).await {
         Ok(s) => s,
         Err(slate_workflows::FilmError::Conflict(_)) => anyhow::bail!(
             "{} already holds a demo film; run `slate demo` without --data-dir (each run gets a new folder) or point --data-dir at an empty one",
@@ -102,6 +126,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         ),
         Err(e) => return Err(e.into()),
     };
+    // The demo films whatever the example holds; readiness is shown, not enforced (the API's
+    // /qualify and /produce enforce it unless asked to force).
+    if let Err(e) = slate_workflows::qualification::gate(&film, &slug, false).await {
+        println!("  readiness {e}");
+        println!("            (the demo goes on with what is there, as `force` would)");
+    } else {
+        println!("  readiness every department is ready");
+    }
     let run = engine
         .start::<Production>(
             &ProduceInput {

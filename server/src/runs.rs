@@ -101,6 +101,9 @@ pub async fn run(engine: &Engine, cmd: RunsCommand) -> anyhow::Result<()> {
             if let Some(e) = &d.run.error {
                 println!("error     {e}");
             }
+            if let Some(b) = &d.blocked_on {
+                println!("BLOCKED   {}", b.message);
+            }
             println!(
                 "cost      ${:.4} (tree){}",
                 d.tree_cost_usd,

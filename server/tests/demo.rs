@@ -57,7 +57,7 @@ fn the_demo_makes_the_film_and_prints_a_summary() {
             .trim()
             .to_string()
     };
-    assert_eq!(field("scenes "), "9");
+    assert_eq!(field("scenes "), "10");
     assert!(field("steps ").contains("journaled"));
     assert!(field("retries ").contains("verification"));
     assert!(field("time ").ends_with('s'));
@@ -66,7 +66,7 @@ fn the_demo_makes_the_film_and_prints_a_summary() {
         .lines()
         .filter(|l| l.contains("completed") && l.contains("scenes/"))
         .count();
-    assert_eq!(rows, 9, "one table row per scene:\n{stdout}");
+    assert_eq!(rows, 10, "one table row per scene:\n{stdout}");
 
     // The film is where it says, playable, as long as the summary says.
     let film = field("The film:");

@@ -100,6 +100,12 @@ pub trait DocumentStore: Send + Sync {
     async fn list(&self, ns: &Namespace, collection: &str) -> Result<Vec<Doc>>;
     /// Collections that have documents.
     async fn collections(&self, ns: &Namespace) -> Result<Vec<String>>;
+    /// Delete a document. In a gather namespace only while it is open ([`FilmError::Locked`]
+    /// after); an unknown id is [`FilmError::NotFound`].
+    async fn delete(&self, ns: &Namespace, collection: &str, id: &str) -> Result<()>;
+    /// Empty a whole namespace (a qualified namespace, before qualifying again); returns how
+    /// many documents went.
+    async fn clear(&self, ns: &Namespace) -> Result<u64>;
 }
 
 fn check_doc(body: &Value) -> Result<()> {
@@ -139,7 +145,7 @@ impl SqlDocuments {
 
 fn locked_error(slug: &Slug) -> FilmError {
     FilmError::Locked(format!(
-        "the gather namespace of `{slug}` is read-only: qualification has started. Edit the qualified data instead, or start a new project"
+        "the gather namespace of `{slug}` is read-only: qualification has started. If qualification failed or was stopped, reopen the gather (POST /api/projects/{slug}/reopen) and edit it; otherwise edit the qualified data"
     ))
 }
 
@@ -248,6 +254,52 @@ impl DocumentStore for SqlDocuments {
             .iter()
             .map(|r| r.text("collection"))
             .collect()
+    }
+
+    async fn delete(&self, ns: &Namespace, coll: &str, id: &str) -> Result<()> {
+        collection(coll)?;
+        check_id(id)?;
+        // As with insert, the lock check is part of the statement.
+        let n = self
+            .db
+            .exec(
+                "DELETE FROM documents WHERE namespace = $1 AND collection = $2 AND id = $3
+                 AND EXISTS (SELECT 1 FROM projects WHERE slug = $4 AND ($5 = 0 OR gather_locked_at IS NULL))",
+                args![ns.name(), coll, id, ns.slug().as_str(), i64::from(matches!(ns, Namespace::Gather(_)))],
+            )
+            .await?;
+        if n == 1 {
+            return Ok(());
+        }
+        let project = self
+            .db
+            .fetch_fresh(
+                "SELECT gather_locked_at FROM projects WHERE slug = $1",
+                args![ns.slug().as_str()],
+            )
+            .await?;
+        match project.first() {
+            None => Err(FilmError::NotFound(format!("project `{}`", ns.slug()))),
+            Some(r)
+                if matches!(ns, Namespace::Gather(_))
+                    && r.opt_int("gather_locked_at")?.is_some() =>
+            {
+                Err(locked_error(ns.slug()))
+            }
+            Some(_) => Err(FilmError::NotFound(format!(
+                "document `{id}` in {}/{coll}",
+                ns.name()
+            ))),
+        }
+    }
+
+    async fn clear(&self, ns: &Namespace) -> Result<u64> {
+        self.db
+            .exec(
+                "DELETE FROM documents WHERE namespace = $1",
+                args![ns.name()],
+            )
+            .await
     }
 }
 
@@ -390,6 +442,42 @@ pub mod mongo {
                 .map_err(err)?;
             v.sort();
             Ok(v)
+        }
+
+        async fn delete(&self, ns: &Namespace, coll: &str, id: &str) -> Result<()> {
+            collection(coll)?;
+            check_id(id)?;
+            if matches!(ns, Namespace::Gather(_)) && self.locked(ns.slug()).await? {
+                return Err(locked_error(ns.slug()));
+            }
+            let r = self
+                .client
+                .database(&ns.name())
+                .collection::<Document>(coll)
+                .delete_one(doc! {"_id": id})
+                .await
+                .map_err(err)?;
+            if r.deleted_count == 0 {
+                return Err(FilmError::NotFound(format!(
+                    "document `{id}` in {}/{coll}",
+                    ns.name()
+                )));
+            }
+            Ok(())
+        }
+
+        async fn clear(&self, ns: &Namespace) -> Result<u64> {
+            let db = self.client.database(&ns.name());
+            let mut n = 0;
+            for c in db.list_collection_names().await.map_err(err)? {
+                n += db
+                    .collection::<Document>(&c)
+                    .delete_many(doc! {})
+                    .await
+                    .map_err(err)?
+                    .deleted_count;
+            }
+            Ok(n)
         }
     }
 }

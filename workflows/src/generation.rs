@@ -359,6 +359,10 @@ impl SceneGeneration {
                 refs.location_palette.clone()
             },
             caption: scene.screenplay_text.clone().unwrap_or_default(),
+            setting: refs.location.as_ref().map(|(_, desc)| desc.clone()),
+            weather: scene.weather.clone(),
+            camera_shot: Some(shot.camera_shot.clone()),
+            camera_angle: Some(shot.camera_angle.clone()),
             ..Default::default()
         };
         let mut base: Option<ImageOutput> = None;

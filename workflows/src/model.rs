@@ -670,6 +670,21 @@ pub struct GlobalError {
     pub dismissed_at: Option<DateTime<Utc>>,
 }
 
+/// Something that happened to a project outside its runs (the gather reopened, and why).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProjectEvent {
+    /// Id.
+    pub id: String,
+    /// `gather_reopened`.
+    pub kind: String,
+    /// What happened, for a person.
+    pub message: String,
+    /// Who asked, why, and what was removed.
+    pub details: Value,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -399,6 +399,7 @@ impl Qualification {
                         palette: l.palette.clone(),
                         caption: l.description.clone(),
                         layers: vec!["location".into()],
+                        setting: Some(l.description.clone()),
                         ..Default::default()
                     },
                     output_key: key(slug, &format!("locations/{}.png", crate::slugify(&l.name))),
@@ -791,6 +792,138 @@ impl Workflow for Qualification {
 pub async fn readiness(f: &Film, slug: &Slug) -> crate::error::Result<Vec<DepartmentReadiness>> {
     let g = f.gather(slug).await?;
     Ok(f.studio.planner.readiness(&g).await?.value)
+}
+
+/// The one readiness gate, for every way a qualification starts (`/qualify`, `/produce`, the
+/// demo): every department at [`READY_SCORE`] or more, unless `force`. The refusal names each
+/// department short of it and what it misses, in plain words.
+pub async fn gate(f: &Film, slug: &Slug, force: bool) -> crate::error::Result<()> {
+    if force {
+        return Ok(());
+    }
+    let r = readiness(f, slug).await?;
+    let missing: Vec<String> = r
+        .iter()
+        .filter(|d| !d.ready)
+        .map(|d| {
+            format!(
+                "{} ({}): {}",
+                d.department,
+                d.score,
+                d.missing_items.join("; ")
+            )
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(crate::error::FilmError::Conflict(format!(
+        "`{slug}` is not ready for qualification (every department needs {READY_SCORE}): {}. Add the missing material to the gather, or send {{\"force\": true}} to qualify with what is there",
+        missing.join(" | ")
+    )))
+}
+
+/// What reopening the gather did.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Reopened {
+    /// The project.
+    pub project: String,
+    /// The failed or stopped qualification run the reopening follows, if any.
+    pub qualification_run: Option<String>,
+    /// A production run that waited on that qualification and was cancelled.
+    pub cancelled_production_run: Option<String>,
+}
+
+/// Reopen a project's gather for edits after a failed or stopped qualification. Refused while
+/// a qualification run is active, and after a qualification completed (its scenes would be
+/// lost: start a new project, or edit the qualified data). A production run waiting on the
+/// failed qualification is cancelled, since it could only wait forever.
+pub async fn reopen_gather(
+    f: &Film,
+    engine: &slate_engine::Engine,
+    slug: &Slug,
+    reason: Option<&str>,
+) -> crate::error::Result<Reopened> {
+    use crate::error::FilmError;
+    let project = f.repo.project(slug).await?;
+    let run = |id: &Option<String>| {
+        id.as_deref()
+            .and_then(|i| i.parse::<slate_engine::RunId>().ok())
+    };
+    let qual = match run(&project.qualification_run) {
+        Some(id) => Some(
+            engine
+                .get(id)
+                .await
+                .map_err(|e| FilmError::Internal(e.to_string()))?,
+        ),
+        None => None,
+    };
+    if let Some(q) = &qual
+        && !q.status.is_terminal()
+    {
+        return Err(FilmError::Conflict(format!(
+            "qualification of `{slug}` is still {} (run {}): stop it in its edit window, or cancel the run, before reopening the gather",
+            q.status, q.id
+        )));
+    }
+    if project.gather_locked_at.is_none() {
+        return Err(FilmError::Conflict(format!(
+            "the gather of `{slug}` is already open"
+        )));
+    }
+    let qualified = qual
+        .as_ref()
+        .is_some_and(|q| q.status == slate_engine::RunStatus::Completed);
+    if qualified
+        || matches!(
+            project.status,
+            ProjectStatus::Qualified | ProjectStatus::Generating | ProjectStatus::Completed
+        )
+    {
+        return Err(FilmError::Conflict(format!(
+            "`{slug}` is {} and its qualification completed; reopening would discard its scenes. Edit the scenes and the story bible, or start a new project",
+            project.status.as_str()
+        )));
+    }
+    let mut cancelled = None;
+    if let Some(id) = run(&project.production_run) {
+        let p = engine
+            .get(id)
+            .await
+            .map_err(|e| FilmError::Internal(e.to_string()))?;
+        if !p.status.is_terminal() {
+            engine
+                .cancel(id, "the gather was reopened after a failed qualification")
+                .await
+                .map_err(|e| FilmError::Internal(e.to_string()))?;
+            cancelled = Some(id.to_string());
+        }
+    }
+    let out = Reopened {
+        project: slug.to_string(),
+        qualification_run: qual.as_ref().map(|q| q.id.to_string()),
+        cancelled_production_run: cancelled,
+    };
+    let message = match &out.qualification_run {
+        Some(q) => format!(
+            "the gather was reopened for edits after qualification run {q} {}; what it qualified was removed",
+            qual.as_ref().map(|q| q.status.as_str()).unwrap_or("ended")
+        ),
+        None => "the gather was reopened for edits".to_string(),
+    };
+    f.repo
+        .reopen_gather(
+            slug,
+            &message,
+            &serde_json::json!({"reason": reason, "qualification_run": out.qualification_run, "cancelled_production_run": out.cancelled_production_run}),
+        )
+        .await?;
+    // The qualified namespace may live outside the workflow database (MongoDB).
+    f.docs
+        .clear(&crate::docstore::Namespace::Qualified(slug.clone()))
+        .await?;
+    Ok(out)
 }
 
 /// The shot agent's context for a project.

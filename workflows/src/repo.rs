@@ -576,6 +576,59 @@ impl FilmRepo {
             .ok_or_else(|| FilmError::NotFound(format!("character reference `{id}`")))
     }
 
+    // --- reopening the gather ----------------------------------------------------------------
+
+    /// Open a locked gather namespace again after a failed or stopped qualification: the lock
+    /// goes, the project is gathering again, and everything the failed attempt wrote (scenes,
+    /// story bible, character references, the qualified namespace in this database) is removed
+    /// so the next qualification starts clean. One transaction, recorded as a project event.
+    /// The caller checks that no qualification is running (see
+    /// `qualification::reopen_gather`).
+    pub async fn reopen_gather(&self, slug: &Slug, message: &str, details: &Value) -> Result<()> {
+        let now = now_ms();
+        let p = slug.as_str();
+        self.db
+            .exec_all(vec![
+                (
+                    "UPDATE projects SET gather_locked_at = NULL, status = 'gathering', final_video = NULL,
+                            version = version + 1, updated_at = $2 WHERE slug = $1",
+                    args![p, now],
+                ),
+                ("DELETE FROM scenes WHERE project = $1", args![p]),
+                ("DELETE FROM story_bibles WHERE project = $1", args![p]),
+                ("DELETE FROM character_references WHERE project = $1", args![p]),
+                ("DELETE FROM documents WHERE namespace = $1", args![slug.qualified()]),
+                (
+                    "INSERT INTO project_events (id, project, kind, message, details, created_at)
+                     VALUES ($1, $2, 'gather_reopened', $3, $4, $5)",
+                    args![uuid::Uuid::now_v7().to_string(), p, message, details.to_string(), now],
+                ),
+            ])
+            .await?;
+        Ok(())
+    }
+
+    /// A project's events, oldest first.
+    pub async fn project_events(&self, slug: &Slug) -> Result<Vec<ProjectEvent>> {
+        self.db
+            .fetch_fresh(
+                "SELECT id, kind, message, details, created_at FROM project_events WHERE project = $1 ORDER BY created_at, id",
+                args![slug.as_str()],
+            )
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(ProjectEvent {
+                    id: r.text("id")?,
+                    kind: r.text("kind")?,
+                    message: r.text("message")?,
+                    details: r.json("details")?,
+                    created_at: from_ms(r.int("created_at")?),
+                })
+            })
+            .collect()
+    }
+
     // --- global errors ----------------------------------------------------------------------
 
     /// Record a global error once per `dedupe_key` (a step re-executed after a crash does not

@@ -70,7 +70,7 @@ async fn qualifies_the_example(postgres: bool) {
     assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
     let out: QualifyOutput = serde_json::from_value(run.output.unwrap()).unwrap();
     assert_eq!(out.characters, 3);
-    assert_eq!(out.scenes, 9);
+    assert_eq!(out.scenes, 10);
     assert!(out.knowledge_docs > 0);
 
     let project = f.repo.project(&slug).await.unwrap();
@@ -133,7 +133,7 @@ async fn qualifies_the_example(postgres: bool) {
     assert_eq!(q("screenplay").await.len(), 1);
     let meta = q("scene_metadata").await;
     assert_eq!(meta.len(), 1);
-    assert_eq!(meta[0]["scenes"], 9);
+    assert_eq!(meta[0]["scenes"], 10);
     assert!(
         meta[0].get("screenplay_text").is_none(),
         "no scene structure in qualified"
@@ -160,7 +160,7 @@ async fn qualifies_the_example(postgres: bool) {
 
     // Structured records: scenes ready for generation, 3-7 s each, in order.
     let scenes = f.repo.scenes(&slug).await.unwrap();
-    assert_eq!(scenes.len(), 9);
+    assert_eq!(scenes.len(), 10);
     for (i, s) in scenes.iter().enumerate() {
         assert_eq!(s.sequence_number, i as i32 + 1);
         assert_eq!(s.status, SceneStatus::ReadyForGeneration);
@@ -185,7 +185,7 @@ async fn qualifies_the_example(postgres: bool) {
     assert_eq!(count("character"), 3);
     assert_eq!(count("character_view"), 18);
     assert_eq!(count("story_bible"), 1);
-    assert_eq!(count("scene"), 9);
+    assert_eq!(count("scene"), 10);
     assert_eq!(count("location"), 3);
     assert_eq!(count("prop"), 3);
     assert!(

@@ -14,6 +14,7 @@ use crate::traits::{ImageGen, Paid, Vision};
 pub mod knowledge;
 pub mod media;
 pub mod planner;
+pub mod reader;
 pub mod render;
 
 pub use knowledge::{Db, LocalKnowledge};
@@ -265,7 +266,11 @@ pub fn check_frame(
             None => missing.push(format!("character {name}")),
             Some(f)
                 if !silhouette
-                    && !seen(img, render::figure_anchor(f), render::parse_color(&f.color)) =>
+                    && !seen(
+                        img,
+                        render::figure_anchor(c, f),
+                        render::parse_color(&f.color),
+                    ) =>
             {
                 missing.push(format!(
                     "character {name} is in the manifest but not in the picture"
@@ -277,10 +282,17 @@ pub fn check_frame(
     for name in &expect.props {
         match c.props.iter().find(|p| p.name.eq_ignore_ascii_case(name)) {
             None => missing.push(format!("prop {name}")),
-            Some(p) if !seen(img, render::prop_anchor(p), render::parse_color(&p.color)) => missing
-                .push(format!(
+            Some(p)
+                if !seen(
+                    img,
+                    render::prop_anchor(c, p),
+                    render::parse_color(&p.color),
+                ) =>
+            {
+                missing.push(format!(
                     "prop {name} is in the manifest but not in the picture"
-                )),
+                ))
+            }
             Some(_) => {}
         }
     }

@@ -1,41 +1,26 @@
 //! The local planner: in place of the language model, deterministic rules over the gather data.
 //!
-//! Same input, same output: a screenplay from the raw scenes, a story bible from the notes and
-//! characters, a style guide, readiness scores, and a breakdown into 3-7 second scenes with
-//! dramatic effect, camera and lighting chosen from what each beat says.
+//! Same input, same output. The gather data is read by content ([`crate::local::reader`]), not
+//! by field names; from that reading come the characters, a story bible (with the gather data's
+//! contradictions and how they were resolved), a style guide, readiness scores in plain words,
+//! a screenplay, and a breakdown into 3-7 second scenes with dramatic effect, camera and
+//! lighting chosen from what each beat says.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use serde_json::Value;
 
 use crate::error::Result;
-use crate::local::render::color_for;
+use crate::local::reader::{self, Reading, Unit as ReadUnit, has_any, mentions, words};
+use crate::local::render::{self, color_for};
 use crate::model::*;
 use crate::traits::{Paid, Planner, ShotContext};
+
+mod readiness;
 
 /// The deterministic planner.
 #[derive(Debug, Clone, Default)]
 pub struct LocalPlanner;
-
-fn s(v: &Value, k: &str) -> String {
-    v.get(k)
-        .and_then(|x| x.as_str())
-        .map(|x| x.trim().to_string())
-        .unwrap_or_default()
-}
-
-fn list(v: &Value, k: &str) -> Vec<String> {
-    match v.get(k) {
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(|x| x.as_str().map(|s| s.trim().to_string()))
-            .filter(|x| !x.is_empty())
-            .collect(),
-        Some(Value::String(x)) if !x.trim().is_empty() => vec![x.trim().to_string()],
-        _ => vec![],
-    }
-}
 
 /// A slug for ids: lower case, `-` between words.
 pub fn slugify(name: &str) -> String {
@@ -50,40 +35,6 @@ pub fn slugify(name: &str) -> String {
     out.trim_matches('-').to_string()
 }
 
-fn character_id(doc: &Value) -> String {
-    let id = s(doc, "id");
-    if id.is_empty() {
-        slugify(&s(doc, "name"))
-    } else {
-        id
-    }
-}
-
-fn user_input(g: &GatherSnapshot, kind: &str) -> Option<Value> {
-    g.docs("user_inputs")
-        .iter()
-        .find(|d| s(d, "kind") == kind)
-        .and_then(|d| d.get("value").cloned())
-}
-
-fn notes(g: &GatherSnapshot, topic: &str) -> Vec<Value> {
-    g.docs("raw_notes")
-        .iter()
-        .chain(g.docs("ai_expansions"))
-        .filter(|d| s(d, "topic") == topic)
-        .cloned()
-        .collect()
-}
-
-fn time_of_day(v: &str) -> String {
-    let v = v.to_ascii_lowercase();
-    options::TIME_OF_DAY
-        .iter()
-        .find(|t| v.contains(*t))
-        .map(|t| t.to_string())
-        .unwrap_or_else(|| "afternoon".into())
-}
-
 fn weather(v: &str) -> String {
     let v = v.to_ascii_lowercase();
     options::WEATHER
@@ -93,31 +44,34 @@ fn weather(v: &str) -> String {
         .unwrap_or_else(|| "clear".into())
 }
 
+#[rustfmt::skip]
 const ACTION_WORDS: &[&str] = &[
     "run", "runs", "chase", "chases", "strike", "strikes", "jump", "jumps", "fight", "fights",
     "escape", "escapes", "grab", "grabs", "race", "races", "leap", "leaps", "falls", "flee",
+    "flees", "climb", "climbs", "rush", "rushes", "crash", "crashes", "storm", "storms",
 ];
+#[rustfmt::skip]
 const REVEAL_WORDS: &[&str] = &[
-    "reveal",
-    "reveals",
-    "discover",
-    "discovers",
-    "finds",
-    "sees",
-    "notices",
-    "opens",
+    "reveal", "reveals", "discover", "discovers", "finds", "sees", "notices", "opens", "spots",
+    "realises", "realizes", "uncovers",
 ];
-
-fn words(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(|w| w.to_ascii_lowercase())
-        .collect()
-}
-
-fn has_any(text: &str, set: &[&str]) -> bool {
-    words(text).iter().any(|w| set.contains(&w.as_str()))
-}
+/// Words that ask for a framing, whatever the beat's kind would choose.
+#[rustfmt::skip]
+const CLOSE_WORDS: &[&str] = &[
+    "close", "closeup", "close-up", "closer", "detail", "face", "eyes",
+];
+#[rustfmt::skip]
+const WIDE_WORDS: &[&str] = &[
+    "wide", "establishing", "panorama", "vast", "horizon", "landscape", "skyline", "aerial",
+];
+#[rustfmt::skip]
+const HIGH_WORDS: &[&str] = &[
+    "above", "overhead", "down at", "looks down", "high angle", "from the top",
+];
+#[rustfmt::skip]
+const LOW_WORDS: &[&str] = &[
+    "below", "looks up", "towering", "towers", "low angle", "looms", "from the ground",
+];
 
 fn duration_for(text: &str) -> f64 {
     // About three words a second of screen time, kept inside 3-7 s, in half seconds.
@@ -126,47 +80,37 @@ fn duration_for(text: &str) -> f64 {
     (d * 2.0).round() / 2.0
 }
 
-fn mentions(text: &str, name: &str) -> bool {
-    let t = text.to_ascii_lowercase();
-    let n = name.to_ascii_lowercase();
-    !n.is_empty() && t.contains(&n)
+fn or_default(s: &str, d: &str) -> String {
+    if s.trim().is_empty() {
+        d.to_string()
+    } else {
+        s.to_string()
+    }
 }
 
-impl LocalPlanner {
-    fn profiles(g: &GatherSnapshot) -> Vec<CharacterProfile> {
-        g.docs("raw_characters")
-            .iter()
-            .filter(|d| !s(d, "name").is_empty())
-            .map(|d| {
-                let name = s(d, "name");
-                let color = s(d, "color");
-                CharacterProfile {
-                    character_id: character_id(d),
-                    role: Some(s(d, "role"))
-                        .filter(|r| !r.is_empty())
-                        .unwrap_or_else(|| "supporting".into()),
-                    personality: s(d, "personality"),
-                    appearance: s(d, "appearance"),
-                    background: s(d, "background"),
-                    costume: s(d, "costume"),
-                    palette: vec![if color.is_empty() {
-                        color_for(&name)
-                    } else {
-                        color
-                    }],
-                    name,
-                }
-            })
-            .collect()
-    }
+fn profiles(r: &Reading) -> Vec<CharacterProfile> {
+    r.characters
+        .iter()
+        .map(|c| CharacterProfile {
+            character_id: c.id.clone(),
+            name: c.name.clone(),
+            role: reader::canonical_role(&c.role)
+                .or_else(|| (!c.role.is_empty()).then(|| c.role.clone()))
+                .unwrap_or_else(|| "supporting".into()),
+            personality: c.personality.clone(),
+            appearance: c.appearance.clone(),
+            background: c.background.clone(),
+            costume: c.costume.clone(),
+            palette: vec![c.color.clone().unwrap_or_else(|| color_for(&c.name))],
+        })
+        .collect()
+}
 
-    /// Resolve a name or id from the gather data to a character id.
-    fn resolve(chars: &[CharacterProfile], who: &str) -> Option<String> {
-        let w = who.trim().to_ascii_lowercase();
-        chars
-            .iter()
-            .find(|c| c.character_id.to_ascii_lowercase() == w || c.name.to_ascii_lowercase() == w)
-            .map(|c| c.character_id.clone())
+fn place_palette(p: &reader::PlaceSketch) -> Vec<String> {
+    if p.palette.is_empty() {
+        render::default_palette(&p.name, &p.description)
+    } else {
+        p.palette.clone()
     }
 }
 
@@ -177,139 +121,11 @@ impl Planner for LocalPlanner {
     }
 
     async fn readiness(&self, g: &GatherSnapshot) -> Result<Paid<Vec<DepartmentReadiness>>> {
-        let score = |parts: &[(bool, u8, String)]| {
-            let total: u32 = parts.iter().map(|(_, w, _)| *w as u32).sum();
-            let got: u32 = parts
-                .iter()
-                .filter(|(ok, _, _)| *ok)
-                .map(|(_, w, _)| *w as u32)
-                .sum();
-            let missing = parts
-                .iter()
-                .filter(|(ok, _, _)| !ok)
-                .map(|(_, _, m)| m.clone())
-                .collect::<Vec<_>>();
-            (((got * 100) / total.max(1)) as u8, missing)
-        };
-        let chars = g.docs("raw_characters");
-        let scenes = g.docs("raw_scenes");
-        let locations = g.docs("raw_locations");
-        let props = g.docs("raw_props");
-        let mut out = vec![];
-
-        let mut parts = vec![(!chars.is_empty(), 4, "at least one character".to_string())];
-        for c in chars {
-            let n = s(c, "name");
-            let label = if n.is_empty() {
-                "a character".to_string()
-            } else {
-                n.clone()
-            };
-            parts.push((!n.is_empty(), 1, format!("{label}: name")));
-            for f in ["role", "personality", "appearance"] {
-                parts.push((!s(c, f).is_empty(), 1, format!("{label}: {f}")));
-            }
-        }
-        out.push(("character", score(&parts)));
-
-        let parts = vec![
-            (
-                !locations.is_empty(),
-                40,
-                "at least one location".to_string(),
-            ),
-            (
-                !notes(g, "world").is_empty(),
-                30,
-                "world rules (raw_notes with topic `world`)".to_string(),
-            ),
-            (
-                user_input(g, "logline").is_some() || !scenes.is_empty(),
-                30,
-                "a logline (user_inputs kind `logline`)".to_string(),
-            ),
-        ];
-        out.push(("world", score(&parts)));
-
-        let has_palette = user_input(g, "palette").is_some()
-            || locations.iter().any(|l| !list(l, "palette").is_empty());
-        let parts = vec![
-            (
-                !notes(g, "style").is_empty() || user_input(g, "style").is_some(),
-                50,
-                "a style note (raw_notes with topic `style`)".to_string(),
-            ),
-            (has_palette, 50, "a colour palette".to_string()),
-        ];
-        out.push(("visual", score(&parts)));
-
-        let mut parts = vec![];
-        for i in 0..3 {
-            parts.push((scenes.len() > i, 20, format!("scene idea {}", i + 1)));
-        }
-        let complete = scenes
-            .iter()
-            .filter(|sc| !s(sc, "summary").is_empty() && !s(sc, "location").is_empty())
-            .count();
-        parts.push((
-            !scenes.is_empty() && complete == scenes.len(),
-            40,
-            "every scene idea with a summary and a location".to_string(),
-        ));
-        out.push(("story", score(&parts)));
-
-        let known: BTreeSet<String> = locations
-            .iter()
-            .map(|l| s(l, "name").to_lowercase())
-            .collect();
-        let unknown: Vec<String> = scenes
-            .iter()
-            .map(|sc| s(sc, "location"))
-            .filter(|l| !l.is_empty() && !known.contains(&l.to_lowercase()))
-            .collect();
-        let parts = vec![
-            (!props.is_empty(), 50, "at least one prop".to_string()),
-            (
-                unknown.is_empty(),
-                50,
-                format!("locations described for: {}", unknown.join(", ")),
-            ),
-        ];
-        out.push(("production", score(&parts)));
-
-        let lines = scenes
-            .iter()
-            .map(|sc| {
-                sc.get("dialogue")
-                    .and_then(|d| d.as_array())
-                    .map_or(0, |a| a.len())
-            })
-            .sum::<usize>();
-        let voiced = chars.iter().filter(|c| !s(c, "voice").is_empty()).count();
-        let parts = vec![
-            (lines > 0, 50, "at least one line of dialogue".to_string()),
-            (
-                !chars.is_empty() && voiced == chars.len(),
-                50,
-                "a voice note for every character".to_string(),
-            ),
-        ];
-        out.push(("audio", score(&parts)));
-
-        Ok(Paid::free(
-            out.into_iter()
-                .map(|(d, (score, missing_items))| DepartmentReadiness {
-                    department: d.to_string(),
-                    ready: score >= READY_SCORE,
-                    score,
-                    missing_items,
-                })
-                .collect(),
-        ))
+        Ok(Paid::free(readiness::score(&reader::read(g))))
     }
 
     async fn characters(&self, g: &GatherSnapshot) -> Result<Paid<Vec<CharacterProfile>>> {
-        Ok(Paid::free(Self::profiles(g)))
+        Ok(Paid::free(profiles(&reader::read(g))))
     }
 
     async fn story_bible(
@@ -317,68 +133,52 @@ impl Planner for LocalPlanner {
         g: &GatherSnapshot,
         characters: &[CharacterProfile],
     ) -> Result<Paid<StoryBible>> {
+        let r = reader::read(g);
         // The world department runs beside the character department: without qualified
         // profiles yet, it reads the raw ones.
         let derived;
         let characters = if characters.is_empty() {
-            derived = Self::profiles(g);
+            derived = profiles(&r);
             &derived[..]
         } else {
             characters
         };
-        let title = user_input(g, "title")
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_else(|| g.title.clone());
-        let logline = user_input(g, "logline")
-            .and_then(|v| v.as_str().map(str::to_string))
-            .or_else(|| g.docs("raw_scenes").first().map(|sc| s(sc, "summary")))
-            .unwrap_or_default();
-        let world_rules = notes(g, "world")
-            .iter()
-            .map(|n| WorldRule {
-                rule_category: Some(s(n, "category"))
-                    .filter(|c| {
-                        ["physics", "magic", "technology", "society", "history"]
-                            .contains(&c.as_str())
-                    })
-                    .unwrap_or_else(|| "society".into()),
-                rule_description: s(n, "text"),
-            })
-            .collect();
+        let id_of = |name: &str| {
+            characters
+                .iter()
+                .find(|c| c.name == name || c.character_id == reader::id_for(name))
+                .map(|c| c.character_id.clone())
+        };
         let mut relationships: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-        for d in g.docs("raw_characters") {
-            let Some(Value::Object(rel)) = d.get("relationships") else {
-                continue;
-            };
-            let me = character_id(d);
-            for (other, what) in rel {
-                if let (Some(o), Some(w)) = (Self::resolve(characters, other), what.as_str()) {
-                    relationships
-                        .entry(me.clone())
-                        .or_default()
-                        .insert(o, w.to_string());
+        for c in &r.characters {
+            for (other, what) in &c.relationships {
+                if let (Some(me), Some(o)) = (id_of(&c.name), id_of(other)) {
+                    relationships.entry(me).or_default().insert(o, what.clone());
                 }
             }
         }
-        let timeline = g
-            .docs("raw_scenes")
+        let n = r.ideas.len().max(1);
+        let timeline = r
+            .ideas
             .iter()
             .enumerate()
-            .map(|(i, sc)| TimelineEvent {
-                event: Some(s(sc, "title"))
-                    .filter(|t| !t.is_empty())
+            .map(|(i, idea)| TimelineEvent {
+                event: idea
+                    .title
+                    .clone()
                     .unwrap_or_else(|| format!("Scene idea {}", i + 1)),
-                timestamp: format!("act {}", i * 3 / g.docs("raw_scenes").len().max(1) + 1),
-                description: s(sc, "summary"),
+                timestamp: format!("act {}", i * 3 / n + 1),
+                description: idea.summary.clone(),
             })
             .collect();
         let mut consistency_rules: Vec<ConsistencyRule> = characters
             .iter()
+            .filter(|c| !c.appearance.is_empty() || !c.costume.is_empty())
             .map(|c| ConsistencyRule {
                 rule: format!(
                     "{} always appears as: {}{}",
                     c.name,
-                    c.appearance,
+                    or_default(&c.appearance, "as first drawn"),
                     if c.costume.is_empty() {
                         String::new()
                     } else {
@@ -388,51 +188,47 @@ impl Planner for LocalPlanner {
                 priority: "critical".into(),
             })
             .collect();
-        consistency_rules.extend(notes(g, "world").iter().map(|n| ConsistencyRule {
-            rule: s(n, "text"),
+        consistency_rules.extend(r.rules.iter().map(|(_, rule)| ConsistencyRule {
+            rule: rule.clone(),
             priority: "high".into(),
         }));
-        let locations = g
-            .docs("raw_locations")
-            .iter()
-            .map(|l| BibleLocation {
-                location_name: s(l, "name"),
-                location_description: s(l, "description"),
-                location_rules: s(l, "rules"),
-            })
-            .collect();
+        let mut resolved = r.contradictions.clone();
+        if !resolved.is_empty() {
+            resolved.insert(0, format!("Rule: {}.", reader::LATER_WINS));
+        }
         Ok(Paid::free(StoryBible {
-            title,
-            logline,
-            world_rules,
+            title: r.title.clone().unwrap_or_else(|| g.title.clone()),
+            logline: r.logline.clone().unwrap_or_default(),
+            world_rules: r
+                .rules
+                .iter()
+                .map(|(cat, rule)| WorldRule {
+                    rule_category: cat.clone().unwrap_or_else(|| "society".into()),
+                    rule_description: rule.clone(),
+                })
+                .collect(),
             character_relationships: relationships,
             timeline,
             consistency_rules,
-            locations,
+            locations: r
+                .places
+                .iter()
+                .map(|p| BibleLocation {
+                    location_name: p.name.clone(),
+                    location_description: p.description.clone(),
+                    location_rules: p.rules.clone(),
+                })
+                .collect(),
+            resolved_contradictions: resolved,
         }))
     }
 
     async fn style_guide(&self, g: &GatherSnapshot) -> Result<Paid<StyleGuide>> {
-        let style_text = notes(g, "style")
-            .iter()
-            .map(|n| s(n, "text"))
-            .chain(user_input(g, "style").and_then(|v| v.as_str().map(str::to_string)))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let mut palette: Vec<String> = match user_input(g, "palette") {
-            Some(Value::Array(a)) => a
-                .iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect(),
-            _ => vec![],
-        };
+        let r = reader::read(g);
+        let style_text = r.style.join(" ");
+        let mut palette = r.palette.clone();
         if palette.is_empty() {
-            palette = g
-                .docs("raw_locations")
-                .iter()
-                .flat_map(|l| list(l, "palette"))
-                .take(5)
-                .collect();
+            palette = r.places.iter().flat_map(place_palette).take(5).collect();
         }
         if palette.is_empty() {
             palette = vec![color_for(&g.title), color_for(&format!("{}-2", g.title))];
@@ -442,9 +238,9 @@ impl Planner for LocalPlanner {
             mood: if style_text.is_empty() {
                 "grounded, warm, hopeful".into()
             } else {
-                style_text.clone()
+                reader::clip(&style_text, 400)
             },
-            lighting: if has_any(&style_text, &["noir", "shadow", "shadows", "dark"]) {
+            lighting: if has_any(&style_text, &["noir", "shadow", "shadows", "dark", "moody"]) {
                 "hard motivated light, deep shadows".into()
             } else {
                 "soft motivated practical light".into()
@@ -463,86 +259,73 @@ impl Planner for LocalPlanner {
         _bible: &StoryBible,
         characters: &[CharacterProfile],
     ) -> Result<Paid<Screenplay>> {
+        let r = reader::read(g);
+        let id_known =
+            |id: &str| characters.is_empty() || characters.iter().any(|c| c.character_id == id);
         let mut sequences = vec![];
         let mut content = String::new();
-        for sc in g.docs("raw_scenes") {
-            let location = s(sc, "location");
-            let tod = time_of_day(&s(sc, "time_of_day"));
-            let mut action = list(sc, "beats");
-            if action.is_empty() {
-                action = s(sc, "summary")
-                    .split(". ")
-                    .map(|x| x.trim().trim_end_matches('.').to_string())
-                    .filter(|x| !x.is_empty())
-                    .map(|x| format!("{x}."))
-                    .collect();
-            }
-            let dialogue: Vec<DialogueLine> = sc
-                .get("dialogue")
-                .and_then(|d| d.as_array())
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|l| {
-                            Some(DialogueLine {
-                                character: Self::resolve(characters, &s(l, "character"))?,
-                                line: s(l, "line"),
-                            })
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            let mut present: Vec<String> = list(sc, "characters")
+        for idea in &r.ideas {
+            let location = idea.place.clone().unwrap_or_else(|| "Open Ground".into());
+            let description = r
+                .places
                 .iter()
-                .filter_map(|c| Self::resolve(characters, c))
-                .collect();
-            for d in &dialogue {
-                if !present.contains(&d.character) {
-                    present.push(d.character.clone());
-                }
-            }
+                .find(|p| p.name == location)
+                .map(|p| p.description.clone())
+                .unwrap_or_default();
+            let ext = !render::setting_of(&location, &description).is_interior();
             let heading = format!(
                 "{}. {} - {}",
-                if has_any(
-                    &location,
-                    &[
-                        "street", "market", "roof", "rooftop", "harbor", "square", "bridge",
-                        "field"
-                    ]
-                ) {
-                    "EXT"
-                } else {
-                    "INT"
-                },
+                if ext { "EXT" } else { "INT" },
                 location.to_uppercase(),
-                tod.to_uppercase()
+                idea.time_of_day.to_uppercase()
             );
+            let (mut action, mut dialogue, mut positions) = (vec![], vec![], vec![]);
+            for u in &idea.units {
+                match u {
+                    ReadUnit::Action(a) => action.push(a.clone()),
+                    ReadUnit::Line(who, line) if id_known(who) => {
+                        positions.push(action.len());
+                        dialogue.push(DialogueLine {
+                            character: who.clone(),
+                            line: line.clone(),
+                        });
+                    }
+                    ReadUnit::Line(_, line) => action.push(format!("\"{line}\"")),
+                }
+            }
             content.push_str(&heading);
             content.push_str("\n\n");
-            for a in &action {
+            let mut lines = dialogue.iter().zip(&positions).peekable();
+            for (i, a) in action.iter().enumerate() {
+                while let Some((d, _)) = lines.next_if(|(_, p)| **p <= i) {
+                    push_line(&mut content, characters, d);
+                }
                 content.push_str(a);
                 content.push('\n');
             }
-            for d in &dialogue {
-                let name = characters
-                    .iter()
-                    .find(|c| c.character_id == d.character)
-                    .map(|c| c.name.to_uppercase())
-                    .unwrap_or_default();
-                content.push_str(&format!("\n{name}\n{}\n", d.line));
+            for (d, _) in lines {
+                push_line(&mut content, characters, d);
             }
             content.push('\n');
             sequences.push(Sequence {
                 heading,
                 location,
-                time_of_day: tod,
+                time_of_day: idea.time_of_day.clone(),
                 action,
                 dialogue,
-                characters: present,
-                props: list(sc, "props"),
+                characters: idea
+                    .characters
+                    .iter()
+                    .filter(|c| id_known(c))
+                    .cloned()
+                    .collect(),
+                props: idea.props.clone(),
+                weather: Some(idea.weather.clone()),
+                line_positions: positions,
             });
         }
         Ok(Paid::free(Screenplay {
-            title: g.title.clone(),
+            title: r.title.unwrap_or_else(|| g.title.clone()),
             content,
             sequences,
         }))
@@ -561,18 +344,21 @@ impl Planner for LocalPlanner {
         let mut scenes = vec![];
         let total_sequences = screenplay.sequences.len();
         for (si, seq) in screenplay.sequences.iter().enumerate() {
-            // Action first, then the dialogue interleaved after the first beat.
+            // Lines where the screenplay put them; without positions, after the first beat.
+            let positions: Vec<usize> = if seq.line_positions.len() == seq.dialogue.len() {
+                seq.line_positions.clone()
+            } else {
+                vec![seq.action.len().min(1); seq.dialogue.len()]
+            };
             let mut units: Vec<Unit<'_>> = vec![];
-            let mut lines = seq.dialogue.iter();
+            let mut lines = seq.dialogue.iter().zip(&positions).peekable();
             for (i, a) in seq.action.iter().enumerate() {
-                units.push(Unit::Action(a));
-                if i == 0 {
-                    for l in lines.by_ref() {
-                        units.push(Unit::Line(l));
-                    }
+                while let Some((l, _)) = lines.next_if(|(_, p)| **p <= i) {
+                    units.push(Unit::Line(l));
                 }
+                units.push(Unit::Action(a));
             }
-            for l in lines {
+            for (l, _) in lines {
                 units.push(Unit::Line(l));
             }
             let n = units.len();
@@ -635,6 +421,21 @@ impl Planner for LocalPlanner {
                         "eye_level",
                     )
                 };
+                // What the words ask for wins over what the beat's kind would choose.
+                let shot = if has_any(&text, CLOSE_WORDS) {
+                    "close_up"
+                } else if has_any(&text, WIDE_WORDS) {
+                    if ui == 0 { "extreme_wide" } else { "wide" }
+                } else {
+                    shot
+                };
+                let angle = if has_any(&text, HIGH_WORDS) {
+                    "high_angle"
+                } else if has_any(&text, LOW_WORDS) {
+                    "low_angle"
+                } else {
+                    angle
+                };
                 let lighting_type = match seq.time_of_day.as_str() {
                     "night" => "dramatic",
                     "evening" => "backlit",
@@ -672,7 +473,12 @@ impl Planner for LocalPlanner {
                     dramatic_effect: dramatic_effect.into(),
                     location: seq.location.clone(),
                     time_of_day: seq.time_of_day.clone(),
-                    weather: weather(&seq.heading),
+                    weather: seq
+                        .weather
+                        .as_deref()
+                        .filter(|w| options::WEATHER.contains(w))
+                        .map(str::to_string)
+                        .unwrap_or_else(|| weather(&seq.heading)),
                     camera_angle: angle.into(),
                     camera_shot: shot.into(),
                     camera_movement: movement.into(),
@@ -712,21 +518,15 @@ impl Planner for LocalPlanner {
         g: &GatherSnapshot,
         bible: &StoryBible,
     ) -> Result<Paid<Vec<LocationDetail>>> {
-        let mut out: Vec<LocationDetail> = g
-            .docs("raw_locations")
+        let r = reader::read(g);
+        let mut out: Vec<LocationDetail> = r
+            .places
             .iter()
-            .map(|l| {
-                let name = s(l, "name");
-                let mut palette = list(l, "palette");
-                if palette.is_empty() {
-                    palette = vec![color_for(&name), color_for(&format!("{name}/far"))];
-                }
-                LocationDetail {
-                    description: s(l, "description"),
-                    rules: s(l, "rules"),
-                    palette,
-                    name,
-                }
+            .map(|p| LocationDetail {
+                name: p.name.clone(),
+                description: p.description.clone(),
+                palette: place_palette(p),
+                rules: p.rules.clone(),
             })
             .collect();
         for b in &bible.locations {
@@ -737,7 +537,7 @@ impl Planner for LocalPlanner {
                 out.push(LocationDetail {
                     name: b.location_name.clone(),
                     description: b.location_description.clone(),
-                    palette: vec![color_for(&b.location_name)],
+                    palette: render::default_palette(&b.location_name, &b.location_description),
                     rules: b.location_rules.clone(),
                 });
             }
@@ -750,21 +550,14 @@ impl Planner for LocalPlanner {
         g: &GatherSnapshot,
         screenplay: &Screenplay,
     ) -> Result<Paid<Vec<PropItem>>> {
-        let mut out: Vec<PropItem> = g
-            .docs("raw_props")
+        let r = reader::read(g);
+        let mut out: Vec<PropItem> = r
+            .props
             .iter()
-            .map(|p| {
-                let name = s(p, "name");
-                let color = s(p, "color");
-                PropItem {
-                    description: s(p, "description"),
-                    color: if color.is_empty() {
-                        color_for(&name)
-                    } else {
-                        color
-                    },
-                    name,
-                }
+            .map(|p| PropItem {
+                name: p.name.clone(),
+                description: or_default(&p.description, &p.name),
+                color: p.color.clone().unwrap_or_else(|| color_for(&p.name)),
             })
             .collect();
         for seq in &screenplay.sequences {
@@ -863,6 +656,15 @@ impl Planner for LocalPlanner {
     }
 }
 
+fn push_line(content: &mut String, characters: &[CharacterProfile], d: &DialogueLine) {
+    let name = characters
+        .iter()
+        .find(|c| c.character_id == d.character)
+        .map(|c| c.name.to_uppercase())
+        .unwrap_or_else(|| d.character.to_uppercase());
+    content.push_str(&format!("\n{name}\n{}\n\n", d.line));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -933,7 +735,7 @@ mod tests {
             world
                 .missing_items
                 .iter()
-                .any(|m| m.contains("world rules"))
+                .any(|m| m.contains("rule of the world"))
         );
         let ch = r.iter().find(|d| d.department == "character").unwrap();
         assert_eq!(ch.score, 100);

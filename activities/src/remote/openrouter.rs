@@ -399,6 +399,7 @@ impl Planner for RemotePlanner {
                 timeline: b.timeline,
                 consistency_rules: b.consistency_rules,
                 locations: b.locations,
+                resolved_contradictions: vec![],
             },
             spend: p.spend,
         })

@@ -1,9 +1,11 @@
 //! The storyboard renderer: real PNG frames drawn from a structured [`Composition`].
 //!
-//! A location is a sky coloured by the time of day over ground in the location's palette, with
-//! a skyline derived from its name; characters are labelled figures placed by blocking and
-//! turned by the view the camera angle chose; props are labelled shapes; a caption runs along
-//! the bottom. A composite iteration draws only its new layer on top of the previous image, so
+//! A location is drawn as the kind of place it is ([`scenery`]: a room with a window, water to
+//! the horizon, a forest, a skyline...), at its time of day, in its weather, in its palette, with
+//! details laid out from its name; the camera decides the framing (the angle moves the horizon,
+//! a close-up comes in on the background and draws the figures large). Characters are labelled
+//! figures placed by blocking and turned by the view the camera angle chose; props are labelled
+//! shapes; a caption runs along the bottom. A composite iteration draws only its new layer on top of the previous image, so
 //! each iteration visibly adds what it adds. Every frame is stored with a manifest (the
 //! composition as drawn) that the local vision check reads.
 
@@ -15,16 +17,18 @@ use image::{ImageFormat, Rgb, RgbImage};
 use crate::error::{ActivityError, Result};
 use crate::model::{Composition, FigureSpec, PropSpec};
 
+mod scenery;
+
+pub use scenery::{Setting, default_palette, setting_of};
+
 /// Frame size (16:9).
 pub const WIDTH: u32 = 640;
 /// Frame size (16:9).
 pub const HEIGHT: u32 = 360;
-/// Where the ground begins (fraction of the height).
-const HORIZON: f32 = 0.62;
 /// Height of the caption bar.
 const CAPTION_H: u32 = 34;
 
-static FONT_BYTES: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+static FONT_BYTES: &[u8] = include_bytes!("../../../assets/DejaVuSans.ttf");
 
 fn font() -> FontRef<'static> {
     FontRef::try_from_slice(FONT_BYTES).expect("the bundled font is valid")
@@ -86,18 +90,6 @@ fn mix(a: Rgb<u8>, b: Rgb<u8>, t: f32) -> Rgb<u8> {
         (a[1] as f32 * (1.0 - t) + b[1] as f32 * t) as u8,
         (a[2] as f32 * (1.0 - t) + b[2] as f32 * t) as u8,
     ])
-}
-
-fn sky_colors(time_of_day: &str) -> (Rgb<u8>, Rgb<u8>) {
-    match time_of_day {
-        "dawn" => (Rgb([70, 60, 120]), Rgb([250, 170, 140])),
-        "morning" => (Rgb([110, 170, 230]), Rgb([220, 235, 250])),
-        "afternoon" => (Rgb([60, 130, 220]), Rgb([170, 210, 245])),
-        "evening" => (Rgb([90, 50, 110]), Rgb([250, 140, 70])),
-        "night" => (Rgb([10, 14, 40]), Rgb([35, 45, 90])),
-        "twilight" => (Rgb([40, 30, 80]), Rgb([150, 90, 150])),
-        _ => (Rgb([120, 120, 130]), Rgb([190, 190, 200])),
-    }
 }
 
 /// A drawing surface.
@@ -173,6 +165,28 @@ impl Canvas {
         }
     }
 
+    /// An upright triangle: apex at (cx, top), base `w` wide, `h` tall.
+    fn triangle(&mut self, cx: i32, top: i32, w: i32, h: i32, c: Rgb<u8>) {
+        for dy in 0..h.max(1) {
+            let half = (w as f32 / 2.0 * dy as f32 / h.max(1) as f32) as i32;
+            self.rect(cx - half, top + dy, half * 2 + 1, 1, c);
+        }
+    }
+
+    /// A soft pool of light fading from its centre.
+    fn glow(&mut self, cx: f32, cy: f32, r: f32, c: Rgb<u8>, strength: f32) {
+        let (x0, x1) = ((cx - r) as i32, (cx + r) as i32);
+        let (y0, y1) = ((cy - r) as i32, (cy + r) as i32);
+        for y in y0..=y1 {
+            for x in x0..=x1 {
+                let d = ((x as f32 - cx).powi(2) + (y as f32 - cy).powi(2)).sqrt() / r;
+                if d < 1.0 {
+                    self.put(x, y, c, strength * (1.0 - d));
+                }
+            }
+        }
+    }
+
     fn vgradient(&mut self, y0: u32, y1: u32, top: Rgb<u8>, bottom: Rgb<u8>) {
         for y in y0..y1.min(HEIGHT) {
             let t = (y - y0) as f32 / (y1 - y0).max(1) as f32;
@@ -233,28 +247,60 @@ impl Canvas {
     }
 }
 
-fn ground_y() -> f32 {
-    HEIGHT as f32 * HORIZON
+/// How the camera frames a composition.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Frame {
+    /// Where the horizon (or an interior's floor line) sits, pixels from the top.
+    pub horizon: u32,
+    /// How large figures are drawn (1 at a medium shot).
+    pub scale: f32,
+    /// How far the background is magnified (1: not at all).
+    pub zoom: f32,
+}
+
+/// The framing a composition's camera asks for: the angle moves the horizon (a high angle looks
+/// down on more ground, a low one up at more sky), the shot sets figure size and background zoom.
+pub fn frame(comp: &Composition) -> Frame {
+    let horizon = match comp.camera_angle.as_deref() {
+        Some("birds_eye") => 0.22,
+        Some("high_angle") => 0.40,
+        Some("low_angle") => 0.80,
+        Some("worms_eye") => 0.88,
+        _ => 0.62,
+    };
+    let (scale, zoom) = match comp.camera_shot.as_deref() {
+        Some("extreme_wide") => (0.55, 1.0),
+        Some("wide") => (0.75, 1.0),
+        Some("close_up") => (1.8, 1.6),
+        Some("extreme_close_up") => (2.4, 2.1),
+        _ => (1.0, 1.0),
+    };
+    Frame {
+        horizon: (HEIGHT as f32 * horizon) as u32,
+        scale,
+        zoom,
+    }
 }
 
 /// Where a figure's body centre is drawn (the vision check samples it).
-pub fn figure_anchor(f: &FigureSpec) -> (u32, u32) {
+pub fn figure_anchor(comp: &Composition, f: &FigureSpec) -> (u32, u32) {
+    let fr = frame(comp);
     let cx = (f.x.clamp(0.05, 0.95) * WIDTH as f32) as u32;
-    let cy = (ground_y() + 8.0) as u32;
+    // Feet on the ground line, body centre above the props' row, whatever the framing.
+    let cy = (fr.horizon as f32 + 8.0 * fr.scale + (fr.scale - 1.0) * 40.0)
+        .clamp(70.0 * fr.scale.min(1.2), 280.0) as u32;
     (cx, cy)
 }
 
 /// Where a prop is drawn.
-pub fn prop_anchor(p: &PropSpec) -> (u32, u32) {
+pub fn prop_anchor(_comp: &Composition, p: &PropSpec) -> (u32, u32) {
     let cx = (p.x.clamp(0.05, 0.95) * WIDTH as f32) as u32;
-    let cy = HEIGHT - CAPTION_H - 28;
+    let cy = HEIGHT - CAPTION_H - 24;
     (cx, cy)
 }
 
 fn draw_location(c: &mut Canvas, comp: &Composition) {
-    let (top, bottom) = sky_colors(comp.time_of_day.as_deref().unwrap_or(""));
-    let gy = ground_y() as u32;
-    c.vgradient(0, gy, top, bottom);
+    let fr = frame(comp);
     let ground = comp
         .palette
         .first()
@@ -265,32 +311,35 @@ fn draw_location(c: &mut Canvas, comp: &Composition) {
             .get(1)
             .map(|s| parse_color(s))
             .unwrap_or(mix(ground, Rgb([0, 0, 0]), 0.3));
-    c.vgradient(gy, HEIGHT, ground_far, ground);
-    // A skyline derived from the location's name: the same place always looks the same.
     let name = comp.location.as_deref().unwrap_or("");
-    let mut h = stable_hash(name);
-    let shade = mix(ground_far, Rgb([0, 0, 0]), 0.45);
-    let mut x = 0i32;
-    while x < WIDTH as i32 {
-        let w = 30 + (h % 60) as i32;
-        let bh = 20 + ((h >> 8) % 90) as i32;
-        c.rect(x, gy as i32 - bh, w - 4, bh, shade);
-        // Lit windows at night and dusk.
-        if matches!(
-            comp.time_of_day.as_deref(),
-            Some("night" | "evening" | "twilight")
-        ) {
-            let lit = Rgb([250, 220, 120]);
-            let mut wy = gy as i32 - bh + 6;
-            while wy < gy as i32 - 6 {
-                if (h >> (wy % 17)) & 1 == 1 {
-                    c.rect(x + 6, wy, 5, 5, lit);
-                }
-                wy += 12;
-            }
-        }
-        h = h.rotate_left(13) ^ 0x9e3779b97f4a7c15;
-        x += w;
+    let about = format!("{name} {}", comp.setting.as_deref().unwrap_or(""));
+    let setting = setting_of(name, comp.setting.as_deref().unwrap_or(""));
+    // A close-up sees a smaller piece of the background: draw the scene with its horizon where
+    // the magnified crop will put it back, then magnify the middle.
+    let centre = HEIGHT as f32 / 2.0;
+    let pre_horizon = (centre + (fr.horizon as f32 - centre) / fr.zoom) as u32;
+    scenery::draw(
+        c,
+        &scenery::Scene {
+            setting,
+            name,
+            time: comp.time_of_day.as_deref().unwrap_or(""),
+            weather: comp.weather.as_deref().unwrap_or("clear"),
+            ground: (ground, ground_far),
+            horizon: pre_horizon,
+            waterfront: scenery::by_water(&about),
+            stairs: scenery::has_stairs(&about),
+        },
+    );
+    if fr.zoom > 1.01 {
+        let (w, h) = (
+            (WIDTH as f32 / fr.zoom) as u32,
+            (HEIGHT as f32 / fr.zoom) as u32,
+        );
+        let crop =
+            image::imageops::crop_imm(&c.img, (WIDTH - w) / 2, (HEIGHT - h) / 2, w, h).to_image();
+        c.img =
+            image::imageops::resize(&crop, WIDTH, HEIGHT, image::imageops::FilterType::Triangle);
     }
     match comp.lighting.as_deref() {
         Some("dramatic") | Some("silhouette") => {
@@ -311,7 +360,7 @@ fn draw_location(c: &mut Canvas, comp: &Composition) {
         Some("backlit") => {
             c.ellipse(
                 WIDTH as f32 * 0.5,
-                ground_y(),
+                fr.horizon as f32,
                 160.0,
                 40.0,
                 Rgb([255, 240, 200]),
@@ -329,9 +378,12 @@ fn draw_location(c: &mut Canvas, comp: &Composition) {
     }
 }
 
-fn draw_figure(c: &mut Canvas, f: &FigureSpec, silhouette: bool) {
-    let (cx, cy) = figure_anchor(f);
-    let (cx, cy) = (cx as f32, cy as f32);
+fn draw_figure(c: &mut Canvas, comp: &Composition, f: &FigureSpec, silhouette: bool) {
+    let (cx, cy) = figure_anchor(comp, f);
+    draw_figure_at(c, f, silhouette, cx as f32, cy as f32, frame(comp).scale);
+}
+
+fn draw_figure_at(c: &mut Canvas, f: &FigureSpec, silhouette: bool, cx: f32, cy: f32, k: f32) {
     let body = if silhouette {
         Rgb([15, 15, 20])
     } else {
@@ -342,56 +394,62 @@ fn draw_figure(c: &mut Canvas, f: &FigureSpec, silhouette: bool) {
     } else {
         Rgb([235, 200, 170])
     };
+    let z = |v: f32| v * k;
     // Legs, body, head.
+    let leg = mix(body, Rgb([0, 0, 0]), 0.4);
     c.rect(
-        cx as i32 - 12,
-        cy as i32 + 20,
-        9,
-        36,
-        mix(body, Rgb([0, 0, 0]), 0.4),
+        (cx - z(12.0)) as i32,
+        (cy + z(20.0)) as i32,
+        z(9.0) as i32,
+        z(36.0) as i32,
+        leg,
     );
     c.rect(
-        cx as i32 + 3,
-        cy as i32 + 20,
-        9,
-        36,
-        mix(body, Rgb([0, 0, 0]), 0.4),
+        (cx + z(3.0)) as i32,
+        (cy + z(20.0)) as i32,
+        z(9.0) as i32,
+        z(36.0) as i32,
+        leg,
     );
-    c.ellipse(cx, cy, 22.0, 34.0, body);
-    let hy = cy - 48.0;
-    c.ellipse(cx, hy, 15.0, 16.0, skin);
+    c.ellipse(cx, cy, z(22.0), z(34.0), body);
+    let hy = cy - z(48.0);
+    c.ellipse(cx, hy, z(15.0), z(16.0), skin);
     // Facing: the view decides where the eyes are, so a turned character looks turned.
     let eye = Rgb([20, 20, 30]);
     if !silhouette {
+        let e = |c: &mut Canvas, dx: f32, dy: f32, rx: f32, ry: f32, col: Rgb<u8>| {
+            c.ellipse(cx + z(dx), hy + z(dy), z(rx), z(ry), col)
+        };
         match f.view.as_str() {
             "front" => {
-                c.ellipse(cx - 5.0, hy - 2.0, 2.0, 2.5, eye);
-                c.ellipse(cx + 5.0, hy - 2.0, 2.0, 2.5, eye);
+                e(c, -5.0, -2.0, 2.0, 2.5, eye);
+                e(c, 5.0, -2.0, 2.0, 2.5, eye);
             }
-            "back" => c.ellipse(cx, hy - 3.0, 15.0, 12.0, mix(body, Rgb([0, 0, 0]), 0.6)),
+            "back" => e(c, 0.0, -3.0, 15.0, 12.0, mix(body, Rgb([0, 0, 0]), 0.6)),
             "left_side" => {
-                c.ellipse(cx - 9.0, hy - 2.0, 2.0, 2.5, eye);
-                c.ellipse(cx - 16.0, hy + 2.0, 3.0, 2.0, skin);
+                e(c, -9.0, -2.0, 2.0, 2.5, eye);
+                e(c, -16.0, 2.0, 3.0, 2.0, skin);
             }
             "right_side" => {
-                c.ellipse(cx + 9.0, hy - 2.0, 2.0, 2.5, eye);
-                c.ellipse(cx + 16.0, hy + 2.0, 3.0, 2.0, skin);
+                e(c, 9.0, -2.0, 2.0, 2.5, eye);
+                e(c, 16.0, 2.0, 3.0, 2.0, skin);
             }
             "three_quarter_left" => {
-                c.ellipse(cx - 8.0, hy - 2.0, 2.0, 2.5, eye);
-                c.ellipse(cx + 1.0, hy - 2.0, 2.0, 2.5, eye);
+                e(c, -8.0, -2.0, 2.0, 2.5, eye);
+                e(c, 1.0, -2.0, 2.0, 2.5, eye);
             }
             _ => {
-                c.ellipse(cx - 1.0, hy - 2.0, 2.0, 2.5, eye);
-                c.ellipse(cx + 8.0, hy - 2.0, 2.0, 2.5, eye);
+                e(c, -1.0, -2.0, 2.0, 2.5, eye);
+                e(c, 8.0, -2.0, 2.0, 2.5, eye);
             }
         }
     }
-    c.label(cx, cy + 60.0, 12.0, &f.name);
+    let label_y = (cy + z(60.0)).min(HEIGHT as f32 - CAPTION_H as f32 - 16.0);
+    c.label(cx, label_y, 12.0, &f.name);
 }
 
-fn draw_prop(c: &mut Canvas, p: &PropSpec) {
-    let (cx, cy) = prop_anchor(p);
+fn draw_prop(c: &mut Canvas, comp: &Composition, p: &PropSpec) {
+    let (cx, cy) = prop_anchor(comp, p);
     let col = parse_color(&p.color);
     // A diamond.
     for dy in -12i32..=12 {
@@ -450,10 +508,10 @@ pub fn render(comp: &Composition) -> Canvas {
     }
     let silhouette = comp.lighting.as_deref() == Some("silhouette");
     for f in &comp.characters {
-        draw_figure(&mut c, f, silhouette);
+        draw_figure(&mut c, comp, f, silhouette);
     }
     for p in &comp.props {
-        draw_prop(&mut c, p);
+        draw_prop(&mut c, comp, p);
     }
     draw_caption(&mut c, &comp.caption, &comp.layers);
     c
@@ -471,14 +529,14 @@ pub fn render_layer(base: Canvas, before: &Composition, after: &Composition) -> 
         .iter()
         .filter(|f| !before.characters.iter().any(|b| b.id == f.id))
     {
-        draw_figure(&mut c, f, silhouette);
+        draw_figure(&mut c, after, f, silhouette);
     }
     for p in after
         .props
         .iter()
         .filter(|p| !before.props.iter().any(|b| b.name == p.name))
     {
-        draw_prop(&mut c, p);
+        draw_prop(&mut c, after, p);
     }
     draw_caption(&mut c, &after.caption, &after.layers);
     c
@@ -495,7 +553,7 @@ pub fn render_character_view(name: &str, view: &str, color: &str, note: &str) ->
         view: view.into(),
         color: color.into(),
     };
-    draw_figure(&mut c, &f, false);
+    draw_figure_at(&mut c, &f, false, WIDTH as f32 / 2.0, 223.0, 1.0);
     c.label(
         WIDTH as f32 / 2.0,
         12.0,
@@ -530,13 +588,14 @@ mod tests {
             }],
             caption: "Mira finds the lantern".into(),
             layers: vec!["location".into(), "characters".into(), "props".into()],
+            ..Default::default()
         }
     }
 
     #[test]
     fn figures_are_where_the_manifest_says() {
         let c = render(&comp());
-        let (x, y) = figure_anchor(&comp().characters[0]);
+        let (x, y) = figure_anchor(&comp(), &comp().characters[0]);
         let p = c.image().get_pixel(x, y);
         let want = parse_color("#2a9d8f");
         let d: i32 = (0..3).map(|i| (p[i] as i32 - want[i] as i32).abs()).sum();
@@ -552,12 +611,12 @@ mod tests {
         let base_png = base.png().unwrap();
         let after = comp();
         let layered = render_layer(Canvas::from_png(&base_png).unwrap(), &before, &after);
-        let (px, py) = prop_anchor(&after.props[0]);
+        let (px, py) = prop_anchor(&after, &after.props[0]);
         assert_ne!(
             base.image().get_pixel(px, py),
             layered.image().get_pixel(px, py)
         );
-        let (fx, fy) = figure_anchor(&after.characters[0]);
+        let (fx, fy) = figure_anchor(&after, &after.characters[0]);
         assert_eq!(
             base.image().get_pixel(fx, fy),
             layered.image().get_pixel(fx, fy)

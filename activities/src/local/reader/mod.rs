@@ -1,0 +1,603 @@
+//! Reading gather data as people write it: content first, field names only as hints.
+//!
+//! The gather namespace is "raw, exploratory, flexible, created as needed": any collection, any
+//! field names, duplicates, contradictions, gaps. Offline, the local studio has to do with it what
+//! a language model would, deterministically. The reader turns a [`GatherSnapshot`] into a
+//! [`Reading`]: characters, places, props, scene ideas, world rules, style notes, a palette.
+//!
+//! How it decides, in order:
+//! - **Collections** are classified by the words of their names (`raw_characters`, `cast`,
+//!   `Places`, `shot_ideas`, ...). Anything else is read as notes.
+//! - **Every string is text**, also inside arrays and objects. Field names help where they are
+//!   recognisable (`name`, `location`, `time_of_day`, ...), but each string is also judged by
+//!   what it says: a known character's name, a known place, a time of day, a sentence.
+//! - **Notes** are read by their labels ("World rule: ...", "Tone: ...", "Scene 3: ...", a
+//!   `{"kind": "title", "value": ...}` pair) and otherwise by their words (must/never/always make
+//!   a rule; tone/mood/style/colours make a style note).
+//! - **Duplicates merge** by name compared case- and space-insensitively. **Contradictions**
+//!   follow one stated rule, [`LATER_WINS`], and each is noted so the story bible can show it.
+//! - **Scene ideas** become units of action (sentences; long ones cut at clauses) and lines of
+//!   dialogue (quotations with their speakers, or `{who, line}` pairs). A sentence that only
+//!   repeats the others (a summary beside its beats) is dropped, by a rule that does not depend
+//!   on field names or their order.
+
+mod doc;
+mod entities;
+mod ideas;
+#[rustfmt::skip]
+mod lexicon;
+mod text;
+
+pub use text::*;
+
+use doc::*;
+pub use entities::id_for;
+use entities::*;
+use ideas::*;
+use lexicon::*;
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::model::GatherSnapshot;
+
+/// The rule for contradictions, as the story bible states it.
+pub const LATER_WINS: &str = "where gather documents disagree, the one read later wins (collections in alphabetical order, documents oldest first)";
+
+/// What the reader made of a project's gather data.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reading {
+    /// The film's title, when the gather data names one.
+    pub title: Option<String>,
+    /// A one-sentence premise, when the gather data gives one.
+    pub logline: Option<String>,
+    /// Characters, merged.
+    pub characters: Vec<CharacterSketch>,
+    /// Places, merged; places only scene ideas name are made (`made`).
+    pub places: Vec<PlaceSketch>,
+    /// Props, merged.
+    pub props: Vec<PropSketch>,
+    /// Scene ideas, in order.
+    pub ideas: Vec<Idea>,
+    /// World rules, with a category when one is given or evident.
+    pub rules: Vec<(Option<String>, String)>,
+    /// Tone, mood and style notes.
+    pub style: Vec<String>,
+    /// Colours given for the film as a whole (`#rrggbb`).
+    pub palette: Vec<String>,
+    /// Other story notes.
+    pub notes: Vec<String>,
+    /// Contradictions found, and how [`LATER_WINS`] resolved each.
+    pub contradictions: Vec<String>,
+}
+
+/// A character as the gather data describes them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CharacterSketch {
+    /// Stable id derived from the name.
+    pub id: String,
+    /// Name as first written.
+    pub name: String,
+    /// Role (protagonist, antagonist...).
+    pub role: String,
+    /// Personality.
+    pub personality: String,
+    /// How they look.
+    pub appearance: String,
+    /// Background.
+    pub background: String,
+    /// What they wear.
+    pub costume: String,
+    /// How they sound.
+    pub voice: String,
+    /// Their colour (`#rrggbb`), if given.
+    pub color: Option<String>,
+    /// Other character's name -> relation.
+    pub relationships: Vec<(String, String)>,
+    /// Only known from scene text (a speaker with no document).
+    pub from_scenes: bool,
+}
+
+/// A place.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlaceSketch {
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Rules that hold there.
+    pub rules: String,
+    /// Colours (`#rrggbb`).
+    pub palette: Vec<String>,
+    /// Made for a scene idea that named a place no document describes.
+    pub made: bool,
+}
+
+/// A prop.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PropSketch {
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Colour (`#rrggbb`), if given.
+    pub color: Option<String>,
+}
+
+/// A unit of a scene idea, in the order written.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Unit {
+    /// A piece of action (at most [`MAX_UNIT_WORDS`] words).
+    Action(String),
+    /// A line: speaker's character id, the words.
+    Line(String, String),
+}
+
+/// A scene idea.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Idea {
+    /// Its title, if it has one.
+    pub title: Option<String>,
+    /// One sentence of what happens (the longest prose it has).
+    pub summary: String,
+    /// Where (a place name of [`Reading::places`]), if known.
+    pub place: Option<String>,
+    /// Whether the place was written in the idea (rather than carried over from the previous).
+    pub place_given: bool,
+    /// Time of day (the spec's values).
+    pub time_of_day: String,
+    /// Weather (the spec's values).
+    pub weather: String,
+    /// Action and dialogue, in order.
+    pub units: Vec<Unit>,
+    /// Character ids present.
+    pub characters: Vec<String>,
+    /// Prop names present.
+    pub props: Vec<String>,
+}
+
+// --- what a collection holds -------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Character,
+    Place,
+    Prop,
+    Scene,
+    Note,
+}
+
+fn name_words(name: &str) -> Vec<String> {
+    // raw_characters, RawCharacters, "scene ideas" -> words.
+    let mut spaced = String::new();
+    let mut prev_lower = false;
+    for c in name.chars() {
+        if c.is_uppercase() && prev_lower {
+            spaced.push(' ');
+        }
+        prev_lower = c.is_lowercase();
+        spaced.push(if c.is_alphanumeric() { c } else { ' ' });
+    }
+    words(&spaced)
+}
+
+fn collection_kind(name: &str) -> Kind {
+    let ws = name_words(name);
+    let starts = |set: &[&str]| ws.iter().any(|w| set.iter().any(|s| w.starts_with(s)));
+    if starts(&[
+        "char", "cast", "people", "person", "persona", "actor", "hero", "villain", "creature",
+        "who",
+    ]) {
+        Kind::Character
+    } else if starts(&[
+        "locat",
+        "place",
+        "setting",
+        "venue",
+        "site",
+        "scenery",
+        "environment",
+        "backdrop",
+        "where",
+    ]) {
+        Kind::Place
+    } else if starts(&[
+        "prop", "object", "item", "artifact", "artefact", "thing", "tool", "gear",
+    ]) {
+        Kind::Prop
+    } else if starts(&["scene", "idea", "beat", "shot", "moment", "sequence"]) {
+        Kind::Scene
+    } else if starts(&[
+        "note",
+        "input",
+        "expansion",
+        "thought",
+        "memo",
+        "misc",
+        "rule",
+        "style",
+    ]) {
+        Kind::Note
+    } else if starts(&[
+        "story",
+        "plot",
+        "outline",
+        "chapter",
+        "act",
+        "episode",
+        "event",
+        "treatment",
+    ]) {
+        Kind::Scene
+    } else {
+        Kind::Note
+    }
+}
+
+// --- labels in notes ----------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Label {
+    Scene,
+    Character,
+    Place,
+    Prop,
+    Title,
+    Logline,
+    Rule,
+    Style,
+}
+
+fn label_of_words(s: &str) -> Option<Label> {
+    let ws = words(s);
+    if ws.is_empty() || ws.len() > 4 {
+        return None;
+    }
+    let any = |set: &[&str]| ws.iter().any(|w| set.contains(&w.as_str()));
+    if any(&[
+        "rule",
+        "rules",
+        "law",
+        "laws",
+        "world",
+        "worldbuilding",
+        "lore",
+    ]) {
+        Some(Label::Rule)
+    } else if any(&[
+        "tone",
+        "mood",
+        "style",
+        "look",
+        "palette",
+        "colours",
+        "colors",
+        "colour",
+        "color",
+        "visual",
+        "visuals",
+        "aesthetic",
+        "vibe",
+    ]) {
+        Some(Label::Style)
+    } else if any(&["logline", "pitch", "premise", "synopsis", "summary", "log"]) {
+        Some(Label::Logline)
+    } else if any(&["title"]) {
+        Some(Label::Title)
+    } else if any(&[
+        "scene", "idea", "shot", "beat", "opening", "ending", "finale", "moment", "climax",
+        "prologue", "epilogue",
+    ]) {
+        Some(Label::Scene)
+    } else if any(&["character", "cast", "who"]) {
+        Some(Label::Character)
+    } else if any(&["location", "place", "setting"]) {
+        Some(Label::Place)
+    } else if any(&["prop", "object", "item"]) {
+        Some(Label::Prop)
+    } else {
+        None
+    }
+}
+
+/// "World rule: the lamp ..." -> (Rule, "the lamp ...").
+fn labelled(text: &str) -> Option<(Label, String)> {
+    let (head, rest) = text.split_once(':')?;
+    if rest.trim().is_empty() || head.contains(['"', '\u{201c}']) {
+        return None;
+    }
+    // "Scene 3:" and "1. Opening:" carry numbers; label words decide.
+    let l = label_of_words(head)?;
+    Some((l, rest.trim().to_string()))
+}
+
+fn rule_category(text: &str) -> String {
+    let ws = words(text);
+    let has = |set: &[&str]| ws.iter().any(|w| set.contains(&w.as_str()));
+    if let Some(c) = RULE_CATEGORIES.iter().find(|c| ws.contains(&c.to_string())) {
+        return c.to_string();
+    }
+    if has(&[
+        "magic",
+        "spell",
+        "spells",
+        "curse",
+        "cursed",
+        "enchanted",
+        "witch",
+        "wizard",
+        "ghost",
+        "ghosts",
+        "spirit",
+        "spirits",
+        "lantern's",
+        "charm",
+    ]) {
+        "magic".into()
+    } else if has(&[
+        "machine", "machines", "engine", "robot", "robots", "device", "radio", "computer",
+        "ship's", "power",
+    ]) {
+        "technology".into()
+    } else if has(&[
+        "gravity", "water", "fire", "tide", "tides", "sun", "cold", "heat",
+    ]) {
+        "physics".into()
+    } else if has(&[
+        "ago", "founded", "war", "ancient", "once", "years", "century",
+    ]) {
+        "history".into()
+    } else {
+        "society".into()
+    }
+}
+
+// --- keys people use ----------------------------------------------------------------------------
+
+/// The role a text names, as protagonist, antagonist, mentor or supporting.
+pub fn canonical_role(text: &str) -> Option<String> {
+    let r = first_of(text, ROLE_WORDS)?;
+    Some(
+        match r {
+            "hero" | "heroine" | "lead" => "protagonist",
+            "villain" | "rival" => "antagonist",
+            "sidekick" | "ally" | "comic relief" | "minor" | "narrator" | "deuteragonist" => {
+                "supporting"
+            }
+            other => other,
+        }
+        .to_string(),
+    )
+}
+
+// --- the reader ---------------------------------------------------------------------------------
+
+/// Read a project's gather data.
+pub fn read(g: &GatherSnapshot) -> Reading {
+    let mut r = Reading::default();
+    let mut scene_docs: Vec<Doc> = vec![];
+    let mut labelled_ideas: Vec<String> = vec![];
+    let mut char_docs: Vec<Doc> = vec![];
+    let mut place_docs: Vec<Doc> = vec![];
+    let mut prop_docs: Vec<Doc> = vec![];
+
+    for (coll, docs) in &g.collections {
+        let kind = collection_kind(coll);
+        for v in docs {
+            let parts = match kind {
+                Kind::Character => entities(v, NAME_KEYS),
+                Kind::Place | Kind::Prop => entities(v, PLACE_NAME_KEYS),
+                Kind::Scene => scene_entities(v),
+                Kind::Note => vec![v.clone()],
+            };
+            for d in parts.iter().map(flatten).filter(|d| !d.leaves.is_empty()) {
+                match kind {
+                    Kind::Character => char_docs.push(d),
+                    Kind::Place => place_docs.push(d),
+                    Kind::Prop => prop_docs.push(d),
+                    Kind::Scene => scene_docs.push(d),
+                    Kind::Note => read_note(
+                        &d,
+                        &mut r,
+                        &mut labelled_ideas,
+                        &mut char_docs,
+                        &mut place_docs,
+                    ),
+                }
+            }
+        }
+    }
+
+    for d in &char_docs {
+        let c = character_from(d);
+        merge_character(&mut r, c);
+    }
+    for d in &place_docs {
+        merge_place(&mut r, place_from(d), false);
+    }
+    for d in &prop_docs {
+        merge_prop(&mut r, prop_from(d));
+    }
+    relationships(&mut r, &char_docs);
+
+    // Ideas: scene collections in order (numbered ones by their numbers), then labelled notes.
+    if !scene_docs.is_empty() && scene_docs.iter().all(|d| d.order.is_some()) {
+        scene_docs.sort_by(|a, b| {
+            a.order
+                .partial_cmp(&b.order)
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+    }
+    for t in labelled_ideas {
+        scene_docs.push(flatten(&Value::String(t)));
+    }
+    let mut prev: Option<Idea> = None;
+    for d in &scene_docs {
+        let idea = idea_from(&mut r, d, prev.as_ref());
+        if idea.units.is_empty() {
+            continue;
+        }
+        prev = Some(idea.clone());
+        r.ideas.push(idea);
+    }
+    if r.logline.is_none() {
+        r.logline = r.ideas.first().map(|i| i.summary.clone());
+    }
+    // Colours of the style notes are the film's palette.
+    for s in r.style.clone() {
+        for c in colors_in(&s) {
+            if !r.palette.contains(&c) {
+                r.palette.push(c);
+            }
+        }
+    }
+    r
+}
+
+/// A document may hold one entity or a list of them (`{"cast": [{...}, {...}]}`).
+fn entities(v: &Value, name_keys: &[&str]) -> Vec<Value> {
+    let Value::Object(m) = v else {
+        return vec![v.clone()];
+    };
+    let top_named = m
+        .iter()
+        .any(|(k, x)| x.is_string() && key_in(&norm(k), name_keys));
+    let elements: Vec<&Value> = m
+        .values()
+        .filter_map(Value::as_array)
+        .flatten()
+        .filter(|x| x.is_object())
+        .collect();
+    if top_named || elements.len() < 2 {
+        return vec![v.clone()];
+    }
+    elements.into_iter().cloned().collect()
+}
+
+/// A scene document may be one idea, or hold a list of them under `scenes`/`ideas`.
+fn scene_entities(v: &Value) -> Vec<Value> {
+    let Value::Object(m) = v else {
+        return vec![v.clone()];
+    };
+    let lists: Vec<&Vec<Value>> = m
+        .iter()
+        .filter(|(k, _)| key_in(&norm(k), SCENE_LIST_KEYS))
+        .filter_map(|(_, x)| x.as_array())
+        .collect();
+    let others = m
+        .iter()
+        .filter(|(k, _)| !SKIP_KEYS.contains(&norm(k).as_str()))
+        .filter(|(k, _)| !key_in(&norm(k), SCENE_LIST_KEYS))
+        .count();
+    let items: Vec<Value> = lists.into_iter().flatten().cloned().collect();
+    if items.len() >= 2 && others == 0 {
+        return items;
+    }
+    vec![v.clone()]
+}
+
+fn read_note(
+    d: &Doc,
+    r: &mut Reading,
+    ideas: &mut Vec<String>,
+    char_docs: &mut Vec<Doc>,
+    place_docs: &mut Vec<Doc>,
+) {
+    // A character or a place filed among the notes: a name and what describes one.
+    let named = d
+        .leaves
+        .iter()
+        .any(|l| l.keys.len() == 1 && l.key_is(&["name"]));
+    let character_keys = d.leaves.iter().any(|l| {
+        l.key_is(APPEARANCE_KEYS) && !l.key_is(&["description", "desc"])
+            || l.key_is(PERSONALITY_KEYS)
+            || l.key_is(COSTUME_KEYS)
+            || l.key_is(&["role"])
+    });
+    if named && character_keys {
+        char_docs.push(d.clone());
+        return;
+    }
+    // A document-wide label: {"topic": "world", "text": ...}, {"kind": "title", "value": ...},
+    // or a field named for what it holds ({"logline": ...}).
+    let mut doc_label: Option<Label> = None;
+    let mut category: Option<String> = None;
+    let mut label_leaves = BTreeSet::new();
+    for (i, l) in d.leaves.iter().enumerate() {
+        let w = words(&l.text);
+        if w.len() <= 3 && !is_prose(&l.text) {
+            if RULE_CATEGORIES.contains(&l.text.to_lowercase().as_str()) {
+                category = Some(l.text.to_lowercase());
+                label_leaves.insert(i);
+                continue;
+            }
+            if d.leaves.len() > 1
+                && let Some(lb) = label_of_words(&l.text)
+                && l.key_is(&[
+                    "topic", "kind", "type", "category", "about", "label", "tag", "section", "key",
+                    "field",
+                ])
+            {
+                doc_label.get_or_insert(lb);
+                label_leaves.insert(i);
+            }
+        }
+    }
+    for (i, l) in d.leaves.iter().enumerate() {
+        if label_leaves.contains(&i) {
+            continue;
+        }
+        let key_label = label_of_words(l.key()).filter(|_| !l.key_is(&["note", "notes", "text"]));
+        let (label, body) = match labelled(&l.text) {
+            Some((lb, rest)) => (Some(lb), rest),
+            None => (doc_label.or(key_label), l.text.clone()),
+        };
+        match label {
+            Some(Label::Title) => {
+                r.title.get_or_insert(body);
+            }
+            Some(Label::Logline) => {
+                r.logline.get_or_insert(body);
+            }
+            Some(Label::Rule) => {
+                for s in sentences(&body) {
+                    let cat = category.clone().filter(|_| true);
+                    r.rules.push((cat.or_else(|| Some(rule_category(&s))), s));
+                }
+            }
+            Some(Label::Style) => {
+                r.style.push(body.clone());
+                for c in colors_in(&body) {
+                    if !r.palette.contains(&c) {
+                        r.palette.push(c);
+                    }
+                }
+            }
+            Some(Label::Scene) => ideas.push(body),
+            Some(Label::Character) => char_docs.push(flatten(&Value::String(body))),
+            Some(Label::Place) => place_docs.push(flatten(&Value::String(body))),
+            Some(Label::Prop) => {
+                let d = flatten(&Value::String(body));
+                let p = prop_from(&d);
+                merge_prop(r, p);
+            }
+            None => {
+                // Unlabelled free text: judged sentence by sentence.
+                for s in sentences(&l.text) {
+                    let colours = !hex_codes(&s).is_empty();
+                    if has_any(&s, RULE_WORDS) && !has_any(&s, &["tone", "mood", "style"]) {
+                        r.rules.push((Some(rule_category(&s)), s));
+                    } else if colours || has_any(&s, STYLE_WORDS) {
+                        r.style.push(s);
+                    } else if is_prose(&s) {
+                        r.notes.push(s);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,204 @@
+//! No dead ends: one readiness gate for `/qualify` and `/produce`; a production blocked on a
+//! failed qualification says so; the gather reopens, is fixed, and the second qualification
+//! replaces what the first wrote; the film is made.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use slate_activities::ProviderSettings;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_qualification_reopens_is_fixed_and_the_film_is_made() {
+    let s = TestServer::start(Db::Sqlite, ProviderSettings::default(), &[]).await;
+    let slug = "drift";
+    // Bad gather data: people and notes, but not one scene idea.
+    let gather = json!({
+        "project": {"title": "Drift"},
+        "collections": {
+            "cast": [
+                {"name": "Vera", "look": "grey coat, silver hair"},
+                {"name": "Nils", "look": "orange life vest"}
+            ],
+            "raw_notes": [{"note": "World rule: the ferry never waits."}]
+        }
+    });
+    create_project(&s, slug, &gather).await;
+
+    // One gate: /produce answers exactly what /qualify answers.
+    let (st, q) = s
+        .post(&format!("/api/projects/{slug}/qualify"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{q}");
+    let (st, p) = s
+        .post(&format!("/api/projects/{slug}/produce"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{p}");
+    assert_eq!(q, p, "the same refusal");
+    let msg = q["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("scene ideas"),
+        "says what is missing in plain words: {msg}"
+    );
+    assert!(msg.contains("force"), "says how to go on anyway: {msg}");
+
+    // Forced, the production's qualification fails: no scene ideas.
+    let (st, v) = s
+        .post(
+            &format!("/api/projects/{slug}/produce"),
+            json!({"force": true, "edit_window_secs": 0}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    let prod = v["run_id"].as_str().unwrap().to_string();
+    // The production run waits on its failed child and says so.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let blocked = loop {
+        let r = s.get(&format!("/api/runs/{prod}")).await;
+        if r["blocked_on"].is_object() {
+            break r["blocked_on"].clone();
+        }
+        assert_ne!(r["run"]["status"], "completed", "{r}");
+        assert!(Instant::now() < deadline, "never blocked: {r}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(blocked["workflow"], "film.qualify", "{blocked}");
+    assert_eq!(blocked["status"], "failed");
+    let m = blocked["message"].as_str().unwrap();
+    assert!(m.contains("no scenes") || m.contains("scene ideas"), "{m}");
+    assert!(
+        m.contains("retry") && m.contains("cancel"),
+        "what to do: {m}"
+    );
+    let qual = blocked["run_id"].as_str().unwrap().to_string();
+
+    // Locked gather; reopening is an explicit, recorded action.
+    let (st, v) = s
+        .post(
+            &format!("/api/projects/{slug}/gather/raw_scenes"),
+            json!({"text": "late"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::LOCKED, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("reopen"),
+        "{v}"
+    );
+    let before = s
+        .get(&format!(
+            "/api/projects/{slug}/qualified/character_profiles"
+        ))
+        .await;
+    assert_eq!(
+        before["documents"].as_array().unwrap().len(),
+        2,
+        "the failed attempt wrote profiles"
+    );
+    let (st, r) = s
+        .post(
+            &format!("/api/projects/{slug}/reopen"),
+            json!({"reason": "add the scene ideas"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    assert_eq!(r["qualification_run"], qual.as_str());
+    assert_eq!(
+        r["cancelled_production_run"],
+        prod.as_str(),
+        "the blocked production goes"
+    );
+    let (st, v) = s
+        .post(&format!("/api/projects/{slug}/reopen"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "already open: {v}");
+    let events = s.get(&format!("/api/projects/{slug}/events")).await;
+    let ev = &events["events"][0];
+    assert_eq!(ev["kind"], "gather_reopened", "{events}");
+    assert_eq!(ev["details"]["reason"], "add the scene ideas");
+    let p = s.get(&format!("/api/runs/{prod}")).await;
+    assert_eq!(p["run"]["status"], "cancelled");
+    let after = s
+        .get(&format!(
+            "/api/projects/{slug}/qualified/character_profiles"
+        ))
+        .await;
+    assert!(after["documents"].as_array().unwrap().is_empty(), "{after}");
+
+    // Fix it: Vera goes, Ivo comes, and three scene ideas.
+    let cast = s.get(&format!("/api/projects/{slug}/gather/cast")).await;
+    let vera = cast["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["body"]["name"] == "Vera")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (st, v) = s
+        .call(
+            Method::DELETE,
+            &format!("/api/projects/{slug}/gather/cast/{vera}"),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "{v}");
+    for d in [json!({"name": "Ivo", "look": "red beanie, huge boots"})] {
+        let (st, v) = s
+            .post(&format!("/api/projects/{slug}/gather/cast"), d)
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+    }
+    for idea in [
+        "Nils runs for the ferry across the wet dock at dawn.",
+        "The ferry pulls away; Ivo waves from the deck.",
+        "Ivo: \"Jump!\" Nils jumps.",
+    ] {
+        let (st, v) = s
+            .post(
+                &format!("/api/projects/{slug}/gather/raw_scenes"),
+                json!({"text": idea}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+    }
+
+    // The second attempt qualifies, and the film is made.
+    let (st, v) = s
+        .post(
+            &format!("/api/projects/{slug}/produce"),
+            json!({"force": true, "edit_window_secs": 0}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    let run = s
+        .wait_run(v["run_id"].as_str().unwrap(), Duration::from_secs(400))
+        .await;
+    assert_eq!(run["run"]["status"], "completed", "{run}");
+    let project = s.get(&format!("/api/projects/{slug}")).await;
+    assert_eq!(project["project"]["status"], "completed", "{project}");
+    let names: Vec<Value> = s
+        .get(&format!(
+            "/api/projects/{slug}/qualified/character_profiles"
+        ))
+        .await["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["body"]["name"].clone())
+        .collect();
+    assert!(
+        names.contains(&json!("Ivo")) && names.contains(&json!("Nils")),
+        "{names:?}"
+    );
+    assert!(
+        !names.contains(&json!("Vera")),
+        "replaced, not mixed in: {names:?}"
+    );
+    let scenes = s.get(&format!("/api/projects/{slug}/scenes")).await;
+    assert!(scenes["scenes"].as_array().unwrap().len() >= 3, "{scenes}");
+    s.stop().await;
+}

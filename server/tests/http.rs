@@ -1154,7 +1154,7 @@ async fn a_video_webhook_delivered_twice_and_out_of_order_has_one_effect() {
     let (st, p) = s
         .post(
             &format!("/api/projects/{slug}/produce"),
-            json!({"edit_window_secs": 0}),
+            json!({"edit_window_secs": 0, "force": true}),
         )
         .await;
     assert_eq!(st, StatusCode::ACCEPTED, "{p}");

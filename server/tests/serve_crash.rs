@@ -106,7 +106,7 @@ async fn a_killed_server_resumes_a_film_waiting_for_its_video_without_resubmitti
     let (st, p) = api
         .post(
             &format!("/api/projects/{slug}/produce"),
-            json!({"edit_window_secs": 0}),
+            json!({"edit_window_secs": 0, "force": true}),
         )
         .await;
     assert_eq!(st, StatusCode::ACCEPTED, "{p}");

@@ -171,7 +171,10 @@ async fn qualifies_the_example(postgres: bool) {
         );
     }
     assert_eq!(scenes[0].transition_in.as_deref(), Some("fade_in"));
-    assert_eq!(scenes[8].transition_out.as_deref(), Some("fade_out"));
+    assert_eq!(
+        scenes.last().unwrap().transition_out.as_deref(),
+        Some("fade_out")
+    );
     assert_eq!(f.repo.character_references(&slug).await.unwrap().len(), 3);
     assert_eq!(
         f.repo.story_bible(&slug).await.unwrap().value.title,

@@ -155,7 +155,8 @@ pub struct SignalOutcome {
     pub id: Option<i64>,
     /// True when a signal with the same key had already been delivered.
     pub duplicate: bool,
-    /// How many waiting runs were woken.
+    /// How many waiting runs this signal woke. A run that an earlier signal already woke and
+    /// that has not resumed yet is not counted again: its wake-up was not this signal's doing.
     pub woken: u64,
 }
 

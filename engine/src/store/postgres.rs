@@ -840,6 +840,7 @@ impl Store for PgStore {
         };
         let woken = sqlx::query(
             "UPDATE runs SET ready_at = $3 WHERE status IN ('waiting','sleeping')
+               AND (ready_at IS NULL OR ready_at > $3)
                AND id IN (SELECT run_id FROM signal_waits WHERE name = $1 AND ($2::uuid IS NULL OR run_id = $2))",
         )
         .bind(&s.name)

@@ -714,6 +714,7 @@ impl Store for SqliteStore {
         };
         let woken = sqlx::query(
             "UPDATE runs SET ready_at = ?3 WHERE status IN ('waiting','sleeping')
+               AND (ready_at IS NULL OR ready_at > ?3)
                AND id IN (SELECT run_id FROM signal_waits WHERE name = ?1 AND (?2 IS NULL OR run_id = ?2))",
         )
         .bind(&s.name)

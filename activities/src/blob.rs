@@ -19,8 +19,11 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ActivityError, ErrorKind, Result};
 
 /// A reference to a stored blob: its key (`projects/<slug>/scenes/3/composite-1.png`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(transparent)]
+#[schema(value_type = String, example = "projects/lantern-keeper/scenes/s-001/clip.mp4")]
 pub struct BlobRef(String);
 
 impl BlobRef {

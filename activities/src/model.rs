@@ -96,7 +96,7 @@ pub const MAX_SCENE_SECONDS: f64 = 7.0;
 pub const MAX_REFERENCES: usize = 3;
 
 /// The raw gather data of a project, by collection (`raw_characters`, `raw_scenes`, ...).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct GatherSnapshot {
     /// Project slug.
     pub project: String,
@@ -117,7 +117,7 @@ impl GatherSnapshot {
 }
 
 /// A department's readiness score.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct DepartmentReadiness {
     /// Department slug.
     pub department: String,
@@ -133,7 +133,7 @@ pub struct DepartmentReadiness {
 pub const READY_SCORE: u8 = 75;
 
 /// A qualified character.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct CharacterProfile {
     /// Stable id (from the gather document, or derived from the name).
     pub character_id: String,
@@ -154,16 +154,17 @@ pub struct CharacterProfile {
 }
 
 /// A world rule of the story bible.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct WorldRule {
     /// physics, magic, technology, society or history.
+    #[schema(pattern = "^(physics|magic|technology|society|history)$")]
     pub rule_category: String,
     /// The rule.
     pub rule_description: String,
 }
 
 /// An event of the story's timeline.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct TimelineEvent {
     /// What.
     pub event: String,
@@ -174,16 +175,17 @@ pub struct TimelineEvent {
 }
 
 /// A consistency rule.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ConsistencyRule {
     /// The rule.
     pub rule: String,
     /// critical, high, medium or low.
+    #[schema(pattern = "^(critical|high|medium|low)$")]
     pub priority: String,
 }
 
 /// A location as the story bible knows it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct BibleLocation {
     /// Name.
     pub location_name: String,
@@ -194,9 +196,10 @@ pub struct BibleLocation {
 }
 
 /// The story bible (world department).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct StoryBible {
     /// Title.
+    #[schema(min_length = 1, pattern = r"\S")]
     pub title: String,
     /// One-sentence summary.
     pub logline: String,
@@ -217,7 +220,7 @@ pub struct StoryBible {
 }
 
 /// The visual department's style guide (`visual_guidelines`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct StyleGuide {
     /// Colours (`#rrggbb`).
     pub palette: Vec<String>,
@@ -234,7 +237,7 @@ pub struct StyleGuide {
 }
 
 /// A line of dialogue.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct DialogueLine {
     /// Character id.
     pub character: String,
@@ -243,7 +246,7 @@ pub struct DialogueLine {
 }
 
 /// The screenplay (story department).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Screenplay {
     /// Title.
     pub title: String,
@@ -254,7 +257,7 @@ pub struct Screenplay {
 }
 
 /// A sequence of the screenplay.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Sequence {
     /// Heading (INT. WAREHOUSE - NIGHT).
     pub heading: String,
@@ -280,7 +283,7 @@ pub struct Sequence {
 }
 
 /// A scene of the breakdown: 3-7 seconds, with what the shot needs.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct SceneBreakdown {
     /// Scene number in the screenplay.
     pub scene_number: i32,
@@ -348,7 +351,7 @@ impl SceneBreakdown {
 }
 
 /// A validated location (location department).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct LocationDetail {
     /// Name.
     pub name: String,
@@ -361,7 +364,7 @@ pub struct LocationDetail {
 }
 
 /// An approved prop (props department).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct PropItem {
     /// Name.
     pub name: String,
@@ -372,7 +375,7 @@ pub struct PropItem {
 }
 
 /// A character's voice (audio department).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct VoiceCasting {
     /// Character id.
     pub character_id: String,
@@ -387,7 +390,7 @@ pub struct VoiceCasting {
 }
 
 /// What the shot agent decides for a scene.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ShotPlan {
     /// Layers of the composite, in order.
     pub composite_steps: Vec<CompositeStep>,
@@ -406,7 +409,7 @@ pub struct ShotPlan {
 }
 
 /// One layer of a composite image.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct CompositeStep {
     /// `location`, `characters` or `props`.
     #[serde(rename = "type")]
@@ -418,7 +421,7 @@ pub struct CompositeStep {
 }
 
 /// Kinds of reference image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReferenceKind {
     /// A location plate.
@@ -430,7 +433,7 @@ pub enum ReferenceKind {
 }
 
 /// A reference image sent with a request.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Reference {
     /// `reference_type`.
     pub reference_type: ReferenceKind,
@@ -441,7 +444,7 @@ pub struct Reference {
 }
 
 /// A character as drawn in a frame.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct FigureSpec {
     /// Character id.
     pub id: String,
@@ -456,7 +459,7 @@ pub struct FigureSpec {
 }
 
 /// A prop as drawn in a frame.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct PropSpec {
     /// Name.
     pub name: String,
@@ -468,7 +471,7 @@ pub struct PropSpec {
 
 /// The structured content of a frame: what the storyboard renderer draws, what the manifest
 /// records and what the local vision check compares against.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Composition {
     /// Location name, if the location layer is present.
     pub location: Option<String>,
@@ -501,7 +504,7 @@ pub struct Composition {
 }
 
 /// An image request (text-to-image, or an edit of `base` with references).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ImageRequest {
     /// The prompt.
     pub prompt: String,
@@ -536,7 +539,7 @@ impl ImageRequest {
 }
 
 /// What an image provider returned, copied into our blob store.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ImageOutput {
     /// The image.
     pub image: BlobRef,
@@ -547,7 +550,7 @@ pub struct ImageOutput {
 }
 
 /// A queued job at a provider: what must be journaled to re-attach after a crash.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Job {
     /// `fal`, `tasks`, `local`.
     pub provider: String,
@@ -563,8 +566,23 @@ pub struct Job {
     pub cancel_url: Option<String>,
 }
 
+impl Job {
+    /// The signal a provider's webhook about this job is delivered as, when the provider calls
+    /// back (the workflow waits on it, with polling as the fallback).
+    pub fn completion_signal(&self) -> Option<String> {
+        match self.provider.as_str() {
+            "fal" => Some(crate::remote::fal::signal_name(&self.id)),
+            "tasks" => Some(crate::remote::services::task_signal(
+                crate::remote::services::VIDEO_COMPLETE,
+                &self.id,
+            )),
+            _ => None,
+        }
+    }
+}
+
 /// The state of a job.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum JobState<T> {
     /// Waiting to start.
@@ -582,7 +600,7 @@ pub enum JobState<T> {
 }
 
 /// A verification question about an image.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct VisionQuery {
     /// The image.
     pub image: BlobRef,
@@ -595,7 +613,7 @@ pub struct VisionQuery {
 }
 
 /// What a frame should show.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Expectation {
     /// Location name.
     pub location: Option<String>,
@@ -606,7 +624,7 @@ pub struct Expectation {
 }
 
 /// A verification answer.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct VisionAnswer {
     /// The model's answer text.
     pub answer: String,
@@ -617,7 +635,7 @@ pub struct VisionAnswer {
 }
 
 /// A knowledge document.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct KnowledgeDoc {
     /// Project slug.
     pub project: String,
@@ -634,7 +652,7 @@ pub struct KnowledgeDoc {
 }
 
 /// A knowledge query (the brain's `knowledge/query`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct KnowledgeQuery {
     /// Project slug.
     pub project: String,
@@ -649,7 +667,7 @@ pub struct KnowledgeQuery {
 }
 
 /// A knowledge answer.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct KnowledgeAnswer {
     /// The answer.
     pub answer: String,
@@ -660,7 +678,7 @@ pub struct KnowledgeAnswer {
 }
 
 /// How a video is made from what.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum VideoMode {
     /// From the composite image.
@@ -672,7 +690,7 @@ pub enum VideoMode {
 }
 
 /// A video request.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct VideoRequest {
     /// Project slug (the tasks service wants it).
     pub project: String,
@@ -697,7 +715,7 @@ pub struct VideoRequest {
 }
 
 /// A finished video, copied into our blob store.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct VideoOutput {
     /// The clip.
     pub video: BlobRef,
@@ -706,7 +724,7 @@ pub struct VideoOutput {
 }
 
 /// A clip in a film, with its transitions.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ClipSpec {
     /// The clip.
     pub video: BlobRef,
@@ -719,7 +737,7 @@ pub struct ClipSpec {
 }
 
 /// A voice line to synthesize.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct VoiceRequest {
     /// Project slug.
     pub project: String,

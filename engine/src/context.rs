@@ -762,7 +762,7 @@ impl Ctx {
                     if let Some(ms) = error.retry_after_ms {
                         delay = delay.max(Duration::from_millis(ms));
                     }
-                    let at = Utc::now() + delay;
+                    let at = crate::model::later(Utc::now(), delay);
                     self.commit(
                         &name,
                         vec![EventData::StepFailed {
@@ -842,7 +842,7 @@ impl Ctx {
         let until = match self.entry_state(&name) {
             Some(EntryState::Timer { until }) => until,
             None => {
-                let until = Utc::now() + duration;
+                let until = crate::model::later(Utc::now(), duration);
                 self.commit(
                     &name,
                     vec![EventData::TimerStarted { until }],
@@ -886,7 +886,7 @@ impl Ctx {
                 deadline,
             }) if s == signal => deadline,
             None => {
-                let deadline = timeout.map(|d| Utc::now() + d);
+                let deadline = timeout.map(|d| crate::model::later(Utc::now(), d));
                 self.commit(
                     &name,
                     vec![EventData::WaitStarted {

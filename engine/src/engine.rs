@@ -168,8 +168,12 @@ pub struct StartOptions {
     pub delay: Option<Duration>,
 }
 
+/// The largest concurrency limit a key can have: more slots than any fleet runs at once, so a
+/// typo (an extra zero or three) is refused rather than taken as "unlimited".
+pub const MAX_CONCURRENCY_LIMIT: u32 = 10_000;
+
 /// The result of a start.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Started {
     /// The run (existing or new).
     pub run: RunRecord,
@@ -178,7 +182,7 @@ pub struct Started {
 }
 
 /// A run with everything a person needs to understand it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RunDetail {
     /// The run.
     pub run: RunRecord,
@@ -199,7 +203,7 @@ pub struct RunDetail {
 
 /// A run waiting on a descendant that failed or was cancelled: nothing will wake it until a
 /// person retries the failed step there (the run then goes on) or cancels the run.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Blocked {
     /// The failed run (the deepest one, when a child waits on its own failed child).
     pub run_id: RunId,
@@ -218,7 +222,7 @@ pub struct Blocked {
 }
 
 /// Outcome of a cancellation.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct CancelOutcome {
     /// Runs cancelled at once (they were not executing).
     pub cancelled: Vec<RunId>,
@@ -372,7 +376,7 @@ impl Engine {
                 root_id: id,
                 budget_micros: opts.budget_usd.map(usd_to_micros),
                 now,
-                ready_at: now + opts.delay.unwrap_or_default(),
+                ready_at: crate::model::later(now, opts.delay.unwrap_or_default()),
             })
             .await?;
         if created {
@@ -784,10 +788,10 @@ impl Engine {
                 "a concurrency key must have 1 to 100 characters".into(),
             ));
         }
-        if max == Some(0) {
-            return Err(EngineError::Invalid(
-                "a concurrency limit must be at least 1 (remove it instead)".into(),
-            ));
+        if max.is_some_and(|m| !(1..=MAX_CONCURRENCY_LIMIT).contains(&m)) {
+            return Err(EngineError::Invalid(format!(
+                "a concurrency limit is 1 to {MAX_CONCURRENCY_LIMIT} (remove it instead of 0)"
+            )));
         }
         self.shared.store.set_concurrency_limit(key, max).await
     }

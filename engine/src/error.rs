@@ -18,7 +18,7 @@ use crate::model::RunId;
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 
 /// An error returned by a step's code.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error, utoipa::ToSchema)]
 #[error("{kind}: {message}")]
 pub struct StepError {
     /// A short machine-readable kind (`timeout`, `rate_limited`, `content_policy_violation`...).
@@ -75,7 +75,7 @@ impl From<serde_json::Error> for StepError {
 }
 
 /// The recorded reason a run did not complete.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error, utoipa::ToSchema)]
 #[error("{kind}: {message}")]
 pub struct RunError {
     /// `step_failed`, `limit_exceeded`, `budget_exceeded`, `cancelled`, `child_failed`,

@@ -194,7 +194,7 @@ impl Journal {
 }
 
 /// A step as a person sees it: derived from the events, for inspection.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct StepView {
     /// Name.
     pub name: String,

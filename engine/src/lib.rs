@@ -41,7 +41,10 @@ pub mod testing;
 pub use context::{
     Attempt, Bounded, ChildHandle, Ctx, RetryPolicy, StepCtx, StepOptions, join_all, join2, join3,
 };
-pub use engine::{Blocked, CancelOutcome, Engine, EngineConfig, RunDetail, StartOptions, Started};
+pub use engine::{
+    Blocked, CancelOutcome, Engine, EngineConfig, MAX_CONCURRENCY_LIMIT, RunDetail, StartOptions,
+    Started,
+};
 pub use error::{EngineError, Result, RunError, StepError, WfError};
 pub use journal::{StepView, step_views};
 pub use metrics::{Metrics, Quantiles};

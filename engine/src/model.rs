@@ -15,7 +15,19 @@ use uuid::Uuid;
 use crate::error::{RunError, StepError};
 
 /// A run's id: a time-ordered UUID (v7), so ids sort by creation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(transparent)]
 pub struct RunId(pub Uuid);
 
@@ -50,7 +62,7 @@ impl FromStr for RunId {
 /// ```text
 /// pending -> running -> (waiting | sleeping)* -> completed | failed | cancelled
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     /// Created or re-driven; a worker may claim it now.
@@ -126,7 +138,7 @@ impl FromStr for RunStatus {
 /// Money and units a step reported spending.
 ///
 /// Money is kept in micro-dollars (integers) so that sums over thousands of steps are exact.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Cost {
     /// Provider units (billable units, tokens, seconds of video...).
     #[serde(default)]
@@ -158,6 +170,22 @@ impl Cost {
     }
 }
 
+/// `now + d`, saturating at the last day of year 9999: a timer or deadline so far away means
+/// "never" to a person, and every store can hold that date (chrono's own maximum overflows
+/// PostgreSQL's timestamps, and `now + d` would panic past it).
+pub(crate) fn later(now: DateTime<Utc>, d: std::time::Duration) -> DateTime<Utc> {
+    let end = DateTime::<Utc>::from_naive_utc_and_offset(
+        chrono::NaiveDate::from_ymd_opt(9999, 12, 31)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .expect("a valid date"),
+        Utc,
+    );
+    chrono::TimeDelta::from_std(d)
+        .ok()
+        .and_then(|t| now.checked_add_signed(t))
+        .map_or(end, |t| t.min(end))
+}
+
 /// Dollars to micro-dollars, rounded to the nearest micro-dollar.
 pub fn usd_to_micros(usd: f64) -> i64 {
     (usd * 1_000_000.0).round() as i64
@@ -165,7 +193,7 @@ pub fn usd_to_micros(usd: f64) -> i64 {
 
 /// One entry of a run's append-only history. Every state transition of a run or of one of its
 /// steps is one event; the journal that replay reads is the fold of these events.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum EventData {
@@ -366,7 +394,7 @@ pub struct NewEvent {
 }
 
 /// An event as stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EventRecord {
     /// The run.
     pub run_id: RunId,
@@ -381,7 +409,7 @@ pub struct EventRecord {
 }
 
 /// A run as stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RunRecord {
     /// Id.
     pub id: RunId,
@@ -457,7 +485,7 @@ pub struct NewRun {
 }
 
 /// A signal as stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SignalRecord {
     /// Row id; a wait journals it when it consumes the signal.
     pub id: i64,
@@ -474,7 +502,7 @@ pub struct SignalRecord {
 }
 
 /// Filter for listing runs.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunFilter {
     /// Only this workflow.
     pub workflow: Option<String>,

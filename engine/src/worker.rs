@@ -386,7 +386,7 @@ async fn release(
 ) -> Result<bool> {
     let now = Utc::now();
     let mut t = Transition::new(id, Guard::Epoch(epoch), RunStatus::Pending, now);
-    t.ready_at = Some(now + delay);
+    t.ready_at = Some(crate::model::later(now, delay));
     // Not terminal: the parent (if any) is not signalled, so it need not be known here.
     t.events = vec![(
         None,

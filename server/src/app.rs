@@ -1,20 +1,27 @@
-//! The application: state, the router with its auth layers, and the OpenAPI document built from
-//! the very list of routes the router serves (so the document cannot miss one).
+//! The application: its state, the router with its auth layers, and the OpenAPI document,
+//! which is built from the same `routes!` registrations the router serves (so the two cannot
+//! drift apart).
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::MethodRouter;
-use serde_json::{Value, json};
 use slate_engine::Engine;
 use slate_workflows::Film;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{
+    OpenApi, RefOr, Response as DocResponse, ResponseBuilder, SecurityRequirement,
+};
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::routes;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -30,9 +37,9 @@ pub struct AppState {
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// Anyone (health).
+    /// Anyone (health, the API's description).
     Public,
-    /// Webhook senders: the shared secret, checked by the handler.
+    /// Webhook senders: the shared secret or the path's token, checked by the handler.
     Webhook,
     /// The API key.
     Api,
@@ -40,110 +47,237 @@ pub enum Access {
     Admin,
 }
 
-/// Documentation of a route.
-#[derive(Debug, Clone)]
-pub struct Doc {
-    /// One line.
-    pub summary: &'static str,
-    /// Group.
-    pub tag: &'static str,
-    /// Name of the request body's schema, if any.
-    pub body: Option<&'static str>,
-    /// Success status.
-    pub ok: u16,
-    /// Query parameters.
-    pub query: &'static [&'static str],
-}
-
-/// A documented route.
-#[derive(Debug, Clone)]
+/// A route as registered: what the router serves and the document describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteInfo {
-    /// Method.
-    pub method: Method,
-    /// Path (axum syntax, `{param}`).
-    pub path: &'static str,
+    /// `get`, `post`...
+    pub method: String,
+    /// As documented (`/api/projects/{slug}`).
+    pub path: String,
     /// Who may call it.
     pub access: Access,
-    /// Its documentation.
-    pub doc: Doc,
 }
 
-/// Builds the router and records every route for the OpenAPI document.
-pub struct Routes {
-    public: Router<AppState>,
-    webhook: Router<AppState>,
-    api: Router<AppState>,
-    admin: Router<AppState>,
-    /// Everything registered.
-    pub list: Vec<RouteInfo>,
+/// The route groups, each with the access it needs.
+fn groups() -> [(Access, OpenApiRouter<AppState>); 4] {
+    [
+        (Access::Public, routes::system::public()),
+        (Access::Webhook, routes::webhooks::routes()),
+        (
+            Access::Api,
+            OpenApiRouter::new()
+                .merge(routes::system::api())
+                .merge(routes::projects::routes())
+                .merge(routes::qualification::routes())
+                .merge(routes::production::routes())
+                .merge(routes::scenes::routes())
+                .merge(routes::story::routes())
+                .merge(routes::templates::routes())
+                .merge(routes::errors::routes())
+                .merge(routes::runs::routes())
+                .merge(routes::media::routes()),
+        ),
+        (Access::Admin, routes::admin::routes()),
+    ]
 }
 
-impl Default for Routes {
-    fn default() -> Self {
-        Routes {
-            public: Router::new(),
-            webhook: Router::new(),
-            api: Router::new(),
-            admin: Router::new(),
-            list: vec![],
+/// Every route, with its access.
+pub fn route_table() -> Vec<RouteInfo> {
+    let mut out = vec![];
+    for (access, r) in groups() {
+        for (path, item) in &r.get_openapi().paths.paths {
+            for (method, _) in operations(item) {
+                out.push(RouteInfo {
+                    method: method.to_string(),
+                    path: doc_path(path),
+                    access,
+                });
+            }
         }
     }
+    out
 }
 
-impl Routes {
-    /// Register a route.
-    pub fn add(
-        mut self,
-        access: Access,
-        method: Method,
-        path: &'static str,
-        handler: MethodRouter<AppState>,
-        doc: Doc,
-    ) -> Self {
+/// The router, with auth on the API and admin groups, a body limit and a trace span per
+/// request.
+pub fn router(state: AppState) -> Router {
+    let mut app = Router::new();
+    for (access, group) in groups() {
+        let (r, _) = group.split_for_parts();
         let r = match access {
-            Access::Public => &mut self.public,
-            Access::Webhook => &mut self.webhook,
-            Access::Api => &mut self.api,
-            Access::Admin => &mut self.admin,
+            Access::Api => r.route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                require_api_key,
+            )),
+            Access::Admin => r.route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                require_admin_key,
+            )),
+            Access::Public | Access::Webhook => r,
         };
-        *r = std::mem::take(r).route(path, handler);
-        self.list.push(RouteInfo {
-            method,
-            path,
-            access,
-            doc,
-        });
-        self
+        app = app.merge(r);
     }
+    app.fallback(|| async { ApiError::not_found("no such route; GET /openapi.json lists them") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method; GET /openapi.json lists them",
+            )
+        })
+        .layer(DefaultBodyLimit::max(state.config.body_limit))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
 
-    /// The router, with auth on the API and admin groups and a body limit everywhere.
-    pub fn into_router(self, state: AppState) -> Router {
-        let api = self.api.route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            require_api_key,
-        ));
-        let admin = self.admin.route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            require_admin_key,
-        ));
-        Router::new()
-            .merge(self.public)
-            .merge(self.webhook)
-            .merge(api)
-            .merge(admin)
-            .fallback(|| async {
-                ApiError::not_found("no such route; GET /openapi.json lists them")
-            })
-            .method_not_allowed_fallback(|| async {
-                ApiError::new(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "method_not_allowed",
-                    "this route does not take that method; GET /openapi.json lists them",
-                )
-            })
-            .layer(DefaultBodyLimit::max(state.config.body_limit))
-            .with_state(state)
+/// The OpenAPI 3.1 document.
+pub fn openapi() -> OpenApi {
+    let mut doc = OpenApi::builder()
+        .info(
+            utoipa::openapi::InfoBuilder::new()
+                .title("Slate")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "A durable workflow engine running an AI film pipeline. Every error is JSON: \
+                     `{\"error\": {\"code\", \"message\"}}`. Send the API key as \
+                     `Authorization: Bearer <key>` or `X-API-Key: <key>`; admin routes take the \
+                     admin key. The reference page is at `/docs`.",
+                ))
+                .build(),
+        )
+        .build();
+    for (access, mut group) in groups() {
+        for item in group.get_openapi_mut().paths.paths.values_mut() {
+            for (_, op) in operations_mut(item) {
+                describe(op, access);
+            }
+        }
+        doc.merge(group.into_openapi());
     }
+    // axum's catch-all `{*key}` is an ordinary parameter to OpenAPI.
+    let paths = std::mem::take(&mut doc.paths.paths);
+    doc.paths.paths = paths.into_iter().map(|(k, v)| (doc_path(&k), v)).collect();
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.schemas.insert(
+        "ErrorBody".into(),
+        <crate::error::ErrorBody as utoipa::PartialSchema>::schema(),
+    );
+    components.schemas.insert(
+        "ErrorDetail".into(),
+        <crate::error::ErrorDetail as utoipa::PartialSchema>::schema(),
+    );
+    components.add_security_scheme(
+        "apiKey",
+        SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+    );
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+    );
+    components.add_security_scheme(
+        "webhookSecret",
+        SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Webhook-Secret"))),
+    );
+    doc
+}
+
+/// The document as served (built once).
+pub fn openapi_text() -> &'static str {
+    static TEXT: LazyLock<String> =
+        LazyLock::new(|| openapi().to_pretty_json().expect("the document serializes"));
+    &TEXT
+}
+
+fn doc_path(p: &str) -> String {
+    p.replace("{*", "{")
+}
+
+fn operations(item: &utoipa::openapi::PathItem) -> Vec<(&'static str, &Operation)> {
+    [
+        ("get", &item.get),
+        ("put", &item.put),
+        ("post", &item.post),
+        ("delete", &item.delete),
+        ("patch", &item.patch),
+        ("head", &item.head),
+    ]
+    .into_iter()
+    .filter_map(|(m, op)| op.as_ref().map(|op| (m, op)))
+    .collect()
+}
+
+fn operations_mut(item: &mut utoipa::openapi::PathItem) -> Vec<(&'static str, &mut Operation)> {
+    [
+        ("get", &mut item.get),
+        ("put", &mut item.put),
+        ("post", &mut item.post),
+        ("delete", &mut item.delete),
+        ("patch", &mut item.patch),
+        ("head", &mut item.head),
+    ]
+    .into_iter()
+    .filter_map(|(m, op)| op.as_mut().map(|op| (m, op)))
+    .collect()
+}
+
+fn error_response(description: &str) -> RefOr<DocResponse> {
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                utoipa::openapi::ContentBuilder::new()
+                    .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build(),
+    )
+}
+
+/// What every operation of a group shares: its security, and the errors any route can give
+/// (bad parameters, bodies that do not fit, auth, something broken on our side).
+fn describe(op: &mut Operation, access: Access) {
+    let responses = &mut op.responses.responses;
+    let mut add = |code: &str, what: &str| {
+        responses
+            .entry(code.to_string())
+            .or_insert_with(|| error_response(what));
+    };
+    let has_params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+    let has_body = op.request_body.is_some();
+    if has_params || has_body {
+        add("400", "A parameter or the body is malformed");
+        add("422", "A value does not fit");
+    }
+    if has_body {
+        add("413", "The body is larger than the server accepts");
+        add("415", "The body is not sent as application/json");
+    }
+    add("500", "Something went wrong on our side (it is logged)");
+    let security = match access {
+        Access::Public => vec![SecurityRequirement::default()],
+        Access::Webhook => {
+            add("401", "Neither the webhook secret nor this path's token");
+            vec![
+                SecurityRequirement::new("webhookSecret", Vec::<String>::new()),
+                SecurityRequirement::default(),
+            ]
+        }
+        Access::Api => {
+            add("401", "No API key");
+            add("403", "A key that is not valid here");
+            vec![
+                SecurityRequirement::new("bearer", Vec::<String>::new()),
+                SecurityRequirement::new("apiKey", Vec::<String>::new()),
+            ]
+        }
+        Access::Admin => {
+            add("401", "No admin key");
+            add("403", "Not the admin key");
+            vec![SecurityRequirement::new("bearer", Vec::<String>::new())]
+        }
+    };
+    op.security = Some(security);
 }
 
 /// The key a request carries: `Authorization: Bearer <key>` or `X-API-Key: <key>`.
@@ -227,92 +361,6 @@ async fn require_admin_key(
         }
     }
     Ok(next.run(req).await)
-}
-
-/// The OpenAPI 3.0 document of `routes`.
-pub fn openapi(routes: &[RouteInfo]) -> Value {
-    let mut paths = serde_json::Map::new();
-    for r in routes {
-        let params: Vec<Value> = r
-            .path
-            .split('/')
-            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-            .map(|p| {
-                let name = p.trim_start_matches('*');
-                json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}})
-            })
-            .chain(r.doc.query.iter().map(|q| json!({"name": q, "in": "query", "required": false, "schema": {"type": "string"}})))
-            .collect();
-        let mut op = json!({
-            "summary": r.doc.summary,
-            "tags": [r.doc.tag],
-            "operationId": format!("{}_{}", r.method.as_str().to_lowercase(), r.path.trim_matches('/').replace(['/', '{', '}', '*', '-'], "_")),
-            "parameters": params,
-            "responses": {
-                r.doc.ok.to_string(): {"description": "success", "content": {"application/json": {"schema": {"type": "object"}}}},
-                "400": {"$ref": "#/components/responses/Error"},
-                "404": {"$ref": "#/components/responses/Error"},
-            },
-        });
-        match r.access {
-            Access::Api => {
-                op["security"] = json!([{"apiKey": []}, {"bearer": []}]);
-                op["responses"]["401"] = json!({"$ref": "#/components/responses/Error"});
-                op["responses"]["403"] = json!({"$ref": "#/components/responses/Error"});
-            }
-            Access::Admin => {
-                op["security"] = json!([{"bearer": []}]);
-                op["responses"]["401"] = json!({"$ref": "#/components/responses/Error"});
-                op["responses"]["403"] = json!({"$ref": "#/components/responses/Error"});
-            }
-            Access::Webhook => {
-                op["security"] = json!([{"webhookSecret": []}]);
-                op["responses"]["401"] = json!({"$ref": "#/components/responses/Error"});
-            }
-            Access::Public => op["security"] = json!([]),
-        }
-        if let Some(b) = r.doc.body {
-            op["requestBody"] = json!({
-                "required": true,
-                "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{b}")}}},
-            });
-            op["responses"]["413"] = json!({"$ref": "#/components/responses/Error"});
-            op["responses"]["422"] = json!({"$ref": "#/components/responses/Error"});
-        }
-        let path = r.path.replace("{*", "{");
-        let entry = paths.entry(path).or_insert_with(|| json!({}));
-        entry[r.method.as_str().to_lowercase()] = op;
-    }
-    let mut schemas = serde_json::Map::new();
-    schemas.insert(
-        "Error".into(),
-        json!({"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}}),
-    );
-    for r in routes {
-        if let Some(b) = r.doc.body {
-            schemas.entry(b.to_string()).or_insert_with(
-                || json!({"type": "object", "description": crate::api::schema_doc(b)}),
-            );
-        }
-    }
-    json!({
-        "openapi": "3.0.3",
-        "info": {
-            "title": "Slate",
-            "version": env!("CARGO_PKG_VERSION"),
-            "description": "A durable workflow engine running an AI film pipeline. Errors are JSON: {\"error\": {\"code\", \"message\"}}.",
-        },
-        "paths": paths,
-        "components": {
-            "schemas": schemas,
-            "responses": {"Error": {"description": "an error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
-            "securitySchemes": {
-                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
-                "bearer": {"type": "http", "scheme": "bearer"},
-                "webhookSecret": {"type": "apiKey", "in": "header", "name": "X-Webhook-Secret"},
-            },
-        },
-    })
 }
 
 #[cfg(test)]

@@ -4,12 +4,13 @@
 //! runs, media serving, health and Prometheus metrics; and the `slate` command line: `serve`,
 //! `worker`, `migrate`, `runs`, `demo`, `bench`.
 
-pub mod api;
 pub mod app;
 pub mod bench;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod extract;
+pub mod routes;
 pub mod runs;
 
 use std::sync::Arc;
@@ -134,7 +135,7 @@ pub async fn serve_on(
         let w = state.engine.worker().concurrency(state.config.workers);
         tokio::spawn(w.run(shutdown.clone()))
     });
-    let router = api::routes().into_router(state);
+    let router = app::router(state);
     let stop = shutdown.clone();
     axum::serve(listener, router)
         .with_graceful_shutdown(async move { stop.cancelled().await })

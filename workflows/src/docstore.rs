@@ -40,7 +40,7 @@ impl Namespace {
 }
 
 /// A stored document.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Doc {
     /// Id within its collection.
     pub id: String,

@@ -33,7 +33,7 @@ use crate::repo::CharacterReference;
 use crate::slug::Slug;
 
 /// The previous scene, as the next one needs it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct PreviousScene {
     /// Its id.
     pub scene_id: String,
@@ -51,7 +51,7 @@ pub struct PreviousScene {
 }
 
 /// Input of [`SceneGeneration`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SceneInput {
     /// Project.
     pub project: Slug,
@@ -618,10 +618,11 @@ impl SceneGeneration {
                 .and_then(|v| BlobRef::new(v).ok()),
             duration,
             camera_movement: shot.camera_movement.clone(),
-            callback_url: f
-                .studio
-                .settings
-                .webhook_url("/api/webhooks/video-complete"),
+            callback_url: f.studio.settings.webhook_url(
+                &slate_activities::remote::services::webhook_path(
+                    slate_activities::remote::services::VIDEO_COMPLETE,
+                ),
+            ),
             output_key: key(slug, &format!("scenes/{id}/video-raw.mp4")),
         };
         let continuity = self.continuity(ctx, &id, &final_image, input.previous.as_ref(), &scene);
@@ -811,11 +812,7 @@ impl SceneGeneration {
         req: &VideoRequest,
     ) -> Result<VideoOutput, WfError> {
         let f = &self.0;
-        let signal = match job.provider.as_str() {
-            "fal" => Some(slate_activities::remote::fal::signal_name(&job.id)),
-            "tasks" => Some(format!("video-complete/{}", job.id)),
-            _ => None,
-        };
+        let signal = job.completion_signal();
         for k in 0..f.config.video_rounds {
             let (video, j, r) = (f.studio.video.clone(), job.clone(), req.clone());
             let state: JobState<VideoOutput> = ctx
@@ -1076,7 +1073,7 @@ impl Workflow for SceneGeneration {
 }
 
 /// Input of [`FilmGeneration`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FilmInput {
     /// Project.
     pub project: Slug,
@@ -1275,12 +1272,13 @@ impl Workflow for FilmGeneration {
 }
 
 /// Input of [`Production`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProduceInput {
     /// Project.
     pub project: Slug,
     /// Seconds of the qualification edit window.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::qualification::edit_window")]
+    #[schema(maximum = 604800)]
     pub edit_window_secs: Option<u64>,
 }
 

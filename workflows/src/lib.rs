@@ -33,7 +33,60 @@ pub use film::{Film, FilmConfig};
 pub use slate_activities::local::planner::slugify;
 pub use slug::Slug;
 
-/// Register every film workflow on an engine.
+/// The workflows [`register`] adds, each with a reference to the JSON Schema of its input: what
+/// `POST /api/runs` may start, as the API's contract says it. [`catalog_components`] gives the
+/// schemas the references point to.
+pub fn catalog() -> Vec<(
+    &'static str,
+    utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+)> {
+    use slate_engine::Workflow;
+    fn input<T: utoipa::ToSchema>() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::Ref::from_schema_name(T::name()).into()
+    }
+    vec![
+        (
+            qualification::Qualification::NAME,
+            input::<qualification::QualifyInput>(),
+        ),
+        (
+            generation::SceneGeneration::NAME,
+            input::<generation::SceneInput>(),
+        ),
+        (
+            generation::FilmGeneration::NAME,
+            input::<generation::FilmInput>(),
+        ),
+        (
+            generation::Production::NAME,
+            input::<generation::ProduceInput>(),
+        ),
+    ]
+}
+
+/// The schemas [`catalog`] refers to, and theirs.
+pub fn catalog_components(
+    out: &mut Vec<(
+        String,
+        utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+    )>,
+) {
+    fn add<T: utoipa::ToSchema>(
+        out: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        out.push((T::name().into_owned(), T::schema()));
+        T::schemas(out);
+    }
+    add::<qualification::QualifyInput>(out);
+    add::<generation::SceneInput>(out);
+    add::<generation::FilmInput>(out);
+    add::<generation::ProduceInput>(out);
+}
+
+/// Register the film workflows on an engine.
 pub fn register(engine: &slate_engine::Engine, film: Arc<Film>) {
     engine
         .register(qualification::Qualification(film.clone()))

@@ -14,7 +14,7 @@ use slate_activities::model::{MAX_SCENE_SECONDS, MIN_SCENE_SECONDS, options};
 use crate::error::{FilmError, Result};
 
 /// A project's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProjectStatus {
     /// Collecting raw material.
@@ -51,7 +51,7 @@ impl ProjectStatus {
 }
 
 /// A project.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Project {
     /// Slug.
     pub slug: String,
@@ -76,7 +76,7 @@ pub struct Project {
 }
 
 /// A scene's generation state (the spec's values).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SceneStatus {
     /// Planned, nothing generated yet.
@@ -109,7 +109,7 @@ impl SceneStatus {
 }
 
 /// A prop in a scene.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(default)]
 pub struct SceneProp {
     /// Name.
@@ -121,7 +121,7 @@ pub struct SceneProp {
 }
 
 /// A line of dialogue in a scene.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(default)]
 pub struct SceneDialogue {
     /// Character id.
@@ -133,7 +133,7 @@ pub struct SceneDialogue {
 }
 
 /// A sound effect cue.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(default)]
 pub struct SoundEffect {
     /// Name.
@@ -143,7 +143,7 @@ pub struct SoundEffect {
 }
 
 /// A reference used by a composite iteration.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(default)]
 pub struct ReferenceUsed {
     /// location, character or prop.
@@ -155,7 +155,7 @@ pub struct ReferenceUsed {
 }
 
 /// One iteration of the composite image.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(default)]
 pub struct CompositeIteration {
     /// 1-based.
@@ -177,7 +177,7 @@ pub struct CompositeIteration {
 }
 
 /// A continuity check against the previous scene.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(default)]
 pub struct ContinuityCheck {
     /// What was checked.
@@ -191,7 +191,7 @@ pub struct ContinuityCheck {
 }
 
 /// A verification result.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(default)]
 pub struct VerificationResult {
     /// `brain_query` or `vision_model`.
@@ -209,7 +209,7 @@ pub struct VerificationResult {
 }
 
 /// A URL item of `props_reference_urls`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(default)]
 pub struct UrlItem {
     /// Blob key.
@@ -217,7 +217,7 @@ pub struct UrlItem {
 }
 
 /// A scene: every field of the spec's Scenes collection.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(default)]
 pub struct Scene {
     /// Id.
@@ -434,7 +434,7 @@ impl Scene {
 }
 
 /// A prompt template variable.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct TemplateVariable {
     /// Name (used as `[name]` in the prompt).
     pub variable_name: String,
@@ -451,14 +451,16 @@ fn yes() -> bool {
 }
 
 /// A prompt template (the spec's Prompts collection).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct PromptTemplate {
     /// Name (unique).
+    #[schema(min_length = 1, max_length = 120, pattern = r"\S")]
     pub name: String,
     /// What it is for.
     #[serde(default)]
     pub description: String,
     /// The template, with `[variable]` placeholders.
+    #[schema(min_length = 1, pattern = r"\S")]
     pub prompt: String,
     /// character, scene, location, props or video.
     #[serde(default)]
@@ -652,7 +654,7 @@ pub fn default_templates() -> Vec<PromptTemplate> {
 }
 
 /// A global error, shown at the top of every page until dismissed.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct GlobalError {
     /// Id.
     pub id: String,
@@ -671,7 +673,7 @@ pub struct GlobalError {
 }
 
 /// Something that happened to a project outside its runs (the gather reopened, and why).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ProjectEvent {
     /// Id.
     pub id: String,

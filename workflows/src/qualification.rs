@@ -33,7 +33,7 @@ use crate::slug::Slug;
 pub const EDIT_WINDOW_SIGNAL: &str = "edit-window";
 
 /// A person's answer during the edit window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EditDecision {
     /// Go on now.
@@ -43,24 +43,39 @@ pub enum EditDecision {
 }
 
 /// The signal's payload.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EditSignal {
     /// The decision.
     pub action: EditDecision,
 }
 
+/// The longest edit window: a week. Longer is a mistake, not a plan.
+pub const MAX_EDIT_WINDOW_SECS: u64 = 7 * 24 * 3600;
+
+/// Reads an edit window, refusing one longer than [`MAX_EDIT_WINDOW_SECS`].
+pub fn edit_window<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let v = Option::<u64>::deserialize(d)?;
+    match v {
+        Some(s) if s > MAX_EDIT_WINDOW_SECS => Err(serde::de::Error::custom(format!(
+            "edit_window_secs is at most {MAX_EDIT_WINDOW_SECS} (a week), not {s}"
+        ))),
+        v => Ok(v),
+    }
+}
+
 /// Input of [`Qualification`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QualifyInput {
     /// The project.
     pub project: Slug,
     /// Seconds of the edit window (default 10).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "edit_window")]
+    #[schema(maximum = 604800)]
     pub edit_window_secs: Option<u64>,
 }
 
 /// What qualification produced.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct QualifyOutput {
     /// The person stopped it during the edit window.
     pub stopped: bool,
@@ -824,7 +839,7 @@ pub async fn gate(f: &Film, slug: &Slug, force: bool) -> crate::error::Result<()
 }
 
 /// What reopening the gather did.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Reopened {
     /// The project.
     pub project: String,

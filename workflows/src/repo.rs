@@ -48,7 +48,7 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
 }
 
 /// A versioned document record (story bible, character reference).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Versioned<T> {
     /// The record.
     #[serde(flatten)]
@@ -58,7 +58,7 @@ pub struct Versioned<T> {
 }
 
 /// A character's reference sheet (the 360-degree views' metadata).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct CharacterReference {
     /// Character id.
     pub character_id: String,
@@ -74,7 +74,7 @@ pub struct CharacterReference {
 }
 
 /// One view of a character sheet.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ViewReference {
     /// Blob key.
     pub url: String,

@@ -13,8 +13,9 @@ pub const MAX_SLUG: usize = 48;
 
 /// A validated project slug: 1-48 of `a-z`, `0-9` and `-`, starting and ending with a letter or
 /// digit.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
+#[schema(value_type = String, pattern = "^[a-z0-9]([a-z0-9-]{0,46}[a-z0-9])?$", example = "lantern-keeper")]
 pub struct Slug(String);
 
 impl Slug {

@@ -22,7 +22,7 @@ use crate::traits::{ImageGen, Paid, Spend, VideoGen, Vision};
 const P: &str = "fal";
 
 /// What a submission returns.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct QueueSubmit {
     /// The request's id: journal it.
     pub request_id: String,
@@ -68,9 +68,10 @@ pub enum CancelStatus {
 
 /// A webhook delivery. fal retries deliveries (up to about ten times over two hours), so a
 /// handler must be idempotent on `request_id`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct FalWebhook {
     /// The request it is about.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub request_id: String,
     /// fal's gateway id.
     #[serde(default)]

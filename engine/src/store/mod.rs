@@ -149,7 +149,7 @@ pub struct NewSignal {
 }
 
 /// What happened to a signal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct SignalOutcome {
     /// The stored signal's id (`None` when it was a duplicate).
     pub id: Option<i64>,

@@ -1,0 +1,282 @@
+//! What an operator does to runs: cancel, retry a step, reset to a step, re-drive, budgets and
+//! concurrency limits. Behind the admin key.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde::{Deserialize, Serialize};
+use slate_engine::{CancelOutcome, RunId};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{JsonBody, RunPath};
+
+/// The routes.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(cancel_run))
+        .routes(routes!(retry_run))
+        .routes(routes!(reset_run))
+        .routes(routes!(set_budget))
+        .routes(routes!(redrive))
+        .routes(routes!(set_limit))
+}
+
+/// Why.
+#[derive(Debug, Deserialize, Default, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reason {
+    /// Kept in the run's history.
+    #[schema(max_length = 2000)]
+    pub reason: Option<String>,
+}
+
+/// Cancel a run and its children: waiting ones at once, executing ones at their next step.
+#[utoipa::path(post, path = "/api/admin/runs/{id}/cancel", tag = "admin",
+    params(RunPath), request_body(content = Option<Reason>),
+    responses(
+        (status = 200, description = "Cancelled or asked to stop", body = CancelOutcome),
+        (status = 404, description = "No such run", body = ErrorBody),
+        (status = 409, description = "The run has finished", body = ErrorBody),
+    ))]
+async fn cancel_run(
+    State(s): State<AppState>,
+    Path(p): Path<RunPath>,
+    body: Option<JsonBody<Reason>>,
+) -> ApiResult<Json<CancelOutcome>> {
+    let reason = body
+        .and_then(|b| b.0.reason)
+        .unwrap_or_else(|| "cancelled by an administrator".into());
+    Ok(Json(s.engine.cancel(p.id()?, &reason).await?))
+}
+
+/// Which step to retry.
+#[derive(Debug, Deserialize, Default, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryBody {
+    /// The failed step; when omitted, the failed run is re-driven from where it failed.
+    pub step: Option<String>,
+    /// Kept in the run's history.
+    #[schema(max_length = 2000)]
+    pub reason: Option<String>,
+}
+
+/// The run goes on.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Requeued {
+    /// The run.
+    pub run_id: RunId,
+    /// `pending`: a worker picks it up.
+    pub status: String,
+    /// The step it runs again from, for a reset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_step: Option<String>,
+}
+
+/// Retry a failed step with a fresh attempt budget (or re-drive a failed run).
+#[utoipa::path(post, path = "/api/admin/runs/{id}/retry", tag = "admin",
+    params(RunPath), request_body(content = Option<RetryBody>),
+    responses(
+        (status = 200, description = "Queued again", body = Requeued),
+        (status = 404, description = "No such run or step", body = ErrorBody),
+        (status = 409, description = "Nothing to retry: the run or step has not failed", body = ErrorBody),
+    ))]
+async fn retry_run(
+    State(s): State<AppState>,
+    Path(p): Path<RunPath>,
+    body: Option<JsonBody<RetryBody>>,
+) -> ApiResult<Json<Requeued>> {
+    let id = p.id()?;
+    let b = body.map(|b| b.0).unwrap_or_default();
+    let reason = b
+        .reason
+        .unwrap_or_else(|| "retried by an administrator".into());
+    match b.step {
+        Some(step) => s.engine.retry_step(id, &step, &reason).await?,
+        None => s.engine.resume(id, &reason).await?,
+    }
+    Ok(Json(Requeued {
+        run_id: id,
+        status: "pending".into(),
+        from_step: None,
+    }))
+}
+
+/// The step to reset to.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetBody {
+    /// That step and everything journaled after it runs again.
+    pub step: String,
+    /// Kept in the run's history.
+    #[schema(max_length = 2000)]
+    pub reason: Option<String>,
+}
+
+/// Reset a run to a step: that step and everything after it runs again.
+#[utoipa::path(post, path = "/api/admin/runs/{id}/reset", tag = "admin",
+    params(RunPath), request_body = ResetBody,
+    responses(
+        (status = 200, description = "Queued again", body = Requeued),
+        (status = 404, description = "No such run or step", body = ErrorBody),
+        (status = 409, description = "The run cannot be reset now", body = ErrorBody),
+    ))]
+async fn reset_run(
+    State(s): State<AppState>,
+    Path(p): Path<RunPath>,
+    JsonBody(b): JsonBody<ResetBody>,
+) -> ApiResult<Json<Requeued>> {
+    let id = p.id()?;
+    let reason = b.reason.as_deref().unwrap_or("reset by an administrator");
+    s.engine.reset_to_step(id, &b.step, reason).await?;
+    Ok(Json(Requeued {
+        run_id: id,
+        status: "pending".into(),
+        from_step: Some(b.step),
+    }))
+}
+
+/// A budget.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetBody {
+    /// Dollars; null removes the budget.
+    #[schema(minimum = 0)]
+    pub usd: Option<f64>,
+}
+
+/// A run's budget.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BudgetSet {
+    /// The run.
+    pub run_id: RunId,
+    /// Its budget, dollars.
+    pub budget_usd: Option<f64>,
+}
+
+/// Set a run's budget (on its root: it covers the whole tree).
+#[utoipa::path(put, path = "/api/admin/runs/{id}/budget", tag = "admin",
+    params(RunPath), request_body = BudgetBody,
+    responses(
+        (status = 200, description = "Set", body = BudgetSet),
+        (status = 404, description = "No such run", body = ErrorBody),
+    ))]
+async fn set_budget(
+    State(s): State<AppState>,
+    Path(p): Path<RunPath>,
+    JsonBody(b): JsonBody<BudgetBody>,
+) -> ApiResult<Json<BudgetSet>> {
+    let id = p.id()?;
+    s.engine.set_budget(id, b.usd).await?;
+    Ok(Json(BudgetSet {
+        run_id: id,
+        budget_usd: b.usd,
+    }))
+}
+
+/// A workflow.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct WorkflowPath {
+    /// Its name.
+    pub workflow: String,
+}
+
+/// What a re-drive did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Redriven {
+    /// The workflow.
+    pub workflow: String,
+    /// The runs queued again.
+    pub redriven: Vec<RunId>,
+}
+
+/// Re-drive every failed run of a workflow.
+#[utoipa::path(post, path = "/api/admin/workflows/{workflow}/redrive", tag = "admin",
+    params(WorkflowPath),
+    responses(
+        (status = 200, description = "Queued again", body = Redriven),
+        (status = 404, description = "No such workflow", body = ErrorBody),
+    ))]
+async fn redrive(
+    State(s): State<AppState>,
+    Path(p): Path<WorkflowPath>,
+) -> ApiResult<Json<Redriven>> {
+    if !s.engine.workflows().contains(&p.workflow) {
+        return Err(ApiError::not_found(format!(
+            "workflow `{}` not found",
+            p.workflow
+        )));
+    }
+    let redriven = s
+        .engine
+        .redrive_failed(&p.workflow, "re-driven by an administrator")
+        .await?;
+    Ok(Json(Redriven {
+        workflow: p.workflow,
+        redriven,
+    }))
+}
+
+/// A concurrency key.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct KeyPath {
+    /// `fal`, `video`, `openrouter`... (see the README).
+    #[param(min_length = 1, max_length = 100)]
+    pub key: String,
+}
+
+/// A limit.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LimitBody {
+    /// Steps holding this key at once, 1-10000; null removes the limit.
+    #[schema(minimum = 1, maximum = 10000)]
+    pub max: Option<u32>,
+}
+
+/// Concurrency keys after the change.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LimitSet {
+    /// The key.
+    pub key: String,
+    /// Its limit.
+    pub max: Option<u32>,
+    /// Every key's slots in use now.
+    pub usage: Vec<KeyUsage>,
+}
+
+/// A concurrency key's use.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyUsage {
+    /// The key.
+    pub key: String,
+    /// Slots held now.
+    pub held: i64,
+    /// Its limit, if it has one.
+    pub max: Option<i64>,
+}
+
+/// Set a concurrency key's limit.
+#[utoipa::path(put, path = "/api/admin/concurrency/{key}", tag = "admin",
+    params(KeyPath), request_body = LimitBody,
+    responses((status = 200, description = "Set", body = LimitSet)))]
+async fn set_limit(
+    State(s): State<AppState>,
+    Path(p): Path<KeyPath>,
+    JsonBody(b): JsonBody<LimitBody>,
+) -> ApiResult<Json<LimitSet>> {
+    s.engine.set_concurrency_limit(&p.key, b.max).await?;
+    let usage = s.engine.store().concurrency_usage().await?;
+    Ok(Json(LimitSet {
+        key: p.key,
+        max: b.max,
+        usage: usage
+            .into_iter()
+            .map(|(key, held, max)| KeyUsage { key, held, max })
+            .collect(),
+    }))
+}

@@ -1,0 +1,127 @@
+//! Making the film: qualify-then-generate in one run, or generate the film of a qualified
+//! project.
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use serde::Deserialize;
+use slate_workflows::generation::{FilmGeneration, FilmInput, ProduceInput, Production};
+use slate_workflows::model::ProjectStatus;
+use slate_workflows::qualification;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::qualification::{active_run, start_for_project};
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{JsonBody, RunStarted, SlugPath, accepted};
+
+/// The routes.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(generate_film))
+        .routes(routes!(produce))
+}
+
+/// How to produce.
+#[derive(Debug, Deserialize, Default, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProduceBody {
+    /// Stop the run before a step once this many dollars are spent.
+    #[schema(minimum = 0)]
+    pub budget_usd: Option<f64>,
+    /// `/produce` only: seconds of the qualification's edit window.
+    #[serde(
+        default,
+        deserialize_with = "slate_workflows::qualification::edit_window"
+    )]
+    #[schema(maximum = 604800)]
+    pub edit_window_secs: Option<u64>,
+    /// `/produce` only: qualify even though a department is short of the readiness threshold.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// Generate every scene and stitch the film (from a qualified project).
+#[utoipa::path(post, path = "/api/projects/{slug}/generate", tag = "production",
+    params(SlugPath), request_body(content = Option<ProduceBody>),
+    responses(
+        (status = 202, description = "Started", body = RunStarted),
+        (status = 404, description = "No such project", body = ErrorBody),
+        (status = 409, description = "Already being generated, or nothing qualified yet", body = ErrorBody),
+    ))]
+async fn generate_film(
+    State(s): State<AppState>,
+    Path(p): Path<SlugPath>,
+    body: Option<JsonBody<ProduceBody>>,
+) -> ApiResult<Response> {
+    let slug = p.slug()?;
+    let body = body.map(|b| b.0).unwrap_or_default();
+    let project = s.film.repo.project(&slug).await?;
+    if let Some(r) = active_run(&s, project.production_run.as_ref()).await? {
+        return Err(ApiError::conflict(format!(
+            "`{slug}` is already being generated (run {})",
+            r.id
+        )));
+    }
+    if !matches!(
+        project.status,
+        ProjectStatus::Qualified | ProjectStatus::Failed | ProjectStatus::Completed
+    ) || s.film.repo.scenes(&slug).await?.is_empty()
+    {
+        return Err(ApiError::conflict(format!(
+            "`{slug}` has no qualified scenes yet: qualify it first"
+        )));
+    }
+    let input = FilmInput {
+        project: slug.clone(),
+    };
+    let started = start_for_project::<FilmGeneration>(&s, &slug, &input, body.budget_usd).await?;
+    s.film
+        .repo
+        .set_runs(&slug, None, Some(started.run.id.to_string()))
+        .await?;
+    Ok(accepted(RunStarted {
+        run_id: started.run.id,
+    }))
+}
+
+/// Qualify (behind the same readiness gate and `force` as `/qualify`), then generate the film.
+#[utoipa::path(post, path = "/api/projects/{slug}/produce", tag = "production",
+    params(SlugPath), request_body(content = Option<ProduceBody>),
+    responses(
+        (status = 202, description = "Started", body = RunStarted),
+        (status = 404, description = "No such project", body = ErrorBody),
+        (status = 409, description = "The project is not gathering, or it is not ready: the message names what is missing (or send force)", body = ErrorBody),
+    ))]
+async fn produce(
+    State(s): State<AppState>,
+    Path(p): Path<SlugPath>,
+    body: Option<JsonBody<ProduceBody>>,
+) -> ApiResult<Response> {
+    let slug = p.slug()?;
+    let body = body.map(|b| b.0).unwrap_or_default();
+    let project = s.film.repo.project(&slug).await?;
+    if project.status != ProjectStatus::Gathering {
+        return Err(ApiError::conflict(format!(
+            "`{slug}` is {}; production starts from a project that is gathering",
+            project.status.as_str()
+        )));
+    }
+    qualification::gate(&s.film, &slug, body.force).await?;
+    let input = ProduceInput {
+        project: slug.clone(),
+        edit_window_secs: Some(
+            body.edit_window_secs
+                .unwrap_or(s.config.edit_window.as_secs()),
+        ),
+    };
+    let started = start_for_project::<Production>(&s, &slug, &input, body.budget_usd).await?;
+    s.film
+        .repo
+        .set_runs(&slug, None, Some(started.run.id.to_string()))
+        .await?;
+    Ok(accepted(RunStarted {
+        run_id: started.run.id,
+    }))
+}

@@ -1,0 +1,368 @@
+//! Projects and their raw material: the gather namespace a person fills, the qualified namespace
+//! qualification writes, readiness, and what happened to a project outside its runs.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use slate_activities::model::DepartmentReadiness;
+use slate_workflows::docstore::{Doc, Namespace};
+use slate_workflows::model::{Project, ProjectEvent};
+use slate_workflows::qualification;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{JsonBody, SlugPath, created};
+
+/// The routes.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_project, list_projects))
+        .routes(routes!(get_project))
+        .routes(routes!(gather_collections))
+        .routes(routes!(add_gather_doc, list_gather))
+        .routes(routes!(delete_gather_doc))
+        .routes(routes!(list_qualified))
+        .routes(routes!(readiness))
+        .routes(routes!(project_events))
+}
+
+/// A new project.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewProject {
+    /// 1-48 lower-case letters, digits and hyphens, starting and ending with a letter or digit.
+    #[schema(
+        pattern = "^[a-z0-9]([a-z0-9-]{0,46}[a-z0-9])?$",
+        example = "lantern-keeper"
+    )]
+    pub slug: String,
+    /// The film's title, 1-200 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"\S",
+        example = "The Lantern Keeper"
+    )]
+    pub title: String,
+}
+
+/// Create a project: its gather namespace opens for raw documents.
+#[utoipa::path(post, path = "/api/projects", tag = "projects",
+    request_body = NewProject,
+    responses(
+        (status = 201, description = "Created", body = Project),
+        (status = 409, description = "A project with this slug exists", body = ErrorBody),
+    ))]
+async fn create_project(
+    State(s): State<AppState>,
+    JsonBody(p): JsonBody<NewProject>,
+) -> ApiResult<Response> {
+    let slug = crate::extract::slug(&p.slug)?;
+    Ok(created(s.film.repo.create_project(&slug, &p.title).await?))
+}
+
+/// Every project.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Projects {
+    /// Newest first.
+    pub projects: Vec<Project>,
+}
+
+/// List projects.
+#[utoipa::path(get, path = "/api/projects", tag = "projects",
+    responses((status = 200, description = "Every project", body = Projects)))]
+async fn list_projects(State(s): State<AppState>) -> ApiResult<Json<Projects>> {
+    Ok(Json(Projects {
+        projects: s.film.repo.projects().await?,
+    }))
+}
+
+/// A project with what a person wants to know first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProjectView {
+    /// The project.
+    pub project: Project,
+    /// How many of its scenes are in each status.
+    pub scenes: BTreeMap<String, usize>,
+    /// Global errors about it not yet dismissed.
+    pub open_errors: usize,
+    /// Its gather namespace's name.
+    pub gather: String,
+    /// Its qualified namespace's name.
+    pub qualified: String,
+}
+
+/// A project with its scene counts and open errors.
+#[utoipa::path(get, path = "/api/projects/{slug}", tag = "projects", params(SlugPath),
+    responses(
+        (status = 200, description = "The project", body = ProjectView),
+        (status = 404, description = "No such project", body = ErrorBody),
+    ))]
+async fn get_project(
+    State(s): State<AppState>,
+    Path(p): Path<SlugPath>,
+) -> ApiResult<Json<ProjectView>> {
+    let slug = p.slug()?;
+    let project = s.film.repo.project(&slug).await?;
+    let mut scenes = BTreeMap::<String, usize>::new();
+    for sc in s.film.repo.scenes(&slug).await? {
+        *scenes.entry(sc.status.as_str().to_string()).or_default() += 1;
+    }
+    let open_errors = s
+        .film
+        .repo
+        .errors(false)
+        .await?
+        .into_iter()
+        .filter(|e| e.project.as_deref() == Some(slug.as_str()))
+        .count();
+    Ok(Json(ProjectView {
+        project,
+        scenes,
+        open_errors,
+        gather: slug.gather(),
+        qualified: slug.qualified(),
+    }))
+}
+
+/// A collection in a project's namespace.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct CollectionPath {
+    /// The project's slug.
+    #[param(pattern = "^[a-z0-9]([a-z0-9-]{0,46}[a-z0-9])?$")]
+    pub slug: String,
+    /// 1-64 lower-case letters, digits and underscores, starting with a letter.
+    #[param(pattern = "^[a-z][a-z0-9_]{0,63}$", example = "raw_characters")]
+    pub collection: String,
+}
+
+/// A document in a gather collection.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct DocumentPath {
+    /// The project's slug.
+    #[param(pattern = "^[a-z0-9]([a-z0-9-]{0,46}[a-z0-9])?$")]
+    pub slug: String,
+    /// The collection.
+    #[param(pattern = "^[a-z][a-z0-9_]{0,63}$")]
+    pub collection: String,
+    /// The document's id: 1-128 characters, none of them a control character.
+    #[param(pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]{1,128}$")]
+    pub id: String,
+}
+
+/// The gather namespace's collections.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GatherView {
+    /// `gather_<slug>`.
+    pub namespace: String,
+    /// True once qualification has started: documents can no longer be added.
+    pub locked: bool,
+    /// How many documents each collection holds.
+    pub collections: BTreeMap<String, usize>,
+}
+
+/// The gather namespace's collections.
+#[utoipa::path(get, path = "/api/projects/{slug}/gather", tag = "projects", params(SlugPath),
+    responses(
+        (status = 200, description = "Collections and document counts", body = GatherView),
+        (status = 404, description = "No such project", body = ErrorBody),
+    ))]
+async fn gather_collections(
+    State(s): State<AppState>,
+    Path(p): Path<SlugPath>,
+) -> ApiResult<Json<GatherView>> {
+    let slug = p.slug()?;
+    let project = s.film.repo.project(&slug).await?;
+    let ns = Namespace::Gather(slug);
+    let mut collections = BTreeMap::new();
+    for c in s.film.docs.collections(&ns).await? {
+        let n = s.film.docs.list(&ns, &c).await?.len();
+        collections.insert(c, n);
+    }
+    Ok(Json(GatherView {
+        namespace: ns.name(),
+        locked: project.gather_locked_at.is_some(),
+        collections,
+    }))
+}
+
+/// A raw document: any JSON object. An `id` (a string) names it; without one, one is made.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"name": "Maren", "role": "the lantern keeper", "appearance": "grey coat, red scarf"}))]
+pub struct RawDocument {
+    /// The document's id, if you want to choose it.
+    #[serde(default)]
+    #[schema(pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]{1,128}$")]
+    pub id: Option<String>,
+    /// Anything else: the gather is raw and exploratory.
+    #[serde(flatten)]
+    pub fields: serde_json::Map<String, Value>,
+}
+
+/// Where a document was stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DocumentId {
+    /// Its id.
+    pub id: String,
+}
+
+/// Add a gather document (refused with 423 once qualification started).
+#[utoipa::path(post, path = "/api/projects/{slug}/gather/{collection}", tag = "projects",
+    params(CollectionPath), request_body = RawDocument,
+    responses(
+        (status = 201, description = "Stored", body = DocumentId),
+        (status = 404, description = "No such project", body = ErrorBody),
+        (status = 409, description = "A document with this id exists", body = ErrorBody),
+        (status = 423, description = "The gather is locked: qualification started", body = ErrorBody),
+    ))]
+async fn add_gather_doc(
+    State(s): State<AppState>,
+    Path(p): Path<CollectionPath>,
+    JsonBody(doc): JsonBody<RawDocument>,
+) -> ApiResult<Response> {
+    let slug = crate::extract::slug(&p.slug)?;
+    let id = s
+        .film
+        .docs
+        .insert(
+            &Namespace::Gather(slug),
+            &p.collection,
+            doc.id,
+            Value::Object(doc.fields),
+        )
+        .await?;
+    Ok(created(DocumentId { id }))
+}
+
+/// A collection's documents.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Documents {
+    /// In the order they were added.
+    pub documents: Vec<Doc>,
+}
+
+/// A gather collection's documents.
+#[utoipa::path(get, path = "/api/projects/{slug}/gather/{collection}", tag = "projects",
+    params(CollectionPath),
+    responses(
+        (status = 200, description = "The documents (none for a collection never written)", body = Documents),
+        (status = 404, description = "No such project", body = ErrorBody),
+    ))]
+async fn list_gather(
+    State(s): State<AppState>,
+    Path(p): Path<CollectionPath>,
+) -> ApiResult<Json<Documents>> {
+    let slug = crate::extract::slug(&p.slug)?;
+    s.film.repo.project(&slug).await?;
+    let documents = s
+        .film
+        .docs
+        .list(&Namespace::Gather(slug), &p.collection)
+        .await?;
+    Ok(Json(Documents { documents }))
+}
+
+/// Delete a gather document (while the gather is open).
+#[utoipa::path(delete, path = "/api/projects/{slug}/gather/{collection}/{id}", tag = "projects",
+    params(DocumentPath),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such project or document", body = ErrorBody),
+        (status = 423, description = "The gather is locked: qualification started", body = ErrorBody),
+    ))]
+async fn delete_gather_doc(
+    State(s): State<AppState>,
+    Path(p): Path<DocumentPath>,
+) -> ApiResult<StatusCode> {
+    let slug = crate::extract::slug(&p.slug)?;
+    s.film
+        .docs
+        .delete(&Namespace::Gather(slug), &p.collection, &p.id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A qualified collection's documents.
+#[utoipa::path(get, path = "/api/projects/{slug}/qualified/{collection}", tag = "projects",
+    params(CollectionPath),
+    responses(
+        (status = 200, description = "The documents", body = Documents),
+        (status = 404, description = "No such project", body = ErrorBody),
+    ))]
+async fn list_qualified(
+    State(s): State<AppState>,
+    Path(p): Path<CollectionPath>,
+) -> ApiResult<Json<Documents>> {
+    let slug = crate::extract::slug(&p.slug)?;
+    s.film.repo.project(&slug).await?;
+    let documents = s
+        .film
+        .docs
+        .list(&Namespace::Qualified(slug), &p.collection)
+        .await?;
+    Ok(Json(Documents { documents }))
+}
+
+/// Readiness of every department.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    /// True when every department reaches the threshold.
+    pub overall_ready: bool,
+    /// The score a department needs (75).
+    pub threshold: u32,
+    /// Each department's score and what it misses, in plain words.
+    pub departments: Vec<DepartmentReadiness>,
+}
+
+/// Readiness of every department (ready at 75).
+#[utoipa::path(get, path = "/api/projects/{slug}/readiness", tag = "projects", params(SlugPath),
+    responses(
+        (status = 200, description = "Scores and missing items", body = Readiness),
+        (status = 404, description = "No such project", body = ErrorBody),
+    ))]
+async fn readiness(
+    State(s): State<AppState>,
+    Path(p): Path<SlugPath>,
+) -> ApiResult<Json<Readiness>> {
+    let slug = p.slug()?;
+    let departments = qualification::readiness(&s.film, &slug).await?;
+    Ok(Json(Readiness {
+        overall_ready: departments.iter().all(|d| d.ready),
+        threshold: slate_activities::model::READY_SCORE as u32,
+        departments,
+    }))
+}
+
+/// A project's events.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProjectEvents {
+    /// Oldest first.
+    pub events: Vec<ProjectEvent>,
+}
+
+/// What happened to a project outside its runs (gather reopened...).
+#[utoipa::path(get, path = "/api/projects/{slug}/events", tag = "projects", params(SlugPath),
+    responses(
+        (status = 200, description = "Oldest first", body = ProjectEvents),
+        (status = 404, description = "No such project", body = ErrorBody),
+    ))]
+async fn project_events(
+    State(s): State<AppState>,
+    Path(p): Path<SlugPath>,
+) -> ApiResult<Json<ProjectEvents>> {
+    let slug = p.slug()?;
+    s.film.repo.project(&slug).await?;
+    Ok(Json(ProjectEvents {
+        events: s.film.repo.project_events(&slug).await?,
+    }))
+}

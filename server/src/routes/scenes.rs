@@ -1,0 +1,147 @@
+//! Scenes: list, read, edit (with optimistic versions), generate one again.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use slate_workflows::generation::{PreviousScene, SceneGeneration, SceneInput};
+use slate_workflows::model::{Scene, SceneStatus};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::qualification::start_for_project;
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{JsonBody, RunStarted, SlugPath, accepted, slug};
+
+/// The routes.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_scenes))
+        .routes(routes!(get_scene, edit_scene))
+        .routes(routes!(generate_scene))
+}
+
+/// A scene.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ScenePath {
+    /// The scene's id.
+    pub id: String,
+}
+
+/// A project's scenes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Scenes {
+    /// In film order.
+    pub scenes: Vec<Scene>,
+}
+
+/// A project's scenes in film order.
+#[utoipa::path(get, path = "/api/projects/{slug}/scenes", tag = "scenes", params(SlugPath),
+    responses(
+        (status = 200, description = "In film order", body = Scenes),
+        (status = 404, description = "No such project", body = ErrorBody),
+    ))]
+async fn list_scenes(
+    State(s): State<AppState>,
+    Path(p): Path<SlugPath>,
+) -> ApiResult<Json<Scenes>> {
+    let slug = p.slug()?;
+    s.film.repo.project(&slug).await?;
+    Ok(Json(Scenes {
+        scenes: s.film.repo.scenes(&slug).await?,
+    }))
+}
+
+/// A scene with its iterations, verifications, continuity checks, clip and last frame.
+#[utoipa::path(get, path = "/api/scenes/{id}", tag = "scenes", params(ScenePath),
+    responses(
+        (status = 200, description = "The scene", body = Scene),
+        (status = 404, description = "No such scene", body = ErrorBody),
+    ))]
+async fn get_scene(State(s): State<AppState>, Path(p): Path<ScenePath>) -> ApiResult<Json<Scene>> {
+    Ok(Json(s.film.repo.scene(&p.id).await?))
+}
+
+/// An edit of a scene.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SceneEdit {
+    /// The version you read; a newer one refuses the edit with 409.
+    pub version: i64,
+    /// Scene fields and their new values (validated as the scene is).
+    #[schema(value_type = Object, example = json!({"camera_shot": "close-up", "expected_duration": 5.0}))]
+    pub changes: Value,
+}
+
+/// Edit a scene (409 if it changed since your version).
+#[utoipa::path(patch, path = "/api/scenes/{id}", tag = "scenes",
+    params(ScenePath), request_body = SceneEdit,
+    responses(
+        (status = 200, description = "The scene as saved", body = Scene),
+        (status = 404, description = "No such scene", body = ErrorBody),
+        (status = 409, description = "The scene changed since your version: the message has the newer one", body = ErrorBody),
+        (status = 422, description = "A field does not fit", body = ErrorBody),
+    ))]
+async fn edit_scene(
+    State(s): State<AppState>,
+    Path(p): Path<ScenePath>,
+    JsonBody(b): JsonBody<SceneEdit>,
+) -> ApiResult<Json<Scene>> {
+    Ok(Json(
+        s.film.repo.edit_scene(&p.id, b.version, &b.changes).await?,
+    ))
+}
+
+/// Generate one scene again (its predecessor's last frame seeds it when it has one).
+#[utoipa::path(post, path = "/api/scenes/{id}/generate", tag = "scenes", params(ScenePath),
+    responses(
+        (status = 202, description = "Started", body = RunStarted),
+        (status = 404, description = "No such scene", body = ErrorBody),
+        (status = 409, description = "The scene is being generated", body = ErrorBody),
+    ))]
+async fn generate_scene(
+    State(s): State<AppState>,
+    Path(p): Path<ScenePath>,
+) -> ApiResult<Response> {
+    let id = p.id;
+    let scene = s.film.repo.scene(&id).await?;
+    let slug = slug(&scene.project)?;
+    if matches!(
+        scene.status,
+        SceneStatus::GeneratingComposite
+            | SceneStatus::VerifyingComposite
+            | SceneStatus::GeneratingVideo
+    ) {
+        return Err(ApiError::conflict(format!(
+            "scene `{id}` is being generated"
+        )));
+    }
+    let scenes = s.film.repo.scenes(&slug).await?;
+    let previous = scenes
+        .iter()
+        .filter(|p| p.sequence_number < scene.sequence_number && p.status == SceneStatus::Completed)
+        .max_by_key(|p| p.sequence_number)
+        .and_then(|p| {
+            Some(PreviousScene {
+                scene_id: p.id.clone(),
+                last_frame: p.last_frame_url.clone()?,
+                location: p.location.clone(),
+                time_of_day: p.time_of_day.clone(),
+                characters: p.characters_present.clone(),
+                video: p.generated_video_url.clone(),
+            })
+        });
+    let input = SceneInput {
+        project: slug.clone(),
+        scene_id: id,
+        previous,
+    };
+    let started = start_for_project::<SceneGeneration>(&s, &slug, &input, None).await?;
+    Ok(accepted(RunStarted {
+        run_id: started.run.id,
+    }))
+}

@@ -15,7 +15,7 @@
 use std::collections::{BTreeSet, HashSet};
 use std::future::Future;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -26,10 +26,10 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::committer::CommitResult;
-use crate::engine::Shared;
 use crate::error::{RunError, StepError, WfError};
 use crate::journal::{EntryState, Journal};
 use crate::model::{Cost, EventData, NewEvent, NewRun, RunId, RunRecord, RunStatus};
+use crate::runtime::{Shared, StopFlag, StopReason};
 use crate::store::{AppendOp, SlotOutcome, child_signal_name};
 
 /// How a step is retried. Delays are durable timers: the run sleeps in the database between
@@ -211,12 +211,6 @@ pub(crate) struct Outcome {
     pub next_seq: i64,
 }
 
-/// Why a run's execution should stop.
-pub(crate) const STOP_NONE: u8 = 0;
-pub(crate) const STOP_CANCEL: u8 = 1;
-pub(crate) const STOP_LEASE_LOST: u8 = 2;
-pub(crate) const STOP_SHUTDOWN: u8 = 3;
-
 #[derive(Debug, Default)]
 pub(crate) struct Suspension {
     pub active: bool,
@@ -249,7 +243,7 @@ pub(crate) struct RunInner {
     pub state: Mutex<RunState>,
     /// Fired for cancellation and lost leases; handed to steps.
     pub token: CancellationToken,
-    pub stop: Arc<AtomicU8>,
+    pub stop: Arc<StopFlag>,
 }
 
 /// The workflow context. Cheap to clone; clones share the run.
@@ -300,7 +294,7 @@ impl Ctx {
         journal: Journal,
         budget: Option<i64>,
         token: CancellationToken,
-        stop: Arc<AtomicU8>,
+        stop: Arc<StopFlag>,
     ) -> Self {
         let next_seq = journal.last_seq;
         Ctx {
@@ -353,7 +347,7 @@ impl Ctx {
 
     /// True once the run has been asked to stop.
     pub fn is_cancelled(&self) -> bool {
-        self.inner.stop.load(Ordering::Acquire) == STOP_CANCEL
+        self.inner.stop.get() == Some(StopReason::Cancel)
     }
 
     fn claim_name(&self, name: &str) -> Result<(), WfError> {
@@ -375,11 +369,13 @@ impl Ctx {
         if let Some(f) = &self.lock().fatal {
             return Err(f.clone());
         }
-        match self.inner.stop.load(Ordering::Acquire) {
-            STOP_CANCEL => Err(WfError::Cancelled),
-            STOP_LEASE_LOST => Err(WfError::LeaseLost),
-            STOP_SHUTDOWN => Err(WfError::Engine("the worker is shutting down".into())),
-            _ => Ok(()),
+        match self.inner.stop.get() {
+            Some(StopReason::Cancel) => Err(WfError::Cancelled),
+            Some(StopReason::LeaseLost) => Err(WfError::LeaseLost),
+            Some(StopReason::Shutdown) => {
+                Err(WfError::Engine("the worker is shutting down".into()))
+            }
+            None => Ok(()),
         }
     }
 
@@ -451,7 +447,7 @@ impl Ctx {
         match self.inner.shared.committer.commit(op).await {
             CommitResult::Committed => Ok(()),
             CommitResult::Fenced => {
-                self.inner.stop.store(STOP_LEASE_LOST, Ordering::Release);
+                self.inner.stop.lease_lost();
                 self.inner.token.cancel();
                 Err(self.set_fatal(WfError::LeaseLost))
             }
@@ -638,7 +634,7 @@ impl Ctx {
                 SlotOutcome::Acquired => self.lock().took_slots = true,
                 SlotOutcome::Full => return Err(self.suspend_slot(key, &name)),
                 SlotOutcome::Fenced => {
-                    self.inner.stop.store(STOP_LEASE_LOST, Ordering::Release);
+                    self.inner.stop.lease_lost();
                     return Err(self.set_fatal(WfError::LeaseLost));
                 }
             }
@@ -695,8 +691,8 @@ impl Ctx {
         shared.metrics.record_step(elapsed);
         let duration_ms = elapsed.as_millis() as u64;
         let cost = *cost.lock().unwrap_or_else(|e| e.into_inner());
-        let stop = self.inner.stop.load(Ordering::Acquire);
-        if stop == STOP_LEASE_LOST {
+        let stop = self.inner.stop.get();
+        if stop == Some(StopReason::LeaseLost) {
             return Err(self.set_fatal(WfError::LeaseLost));
         }
         let release = opts.concurrency_key.clone();
@@ -752,7 +748,7 @@ impl Ctx {
                 Ok(value)
             }
             Err(error) => {
-                let cancelled = stop == STOP_CANCEL;
+                let cancelled = stop == Some(StopReason::Cancel);
                 let retry = !cancelled
                     && error.retryable
                     && !policy.non_retryable.contains(&error.kind)
@@ -984,6 +980,7 @@ impl Ctx {
                     .create_run(NewRun {
                         id: RunId::new(),
                         workflow: workflow.to_string(),
+                        exclusive_key: None,
                         idempotency_key: None,
                         scope: self.inner.run.scope.clone(),
                         input,

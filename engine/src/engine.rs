@@ -1,157 +1,27 @@
 //! The engine handle: registry, client API (start, signal, inspect) and admin operations.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
 use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::{Notify, mpsc};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::Notify;
 
 use crate::committer::Committer;
-use crate::context::{STOP_CANCEL, STOP_NONE};
 use crate::error::{EngineError, Result, RunError};
 use crate::journal::{EntryState, Journal, StepView, step_views};
 use crate::metrics::Metrics;
 use crate::model::{
     EventData, EventRecord, NewRun, RunFilter, RunId, RunRecord, RunStatus, usd_to_micros,
 };
-use crate::store::{self, Guard, NewSignal, SignalOutcome, Store, Transition, Wakeups};
+pub use crate::runtime::CancelOutcome;
+use crate::runtime::{EngineConfig, Shared};
+use crate::store::{self, Guard, NewSignal, SignalOutcome, Store, Transition};
 use crate::worker::Worker;
-use crate::workflow::{Erased, ErasedWorkflow, Workflow};
-
-/// Engine settings.
-#[derive(Debug, Clone)]
-pub struct EngineConfig {
-    /// How long a claimed run is leased before another worker may take it over if this
-    /// worker stops heart-beating.
-    pub lease: Duration,
-    /// How often leases are extended (default: a third of the lease).
-    pub heartbeat: Option<Duration>,
-    /// How often an idle worker looks for due runs when nothing wakes it.
-    pub poll_interval: Duration,
-    /// Largest step result the journal accepts, in bytes of JSON.
-    pub max_result_bytes: usize,
-    /// Tasks committing checkpoint batches concurrently. One is best on a single disk: every
-    /// commit waits for the WAL flush, and a second batch in flight splits the first.
-    pub committers: usize,
-    /// Most checkpoints in one commit.
-    pub max_batch: usize,
-    /// Longest a checkpoint waits for others to share its commit (it goes out at once when
-    /// every executing run has one waiting).
-    pub commit_delay: Duration,
-    /// How long a cancelled step may take to stop before it is dropped.
-    pub cancel_grace: Duration,
-    /// How long a stopping worker waits for its runs to reach a checkpoint.
-    pub shutdown_grace: Duration,
-    /// Database connections (Postgres).
-    pub pool_size: u32,
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        EngineConfig {
-            lease: Duration::from_secs(15),
-            heartbeat: None,
-            poll_interval: Duration::from_secs(1),
-            max_result_bytes: 256 * 1024,
-            committers: 1,
-            max_batch: 512,
-            commit_delay: Duration::from_millis(1),
-            cancel_grace: Duration::from_secs(5),
-            shutdown_grace: Duration::from_secs(10),
-            pool_size: 24,
-        }
-    }
-}
-
-impl EngineConfig {
-    pub(crate) fn heartbeat_every(&self) -> Duration {
-        self.heartbeat.unwrap_or(self.lease / 3)
-    }
-}
-
-pub(crate) struct RunHandle {
-    pub worker: Arc<str>,
-    pub epoch: i64,
-    pub token: CancellationToken,
-    pub stop: Arc<AtomicU8>,
-}
-
-impl RunHandle {
-    pub(crate) fn stop(&self, reason: u8) {
-        // The first reason wins: a run cancelled by a person is not "lost" afterwards.
-        let _ = self
-            .stop
-            .compare_exchange(STOP_NONE, reason, Ordering::AcqRel, Ordering::Acquire);
-        if reason != crate::context::STOP_SHUTDOWN {
-            self.token.cancel();
-        }
-    }
-}
-
-pub(crate) struct Shared {
-    pub store: Arc<dyn Store>,
-    pub committer: Committer,
-    pub config: EngineConfig,
-    pub metrics: Arc<Metrics>,
-    pub workflows: RwLock<HashMap<String, Arc<dyn ErasedWorkflow>>>,
-    pub wake: Arc<Notify>,
-    pub active: Mutex<HashMap<RunId, RunHandle>>,
-    /// Runs executing in this process (all workers); the committer reads it.
-    pub executing: Arc<AtomicUsize>,
-    listening: AtomicBool,
-}
-
-impl Shared {
-    pub(crate) fn workflow(&self, name: &str) -> Option<Arc<dyn ErasedWorkflow>> {
-        self.workflows
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-            .cloned()
-    }
-
-    pub(crate) fn stop_local(&self, run: RunId, reason: u8) -> bool {
-        let active = self.active.lock().unwrap_or_else(|e| e.into_inner());
-        match active.get(&run) {
-            Some(h) => {
-                h.stop(reason);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Start the database's wake-ups once per process.
-    pub(crate) async fn ensure_listening(self: &Arc<Self>) {
-        if self.listening.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let (tx, mut rx) = mpsc::unbounded_channel::<RunId>();
-        let weak = Arc::downgrade(self);
-        tokio::spawn(async move {
-            while let Some(id) = rx.recv().await {
-                let Some(shared) = weak.upgrade() else { break };
-                shared.stop_local(id, STOP_CANCEL);
-            }
-        });
-        if let Err(e) = self
-            .store
-            .listen(Wakeups {
-                wake: self.wake.clone(),
-                cancel: tx,
-            })
-            .await
-        {
-            tracing::warn!(error = %e, "could not LISTEN for wake-ups; workers will poll");
-            self.listening.store(false, Ordering::Release);
-        }
-    }
-}
+use crate::workflow::{Registry, Workflow};
 
 /// Options for starting a run.
 #[derive(Debug, Clone, Default)]
@@ -221,19 +91,11 @@ pub struct Blocked {
     pub message: String,
 }
 
-/// Outcome of a cancellation.
-#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
-pub struct CancelOutcome {
-    /// Runs cancelled at once (they were not executing).
-    pub cancelled: Vec<RunId>,
-    /// Runs executing now, asked to stop at their next step.
-    pub requested: Vec<RunId>,
-}
-
 /// The engine. Cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
     pub(crate) shared: Arc<Shared>,
+    registry: Arc<Registry>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -270,12 +132,12 @@ impl Engine {
                 committer,
                 config,
                 metrics,
-                workflows: RwLock::new(HashMap::new()),
                 wake: Arc::new(Notify::new()),
                 active: Mutex::new(HashMap::new()),
                 executing,
                 listening: AtomicBool::new(false),
             }),
+            registry: Arc::new(Registry::default()),
         }
     }
 
@@ -296,31 +158,18 @@ impl Engine {
 
     /// Register a workflow so that workers of this engine can execute its runs.
     pub fn register<W: Workflow>(&self, workflow: W) -> &Self {
-        self.shared
-            .workflows
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(W::NAME.to_string(), Arc::new(Erased(Arc::new(workflow))));
+        self.registry.insert(workflow);
         self
     }
 
     /// Registered workflow names, sorted.
     pub fn workflows(&self) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .shared
-            .workflows
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .cloned()
-            .collect();
-        v.sort();
-        v
+        self.registry.names()
     }
 
     /// A worker that executes this engine's runs; see [`Worker::run`].
     pub fn worker(&self) -> Worker {
-        Worker::new(self.shared.clone())
+        Worker::new(self.shared.clone(), self.registry.clone())
     }
 
     /// Start a run of `W`.
@@ -334,13 +183,14 @@ impl Engine {
     }
 
     /// Start a run by workflow name with a JSON input.
+    #[tracing::instrument(level = "debug", skip(self, input, opts), fields(key = opts.idempotency_key.as_deref()))]
     pub async fn start_raw(
         &self,
         workflow: &str,
         input: Value,
         opts: StartOptions,
     ) -> Result<Started> {
-        let Some(w) = self.shared.workflow(workflow) else {
+        let Some(w) = self.registry.get(workflow) else {
             return Err(EngineError::UnknownWorkflow(workflow.to_string()));
         };
         w.check_input(&input).map_err(|e| {
@@ -362,12 +212,15 @@ impl Engine {
         }
         let now = Utc::now();
         let id = opts.id.unwrap_or_default();
+        let exclusive_key = w.exclusive_key(&input);
+        let asked_key = opts.idempotency_key.clone();
         let (run, created) = self
             .shared
             .store
             .create_run(NewRun {
                 id,
                 workflow: workflow.to_string(),
+                exclusive_key: exclusive_key.clone(),
                 idempotency_key: opts.idempotency_key,
                 scope: opts.scope,
                 input,
@@ -382,11 +235,22 @@ impl Engine {
         if created {
             self.shared.wake.notify_waiters();
         }
+        let same_request =
+            run.id == id || (asked_key.is_some() && run.idempotency_key == asked_key);
+        if !same_request {
+            return Err(EngineError::Conflict(format!(
+                "a `{workflow}` run for `{}` is already under way: run {} ({}); wait for it, or cancel it first",
+                exclusive_key.unwrap_or_default(),
+                run.id,
+                run.status.as_str()
+            )));
+        }
         Ok(Started { run, created })
     }
 
     /// Deliver a signal to a run (`target`) or to whichever runs wait for `name`. A second
     /// signal with the same target, name and `event_key` is dropped.
+    #[tracing::instrument(level = "debug", skip(self, payload))]
     pub async fn signal(
         &self,
         target: Option<RunId>,
@@ -543,62 +407,13 @@ impl Engine {
 
     /// Cancel a run and its descendants. Runs that are not executing are cancelled at once;
     /// executing ones are asked to stop (their running step sees its cancellation token).
+    #[tracing::instrument(skip(self))]
     pub async fn cancel(&self, id: RunId, reason: &str) -> Result<CancelOutcome> {
-        let run = self.get(id).await?;
-        if run.status.is_terminal() {
-            return Err(EngineError::Conflict(format!(
-                "run {id} is already {}; there is nothing to cancel",
-                run.status
-            )));
-        }
-        let mut out = CancelOutcome::default();
-        for rid in self.shared.store.descendants(id).await? {
-            if self.cancel_one(rid, reason).await? {
-                out.cancelled.push(rid);
-            } else if self.shared.store.request_cancel(rid, reason).await? {
-                self.shared.stop_local(rid, STOP_CANCEL);
-                out.requested.push(rid);
-            } else if let Some(r) = self.shared.store.get_run(rid).await?
-                && !r.status.is_terminal()
-            {
-                // It changed state between the two attempts; try once more.
-                if self.cancel_one(rid, reason).await? {
-                    out.cancelled.push(rid);
-                } else if self.shared.store.request_cancel(rid, reason).await? {
-                    self.shared.stop_local(rid, STOP_CANCEL);
-                    out.requested.push(rid);
-                }
-            }
-        }
-        self.shared.wake.notify_waiters();
-        Ok(out)
-    }
-
-    async fn cancel_one(&self, id: RunId, reason: &str) -> Result<bool> {
-        let parent = self.get(id).await?.parent_id;
-        let mut t = Transition::new(
-            id,
-            Guard::Status(vec![
-                RunStatus::Pending,
-                RunStatus::Waiting,
-                RunStatus::Sleeping,
-            ]),
-            RunStatus::Cancelled,
-            Utc::now(),
-        );
-        t.error = Some(RunError::new("cancelled", reason));
-        t.events = vec![(
-            None,
-            EventData::RunCancelled {
-                reason: reason.to_string(),
-            },
-        )];
-        t.bump_epoch = true;
-        t.parent = parent;
-        self.shared.store.transition(t).await
+        self.shared.cancel_tree(id, reason).await
     }
 
     /// Run a failed step again, with a fresh attempt budget; the run continues from there.
+    #[tracing::instrument(skip(self))]
     pub async fn retry_step(&self, id: RunId, step: &str, reason: &str) -> Result<()> {
         let run = self.get(id).await?;
         let events = self.shared.store.events(id).await?;
@@ -649,6 +464,7 @@ impl Engine {
 
     /// Reset a run to a step: that step and everything journaled after it runs again. The run
     /// must not be executing at this moment (cancel it first, or reset while it waits).
+    #[tracing::instrument(skip(self))]
     pub async fn reset_to_step(&self, id: RunId, step: &str, reason: &str) -> Result<()> {
         let run = self.get(id).await?;
         if run.status == RunStatus::Running {
@@ -695,6 +511,7 @@ impl Engine {
     /// Re-drive a failed run: retry the step its error names if that step failed, otherwise
     /// run it again from its journal (for failures outside steps, such as an exhausted budget
     /// that has since been raised).
+    #[tracing::instrument(skip(self))]
     pub async fn resume(&self, id: RunId, reason: &str) -> Result<()> {
         let run = self.get(id).await?;
         if run.status != RunStatus::Failed {
@@ -733,6 +550,7 @@ impl Engine {
     }
 
     /// Re-drive every failed top-level run of a workflow. Returns the runs re-driven.
+    #[tracing::instrument(skip(self))]
     pub async fn redrive_failed(&self, workflow: &str, reason: &str) -> Result<Vec<RunId>> {
         let mut out = vec![];
         let mut before = None;
@@ -758,6 +576,7 @@ impl Engine {
     }
 
     /// Set or remove a top-level run's budget (dollars).
+    #[tracing::instrument(skip(self))]
     pub async fn set_budget(&self, id: RunId, usd: Option<f64>) -> Result<()> {
         let run = self.get(id).await?;
         if run.parent_id.is_some() {
@@ -782,6 +601,7 @@ impl Engine {
 
     /// Allow at most `max` steps with concurrency key `key` to run at once, across every worker
     /// on this database (`None` removes the limit).
+    #[tracing::instrument(skip(self))]
     pub async fn set_concurrency_limit(&self, key: &str, max: Option<u32>) -> Result<()> {
         if key.is_empty() || key.len() > 100 {
             return Err(EngineError::Invalid(

@@ -249,6 +249,23 @@ impl WfError {
     }
 }
 
+impl From<sqlx::Error> for EngineError {
+    fn from(e: sqlx::Error) -> Self {
+        // Reviving a run (retry, reset, re-drive) while another run holds its exclusive key is
+        // refused by the database's `runs_exclusive` index: a conflict, not a failure.
+        if let sqlx::Error::Database(d) = &e
+            && d.is_unique_violation()
+            && (d.constraint() == Some("runs_exclusive") || d.message().contains("exclusive_key"))
+        {
+            return EngineError::Conflict(
+                "another run of this workflow with the same key is under way; wait for it or cancel it first"
+                    .into(),
+            );
+        }
+        EngineError::Database(e)
+    }
+}
+
 impl From<EngineError> for WfError {
     fn from(e: EngineError) -> Self {
         WfError::Engine(e.to_string())
@@ -261,7 +278,7 @@ impl From<EngineError> for WfError {
 pub enum EngineError {
     /// The database failed.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     /// Migrations could not be applied.
     #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),

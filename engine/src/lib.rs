@@ -31,19 +31,21 @@ mod error;
 mod journal;
 mod metrics;
 mod model;
+mod runtime;
 pub mod store;
 mod worker;
 mod workflow;
 
+#[cfg(feature = "bench")]
 pub mod bench;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 pub use context::{
     Attempt, Bounded, ChildHandle, Ctx, RetryPolicy, StepCtx, StepOptions, join_all, join2, join3,
 };
 pub use engine::{
-    Blocked, CancelOutcome, Engine, EngineConfig, MAX_CONCURRENCY_LIMIT, RunDetail, StartOptions,
-    Started,
+    Blocked, CancelOutcome, Engine, MAX_CONCURRENCY_LIMIT, RunDetail, StartOptions, Started,
 };
 pub use error::{EngineError, Result, RunError, StepError, WfError};
 pub use journal::{StepView, step_views};
@@ -52,6 +54,7 @@ pub use model::{
     Cost, EventData, EventRecord, NewEvent, NewRun, RunFilter, RunId, RunRecord, RunStatus,
     SignalRecord, usd_to_micros,
 };
+pub use runtime::EngineConfig;
 pub use store::{PgStore, SignalOutcome, SqliteStore, Store};
 pub use worker::Worker;
 pub use workflow::Workflow;

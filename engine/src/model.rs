@@ -466,6 +466,8 @@ pub struct NewRun {
     pub workflow: String,
     /// Idempotency key.
     pub idempotency_key: Option<String>,
+    /// At most one active run of this workflow has this key ([`crate::Workflow::exclusive_key`]).
+    pub exclusive_key: Option<String>,
     /// Grouping.
     pub scope: Option<String>,
     /// Input.

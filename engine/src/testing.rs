@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use sqlx::Connection;
 
-use crate::engine::EngineConfig;
 use crate::error::Result;
+use crate::runtime::EngineConfig;
 
 /// The Postgres server tests use (a maintenance database on it).
 pub fn postgres_admin_url() -> String {

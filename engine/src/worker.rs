@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -17,22 +17,24 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::context::{Ctx, STOP_CANCEL, STOP_LEASE_LOST, STOP_SHUTDOWN};
-use crate::engine::{RunHandle, Shared};
+use crate::context::Ctx;
 use crate::error::{Result, RunError, WfError};
 use crate::journal::Journal;
 use crate::model::{EventData, RunId, RunRecord, RunStatus};
+use crate::runtime::{RunHandle, Shared, StopFlag, StopReason};
 use crate::store::{Claimed, Guard, Transition};
+use crate::workflow::Registry;
 
 struct Ready {
     claimed: Claimed,
     token: CancellationToken,
-    stop: Arc<AtomicU8>,
+    stop: Arc<StopFlag>,
 }
 
 /// A worker (see the module docs). Build it with [`crate::Engine::worker`].
 pub struct Worker {
     shared: Arc<Shared>,
+    registry: Arc<Registry>,
     id: Arc<str>,
     concurrency: usize,
 }
@@ -76,7 +78,7 @@ fn owner_is_dead_local(owner: &str, host: &str) -> bool {
 }
 
 impl Worker {
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, registry: Arc<Registry>) -> Self {
         let id = format!(
             "{}:{}:{:04x}",
             hostname(),
@@ -85,6 +87,7 @@ impl Worker {
         );
         Worker {
             shared,
+            registry,
             id: id.into(),
             concurrency: 32,
         }
@@ -103,6 +106,7 @@ impl Worker {
 
     /// Execute runs until `shutdown` fires, then stop claiming, let running runs reach a
     /// checkpoint (up to the configured grace), and hand the rest back for other workers.
+    #[tracing::instrument(name = "worker", skip_all, fields(id = %self.id))]
     pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
         let shared = self.shared.clone();
         shared.ensure_listening().await;
@@ -211,7 +215,7 @@ impl Worker {
     fn register(&self, claimed: Claimed) -> Ready {
         self.shared.metrics.claims.fetch_add(1, Ordering::Relaxed);
         let token = CancellationToken::new();
-        let stop = Arc::new(AtomicU8::new(0));
+        let stop = Arc::new(StopFlag::default());
         self.shared
             .active
             .lock()
@@ -243,6 +247,7 @@ impl Worker {
             let Some(r) = ready.pop_front() else { return };
             running.fetch_add(1, Ordering::AcqRel);
             let shared = self.shared.clone();
+            let registry = self.registry.clone();
             let id = r.claimed.run.id;
             let span = tracing::info_span!("run", run_id = %id, workflow = %r.claimed.run.workflow);
             let slot = Slot {
@@ -263,7 +268,7 @@ impl Worker {
                         }
                     }
                     let _done = Done(shared.clone(), id);
-                    execute(shared, r.claimed, r.token, r.stop, &slot).await;
+                    execute(shared, registry, r.claimed, r.token, r.stop, &slot).await;
                 },
                 span,
             ));
@@ -299,7 +304,7 @@ impl Worker {
                 .iter()
                 .filter(|(_, h)| h.worker == self.id)
                 .map(|(id, h)| {
-                    h.stop(STOP_SHUTDOWN);
+                    h.stop(StopReason::Shutdown);
                     *id
                 })
                 .collect()
@@ -363,12 +368,12 @@ async fn heartbeat_loop(shared: Arc<Shared>, worker: Arc<str>, stop: Cancellatio
                     held.iter().map(|(id, _)| *id).collect();
                 for (id, reason) in &held {
                     if reason.is_some() {
-                        shared.stop_local(*id, STOP_CANCEL);
+                        shared.stop_local(*id, StopReason::Cancel);
                     }
                 }
                 for id in mine.iter().filter(|id| !held_ids.contains(id)) {
                     tracing::warn!(worker = %worker, run = %id, "lease lost; stopping the run here");
-                    shared.stop_local(*id, STOP_LEASE_LOST);
+                    shared.stop_local(*id, StopReason::LeaseLost);
                 }
             }
             Err(e) => tracing::warn!(worker = %worker, error = %e, "heartbeat failed"),
@@ -443,9 +448,10 @@ impl Drop for Slot {
 /// Execute one claimed run until it completes, fails, suspends or is stopped.
 pub(crate) async fn execute(
     shared: Arc<Shared>,
+    registry: Arc<Registry>,
     claimed: Claimed,
     token: CancellationToken,
-    stop: Arc<AtomicU8>,
+    stop: Arc<StopFlag>,
     slot: &Slot,
 ) {
     let run = claimed.run;
@@ -467,7 +473,7 @@ pub(crate) async fn execute(
         return;
     }
 
-    let Some(wf) = shared.workflow(&run.workflow) else {
+    let Some(wf) = registry.get(&run.workflow) else {
         let error = RunError::new(
             "unknown_workflow",
             format!(
@@ -551,13 +557,13 @@ pub(crate) async fn execute(
     } = ctx.take_outcome();
     drop(ctx);
     let now = Utc::now();
-    let stop_reason = stop.load(Ordering::Acquire);
+    let stop_reason = stop.get();
 
-    if stop_reason == STOP_LEASE_LOST || matches!(fatal, Some(WfError::LeaseLost)) {
+    if stop_reason == Some(StopReason::LeaseLost) || matches!(fatal, Some(WfError::LeaseLost)) {
         tracing::warn!(run = %run.id, "lease lost during execution; another worker owns the run");
         return;
     }
-    if stop_reason == STOP_SHUTDOWN {
+    if stop_reason == Some(StopReason::Shutdown) {
         let _ = release(
             &shared,
             run.id,
@@ -580,7 +586,7 @@ pub(crate) async fn execute(
         .await;
         return;
     }
-    if stop_reason == STOP_CANCEL || matches!(result, Err(WfError::Cancelled)) {
+    if stop_reason == Some(StopReason::Cancel) || matches!(result, Err(WfError::Cancelled)) {
         let reason = shared
             .store
             .get_run(run.id)
@@ -712,10 +718,7 @@ pub(crate) async fn execute(
                 if let Ok(Some(r)) = shared.store.get_run(id).await
                     && !r.status.is_terminal()
                 {
-                    let engine = crate::Engine {
-                        shared: shared.clone(),
-                    };
-                    let _ = engine.cancel(id, "the parent run failed").await;
+                    let _ = shared.cancel_tree(id, "the parent run failed").await;
                 }
             }
         }

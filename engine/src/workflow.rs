@@ -1,7 +1,8 @@
 //! Workflows: named async functions of a [`Ctx`] and a typed input.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use futures::future::BoxFuture;
 use serde::de::DeserializeOwned;
@@ -33,6 +34,14 @@ pub trait Workflow: Send + Sync + 'static {
     type Input: Serialize + DeserializeOwned + Send + Sync + 'static;
     /// Output (stored as JSON when the run completes).
     type Output: Serialize + DeserializeOwned + Send + 'static;
+    /// Runs whose inputs give the same key never overlap: starting one while another is
+    /// pending, running, waiting or sleeping is refused with [`crate::EngineError::Conflict`],
+    /// however it is started (the API's own routes or `POST /api/runs`). `None` (the default):
+    /// any number at once. Child runs are not checked; their parent already is.
+    fn exclusive_key(_input: &Self::Input) -> Option<String> {
+        None
+    }
+
     /// The workflow's body.
     fn run(
         &self,
@@ -46,6 +55,9 @@ pub(crate) trait ErasedWorkflow: Send + Sync {
     /// input is refused at the door instead of failing the run later).
     fn check_input(&self, input: &Value) -> Result<(), String>;
 
+    /// [`Workflow::exclusive_key`] of a JSON input that fits.
+    fn exclusive_key(&self, input: &Value) -> Option<String>;
+
     fn call(&self, ctx: Ctx, input: Value) -> BoxFuture<'static, Result<Value, WfError>>;
 }
 
@@ -56,6 +68,12 @@ impl<W: Workflow> ErasedWorkflow for Erased<W> {
         W::Input::deserialize(input)
             .map(|_| ())
             .map_err(|e| e.to_string())
+    }
+
+    fn exclusive_key(&self, input: &Value) -> Option<String> {
+        W::Input::deserialize(input)
+            .ok()
+            .and_then(|i| W::exclusive_key(&i))
     }
 
     fn call(&self, ctx: Ctx, input: Value) -> BoxFuture<'static, Result<Value, WfError>> {
@@ -72,5 +90,39 @@ impl<W: Workflow> ErasedWorkflow for Erased<W> {
                 WfError::failed("serialization", format!("the workflow's output: {e}"))
             })
         })
+    }
+}
+
+/// The workflows an engine's workers execute, by name.
+#[derive(Default)]
+pub(crate) struct Registry(RwLock<HashMap<String, Arc<dyn ErasedWorkflow>>>);
+
+impl Registry {
+    pub(crate) fn insert<W: Workflow>(&self, workflow: W) {
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(W::NAME.to_string(), Arc::new(Erased(Arc::new(workflow))));
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<Arc<dyn ErasedWorkflow>> {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// Names, sorted.
+    pub(crate) fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        v.sort();
+        v
     }
 }

@@ -282,6 +282,20 @@ impl Workflow for Waiter {
     }
 }
 
+/// One active run per project: waits for `go`.
+struct Exclusive;
+impl Workflow for Exclusive {
+    const NAME: &'static str = "t.exclusive";
+    type Input = String;
+    type Output = Option<Value>;
+    fn exclusive_key(project: &String) -> Option<String> {
+        Some(project.clone())
+    }
+    async fn run(&self, ctx: Ctx, _project: String) -> Result<Option<Value>, WfError> {
+        ctx.wait_signal("go", "go", None).await
+    }
+}
+
 struct Fan(Arc<Probe>);
 impl Workflow for Fan {
     const NAME: &'static str = "t.fan";
@@ -421,6 +435,7 @@ fn register_all(e: &Engine, p: &Arc<Probe>) {
         .register(Looping(p.clone()))
         .register(Verifying(p.clone()))
         .register(Waiter)
+        .register(Exclusive)
         .register(Fan(p.clone()))
         .register(Child)
         .register(Parent)
@@ -1117,4 +1132,64 @@ conformance!(
     large_results_are_refused,
     duplicate_step_names_are_refused,
     stale_lease_holders_are_fenced,
+    exclusive_runs_never_overlap,
 );
+
+/// Runs with the same exclusive key never overlap, however they are started; the key frees up
+/// when the run finishes, and idempotent starts still return their first run.
+async fn exclusive_runs_never_overlap(h: H) {
+    let opts = |k: Option<&str>| StartOptions {
+        idempotency_key: k.map(String::from),
+        ..Default::default()
+    };
+    let first = h
+        .engine
+        .start::<Exclusive>(&"alpha".to_string(), opts(Some("first")))
+        .await
+        .unwrap();
+    assert!(first.created);
+    // A second start for the same project, by name or by type, is refused with the holder.
+    for e in [
+        h.engine
+            .start_raw("t.exclusive", json!("alpha"), opts(None))
+            .await
+            .unwrap_err(),
+        h.engine
+            .start::<Exclusive>(&"alpha".to_string(), opts(Some("second")))
+            .await
+            .unwrap_err(),
+    ] {
+        match e {
+            EngineError::Conflict(m) => {
+                assert!(m.contains(&first.run.id.to_string()), "{m}")
+            }
+            other => panic!("expected a conflict, got {other}"),
+        }
+    }
+    // The same request again is still idempotent; another project is free.
+    let again = h
+        .engine
+        .start::<Exclusive>(&"alpha".to_string(), opts(Some("first")))
+        .await
+        .unwrap();
+    assert_eq!((again.run.id, again.created), (first.run.id, false));
+    let beta = start::<Exclusive>(&h, "beta".to_string()).await;
+    // Twenty starts at once for one project: exactly one is created.
+    let gamma = "gamma".to_string();
+    let racers = futures::future::join_all(
+        (0..20).map(|_| h.engine.start::<Exclusive>(&gamma, StartOptions::default())),
+    )
+    .await;
+    assert_eq!(racers.iter().filter(|r| r.is_ok()).count(), 1);
+    // Once the holder finishes, the key is free again.
+    h.engine
+        .signal(Some(first.run.id), "go", None, json!(1))
+        .await
+        .unwrap();
+    h.engine.wait_for(first.run.id, WAIT).await.unwrap();
+    let next = start::<Exclusive>(&h, "alpha".to_string()).await;
+    assert_ne!(next, first.run.id);
+    for id in [next, beta] {
+        h.engine.cancel(id, "done").await.unwrap();
+    }
+}

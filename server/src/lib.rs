@@ -57,7 +57,7 @@ pub async fn build_with(
     for (key, max) in &config.concurrency {
         engine.set_concurrency_limit(key, Some(*max)).await?;
     }
-    let db = FilmDb::from_pools(engine.store().pools());
+    let db = FilmDb::of(&engine);
     if settings.public_url.is_none() {
         settings.public_url = config.public_url.clone();
     }

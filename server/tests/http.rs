@@ -1349,3 +1349,50 @@ async fn a_video_webhook_delivered_twice_and_out_of_order_has_one_effect() {
     );
     s.stop().await;
 }
+
+/// However a qualification is started (its own route or `POST /api/runs`), a project has one at
+/// a time; the second is refused with 409 naming the first, and the key frees up when it ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_qualification_per_project_however_it_is_started() {
+    let s = TestServer::start(Db::Sqlite, ProviderSettings::default(), &[]).await;
+    let slug = "only-once";
+    create_project(&s, slug, &mini_gather(1)).await;
+    let start =
+        json!({"workflow": "film.qualify", "input": {"project": slug, "edit_window_secs": 3600}});
+    let (st, first) = s.post("/api/runs", start.clone()).await;
+    assert_eq!(st, StatusCode::CREATED, "{first}");
+    let id = first["run"]["id"].as_str().unwrap().to_string();
+    let (st, second) = s.post("/api/runs", start.clone()).await;
+    assert_eq!(st, StatusCode::CONFLICT, "{second}");
+    assert!(
+        second["error"]["message"].as_str().unwrap().contains(&id),
+        "{second}"
+    );
+    let (st, by_route) = s
+        .post(
+            &format!("/api/projects/{slug}/qualify"),
+            json!({"force": true}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{by_route}");
+    let runs = s.get("/api/runs?workflow=film.qualify").await;
+    let active: Vec<_> = runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| !["completed", "failed", "cancelled"].contains(&r["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(active.len(), 1, "{runs}");
+    // Cancelled, it frees the project for the next one.
+    let (st, v) = s
+        .admin(Method::POST, &format!("/api/admin/runs/{id}/cancel"), None)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    wait_until("the cancellation", Duration::from_secs(30), || async {
+        s.get(&format!("/api/runs/{id}")).await["run"]["status"] == "cancelled"
+    })
+    .await;
+    let (st, v) = s.post("/api/runs", start).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    s.stop().await;
+}

@@ -293,7 +293,7 @@ pub async fn film(
         },
     )
     .await?;
-    let db = slate_workflows::db::FilmDb::from_pools(engine.store().pools());
+    let db = slate_workflows::db::FilmDb::of(&engine);
     let blobs = slate_activities::Blobs::local(data.join("blobs"), None)?;
     let env_num = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<f64>().ok());
     let mut studio = slate_activities::Studio::build(

@@ -175,7 +175,13 @@ macro_rules! bind_all {
 }
 
 impl FilmDb {
-    /// The engine's database.
+    /// The film tables live in the engine's database (one migration sequence, decision 0006),
+    /// reached through the engine's own connection pools.
+    pub fn of(engine: &slate_engine::Engine) -> Self {
+        Self::from_pools(engine.store().pools())
+    }
+
+    /// The engine's database, from its pools.
     pub fn from_pools(p: SqlPools) -> Self {
         match p {
             SqlPools::Postgres(p) => FilmDb::Pg(p),

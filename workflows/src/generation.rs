@@ -1031,6 +1031,11 @@ impl Workflow for SceneGeneration {
     type Input = SceneInput;
     type Output = SceneOutput;
 
+    /// One generation of a scene at a time.
+    fn exclusive_key(input: &SceneInput) -> Option<String> {
+        Some(input.scene_id.clone())
+    }
+
     async fn run(&self, ctx: Ctx, input: SceneInput) -> Result<SceneOutput, WfError> {
         match self.body(&ctx, &input).await {
             Ok(v) => Ok(v),
@@ -1248,6 +1253,11 @@ impl Workflow for FilmGeneration {
     type Input = FilmInput;
     type Output = FilmOutput;
 
+    /// One film of a project at a time.
+    fn exclusive_key(input: &FilmInput) -> Option<String> {
+        Some(input.project.to_string())
+    }
+
     async fn run(&self, ctx: Ctx, input: FilmInput) -> Result<FilmOutput, WfError> {
         match self.body(&ctx, &input.project).await {
             Ok(v) => Ok(v),
@@ -1300,6 +1310,11 @@ impl Workflow for Production {
     const NAME: &'static str = "film.produce";
     type Input = ProduceInput;
     type Output = ProduceOutput;
+
+    /// One production of a project at a time.
+    fn exclusive_key(input: &ProduceInput) -> Option<String> {
+        Some(input.project.to_string())
+    }
 
     async fn run(&self, ctx: Ctx, input: ProduceInput) -> Result<ProduceOutput, WfError> {
         let q_in = crate::qualification::QualifyInput {

@@ -783,6 +783,11 @@ impl Workflow for Qualification {
     type Input = QualifyInput;
     type Output = QualifyOutput;
 
+    /// One qualification of a project at a time, however it is started.
+    fn exclusive_key(input: &QualifyInput) -> Option<String> {
+        Some(input.project.to_string())
+    }
+
     async fn run(&self, ctx: Ctx, input: QualifyInput) -> Result<QualifyOutput, WfError> {
         let slug = input.project;
         let window = input
@@ -812,6 +817,7 @@ pub async fn readiness(f: &Film, slug: &Slug) -> crate::error::Result<Vec<Depart
 /// The one readiness gate, for every way a qualification starts (`/qualify`, `/produce`, the
 /// demo): every department at [`READY_SCORE`] or more, unless `force`. The refusal names each
 /// department short of it and what it misses, in plain words.
+#[tracing::instrument(skip(f), fields(project = %slug))]
 pub async fn gate(f: &Film, slug: &Slug, force: bool) -> crate::error::Result<()> {
     if force {
         return Ok(());
@@ -853,6 +859,7 @@ pub struct Reopened {
 /// a qualification run is active, and after a qualification completed (its scenes would be
 /// lost: start a new project, or edit the qualified data). A production run waiting on the
 /// failed qualification is cancelled, since it could only wait forever.
+#[tracing::instrument(skip(f, engine), fields(project = %slug))]
 pub async fn reopen_gather(
     f: &Film,
     engine: &slate_engine::Engine,

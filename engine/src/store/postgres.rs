@@ -276,8 +276,8 @@ impl Store for PgStore {
         let row = sqlx::query(
             "WITH ins AS (
                 INSERT INTO runs (id, workflow, idempotency_key, scope, input, status, parent_id, parent_step,
-                                  root_id, budget_micros, ready_at, created_at, updated_at)
-                VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, $10, $11, $11)
+                                  root_id, budget_micros, ready_at, created_at, updated_at, exclusive_key)
+                VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, $10, $11, $11, $13)
                 ON CONFLICT DO NOTHING
                 RETURNING id
              ), ev AS (
@@ -300,19 +300,28 @@ impl Store for PgStore {
         .bind(run.ready_at)
         .bind(run.now)
         .bind(created)
+        .bind(&run.exclusive_key)
         .fetch_optional(&self.pool)
         .await?;
         let created = row.is_some();
+        // This run, or the one that kept it from being created: the same idempotency key or
+        // parent step first, else the active run holding the exclusive key.
         let existing = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {RUN_COLUMNS} FROM runs WHERE id = $1
                 OR ($2::text IS NOT NULL AND idempotency_key = $2)
                 OR ($3::uuid IS NOT NULL AND parent_id = $3 AND parent_step = $4)
+                OR ($5::text IS NOT NULL AND workflow = $6 AND exclusive_key = $5
+                    AND status IN ('pending','running','waiting','sleeping'))
+             ORDER BY (id = $1) DESC, ($2::text IS NOT NULL AND idempotency_key IS NOT DISTINCT FROM $2) DESC,
+                      ($3::uuid IS NOT NULL AND parent_id IS NOT DISTINCT FROM $3) DESC
              LIMIT 1"
         )))
         .bind(run.id.0)
         .bind(&run.idempotency_key)
         .bind(run.parent_id.map(|p| p.0))
         .bind(&run.parent_step)
+        .bind(&run.exclusive_key)
+        .bind(&run.workflow)
         .fetch_one(&self.pool)
         .await?;
         Ok((run_from_row(&existing)?, created))

@@ -227,8 +227,8 @@ impl Store for SqliteStore {
         let mut tx = self.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO runs (id, workflow, idempotency_key, scope, input, status, parent_id, parent_step,
-                               root_id, budget_micros, ready_at, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?8, ?9, ?10, ?11, ?11)
+                               root_id, budget_micros, ready_at, created_at, updated_at, exclusive_key)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12)
              ON CONFLICT DO NOTHING",
         )
         .bind(run.id.to_string())
@@ -242,6 +242,7 @@ impl Store for SqliteStore {
         .bind(run.budget_micros)
         .bind(ms(run.ready_at))
         .bind(ms(run.now))
+        .bind(&run.exclusive_key)
         .execute(&mut *tx)
         .await?
         .rows_affected()
@@ -263,12 +264,18 @@ impl Store for SqliteStore {
             "SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1
                 OR (?2 IS NOT NULL AND idempotency_key = ?2)
                 OR (?3 IS NOT NULL AND parent_id = ?3 AND parent_step = ?4)
+                OR (?5 IS NOT NULL AND workflow = ?6 AND exclusive_key = ?5
+                    AND status IN ('pending','running','waiting','sleeping'))
+             ORDER BY (id = ?1) DESC, (?2 IS NOT NULL AND idempotency_key IS ?2) DESC,
+                      (?3 IS NOT NULL AND parent_id IS ?3) DESC
              LIMIT 1"
         )))
         .bind(run.id.to_string())
         .bind(&run.idempotency_key)
         .bind(run.parent_id.map(|p| p.to_string()))
         .bind(&run.parent_step)
+        .bind(&run.exclusive_key)
+        .bind(&run.workflow)
         .fetch_one(&mut *tx)
         .await?;
         let rec = run_from_row(&row)?;

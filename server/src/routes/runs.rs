@@ -92,7 +92,7 @@ impl utoipa::ToSchema for StartRun {
     responses(
         (status = 201, description = "Started", body = Started),
         (status = 200, description = "A run with this idempotency key exists: that run", body = Started),
-        (status = 409, description = "The workflow does not allow this start now", body = ErrorBody),
+        (status = 409, description = "Another run of this workflow holds the same key (one qualification, film or production per project, one generation per scene, at a time): the message names it", body = ErrorBody),
         (status = 422, description = "Unknown workflow, or input that does not fit it", body = ErrorBody),
     ))]
 async fn start_run(

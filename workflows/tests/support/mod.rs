@@ -60,7 +60,7 @@ pub fn quick_config() -> FilmConfig {
 pub async fn bench(postgres: bool, tweak: impl FnOnce(&mut Studio)) -> Bench {
     let url = database(postgres).await;
     let engine = Engine::connect(&url, test_config()).await.unwrap();
-    let db = FilmDb::from_pools(engine.store().pools());
+    let db = FilmDb::of(&engine);
     let blobs = Blobs::local(temp_dir("blobs"), None).unwrap();
     let mut studio = Studio::local(blobs, db.activities_db(), StudioOptions::default());
     tweak(&mut studio);

@@ -1,5 +1,7 @@
 //! The film vocabulary exchanged with providers: what a planner, a renderer, a vision check or a
 //! video model is asked and answers. The option lists are the spec's (Scenes collection).
+//!
+//! (Over 600 lines on purpose: data types only, the vocabulary of every activity trait.)
 
 use std::collections::BTreeMap;
 
@@ -199,7 +201,7 @@ pub struct BibleLocation {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct StoryBible {
     /// Title.
-    #[schema(min_length = 1, pattern = r"\S")]
+    #[schema(min_length = 1, pattern = r"[^\s\u0085]")]
     pub title: String,
     /// One-sentence summary.
     pub logline: String,
@@ -501,6 +503,47 @@ pub struct Composition {
     /// Camera angle (where the horizon sits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub camera_angle: Option<String>,
+}
+
+/// True when `s` holds some text: a character that is neither white space (Unicode's, with
+/// U+0085) nor a byte-order mark. The API documents the same rule as the pattern
+/// `[^\s\u0085]`, whose `\s` already counts U+FEFF as space.
+pub fn has_text(s: &str) -> bool {
+    s.chars().any(|c| !c.is_whitespace() && c != '\u{feff}')
+}
+
+impl Composition {
+    /// Place a character entering the frame as the `slot`-th (from 1) of `expected` characters:
+    /// they share the width between 15 % and 85 %, in the order they enter.
+    pub fn place_character(
+        &mut self,
+        id: &str,
+        name: &str,
+        view: &str,
+        color: &str,
+        slot: usize,
+        expected: usize,
+    ) {
+        let x = 0.15 + 0.7 * ((slot as f32 - 0.5) / (expected.max(1) as f32)).min(1.0);
+        self.characters.push(FigureSpec {
+            id: id.to_string(),
+            name: name.to_string(),
+            x,
+            view: view.to_string(),
+            color: color.to_string(),
+        });
+    }
+
+    /// Place a prop: props stand in a row along the front of the frame, never on each other
+    /// (the vision check looks for each one where it stands).
+    pub fn place_prop(&mut self, name: &str, color: &str) {
+        let slot = self.props.len();
+        self.props.push(PropSpec {
+            name: name.to_string(),
+            x: 0.08 + 0.14 * (slot % 7) as f32,
+            color: color.to_string(),
+        });
+    }
 }
 
 /// An image request (text-to-image, or an edit of `base` with references).

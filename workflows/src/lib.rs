@@ -20,10 +20,13 @@ pub mod docstore;
 pub mod error;
 pub mod examples;
 pub mod film;
+pub mod film_workflow;
 pub mod generation;
 pub mod model;
+pub mod production;
 pub mod qualification;
 pub mod repo;
+pub mod scene;
 pub mod slug;
 
 use std::sync::Arc;

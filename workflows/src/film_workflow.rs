@@ -1,0 +1,222 @@
+//! The film workflow (`film.generate`, the spec's phase 4): every scene in order as a child
+//! run, each seeded with the previous scene's last frame, then the clips stitched with their
+//! transitions. A scene that fails stops the film, which then waits for that scene to be
+//! retried by a person (nothing already generated is generated again) instead of failing
+//! with it.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use slate_activities::BlobRef;
+use slate_activities::model::ClipSpec;
+use slate_engine::{Ctx, WfError, Workflow};
+
+use crate::error::IntoStep;
+use crate::film::{Film, key, record_failure};
+use crate::model::{ProjectStatus, SceneStatus};
+use crate::scene::{PreviousScene, SceneGeneration, SceneInput, SceneOutput};
+use crate::slug::Slug;
+
+/// Input of [`FilmGeneration`].
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FilmInput {
+    /// Project.
+    pub project: Slug,
+}
+
+/// The finished film.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FilmOutput {
+    /// The film (blob key).
+    pub film: String,
+    /// Scenes in it.
+    pub scenes: usize,
+    /// Its length, seconds.
+    pub duration: f64,
+}
+
+/// How many times a person may retry a failed scene before the film gives up.
+pub(crate) const SCENE_RETRIES: u32 = 5;
+
+/// The film workflow: every scene in order, then the stitch.
+#[derive(Clone)]
+pub struct FilmGeneration(pub Arc<Film>);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SceneRef {
+    id: String,
+    number: i32,
+    location: Option<String>,
+    time_of_day: Option<String>,
+    characters: Vec<String>,
+    transition_in: String,
+    transition_out: String,
+    done: Option<SceneOutput>,
+}
+
+impl FilmGeneration {
+    async fn body(&self, ctx: &Ctx, slug: &Slug) -> Result<FilmOutput, WfError> {
+        let f = self.0.clone();
+        let (fr, s) = (f.clone(), slug.clone());
+        let scenes: Vec<SceneRef> = ctx
+            .step("scenes", move |_| async move {
+                fr.repo
+                    .set_project_status(&s, ProjectStatus::Generating)
+                    .await
+                    .step()?;
+                let scenes = fr.repo.scenes(&s).await.step()?;
+                Ok(scenes
+                    .into_iter()
+                    .map(|sc| SceneRef {
+                        done: (sc.status == SceneStatus::Completed)
+                            .then(|| {
+                                Some(SceneOutput {
+                                    scene_id: sc.id.clone(),
+                                    video: sc.generated_video_url.clone()?,
+                                    last_frame: sc.last_frame_url.clone()?,
+                                    duration: sc.actual_duration?,
+                                })
+                            })
+                            .flatten(),
+                        id: sc.id,
+                        number: sc.scene_number,
+                        location: sc.location,
+                        time_of_day: sc.time_of_day,
+                        characters: sc.characters_present,
+                        transition_in: sc.transition_in.unwrap_or_else(|| "cut".into()),
+                        transition_out: sc.transition_out.unwrap_or_else(|| "cut".into()),
+                    })
+                    .collect())
+            })
+            .await?;
+        if scenes.is_empty() {
+            return Err(WfError::failed(
+                "no_scenes",
+                format!("project `{slug}` has no scenes: qualify it first"),
+            ));
+        }
+        let mut previous: Option<PreviousScene> = None;
+        let mut clips = vec![];
+        for s in &scenes {
+            // A scene finished by an earlier run is not generated again.
+            let out = match &s.done {
+                Some(done) => done.clone(),
+                None => {
+                    let input = SceneInput {
+                        project: slug.clone(),
+                        scene_id: s.id.clone(),
+                        previous: previous.clone(),
+                    };
+                    let child = ctx
+                        .start_child::<SceneGeneration>(format!("scene/{}", s.number), &input)
+                        .await?;
+                    let mut outcome = child.join_step(format!("scene/{}/join", s.number)).await;
+                    // A failed scene is not the end of the film: wait for a person to fix and
+                    // retry it (the run holds nothing meanwhile), at most SCENE_RETRIES times.
+                    let mut retry = 0;
+                    while let Err(WfError::ChildFailed { .. }) = &outcome {
+                        retry += 1;
+                        if retry > SCENE_RETRIES {
+                            break;
+                        }
+                        let (fr, sl) = (f.clone(), slug.clone());
+                        ctx.step(
+                            format!("scene/{}/failed/{retry}", s.number),
+                            move |_| async move {
+                                fr.repo
+                                    .set_project_status(&sl, ProjectStatus::Failed)
+                                    .await
+                                    .step()
+                            },
+                        )
+                        .await?;
+                        outcome = child
+                            .join_step(format!("scene/{}/join/{retry}", s.number))
+                            .await;
+                        if outcome.is_ok() {
+                            let (fr, sl) = (f.clone(), slug.clone());
+                            ctx.step(
+                                format!("scene/{}/resumed/{retry}", s.number),
+                                move |_| async move {
+                                    fr.repo
+                                        .set_project_status(&sl, ProjectStatus::Generating)
+                                        .await
+                                        .step()
+                                },
+                            )
+                            .await?;
+                        }
+                    }
+                    outcome?
+                }
+            };
+            clips.push(ClipSpec {
+                video: BlobRef::new(&out.video)
+                    .map_err(|e| WfError::failed("bad_blob", e.to_string()))?,
+                duration: out.duration,
+                transition_in: s.transition_in.clone(),
+                transition_out: s.transition_out.clone(),
+            });
+            previous = Some(PreviousScene {
+                scene_id: s.id.clone(),
+                video: Some(out.video.clone()),
+                last_frame: out.last_frame.clone(),
+                location: s.location.clone(),
+                time_of_day: s.time_of_day.clone(),
+                characters: s.characters.clone(),
+            });
+        }
+        let (media, c2, k) = (f.studio.media.clone(), clips.clone(), key(slug, "film.mp4"));
+        let film: BlobRef = ctx
+            .step("stitch", move |_| async move {
+                media.stitch(&c2, &k).await.step()
+            })
+            .await?;
+        let (fr, s2, fk) = (f.clone(), slug.clone(), film.clone());
+        let duration: f64 = ctx
+            .step("finish", move |_| async move {
+                let d = fr.studio.media.length(&fk).await.step()?;
+                fr.repo.set_final_video(&s2, fk.key()).await.step()?;
+                Ok(d)
+            })
+            .await?;
+        Ok(FilmOutput {
+            film: film.key().to_string(),
+            scenes: scenes.len(),
+            duration,
+        })
+    }
+}
+
+impl Workflow for FilmGeneration {
+    const NAME: &'static str = "film.generate";
+    type Input = FilmInput;
+    type Output = FilmOutput;
+
+    /// One film of a project at a time.
+    fn exclusive_key(input: &FilmInput) -> Option<String> {
+        Some(input.project.to_string())
+    }
+
+    async fn run(&self, ctx: Ctx, input: FilmInput) -> Result<FilmOutput, WfError> {
+        match self.body(&ctx, &input.project).await {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                let s = input.project.clone();
+                Err(record_failure(
+                    &ctx,
+                    &self.0,
+                    &input.project,
+                    &format!("film of `{}`", input.project),
+                    e,
+                    move |repo, _| {
+                        Box::pin(
+                            async move { repo.set_project_status(&s, ProjectStatus::Failed).await },
+                        )
+                    },
+                )
+                .await)
+            }
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! The scene workflow (`film.scene`, the spec's phase 3), as straight-line code: the shot agent
+//! plans it; the composite image is built one layer per iteration and verified
+//! ([`composite`]); the continuity agent compares it with the previous scene's last frame while
+//! the video is submitted ([`continuity`], [`video`]); the video is awaited by webhook with a
+//! polling fallback, fitted to the scene's length and given its voices; its last frame is kept
+//! for the next scene.
+//!
+//! Step names and the shapes of journaled results are a contract with runs in flight: they are
+//! the ones this workflow has always written.
+
+mod composite;
+mod continuity;
+mod video;
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use slate_activities::BlobRef;
+use slate_activities::model::{MAX_SCENE_SECONDS, MIN_SCENE_SECONDS, ShotPlan};
+use slate_engine::{Ctx, WfError, Workflow, join2};
+
+use crate::error::IntoStep;
+use crate::film::{Film, plan, record_failure};
+use crate::model::{Scene, SceneStatus};
+use crate::qualification::shot_context;
+use crate::slug::Slug;
+
+/// The previous scene, as the next one needs it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct PreviousScene {
+    /// Its id.
+    pub scene_id: String,
+    /// Its last frame (blob key).
+    pub last_frame: String,
+    /// Where it was.
+    pub location: Option<String>,
+    /// When.
+    pub time_of_day: Option<String>,
+    /// Who was in it.
+    pub characters: Vec<String>,
+    /// Its clip (blob key), for video-to-video.
+    #[serde(default)]
+    pub video: Option<String>,
+}
+
+/// Input of [`SceneGeneration`].
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SceneInput {
+    /// Project.
+    pub project: Slug,
+    /// Scene id.
+    pub scene_id: String,
+    /// The scene before it, if any.
+    pub previous: Option<PreviousScene>,
+}
+
+/// A finished scene.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SceneOutput {
+    /// Scene id.
+    pub scene_id: String,
+    /// The clip (blob key).
+    pub video: String,
+    /// Its last frame (blob key).
+    pub last_frame: String,
+    /// Its length, seconds.
+    pub duration: f64,
+}
+
+/// The scene workflow.
+#[derive(Clone)]
+pub struct SceneGeneration(pub Arc<Film>);
+
+/// One execution of a scene: what every phase needs.
+struct Take<'a> {
+    film: &'a Arc<Film>,
+    ctx: &'a Ctx,
+    slug: &'a Slug,
+    id: &'a str,
+    previous: Option<&'a PreviousScene>,
+}
+
+impl SceneGeneration {
+    async fn body(&self, ctx: &Ctx, input: &SceneInput) -> Result<SceneOutput, WfError> {
+        let t = Take {
+            film: &self.0,
+            ctx,
+            slug: &input.project,
+            id: &input.scene_id,
+            previous: input.previous.as_ref(),
+        };
+        let (started_at, scene) = t.start().await?;
+        let shot = t.shot_plan(&scene).await?;
+        let refs = t.references(&scene).await?;
+        let composite = t.composite(&scene, &shot, &refs).await?;
+        let duration = shot.duration.clamp(MIN_SCENE_SECONDS, MAX_SCENE_SECONDS);
+        let request = t.video_request(&scene, &shot, &composite, duration).await;
+        let (_, job) = join2(t.continuity(&scene, &composite), t.submit_video(&request)).await?;
+        let video = t.await_video(&job, &request).await?;
+        let clip = t.fit(video, duration).await?;
+        let clip = t.voices(&scene, &refs, clip, duration).await?;
+        let (last_frame, actual) = t.last_frame(&clip).await?;
+        let (c, lf) = (clip.key().to_string(), last_frame.key().to_string());
+        t.record("record/completed", move |s| {
+            s.status = SceneStatus::Completed;
+            s.generated_video_url = Some(c.clone());
+            s.last_frame_url = Some(lf.clone());
+            s.actual_duration = Some(actual);
+            s.processing_time = Some((Utc::now().timestamp_millis() - started_at) as f64 / 1000.0);
+            s.error_message = None;
+        })
+        .await?;
+        Ok(SceneOutput {
+            scene_id: input.scene_id.clone(),
+            video: clip.key().to_string(),
+            last_frame: last_frame.key().to_string(),
+            duration: actual,
+        })
+    }
+}
+
+impl Take<'_> {
+    /// Record a change of the scene as a step of its own, so it is made once.
+    async fn record(
+        &self,
+        step: impl Into<String>,
+        change: impl Fn(&mut Scene) + Send + Sync,
+    ) -> Result<(), WfError> {
+        let (repo, id) = (&self.film.repo, self.id);
+        self.ctx
+            .step(step, |_| async move {
+                repo.modify_scene(id, change).await.step().map(|_| ())
+            })
+            .await
+    }
+
+    /// The scene as it stands when generation starts (people may have edited it), marked as
+    /// being generated, and when that was (ms).
+    async fn start(&self) -> Result<(i64, Scene), WfError> {
+        let (repo, id) = (&self.film.repo, self.id);
+        self.ctx
+            .step("start", |_| async move {
+                let s = repo
+                    .modify_scene(id, |s| {
+                        s.status = SceneStatus::GeneratingComposite;
+                        s.error_message = None;
+                    })
+                    .await
+                    .step()?;
+                Ok((Utc::now().timestamp_millis(), s))
+            })
+            .await
+    }
+
+    /// The shot agent: camera, lighting, pacing and the layers to composite.
+    async fn shot_plan(&self, scene: &Scene) -> Result<ShotPlan, WfError> {
+        let breakdown = composite::breakdown(scene);
+        let (f, slug) = (self.film.clone(), self.slug.clone());
+        let shot: ShotPlan = plan(self.ctx, "shot-plan", move || async move {
+            let sc = shot_context(&f, &slug).await.map_err(|e| {
+                slate_activities::ActivityError::new(
+                    "film",
+                    slate_activities::ErrorKind::Io,
+                    e.to_string(),
+                )
+            })?;
+            f.studio.planner.shot_plan(&breakdown, &sc).await
+        })
+        .await?;
+        let sh = shot.clone();
+        self.record("record/shot-plan", move |s| {
+            s.shot_agent_decisions = serde_json::to_value(&sh).ok();
+            s.camera_angle = Some(sh.camera_angle.clone());
+            s.camera_shot = Some(sh.camera_shot.clone());
+            s.camera_movement = Some(sh.camera_movement.clone());
+            s.pacing = Some(sh.pacing.clone());
+            s.status = SceneStatus::GeneratingComposite;
+        })
+        .await?;
+        Ok(shot)
+    }
+
+    /// The last frame, for the next scene, and the clip's real length.
+    async fn last_frame(&self, clip: &BlobRef) -> Result<(BlobRef, f64), WfError> {
+        let media = &self.film.studio.media;
+        let k = self.key("last-frame.png");
+        self.ctx
+            .step("last-frame", |_| async move {
+                let lf = media.last_frame(clip, &k).await.step()?;
+                let d = media.length(clip).await.step()?;
+                Ok((lf, d))
+            })
+            .await
+    }
+
+    /// Where this scene's blob `name` is stored.
+    fn key(&self, name: &str) -> String {
+        crate::film::key(self.slug, &format!("scenes/{}/{name}", self.id))
+    }
+}
+
+impl Workflow for SceneGeneration {
+    const NAME: &'static str = "film.scene";
+    type Input = SceneInput;
+    type Output = SceneOutput;
+
+    /// One generation of a scene at a time.
+    fn exclusive_key(input: &SceneInput) -> Option<String> {
+        Some(input.scene_id.clone())
+    }
+
+    async fn run(&self, ctx: Ctx, input: SceneInput) -> Result<SceneOutput, WfError> {
+        match self.body(&ctx, &input).await {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                let id = input.scene_id.clone();
+                let number = self
+                    .0
+                    .repo
+                    .scene(&id)
+                    .await
+                    .map(|s| s.scene_number)
+                    .unwrap_or_default();
+                Err(record_failure(
+                    &ctx,
+                    &self.0,
+                    &input.project,
+                    &format!("scene {number} of `{}`", input.project),
+                    e,
+                    move |repo, msg| {
+                        Box::pin(async move {
+                            repo.modify_scene(&id, |s| {
+                                s.status = SceneStatus::Failed;
+                                s.error_message = Some(msg.clone());
+                                s.retry_count = s
+                                    .composite_iterations
+                                    .iter()
+                                    .map(|it| it.attempts as i32 - 1)
+                                    .sum::<i32>()
+                                    + 1;
+                            })
+                            .await
+                            .map(|_| ())
+                        })
+                    },
+                )
+                .await)
+            }
+        }
+    }
+}

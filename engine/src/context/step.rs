@@ -1,0 +1,409 @@
+//! A step, in its phases: replay what the journal already holds; refuse an attempt the retry
+//! policy no longer allows; admit it (budget, concurrency slot); record its start; run it
+//! (timeout, cancellation grace); settle its outcome (success, retry at a durable time, or
+//! failure).
+
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{Ctx, StepCtx, StepOptions, decode, json_size};
+use crate::error::{StepError, WfError};
+use crate::journal::EntryState;
+use crate::model::{Cost, EventData};
+use crate::runtime::StopReason;
+use crate::store::SlotOutcome;
+
+/// What the journal says of a step about to run.
+enum Replay<T> {
+    /// Its outcome is journaled: return it.
+    Done(Result<T, WfError>),
+    /// Run attempt `attempt`; attempts before `base` belong to an earlier retry budget (a
+    /// person retried the step).
+    Attempt { attempt: u32, base: u32 },
+}
+
+/// How an attempt ended, with what it cost.
+struct Ran<T> {
+    result: Result<T, StepError>,
+    cost: Cost,
+    duration_ms: u64,
+    stop: Option<StopReason>,
+}
+
+impl Ctx {
+    /// Run a step with the default options (3 attempts, exponential backoff from 1 s).
+    ///
+    /// The closure runs only if the step is not journaled yet; its result is committed before
+    /// this returns.
+    pub async fn step<T, F, Fut>(&self, name: impl Into<String>, f: F) -> Result<T, WfError>
+    where
+        T: Serialize + DeserializeOwned + Send,
+        F: FnOnce(StepCtx) -> Fut + Send,
+        Fut: Future<Output = Result<T, StepError>> + Send,
+    {
+        self.step_with(name, StepOptions::default(), f).await
+    }
+
+    /// Run a step with options.
+    pub async fn step_with<T, F, Fut>(
+        &self,
+        name: impl Into<String>,
+        opts: StepOptions,
+        f: F,
+    ) -> Result<T, WfError>
+    where
+        T: Serialize + DeserializeOwned + Send,
+        F: FnOnce(StepCtx) -> Fut + Send,
+        Fut: Future<Output = Result<T, StepError>> + Send,
+    {
+        let name = name.into();
+        self.claim_name(&name)?;
+        self.check_live()?;
+        let (attempt, base) = match self.replay(&name)? {
+            Replay::Done(v) => return v,
+            Replay::Attempt { attempt, base } => (attempt, base),
+        };
+        if attempt - base > opts.retry.max_attempts {
+            return self.exhausted(&name, attempt - 1, base).await;
+        }
+        self.admit(&name, &opts).await?;
+        let sc = self.begin(&name, attempt, &opts).await?;
+        let ran = self.run_attempt(sc, opts.timeout, f).await;
+        if ran.stop == Some(StopReason::LeaseLost) {
+            return Err(self.set_fatal(WfError::LeaseLost));
+        }
+        self.settle(&name, attempt, base, &opts, ran).await
+    }
+
+    /// The journal's answer for this step: its outcome, a retry still waiting for its time, or
+    /// the number of the attempt to run now.
+    fn replay<T: DeserializeOwned>(&self, name: &str) -> Result<Replay<T>, WfError> {
+        let st = self.lock();
+        let Some(e) = st.journal.entries.get(name) else {
+            return Ok(Replay::Attempt {
+                attempt: 1,
+                base: 0,
+            });
+        };
+        match &e.state {
+            EntryState::Succeeded(v) => {
+                let v = decode(name, v);
+                drop(st);
+                self.inner
+                    .shared
+                    .metrics
+                    .steps_replayed
+                    .fetch_add(1, Ordering::Relaxed);
+                Ok(Replay::Done(v))
+            }
+            EntryState::Failed {
+                error,
+                retry_at: None,
+            } => Ok(Replay::Done(Err(WfError::Step {
+                step: name.to_string(),
+                attempt: e.attempts,
+                error: Box::new(error.clone()),
+            }))),
+            EntryState::Failed {
+                retry_at: Some(t), ..
+            } if *t > Utc::now() => {
+                let t = *t;
+                drop(st);
+                Err(self.suspend_until(t, format!("step `{name}` retries at {}", t.to_rfc3339())))
+            }
+            EntryState::Started | EntryState::Pending | EntryState::Failed { .. } => {
+                Ok(Replay::Attempt {
+                    attempt: e.attempts + 1,
+                    base: e.attempt_base,
+                })
+            }
+            other => Err(Self::nondeterminism(name, other, "a step")),
+        }
+    }
+
+    /// Every allowed attempt started and none finished: the worker died inside them.
+    async fn exhausted<T>(&self, name: &str, last: u32, base: u32) -> Result<T, WfError> {
+        let error = StepError::fatal(
+            "attempts_exhausted",
+            format!(
+                "step `{name}` started {} attempt(s) that never finished (the worker died inside them); \
+                 fix the cause and retry the step",
+                last - base
+            ),
+        );
+        self.fail_step(name, last, error, Cost::default(), 0, None)
+            .await
+    }
+
+    /// May the attempt run: is there budget left, and a concurrency slot? Waiting for a slot
+    /// suspends the run durably.
+    async fn admit(&self, name: &str, opts: &StepOptions) -> Result<(), WfError> {
+        let shared = &self.inner.shared;
+        if let Some(budget) = self.inner.budget {
+            let (spent, current) = shared.store.tree_cost(self.inner.run.root_id).await?;
+            let budget = current.unwrap_or(budget);
+            if spent >= budget {
+                self.commit(
+                    name,
+                    vec![EventData::BudgetExceeded {
+                        budget_micros: budget,
+                        spent_micros: spent,
+                    }],
+                    Cost::default(),
+                    None,
+                )
+                .await?;
+                return Err(WfError::BudgetExceeded {
+                    budget_micros: budget,
+                    spent_micros: spent,
+                });
+            }
+        }
+        if let Some(key) = &opts.concurrency_key {
+            let run = &self.inner.run;
+            match shared
+                .store
+                .acquire_slot(key, run.id, run.lease_epoch, name, Utc::now())
+                .await?
+            {
+                SlotOutcome::Acquired => self.lock().took_slots = true,
+                SlotOutcome::Full => return Err(self.suspend_slot(key, name)),
+                SlotOutcome::Fenced => {
+                    self.inner.stop.lease_lost();
+                    return Err(self.set_fatal(WfError::LeaseLost));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Journal the attempt's start (with its idempotency key) and build what its code gets.
+    async fn begin(
+        &self,
+        name: &str,
+        attempt: u32,
+        opts: &StepOptions,
+    ) -> Result<StepCtx, WfError> {
+        let idempotency_key = format!("{}/{}", self.inner.run.id, name);
+        let start = vec![EventData::StepStarted {
+            attempt,
+            idempotency_key: idempotency_key.clone(),
+        }];
+        if opts.durable_start || opts.concurrency_key.is_some() {
+            self.commit(name, start, Cost::default(), None).await?;
+        } else {
+            // Queued ahead of the step's outcome, so it is committed no later than the outcome
+            // (usually in the same commit); a crash inside the step a millisecond after it began
+            // still finds the attempt counted.
+            self.enqueue(name, start);
+        }
+        Ok(StepCtx {
+            run_id: self.inner.run.id,
+            step: name.to_string(),
+            attempt,
+            idempotency_key,
+            cancel: self.inner.token.child_token(),
+            cost: Arc::new(Mutex::new(Cost::default())),
+        })
+    }
+
+    /// Run the attempt under its timeout; on cancellation give it a moment to stop cleanly
+    /// (and to report what it already spent) before it is dropped.
+    async fn run_attempt<T, F, Fut>(&self, sc: StepCtx, timeout: Option<Duration>, f: F) -> Ran<T>
+    where
+        F: FnOnce(StepCtx) -> Fut + Send,
+        Fut: Future<Output = Result<T, StepError>> + Send,
+    {
+        let shared = &self.inner.shared;
+        let cost = sc.cost.clone();
+        let started = Instant::now();
+        let fut = async move {
+            match timeout {
+                Some(d) => match tokio::time::timeout(d, f(sc)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(StepError::retryable(
+                        "timeout",
+                        format!("the attempt took longer than {d:?}"),
+                    )),
+                },
+                None => f(sc).await,
+            }
+        };
+        let mut fut = std::pin::pin!(fut);
+        let result = tokio::select! {
+            r = &mut fut => r,
+            _ = self.inner.token.cancelled() => {
+                match tokio::time::timeout(shared.config.cancel_grace, &mut fut).await {
+                    Ok(r) => r,
+                    Err(_) => Err(StepError::fatal("cancelled", "the run was cancelled while the step ran")),
+                }
+            }
+        };
+        let elapsed = started.elapsed();
+        shared.metrics.record_step(elapsed);
+        let cost = *cost.lock().unwrap_or_else(|e| e.into_inner());
+        Ran {
+            result,
+            cost,
+            duration_ms: elapsed.as_millis() as u64,
+            stop: self.inner.stop.get(),
+        }
+    }
+
+    /// Journal the outcome: the result, or a retry at a durable time, or the failure.
+    async fn settle<T>(
+        &self,
+        name: &str,
+        attempt: u32,
+        base: u32,
+        opts: &StepOptions,
+        ran: Ran<T>,
+    ) -> Result<T, WfError>
+    where
+        T: Serialize + DeserializeOwned,
+    {
+        let shared = &self.inner.shared;
+        let release = opts.concurrency_key.clone();
+        let Ran {
+            result,
+            cost,
+            duration_ms,
+            stop,
+        } = ran;
+        let cost_opt = (!cost.is_zero()).then_some(cost);
+        let error = match result {
+            Ok(v) => {
+                let out = match serde_json::to_value(&v) {
+                    Ok(out) => out,
+                    Err(e) => {
+                        return self
+                            .fail_step(
+                                name,
+                                attempt,
+                                StepError::from(e),
+                                cost,
+                                duration_ms,
+                                release,
+                            )
+                            .await;
+                    }
+                };
+                let size = json_size(&out);
+                if size > shared.config.max_result_bytes {
+                    let error = StepError::fatal(
+                        "result_too_large",
+                        format!(
+                            "step `{name}` returned {size} bytes; the journal keeps at most {} bytes per result. \
+                             Store the data as a blob and return its reference (key or URL) instead",
+                            shared.config.max_result_bytes
+                        ),
+                    );
+                    return self
+                        .fail_step(name, attempt, error, cost, duration_ms, release)
+                        .await;
+                }
+                let value = decode(name, &out)?;
+                self.commit(
+                    name,
+                    vec![EventData::StepSucceeded {
+                        attempt,
+                        output: out,
+                        cost: cost_opt,
+                        duration_ms,
+                    }],
+                    cost,
+                    release,
+                )
+                .await?;
+                shared
+                    .metrics
+                    .steps_succeeded
+                    .fetch_add(1, Ordering::Relaxed);
+                return Ok(value);
+            }
+            Err(error) => error,
+        };
+        let policy = &opts.retry;
+        let cancelled = stop == Some(StopReason::Cancel);
+        let retry = !cancelled
+            && error.retryable
+            && !policy.non_retryable.contains(&error.kind)
+            && attempt - base < policy.max_attempts;
+        if !retry {
+            let r = self
+                .fail_step(name, attempt, error, cost, duration_ms, release)
+                .await;
+            return if cancelled {
+                Err(WfError::Cancelled)
+            } else {
+                r
+            };
+        }
+        let mut delay = policy.delay(attempt - base);
+        if let Some(ms) = error.retry_after_ms {
+            delay = delay.max(Duration::from_millis(ms));
+        }
+        let at = crate::model::later(Utc::now(), delay);
+        let reason = format!(
+            "step `{name}` failed ({}) and retries at {}",
+            error.kind,
+            at.to_rfc3339()
+        );
+        self.commit(
+            name,
+            vec![EventData::StepFailed {
+                attempt,
+                error,
+                retry_at: Some(at),
+                cost: cost_opt,
+                duration_ms,
+            }],
+            cost,
+            release,
+        )
+        .await?;
+        shared.metrics.steps_retried.fetch_add(1, Ordering::Relaxed);
+        Err(self.suspend_until(at, reason))
+    }
+
+    /// Journal a final failure of the step.
+    async fn fail_step<T>(
+        &self,
+        name: &str,
+        attempt: u32,
+        error: StepError,
+        cost: Cost,
+        duration_ms: u64,
+        release: Option<String>,
+    ) -> Result<T, WfError> {
+        self.commit(
+            name,
+            vec![EventData::StepFailed {
+                attempt,
+                error: error.clone(),
+                retry_at: None,
+                cost: (!cost.is_zero()).then_some(cost),
+                duration_ms,
+            }],
+            cost,
+            release,
+        )
+        .await?;
+        self.inner
+            .shared
+            .metrics
+            .steps_failed
+            .fetch_add(1, Ordering::Relaxed);
+        Err(WfError::Step {
+            step: name.to_string(),
+            attempt,
+            error: Box::new(error),
+        })
+    }
+}

@@ -5,20 +5,30 @@
 
 use std::time::Duration;
 
-/// A secret value: readable by the code that needs it, never by `Debug` or logs.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+/// A secret value: readable by the code that needs it, never by `Debug` or logs, and wiped
+/// from memory when dropped (`secrecy`).
+#[derive(Clone)]
+pub struct Secret(secrecy::SecretString);
 
 impl Secret {
     /// Wrap a value.
     pub fn new(v: impl Into<String>) -> Self {
-        Secret(v.into())
+        Secret(secrecy::SecretString::from(v.into()))
     }
     /// The value, for the one header that needs it.
     pub fn expose(&self) -> &str {
-        &self.0
+        use secrecy::ExposeSecret;
+        self.0.expose_secret()
     }
 }
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+impl Eq for Secret {}
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -2,6 +2,8 @@
 //! that follow the providers' documented contracts (`CONTRACTS.md`, the spec's services),
 //! failure modes included: queue states, 422 content policy, 429 with Retry-After, 500s, a hung
 //! server, malformed JSON, 200-with-error bodies, and a webhook delivered twice.
+//!
+//! (One suite over 600 lines on purpose: the fakes are shared by every provider's tests.)
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -197,7 +197,7 @@ impl Engine {
             EngineError::Invalid(format!("the input does not fit workflow `{workflow}`: {e}"))
         })?;
         if let Some(k) = &opts.idempotency_key
-            && (k.is_empty() || k.len() > 200)
+            && (k.is_empty() || k.chars().count() > 200)
         {
             return Err(EngineError::Invalid(
                 "an idempotency key must have 1 to 200 characters".into(),
@@ -258,7 +258,7 @@ impl Engine {
         event_key: Option<String>,
         payload: Value,
     ) -> Result<SignalOutcome> {
-        if name.is_empty() || name.len() > 300 {
+        if name.is_empty() || name.chars().count() > 300 {
             return Err(EngineError::Invalid(
                 "a signal name must have 1 to 300 characters".into(),
             ));
@@ -603,7 +603,7 @@ impl Engine {
     /// on this database (`None` removes the limit).
     #[tracing::instrument(skip(self))]
     pub async fn set_concurrency_limit(&self, key: &str, max: Option<u32>) -> Result<()> {
-        if key.is_empty() || key.len() > 100 {
+        if key.is_empty() || key.chars().count() > 100 {
             return Err(EngineError::Invalid(
                 "a concurrency key must have 1 to 100 characters".into(),
             ));

@@ -4,6 +4,9 @@
 //! then sleeps until a wake-up (a local start or signal, a Postgres NOTIFY, a run finishing),
 //! the next due time, or the poll interval. A heartbeat extends its leases; a run whose lease
 //! it lost is stopped at once, and every write of a stale holder is refused by the store.
+//!
+//! (Over 600 lines on purpose: the claim loop, heartbeats, execution and the recording of an
+//! outcome share the lease and its fencing rules; apart, the rules would be read in pieces.)
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;

@@ -3,6 +3,8 @@
 //!
 //! Side effects are counted outside the engine (in a `Probe` the test holds), so "did not run
 //! again" is observed, not assumed.
+//!
+//! (One suite over 600 lines on purpose: each test runs on both stores from one definition.)
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

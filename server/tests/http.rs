@@ -1,5 +1,8 @@
 //! The HTTP API against a real server on port 0 and a fresh database: auth, bad input, every
 //! route, the OpenAPI document, webhooks, a film made over HTTP.
+//!
+//! (One suite over 600 lines on purpose: it shares one server harness and walks the API by
+//! resource.)
 
 mod common;
 

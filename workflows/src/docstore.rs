@@ -122,7 +122,7 @@ fn check_doc(body: &Value) -> Result<()> {
 }
 
 fn check_id(id: &str) -> Result<()> {
-    if id.is_empty() || id.len() > 128 || id.chars().any(|c| c.is_control()) {
+    if id.is_empty() || id.chars().count() > 128 || id.chars().any(|c| c.is_control()) {
         return Err(FilmError::Invalid(
             "a document id has 1 to 128 printable characters".into(),
         ));

@@ -3,6 +3,8 @@
 //! global errors.
 //!
 //! Media fields (`*_url`) hold blob keys; the server serves a key at `/media/{key}`.
+//!
+//! (Over 600 lines on purpose: data types and their validation only, one record per section.)
 
 use std::collections::BTreeMap;
 
@@ -454,13 +456,13 @@ fn yes() -> bool {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct PromptTemplate {
     /// Name (unique).
-    #[schema(min_length = 1, max_length = 120, pattern = r"\S")]
+    #[schema(min_length = 1, max_length = 120, pattern = r"[^\s\u0085]")]
     pub name: String,
     /// What it is for.
     #[serde(default)]
     pub description: String,
     /// The template, with `[variable]` placeholders.
-    #[schema(min_length = 1, pattern = r"\S")]
+    #[schema(min_length = 1, pattern = r"[^\s\u0085]")]
     pub prompt: String,
     /// character, scene, location, props or video.
     #[serde(default)]
@@ -502,12 +504,12 @@ impl PromptTemplate {
 
     /// Check the template itself.
     pub fn validate(&self) -> Result<()> {
-        if self.name.trim().is_empty() || self.name.len() > 120 {
+        if !slate_activities::model::has_text(&self.name) || self.name.chars().count() > 120 {
             return Err(FilmError::Invalid(
                 "a template needs a name of 1 to 120 characters".into(),
             ));
         }
-        if self.prompt.trim().is_empty() {
+        if !slate_activities::model::has_text(&self.prompt) {
             return Err(FilmError::Invalid("a template needs a prompt".into()));
         }
         if let Some(c) = &self.category {

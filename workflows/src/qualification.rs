@@ -12,6 +12,9 @@
 //!
 //! Any failure stops the run at the failing step and records one global error naming the
 //! project, the phase and the cause; a person retries the step and the run goes on from there.
+//!
+//! (Over 600 lines on purpose: the workflow's four phases and their departments read top to
+//! bottom as the spec lists them; `qualification::gate` and `reopen_gather` belong to them.)
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -2,6 +2,9 @@
 //!
 //! Every clip the studio makes has the same shape (640x360, 24 fps, yuv420p, AAC 48 kHz stereo),
 //! so stitching with cuts is a stream copy; clips from elsewhere are normalised first.
+//!
+//! (Over 600 lines on purpose: every ffmpeg recipe of the studio, with the one normalised clip
+//! format they all rely on, in one place.)
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -8,6 +8,9 @@
 //! - Signal delivery and wait registration take a transaction-scoped advisory lock on the
 //!   signal name, so a signal can never slip between "no signal yet" and "now waiting".
 //! - `LISTEN/NOTIFY` wakes idle workers when a run becomes due or is asked to stop.
+//!
+//! (One file per dialect, over 600 lines on purpose: every `Store` method's SQL sits here in the
+//! same order as in `sqlite.rs`, so the two can be read side by side, method by method.)
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};

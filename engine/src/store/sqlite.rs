@@ -7,6 +7,9 @@
 //! `busy_timeout`. There is no LISTEN/NOTIFY: workers in other processes poll.
 //!
 //! Lists are bound as JSON arrays and expanded with `json_each`, so no SQL is built from data.
+//!
+//! (One file per dialect, over 600 lines on purpose: every `Store` method's SQL sits here in the
+//! same order as in `postgres.rs`, so the two can be read side by side, method by method.)
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;

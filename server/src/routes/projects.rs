@@ -48,7 +48,7 @@ pub struct NewProject {
     #[schema(
         min_length = 1,
         max_length = 200,
-        pattern = r"\S",
+        pattern = r"[^\s\u0085]",
         example = "The Lantern Keeper"
     )]
     pub title: String,

@@ -238,6 +238,7 @@ pub struct SignalPath {
     #[param(format = Uuid)]
     pub id: String,
     /// The signal's name (what the run waits for).
+    #[param(min_length = 1, max_length = 300)]
     pub name: String,
 }
 

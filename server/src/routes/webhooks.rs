@@ -131,7 +131,7 @@ async fn task(
 ) -> ApiResult<Json<Delivered>> {
     check(&s, &headers, q.token.as_deref(), req.uri().path())?;
     let (raw, w): (Value, TaskWebhook) = body(req).await?;
-    if w.task_id.is_empty() || w.task_id.len() > 200 {
+    if w.task_id.is_empty() || w.task_id.chars().count() > 200 {
         return Err(ApiError::unprocessable(
             "the webhook body needs `task_id` (1-200 characters)",
         ));
@@ -219,7 +219,7 @@ async fn fal(
     let q = q?.0;
     check(&s, &headers, q.token.as_deref(), req.uri().path())?;
     let (raw, w): (Value, FalWebhook) = body(req).await?;
-    if w.request_id.trim().is_empty() || w.request_id.len() > 200 {
+    if !slate_activities::model::has_text(&w.request_id) || w.request_id.chars().count() > 200 {
         return Err(ApiError::unprocessable("a fal webhook needs a request_id"));
     }
     deliver(&s, w.signal_name(), w.request_id.clone(), raw).await

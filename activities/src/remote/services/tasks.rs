@@ -1,0 +1,380 @@
+//! The tasks service: video and voice generated on GPUs, with callbacks when a task ends.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{call, urlencode};
+use crate::blob::{BlobRef, Blobs};
+use crate::config::ServiceSettings;
+use crate::error::{ActivityError, ErrorKind, Result};
+use crate::http;
+use crate::model::*;
+use crate::traits::{Paid, Spend, VideoGen, Voice};
+
+const TASKS: &str = "tasks";
+
+/// A task as the tasks service reports it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TaskStatus {
+    /// Id.
+    pub task_id: String,
+    /// `queued`, `processing`, `completed`, `failed`, `cancelled` (others: not finished).
+    pub status: String,
+    /// The result when completed (`video_url`, `duration`, `audio_url`...).
+    #[serde(default)]
+    pub result: Value,
+    /// The error when failed.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Cost reported by the service, dollars.
+    #[serde(default)]
+    pub cost: Option<f64>,
+}
+
+/// The tasks service client (`X-API-Key`).
+#[derive(Debug, Clone)]
+pub struct TasksClient {
+    http: reqwest::Client,
+    s: ServiceSettings,
+}
+
+impl TasksClient {
+    /// A client.
+    pub fn new(s: ServiceSettings) -> Self {
+        TasksClient {
+            http: http::client(s.timeout),
+            s,
+        }
+    }
+
+    fn req(&self, m: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(m, format!("{}{path}", self.s.url))
+            .header("X-API-Key", self.s.key.expose())
+    }
+
+    /// `POST /api/v1/tasks/submit`: returns the task id.
+    pub async fn submit(
+        &self,
+        project: &str,
+        task_type: &str,
+        data: Value,
+        callback_url: Option<&str>,
+        priority: u8,
+    ) -> Result<String> {
+        let a = call(
+            TASKS,
+            self.req(reqwest::Method::POST, "/api/v1/tasks/submit")
+                .json(&json!({
+                    "project_id": project, "task_type": task_type, "task_data": data,
+                    "callback_url": callback_url, "priority": priority,
+                })),
+        )
+        .await?;
+        a.body
+            .get("task_id")
+            .and_then(|t| t.as_str())
+            .map(str::to_string)
+            .ok_or_else(|| {
+                ActivityError::new(
+                    TASKS,
+                    ErrorKind::Malformed,
+                    "the submit answer has no task_id",
+                )
+            })
+    }
+
+    /// `GET /api/v1/tasks/{id}/status`.
+    pub async fn status(&self, task_id: &str) -> Result<TaskStatus> {
+        let a = call(
+            TASKS,
+            self.req(
+                reqwest::Method::GET,
+                &format!("/api/v1/tasks/{}/status", urlencode(task_id)),
+            ),
+        )
+        .await?;
+        http::decode(TASKS, "the task status", &a.body)
+    }
+
+    /// `GET /api/v1/projects/{project}/tasks`.
+    pub async fn list(&self, project: &str) -> Result<Vec<TaskStatus>> {
+        let a = call(
+            TASKS,
+            self.req(
+                reqwest::Method::GET,
+                &format!("/api/v1/projects/{}/tasks", urlencode(project)),
+            ),
+        )
+        .await?;
+        http::decode(
+            TASKS,
+            "the task list",
+            a.body.get("tasks").unwrap_or(&a.body),
+        )
+    }
+
+    /// `DELETE /api/v1/tasks/{id}/cancel`.
+    pub async fn cancel(&self, task_id: &str) -> Result<()> {
+        call(
+            TASKS,
+            self.req(
+                reqwest::Method::DELETE,
+                &format!("/api/v1/tasks/{}/cancel", urlencode(task_id)),
+            ),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// `POST /api/v1/tasks/{id}/retry`: returns the (possibly new) task id.
+    pub async fn retry(&self, task_id: &str) -> Result<String> {
+        let a = call(
+            TASKS,
+            self.req(
+                reqwest::Method::POST,
+                &format!("/api/v1/tasks/{}/retry", urlencode(task_id)),
+            ),
+        )
+        .await?;
+        Ok(a.body
+            .get("task_id")
+            .and_then(|t| t.as_str())
+            .unwrap_or(task_id)
+            .to_string())
+    }
+
+    /// `GET /api/v1/health`.
+    pub async fn health(&self) -> Result<bool> {
+        let a = http::send(TASKS, self.req(reqwest::Method::GET, "/api/v1/health")).await?;
+        Ok(a.status.is_success())
+    }
+}
+
+/// A finished or failed task, as a job state.
+fn task_state<T>(
+    t: &TaskStatus,
+    done: impl FnOnce(&TaskStatus) -> Result<T>,
+) -> Result<JobState<T>> {
+    match t.status.as_str() {
+        "completed" => Ok(JobState::Completed { output: done(t)? }),
+        "failed" => {
+            let msg = t.error.clone().unwrap_or_else(|| "the task failed".into());
+            let kind = if msg.contains("content_policy") {
+                ErrorKind::ContentPolicy
+            } else {
+                ErrorKind::Unavailable
+            };
+            Err(ActivityError::new(TASKS, kind, msg).retryable(kind != ErrorKind::ContentPolicy))
+        }
+        "cancelled" => Err(ActivityError::new(
+            TASKS,
+            ErrorKind::Cancelled,
+            format!("task {} was cancelled", t.task_id),
+        )
+        .retryable(false)),
+        "queued" | "pending" => Ok(JobState::Queued { position: None }),
+        _ => Ok(JobState::Running),
+    }
+}
+
+/// The tasks service's webhook for a finished video task (`/api/webhooks/video-complete`).
+pub const VIDEO_COMPLETE: &str = "video-complete";
+
+/// Our webhook path for a kind of callback.
+pub fn webhook_path(kind: &str) -> String {
+    format!("/api/webhooks/{kind}")
+}
+
+/// The signal a task webhook of `kind` about `task_id` is delivered as.
+pub fn task_signal(kind: &str, task_id: &str) -> String {
+    format!("{kind}/{task_id}")
+}
+
+/// Video through the tasks service (`generate_video`, with a callback to our webhook).
+#[derive(Debug, Clone)]
+pub struct TasksVideo {
+    client: TasksClient,
+    blobs: Blobs,
+}
+
+impl TasksVideo {
+    /// Video through `client`, results copied into `blobs`.
+    pub fn new(client: TasksClient, blobs: Blobs) -> Self {
+        TasksVideo { client, blobs }
+    }
+}
+
+#[async_trait]
+impl VideoGen for TasksVideo {
+    fn name(&self) -> &'static str {
+        "tasks service"
+    }
+
+    fn durations(&self) -> Vec<f64> {
+        vec![]
+    }
+
+    async fn submit(&self, req: &VideoRequest) -> Result<Job> {
+        let start = match &req.start_image {
+            Some(i) => Some(self.blobs.public_url(i).await?),
+            None => None,
+        };
+        let source = match &req.source_video {
+            Some(v) => Some(self.blobs.public_url(v).await?),
+            None => None,
+        };
+        let id = self
+            .client
+            .submit(
+                &req.project,
+                "generate_video",
+                json!({
+                    "scene_id": req.scene_id, "prompt": req.prompt, "start_image_url": start,
+                    "source_video_url": source, "duration": req.duration, "mode": req.mode,
+                }),
+                req.callback_url.as_deref(),
+                1,
+            )
+            .await?;
+        Ok(Job {
+            provider: TASKS.into(),
+            id,
+            model: "generate_video".into(),
+            status_url: None,
+            response_url: None,
+            cancel_url: None,
+        })
+    }
+
+    async fn poll(&self, job: &Job, req: &VideoRequest) -> Result<Paid<JobState<VideoOutput>>> {
+        let t = self.client.status(&job.id).await?;
+        let spend = Spend {
+            units: 1.0,
+            usd: t.cost.unwrap_or(0.0),
+        };
+        let state = task_state(&t, |t| Ok(t.result.clone()))?;
+        Ok(match state {
+            JobState::Completed { output } => {
+                let url = output
+                    .get("video_url")
+                    .and_then(|u| u.as_str())
+                    .ok_or_else(|| {
+                        ActivityError::new(
+                            TASKS,
+                            ErrorKind::Malformed,
+                            "a completed video task has no video_url",
+                        )
+                    })?;
+                let video = self
+                    .blobs
+                    .copy_from_url(&self.client.http, TASKS, url, &req.output_key)
+                    .await?;
+                let duration = output
+                    .get("duration")
+                    .and_then(|d| d.as_f64())
+                    .unwrap_or(req.duration);
+                Paid {
+                    value: JobState::Completed {
+                        output: VideoOutput { video, duration },
+                    },
+                    spend,
+                }
+            }
+            JobState::Queued { position } => Paid::free(JobState::Queued { position }),
+            JobState::Running => Paid::free(JobState::Running),
+        })
+    }
+
+    async fn cancel(&self, job: &Job) -> Result<()> {
+        self.client.cancel(&job.id).await
+    }
+}
+
+/// Voices through the tasks service (`generate_character_voice`): submitted and awaited in one
+/// call, since a line takes seconds.
+#[derive(Debug, Clone)]
+pub struct TasksVoice {
+    client: TasksClient,
+    blobs: Blobs,
+    poll_every: Duration,
+    max_wait: Duration,
+}
+
+impl TasksVoice {
+    /// Voices through `client`.
+    pub fn new(client: TasksClient, blobs: Blobs) -> Self {
+        TasksVoice {
+            client,
+            blobs,
+            poll_every: Duration::from_secs(2),
+            max_wait: Duration::from_secs(120),
+        }
+    }
+
+    /// Poll faster (tests).
+    pub fn polling(mut self, every: Duration, max_wait: Duration) -> Self {
+        self.poll_every = every;
+        self.max_wait = max_wait;
+        self
+    }
+}
+
+#[async_trait]
+impl Voice for TasksVoice {
+    fn name(&self) -> &'static str {
+        "tasks service"
+    }
+
+    async fn synthesize(&self, req: &VoiceRequest) -> Result<Paid<BlobRef>> {
+        let id = self
+            .client
+            .submit(
+                &req.project,
+                "generate_character_voice",
+                json!({"text": req.text, "voice": req.casting}),
+                None,
+                2,
+            )
+            .await?;
+        let deadline = tokio::time::Instant::now() + self.max_wait;
+        loop {
+            let t = self.client.status(&id).await?;
+            if let JobState::Completed { output } = task_state(&t, |t| Ok(t.result.clone()))? {
+                let url = output
+                    .get("audio_url")
+                    .and_then(|u| u.as_str())
+                    .ok_or_else(|| {
+                        ActivityError::new(
+                            TASKS,
+                            ErrorKind::Malformed,
+                            "a completed voice task has no audio_url",
+                        )
+                    })?;
+                let audio = self
+                    .blobs
+                    .copy_from_url(&self.client.http, TASKS, url, &req.output_key)
+                    .await?;
+                return Ok(Paid {
+                    value: audio,
+                    spend: Spend {
+                        units: 1.0,
+                        usd: t.cost.unwrap_or(0.0),
+                    },
+                });
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let _ = self.client.cancel(&id).await;
+                return Err(ActivityError::new(
+                    TASKS,
+                    ErrorKind::Timeout,
+                    format!("voice task {id} did not finish in {:?}", self.max_wait),
+                ));
+            }
+            tokio::time::sleep(self.poll_every).await;
+        }
+    }
+}

@@ -25,7 +25,7 @@ use crate::error::{Result, RunError, WfError};
 use crate::journal::Journal;
 use crate::model::{EventData, RunId, RunRecord, RunStatus};
 use crate::runtime::{RunHandle, Shared, StopFlag, StopReason};
-use crate::store::{Claimed, Guard, Transition};
+use crate::store::{Claimed, Finish, Guard, Transition};
 use crate::workflow::Registry;
 
 struct Ready {
@@ -731,17 +731,18 @@ pub(crate) async fn execute(
 /// Record an execution's outcome. The common ones (completed, failed, sleeping, with no parent
 /// to signal and nothing to clean up) ride in the checkpoint batch: no commit of their own.
 async fn record(shared: &Shared, run: &RunRecord, t: Transition, next_seq: i64) -> Result<bool> {
-    let batched = t.signal_waits.is_empty()
-        && t.slot_waits.is_empty()
-        && t.parent.is_none()
-        && !t.cleanup
-        && matches!(
-            t.to,
-            RunStatus::Completed | RunStatus::Failed | RunStatus::Sleeping
-        );
-    if !batched {
+    let simple =
+        t.signal_waits.is_empty() && t.slot_waits.is_empty() && t.parent.is_none() && !t.cleanup;
+    let finish = match (t.to, &t.output, &t.error, t.ready_at) {
+        _ if !simple => None,
+        (RunStatus::Completed, Some(out), _, _) => Some(Finish::Completed(out.clone())),
+        (RunStatus::Failed, _, Some(e), _) => Some(Finish::Failed(e.clone())),
+        (RunStatus::Sleeping, _, _, Some(at)) => Some(Finish::Sleeping(at)),
+        _ => None,
+    };
+    let Some(finish) = finish else {
         return shared.store.transition(t).await;
-    }
+    };
     let now = t.now;
     let events = t
         .events
@@ -760,12 +761,7 @@ async fn record(shared: &Shared, run: &RunRecord, t: Transition, next_seq: i64) 
         events,
         cost: crate::model::Cost::default(),
         release_slot: None,
-        finish: Some(crate::store::Finish {
-            status: t.to,
-            ready_at: t.ready_at,
-            output: t.output,
-            error: t.error,
-        }),
+        finish: Some(finish),
     };
     match shared.committer.commit_outcome(op).await {
         crate::committer::CommitResult::Committed => Ok(true),

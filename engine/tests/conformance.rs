@@ -618,9 +618,20 @@ async fn bounded_attempts_stop_at_five(h: H) {
         err.message
     );
     assert_eq!(h.probe.hits("check"), 5);
-    // Every attempt suspended the run once, so its count was read back from the journal
-    // five times; it never restarted.
-    assert!(run.claims >= 6, "claims: {}", run.claims);
+    // The attempts' pauses suspended the run, so their count was read back from the journal
+    // across executions, and still stopped at five. (Not one claim per pause: on a loaded
+    // machine a 10 ms pause can be over before its execution ends.)
+    assert!(run.claims >= 2, "claims: {}", run.claims);
+    let pauses = h
+        .engine
+        .store()
+        .events(id)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| matches!(e.data, EventData::TimerStarted { .. }))
+        .count();
+    assert_eq!(pauses, 5, "one pause per attempt, none repeated");
 
     let id = start::<Verifying>(&h, true).await;
     let run = h.engine.wait_for(id, WAIT).await.unwrap();

@@ -56,15 +56,45 @@ pub struct AppendOp {
 
 /// A run outcome carried by an [`AppendOp`].
 #[derive(Debug, Clone)]
-pub struct Finish {
-    /// Completed, failed or sleeping.
-    pub status: RunStatus,
+pub enum Finish {
+    /// The run completed with this output.
+    Completed(Value),
+    /// The run failed with this error.
+    Failed(RunError),
+    /// The run sleeps until this time (a timer or a retry backoff).
+    Sleeping(DateTime<Utc>),
+}
+
+impl Finish {
+    /// The run's new status.
+    pub fn status(&self) -> RunStatus {
+        match self {
+            Finish::Completed(_) => RunStatus::Completed,
+            Finish::Failed(_) => RunStatus::Failed,
+            Finish::Sleeping(_) => RunStatus::Sleeping,
+        }
+    }
     /// When a sleeping run is due.
-    pub ready_at: Option<DateTime<Utc>>,
-    /// Output of a completed run.
-    pub output: Option<Value>,
-    /// Error of a failed run.
-    pub error: Option<RunError>,
+    pub fn ready_at(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Finish::Sleeping(t) => Some(*t),
+            _ => None,
+        }
+    }
+    /// A completed run's output.
+    pub fn output(&self) -> Option<&Value> {
+        match self {
+            Finish::Completed(v) => Some(v),
+            _ => None,
+        }
+    }
+    /// A failed run's error.
+    pub fn error(&self) -> Option<&RunError> {
+        match self {
+            Finish::Failed(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 /// Who may make a transition.

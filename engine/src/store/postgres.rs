@@ -467,10 +467,10 @@ impl Store for PgStore {
             if let Some(f) = &op.finish {
                 f_run.push(op.run_id.0);
                 f_epoch.push(op.epoch);
-                f_status.push(f.status.as_str().to_string());
-                f_ready.push(f.ready_at);
-                f_output.push(f.output.as_ref().map(serde_json::to_string).transpose()?);
-                f_error.push(f.error.as_ref().map(serde_json::to_string).transpose()?);
+                f_status.push(f.status().as_str().to_string());
+                f_ready.push(f.ready_at());
+                f_output.push(f.output().map(serde_json::to_string).transpose()?);
+                f_error.push(f.error().map(serde_json::to_string).transpose()?);
                 f_at.push(op.events.last().map(|e| e.at).unwrap_or_else(Utc::now));
             }
         }

@@ -443,10 +443,10 @@ impl Store for SqliteStore {
                      WHERE id = ?1",
                 )
                 .bind(&id)
-                .bind(f.status.as_str())
-                .bind(opt_ms(f.ready_at))
-                .bind(f.output.as_ref().map(serde_json::to_string).transpose()?)
-                .bind(f.error.as_ref().map(serde_json::to_string).transpose()?)
+                .bind(f.status().as_str())
+                .bind(opt_ms(f.ready_at()))
+                .bind(f.output().map(serde_json::to_string).transpose()?)
+                .bind(f.error().map(serde_json::to_string).transpose()?)
                 .bind(at)
                 .execute(&mut *tx)
                 .await?;

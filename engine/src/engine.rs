@@ -578,19 +578,20 @@ impl Engine {
     /// Set or remove a top-level run's budget (dollars).
     #[tracing::instrument(skip(self))]
     pub async fn set_budget(&self, id: RunId, usd: Option<f64>) -> Result<()> {
-        let run = self.get(id).await?;
-        if run.parent_id.is_some() {
-            return Err(EngineError::Invalid(format!(
-                "run {id} is a child run; budgets are set on the top-level run {}",
-                run.root_id
-            )));
-        }
         if let Some(b) = usd
             && !(b.is_finite() && b >= 0.0)
         {
             return Err(EngineError::Invalid(
                 "a budget must be a finite, non-negative amount of dollars".into(),
             ));
+        }
+        let run = self.get(id).await?;
+        if run.parent_id.is_some() {
+            // A conflict with the run's place in its tree, not a malformed request.
+            return Err(EngineError::Conflict(format!(
+                "run {id} is a child run; budgets are set on the top-level run {}",
+                run.root_id
+            )));
         }
         self.shared
             .store

@@ -162,6 +162,7 @@ pub struct BudgetSet {
     responses(
         (status = 200, description = "Set", body = BudgetSet),
         (status = 404, description = "No such run", body = ErrorBody),
+        (status = 409, description = "A child run: budgets are set on its top-level run (the message names it)", body = ErrorBody),
     ))]
 async fn set_budget(
     State(s): State<AppState>,

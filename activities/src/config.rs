@@ -1,9 +1,14 @@
-//! Which implementation each activity uses, read from the environment.
+//! Which implementation each activity uses.
 //!
-//! The local studio is the default. A remote client is used when its key is set. Secrets are
-//! held in [`Secret`], which never prints.
+//! The local studio is the default. A remote client is used when its key is set. The values
+//! arrive as [`ProviderVars`], read by the server's one configuration loader (defaults, then a
+//! TOML file, then the environment); [`PROVIDER_VARIABLES`] names each one. Secrets are held
+//! in [`Secret`], which never prints.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
+
+use serde::Deserialize;
 
 /// A secret value: readable by the code that needs it, never by `Debug` or logs, and wiped
 /// from memory when dropped (`secrecy`).
@@ -62,6 +67,12 @@ pub struct FalSettings {
     pub vision_model: String,
     /// Image-to-video model.
     pub video_model: String,
+    /// The video model's allowed clip lengths, seconds (a scene is made at the nearest allowed
+    /// length at or above its own, then trimmed).
+    pub video_durations: Vec<f64>,
+    /// Dollars per billable unit (`x-fal-billable-units`), by model; models not listed use
+    /// built-in estimates.
+    pub prices: BTreeMap<String, f64>,
     /// Per-request timeout.
     pub timeout: Duration,
 }
@@ -114,70 +125,195 @@ pub fn webhook_token(secret: &Secret, path: &str) -> String {
         .collect()
 }
 
-fn trim(u: String) -> String {
-    u.trim_end_matches('/').to_string()
+fn parse_durations(d: &str) -> Result<Vec<f64>, String> {
+    let v: Vec<f64> = d
+        .split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(|x| {
+            x.parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s > 0.0)
+                .ok_or_else(|| format!("SLATE_FAL_VIDEO_DURATIONS: `{x}` is not a length in seconds (for example 5,10)"))
+        })
+        .collect::<Result<_, _>>()?;
+    if v.is_empty() {
+        return Err("SLATE_FAL_VIDEO_DURATIONS lists no length (for example 5,10)".into());
+    }
+    Ok(v)
+}
+
+/// Every provider variable, as the environment spells it, and whether it is a secret (secrets
+/// are taken from the environment only, never from a file). The key in [`ProviderVars`] and in
+/// the TOML file is the name without `SLATE_`, in lower case.
+pub const PROVIDER_VARIABLES: &[(&str, bool)] = &[
+    ("FAL_KEY", true),
+    ("SLATE_FAL_QUEUE_URL", false),
+    ("SLATE_FAL_IMAGE_MODEL", false),
+    ("SLATE_FAL_EDIT_MODEL", false),
+    ("SLATE_FAL_VISION_MODEL", false),
+    ("SLATE_FAL_VIDEO_MODEL", false),
+    ("SLATE_FAL_VIDEO_DURATIONS", false),
+    ("SLATE_FAL_PRICES", false),
+    ("SLATE_FAL_TIMEOUT_SECS", false),
+    ("OPENROUTER_API_KEY", true),
+    ("SLATE_OPENROUTER_URL", false),
+    ("SLATE_OPENROUTER_MODEL", false),
+    ("SLATE_OPENROUTER_TIMEOUT_SECS", false),
+    ("BRAIN_SERVICE_API_KEY", true),
+    ("SLATE_BRAIN_URL", false),
+    ("TASK_API_KEY", true),
+    ("SLATE_TASKS_URL", false),
+    ("LAST_FRAME_TOKEN", true),
+    ("SLATE_LAST_FRAME_URL", false),
+    ("SLATE_PUBLIC_URL", false),
+    ("SLATE_MEDIA_URL", false),
+    ("SLATE_WEBHOOK_SECRET", true),
+];
+
+/// The provider settings as read, before they are checked: what the configuration loader
+/// deserializes. Every field is optional; [`ProviderSettings::from_vars`] fills the defaults.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+#[allow(missing_docs)] // each field is the variable of the same name, see PROVIDER_VARIABLES
+pub struct ProviderVars {
+    pub fal_key: Option<String>,
+    pub fal_queue_url: Option<String>,
+    pub fal_image_model: Option<String>,
+    pub fal_edit_model: Option<String>,
+    pub fal_vision_model: Option<String>,
+    pub fal_video_model: Option<String>,
+    /// Comma-separated seconds, `5,10`.
+    pub fal_video_durations: Option<String>,
+    /// A JSON map of model to dollars per billable unit.
+    pub fal_prices: Option<String>,
+    pub fal_timeout_secs: Option<u64>,
+    pub openrouter_api_key: Option<String>,
+    pub openrouter_url: Option<String>,
+    pub openrouter_model: Option<String>,
+    pub openrouter_timeout_secs: Option<u64>,
+    pub brain_service_api_key: Option<String>,
+    pub brain_url: Option<String>,
+    pub task_api_key: Option<String>,
+    pub tasks_url: Option<String>,
+    pub last_frame_token: Option<String>,
+    pub last_frame_url: Option<String>,
+    pub public_url: Option<String>,
+    pub media_url: Option<String>,
+    pub webhook_secret: Option<String>,
+}
+
+fn http_url(var: &str, u: String) -> Result<String, String> {
+    let u = u.trim().trim_end_matches('/').to_string();
+    if u.starts_with("http://") || u.starts_with("https://") {
+        Ok(u)
+    } else {
+        Err(format!("{var} `{u}` is not an http:// or https:// URL"))
+    }
 }
 
 impl ProviderSettings {
-    /// Read from the process environment.
-    pub fn from_env() -> Self {
-        Self::from_lookup(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
-    }
-
-    /// Read from any lookup (tests pass a map).
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Self {
-        let secs =
-            |k: &str, d: u64| Duration::from_secs(get(k).and_then(|v| v.parse().ok()).unwrap_or(d));
-        let svc = |key: &str, url_var: &str, default_url: &str, timeout: u64| {
-            get(key).map(|k| ServiceSettings {
-                url: trim(get(url_var).unwrap_or_else(|| default_url.to_string())),
-                key: Secret::new(k),
-                timeout: Duration::from_secs(timeout),
-            })
+    /// Check the values read and fill the defaults. An error names the variable to fix.
+    pub fn from_vars(v: ProviderVars) -> Result<Self, String> {
+        let url = |var: &str, set: Option<String>, default: &str| {
+            http_url(var, set.unwrap_or_else(|| default.to_string()))
         };
-        ProviderSettings {
-            fal: get("FAL_KEY").map(|k| FalSettings {
+        let svc = |key: Option<String>,
+                   var: &str,
+                   set: Option<String>,
+                   default: &str,
+                   timeout: u64|
+         -> Result<Option<ServiceSettings>, String> {
+            key.map(|k| {
+                Ok(ServiceSettings {
+                    url: url(var, set, default)?,
+                    key: Secret::new(k),
+                    timeout: Duration::from_secs(timeout),
+                })
+            })
+            .transpose()
+        };
+        let fal = match v.fal_key {
+            None => None,
+            Some(k) => Some(FalSettings {
                 key: Secret::new(k),
-                queue_url: trim(
-                    get("SLATE_FAL_QUEUE_URL").unwrap_or_else(|| "https://queue.fal.run".into()),
-                ),
-                image_model: get("SLATE_FAL_IMAGE_MODEL")
+                queue_url: url("SLATE_FAL_QUEUE_URL", v.fal_queue_url, "https://queue.fal.run")?,
+                image_model: v
+                    .fal_image_model
                     .unwrap_or_else(|| "fal-ai/nano-banana".into()),
-                edit_model: get("SLATE_FAL_EDIT_MODEL")
+                edit_model: v
+                    .fal_edit_model
                     .unwrap_or_else(|| "fal-ai/nano-banana/edit".into()),
-                vision_model: get("SLATE_FAL_VISION_MODEL")
+                vision_model: v
+                    .fal_vision_model
                     .unwrap_or_else(|| "fal-ai/moondream2/visual-query".into()),
-                video_model: get("SLATE_FAL_VIDEO_MODEL")
+                video_model: v
+                    .fal_video_model
                     .unwrap_or_else(|| "fal-ai/kling-video/v2.1/standard/image-to-video".into()),
-                timeout: secs("SLATE_FAL_TIMEOUT_SECS", 60),
+                video_durations: match v.fal_video_durations {
+                    None => vec![5.0, 10.0],
+                    Some(d) => parse_durations(&d)?,
+                },
+                prices: match v.fal_prices {
+                    None => BTreeMap::new(),
+                    Some(j) => serde_json::from_str(&j).map_err(|e| {
+                        format!(
+                            "SLATE_FAL_PRICES is not a JSON map of model to dollars per unit ({e}); for example {{\"fal-ai/nano-banana\": 0.039}}"
+                        )
+                    })?,
+                },
+                timeout: Duration::from_secs(v.fal_timeout_secs.unwrap_or(60)),
             }),
-            openrouter: get("OPENROUTER_API_KEY").map(|k| OpenRouterSettings {
+        };
+        let openrouter = match v.openrouter_api_key {
+            None => None,
+            Some(k) => Some(OpenRouterSettings {
                 key: Secret::new(k),
-                url: trim(
-                    get("SLATE_OPENROUTER_URL")
-                        .unwrap_or_else(|| "https://openrouter.ai/api/v1/chat/completions".into()),
-                ),
-                model: get("SLATE_OPENROUTER_MODEL")
+                url: url(
+                    "SLATE_OPENROUTER_URL",
+                    v.openrouter_url,
+                    "https://openrouter.ai/api/v1/chat/completions",
+                )?,
+                model: v
+                    .openrouter_model
                     .unwrap_or_else(|| "anthropic/claude-sonnet-4.5".into()),
-                timeout: secs("SLATE_OPENROUTER_TIMEOUT_SECS", 180),
+                timeout: Duration::from_secs(v.openrouter_timeout_secs.unwrap_or(180)),
             }),
+        };
+        Ok(ProviderSettings {
+            fal,
+            openrouter,
             brain: svc(
-                "BRAIN_SERVICE_API_KEY",
+                v.brain_service_api_key,
                 "SLATE_BRAIN_URL",
+                v.brain_url,
                 "https://brain.ft.tc",
                 30,
-            ),
-            tasks: svc("TASK_API_KEY", "SLATE_TASKS_URL", "https://tasks.ft.tc", 30),
+            )?,
+            tasks: svc(
+                v.task_api_key,
+                "SLATE_TASKS_URL",
+                v.tasks_url,
+                "https://tasks.ft.tc",
+                30,
+            )?,
             last_frame: svc(
-                "LAST_FRAME_TOKEN",
+                v.last_frame_token,
                 "SLATE_LAST_FRAME_URL",
+                v.last_frame_url,
                 "https://last-frame.ft.tc",
                 60,
-            ),
-            public_url: get("SLATE_PUBLIC_URL").map(trim),
-            media_url: get("SLATE_MEDIA_URL").map(trim),
-            webhook_secret: get("SLATE_WEBHOOK_SECRET").map(Secret::new),
-        }
+            )?,
+            public_url: v
+                .public_url
+                .map(|u| http_url("SLATE_PUBLIC_URL", u))
+                .transpose()?,
+            media_url: v
+                .media_url
+                .map(|u| http_url("SLATE_MEDIA_URL", u))
+                .transpose()?,
+            webhook_secret: v.webhook_secret.map(Secret::new),
+        })
     }
 
     /// Our callback URL for the webhook at `path` (for example `/api/webhooks/fal`), with its
@@ -188,6 +324,15 @@ impl ProviderSettings {
             Some(s) => format!("{base}{path}?token={}", webhook_token(s, path)),
             None => format!("{base}{path}"),
         })
+    }
+
+    /// Whether any activity uses a paid remote service.
+    pub fn any_remote(&self) -> bool {
+        self.fal.is_some()
+            || self.openrouter.is_some()
+            || self.brain.is_some()
+            || self.tasks.is_some()
+            || self.last_frame.is_some()
     }
 
     /// One line per activity: which implementation is in use (for logs and `slate demo`).
@@ -247,19 +392,78 @@ impl ProviderSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     #[test]
     fn local_by_default_remote_when_a_key_is_set() {
-        let s = ProviderSettings::from_lookup(|_| None);
+        let s = ProviderSettings::from_vars(ProviderVars::default()).unwrap();
         assert!(s.fal.is_none() && s.openrouter.is_none() && s.brain.is_none());
-        let env: HashMap<&str, &str> =
-            [("FAL_KEY", "k1"), ("SLATE_FAL_QUEUE_URL", "http://x/")].into();
-        let s = ProviderSettings::from_lookup(|k| env.get(k).map(|v| v.to_string()));
+        let s = ProviderSettings::from_vars(ProviderVars {
+            fal_key: Some("k1".into()),
+            fal_queue_url: Some("http://x/".into()),
+            fal_video_durations: Some("6, 8".into()),
+            fal_prices: Some(r#"{"m": 0.5}"#.into()),
+            ..Default::default()
+        })
+        .unwrap();
         let fal = s.fal.unwrap();
         assert_eq!(fal.queue_url, "http://x");
         assert_eq!(fal.key.expose(), "k1");
+        assert_eq!(fal.video_durations, vec![6.0, 8.0]);
+        assert_eq!(fal.prices.get("m"), Some(&0.5));
         assert!(!format!("{fal:?}").contains("k1"), "a secret never prints");
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_never_the_secret() {
+        let with = |f: fn(&mut ProviderVars)| {
+            let mut v = ProviderVars {
+                fal_key: Some("sekrit".into()),
+                ..Default::default()
+            };
+            f(&mut v);
+            ProviderSettings::from_vars(v).unwrap_err()
+        };
+        for (e, var) in [
+            (
+                with(|v| v.fal_queue_url = Some("queue.fal.run".into())),
+                "SLATE_FAL_QUEUE_URL",
+            ),
+            (
+                with(|v| v.fal_video_durations = Some("5,x".into())),
+                "SLATE_FAL_VIDEO_DURATIONS",
+            ),
+            (
+                with(|v| v.fal_video_durations = Some("0".into())),
+                "SLATE_FAL_VIDEO_DURATIONS",
+            ),
+            (
+                with(|v| v.fal_prices = Some("[1]".into())),
+                "SLATE_FAL_PRICES",
+            ),
+            (
+                with(|v| v.public_url = Some("ftp://x".into())),
+                "SLATE_PUBLIC_URL",
+            ),
+        ] {
+            assert!(e.contains(var), "{e}");
+            assert!(!e.contains("sekrit"), "{e}");
+        }
+    }
+
+    #[test]
+    fn every_field_has_its_variable() {
+        // The loader maps each variable to the field of the same name; a field without a
+        // variable could never be set.
+        let keys: Vec<String> = PROVIDER_VARIABLES
+            .iter()
+            .map(|(v, _)| v.strip_prefix("SLATE_").unwrap_or(v).to_lowercase())
+            .collect();
+        let debug = format!("{:?}", ProviderVars::default());
+        let fields = debug.matches(": None").count();
+        assert_eq!(fields, keys.len(), "{debug}");
+        for k in &keys {
+            assert!(debug.contains(&format!("{k}: None")), "{k} is not a field");
+        }
     }
 }
 

@@ -29,7 +29,7 @@ pub mod studio;
 pub mod traits;
 
 pub use blob::{BlobRef, Blobs};
-pub use config::{ProviderSettings, Secret};
+pub use config::{PROVIDER_VARIABLES, ProviderSettings, ProviderVars, Secret};
 pub use error::{ActivityError, ErrorKind, Result};
 pub use local::Db;
 pub use studio::{Studio, StudioOptions};

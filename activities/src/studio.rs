@@ -85,19 +85,11 @@ impl Studio {
         };
         let tasks = settings.tasks.clone().map(TasksClient::new);
         let video: Arc<dyn VideoGen> = match (&fal, &tasks) {
-            (Some(c), _) => {
-                let durations = std::env::var("SLATE_FAL_VIDEO_DURATIONS")
-                    .ok()
-                    .map(|v| v.split(',').filter_map(|d| d.trim().parse().ok()).collect())
-                    .filter(|v: &Vec<f64>| !v.is_empty())
-                    .unwrap_or_else(|| vec![5.0, 10.0]);
-                Arc::new(FalVideo::new(
-                    c.clone(),
-                    blobs.clone(),
-                    hook("/api/webhooks/fal"),
-                    durations,
-                ))
-            }
+            (Some(c), _) => Arc::new(FalVideo::new(
+                c.clone(),
+                blobs.clone(),
+                hook("/api/webhooks/fal"),
+            )),
             (None, Some(t)) => Arc::new(TasksVideo::new(t.clone(), blobs.clone())),
             (None, None) => Arc::new(LocalVideo::new(blobs.clone())),
         };

@@ -325,6 +325,8 @@ fn fal_settings(base: &str) -> FalSettings {
         edit_model: "fal-ai/nano-banana/edit".into(),
         vision_model: "fal-ai/moondream2/visual-query".into(),
         video_model: "fal-ai/kling-video/v2.1/standard/image-to-video".into(),
+        video_durations: vec![5.0, 10.0],
+        prices: Default::default(),
         timeout: Duration::from_secs(1),
     }
 }
@@ -527,12 +529,7 @@ async fn fal_vision_parses_yes_and_no_strictly() {
 async fn fal_video_uses_the_models_fixed_durations() {
     let (base, st) = fake_fal().await;
     let blobs = blobs();
-    let video = FalVideo::new(
-        FalClient::new(fal_settings(&base)),
-        blobs.clone(),
-        None,
-        vec![5.0, 10.0],
-    );
+    let video = FalVideo::new(FalClient::new(fal_settings(&base)), blobs.clone(), None);
     let start = blobs.put("frames/start.png", png()).await.unwrap();
     let req = VideoRequest {
         project: "p".into(),

@@ -1,27 +1,98 @@
-//! Configuration: defaults, then a TOML file, then `SLATE_*` environment variables. Validated
-//! once at start-up with messages that say what to set. Secrets never print.
+//! Configuration: one loader for the server and the providers. Each setting has one name in
+//! the environment (`SLATE_LISTEN`, `FAL_KEY`, ...) and one key in a TOML file (the same name
+//! without `SLATE_`, in lower case: `listen`, `fal_key`); the `config` crate layers defaults,
+//! then the file, then the environment, which wins. Values are checked once at start-up with
+//! messages that name the variable to set. Secrets are taken from the environment only and
+//! never print.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use slate_activities::Secret;
+use slate_activities::{PROVIDER_VARIABLES, ProviderSettings, ProviderVars, Secret};
 
-/// What the file may set (every field optional; the environment wins).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
+/// The server's own variables and whether each is a secret; the providers' are
+/// [`PROVIDER_VARIABLES`]. (`SLATE_LOG` is read by the logger before anything else, and the
+/// `SLATE_TEST_*` variables by the tests only.)
+pub const SERVER_VARIABLES: &[(&str, bool)] = &[
+    ("SLATE_DATA_DIR", false),
+    ("SLATE_DATABASE_URL", false),
+    ("SLATE_LISTEN", false),
+    ("SLATE_API_KEY", true),
+    ("SLATE_ADMIN_KEY", true),
+    ("SLATE_WORKERS", false),
+    ("SLATE_LEASE_SECS", false),
+    ("SLATE_CONCURRENCY", false),
+    ("SLATE_BODY_LIMIT_BYTES", false),
+    ("SLATE_EDIT_WINDOW_SECS", false),
+    ("SLATE_LOCAL_VISION_FAIL_RATE", false),
+    ("MONGODB_URI", true),
+];
+
+/// Every variable Slate reads, server and providers, each once.
+pub fn variables() -> impl Iterator<Item = (&'static str, bool)> {
+    let mut seen = std::collections::HashSet::new();
+    SERVER_VARIABLES
+        .iter()
+        .chain(PROVIDER_VARIABLES)
+        .copied()
+        .filter(move |(v, _)| seen.insert(*v))
+}
+
+/// A variable's key in a configuration file.
+pub fn file_key(variable: &str) -> String {
+    variable
+        .strip_prefix("SLATE_")
+        .unwrap_or(variable)
+        .to_lowercase()
+}
+
+fn variable_of(key: &str) -> String {
+    variables()
+        .map(|(v, _)| v)
+        .find(|v| file_key(v) == key)
+        .map(str::to_string)
+        .unwrap_or_else(|| key.to_string())
+}
+
+/// The server's settings as read, before they are checked. Defaults are here; the file and the
+/// environment override them.
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+struct ServerVars {
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
-    listen: Option<String>,
-    public_url: Option<String>,
-    workers: Option<usize>,
-    lease_secs: Option<u64>,
-    body_limit_bytes: Option<usize>,
-    concurrency: Option<String>,
-    edit_window_secs: Option<u64>,
-    vision_fail_rate: Option<f64>,
+    listen: String,
+    workers: usize,
+    lease_secs: u64,
+    body_limit_bytes: usize,
+    concurrency: String,
+    edit_window_secs: u64,
+    local_vision_fail_rate: f64,
+    api_key: Option<String>,
+    admin_key: Option<String>,
+    mongodb_uri: Option<String>,
+}
+
+impl Default for ServerVars {
+    fn default() -> Self {
+        ServerVars {
+            data_dir: None,
+            database_url: None,
+            listen: "127.0.0.1:8080".into(),
+            workers: 16,
+            lease_secs: 15,
+            body_limit_bytes: 1 << 20,
+            concurrency: String::new(),
+            edit_window_secs: 10,
+            local_vision_fail_rate: 0.0,
+            api_key: None,
+            admin_key: None,
+            mongodb_uri: None,
+        }
+    }
 }
 
 /// The server's settings.
@@ -53,6 +124,10 @@ pub struct Config {
     pub admin_key: Option<Secret>,
     /// Shared secret of webhook senders (`SLATE_WEBHOOK_SECRET`).
     pub webhook_secret: Option<Secret>,
+    /// MongoDB for the gather and qualified documents (`MONGODB_URI`; may hold a password).
+    pub mongodb_uri: Option<Secret>,
+    /// Which provider each activity uses, read by the same loader.
+    pub providers: ProviderSettings,
 }
 
 impl std::fmt::Debug for Config {
@@ -72,6 +147,7 @@ impl std::fmt::Debug for Config {
                 "webhook_secret",
                 &self.webhook_secret.as_ref().map(|_| "set"),
             )
+            .field("providers", &self.providers)
             .finish()
     }
 }
@@ -96,36 +172,99 @@ fn parse_limits(s: &str) -> Result<Vec<(String, u32)>, String> {
         .collect()
 }
 
+/// Say a loader error in the user's terms: the variable to set, what it held, what it needs.
+fn explain(e: config::ConfigError) -> String {
+    match e {
+        config::ConfigError::Type {
+            unexpected,
+            expected,
+            key: Some(key),
+            origin,
+        } => format!(
+            "{} (`{key}` in a file) is {unexpected}, which is not {expected}{}",
+            variable_of(&key),
+            origin.map(|o| format!(" (from {o})")).unwrap_or_default()
+        ),
+        config::ConfigError::At {
+            error,
+            key: Some(key),
+            ..
+        } => format!("{}: {}", variable_of(&key), explain(*error)),
+        other => other.to_string(),
+    }
+}
+
+/// Read a configuration file on its own, to refuse what must not be in one: a key Slate does
+/// not know (a typo would otherwise be ignored in silence) and a secret.
+fn check_file(path: &Path) -> Result<(), String> {
+    use config::Source;
+    let read = config::File::from(path)
+        .format(config::FileFormat::Toml)
+        .collect()
+        .map_err(|e| format!("{} is not a valid Slate configuration: {e}", path.display()))?;
+    for key in read.keys() {
+        match variables().find(|(v, _)| file_key(v) == *key) {
+            None => {
+                let known: Vec<String> = variables().map(|(v, _)| file_key(v)).collect();
+                return Err(format!(
+                    "{} is not a valid Slate configuration: `{key}` is not a setting (the settings are {})",
+                    path.display(),
+                    known.join(", ")
+                ));
+            }
+            Some((v, true)) => {
+                return Err(format!(
+                    "{}: `{key}` is a secret; set {v} in the environment, not in a file",
+                    path.display()
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
 impl Config {
     /// Load: defaults, then `file` (or `<data dir>/slate.toml` if it exists), then the
-    /// environment (through `env`, so tests can pass their own).
+    /// environment, read through `env` so tests can pass their own. A value left empty counts
+    /// as unset.
     pub fn load(
         file: Option<&Path>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, String> {
-        let data_dir = env("SLATE_DATA_DIR").map(PathBuf::from);
+        let from_env: HashMap<String, String> = variables()
+            .filter_map(|(v, _)| {
+                env(v)
+                    .filter(|x| !x.trim().is_empty())
+                    .map(|x| (file_key(v), x))
+            })
+            .collect();
         let file_path = file.map(Path::to_path_buf).or_else(|| {
-            let p = data_dir
-                .clone()
+            let p = from_env
+                .get("data_dir")
+                .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from(".slate"))
                 .join("slate.toml");
             p.exists().then_some(p)
         });
-        let f: FileConfig = match &file_path {
-            Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
-                toml::from_str(&text).map_err(|e| {
-                    format!("{} is not a valid Slate configuration: {e}", p.display())
-                })?
-            }
-            None => FileConfig::default(),
-        };
-        let data_dir = data_dir
-            .or(f.data_dir)
-            .unwrap_or_else(|| PathBuf::from(".slate"));
-        let database_url = env("SLATE_DATABASE_URL")
-            .or(f.database_url)
+        let mut layers = config::Config::builder();
+        if let Some(p) = &file_path {
+            check_file(p)?;
+            layers =
+                layers.add_source(config::File::from(p.as_path()).format(config::FileFormat::Toml));
+        }
+        let layers = layers
+            .add_source(config::Environment::default().source(Some(from_env)))
+            .build()
+            .map_err(explain)?;
+        let s: ServerVars = layers.clone().try_deserialize().map_err(explain)?;
+        let providers = ProviderSettings::from_vars(
+            layers.try_deserialize::<ProviderVars>().map_err(explain)?,
+        )?;
+
+        let data_dir = s.data_dir.unwrap_or_else(|| PathBuf::from(".slate"));
+        let database_url = s
+            .database_url
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("slate.db").display()));
         if !(database_url.starts_with("postgres://")
             || database_url.starts_with("postgresql://")
@@ -136,75 +275,39 @@ impl Config {
                 slate_engine::store::redact_url(&database_url)
             ));
         }
-        let listen_s = env("SLATE_LISTEN")
-            .or(f.listen)
-            .unwrap_or_else(|| "127.0.0.1:8080".into());
-        let listen: SocketAddr = listen_s.parse().map_err(|_| {
-            format!("SLATE_LISTEN `{listen_s}` is not an address such as 127.0.0.1:8080")
+        let listen: SocketAddr = s.listen.parse().map_err(|_| {
+            format!(
+                "SLATE_LISTEN `{}` is not an address such as 127.0.0.1:8080",
+                s.listen
+            )
         })?;
-        let num = |k: &str, v: Option<String>| -> Result<Option<u64>, String> {
-            v.map(|s| {
-                s.parse::<u64>()
-                    .map_err(|_| format!("{k} `{s}` is not a whole number"))
-            })
-            .transpose()
-        };
-        let workers = num("SLATE_WORKERS", env("SLATE_WORKERS"))?
-            .map(|v| v as usize)
-            .or(f.workers)
-            .unwrap_or(16);
-        if workers == 0 {
+        if s.workers == 0 {
             return Err("SLATE_WORKERS must be at least 1".into());
         }
-        let lease = Duration::from_secs(
-            num("SLATE_LEASE_SECS", env("SLATE_LEASE_SECS"))?
-                .or(f.lease_secs)
-                .unwrap_or(15),
-        );
-        if lease < Duration::from_secs(2) {
+        if s.lease_secs < 2 {
             return Err("SLATE_LEASE_SECS must be at least 2".into());
         }
-        let body_limit = num("SLATE_BODY_LIMIT_BYTES", env("SLATE_BODY_LIMIT_BYTES"))?
-            .map(|v| v as usize)
-            .or(f.body_limit_bytes)
-            .unwrap_or(1 << 20);
-        let concurrency = parse_limits(
-            &env("SLATE_CONCURRENCY")
-                .or(f.concurrency)
-                .unwrap_or_default(),
-        )
-        .map_err(|e| format!("SLATE_CONCURRENCY: {e}"))?;
-        let edit_window = Duration::from_secs(
-            num("SLATE_EDIT_WINDOW_SECS", env("SLATE_EDIT_WINDOW_SECS"))?
-                .or(f.edit_window_secs)
-                .unwrap_or(10),
-        );
-        let vision_fail_rate = match env("SLATE_LOCAL_VISION_FAIL_RATE") {
-            Some(v) => v
-                .parse::<f64>()
-                .map_err(|_| format!("SLATE_LOCAL_VISION_FAIL_RATE `{v}` is not a number"))?,
-            None => f.vision_fail_rate.unwrap_or(0.0),
-        };
-        if !(0.0..=1.0).contains(&vision_fail_rate) {
+        let concurrency =
+            parse_limits(&s.concurrency).map_err(|e| format!("SLATE_CONCURRENCY: {e}"))?;
+        if !(0.0..=1.0).contains(&s.local_vision_fail_rate) {
             return Err("SLATE_LOCAL_VISION_FAIL_RATE must be between 0 and 1".into());
         }
-        let secret = |k: &str| env(k).filter(|v| !v.is_empty()).map(Secret::new);
         Ok(Config {
             data_dir,
             database_url,
             listen,
-            public_url: env("SLATE_PUBLIC_URL")
-                .or(f.public_url)
-                .map(|u| u.trim_end_matches('/').to_string()),
-            workers,
-            lease,
-            body_limit,
+            public_url: providers.public_url.clone(),
+            workers: s.workers,
+            lease: Duration::from_secs(s.lease_secs),
+            body_limit: s.body_limit_bytes,
             concurrency,
-            edit_window,
-            vision_fail_rate,
-            api_key: secret("SLATE_API_KEY"),
-            admin_key: secret("SLATE_ADMIN_KEY"),
-            webhook_secret: secret("SLATE_WEBHOOK_SECRET"),
+            edit_window: Duration::from_secs(s.edit_window_secs),
+            vision_fail_rate: s.local_vision_fail_rate,
+            api_key: s.api_key.map(Secret::new),
+            admin_key: s.admin_key.map(Secret::new),
+            webhook_secret: providers.webhook_secret.clone(),
+            mongodb_uri: s.mongodb_uri.map(Secret::new),
+            providers,
         })
     }
 
@@ -275,6 +378,36 @@ mod tests {
     }
 
     #[test]
+    fn wrong_types_name_the_variable() {
+        let e = load(&[("SLATE_WORKERS", "many")]).unwrap_err();
+        assert!(e.contains("SLATE_WORKERS") && e.contains("many"), "{e}");
+        let e = load(&[("SLATE_LOCAL_VISION_FAIL_RATE", "half")]).unwrap_err();
+        assert!(e.contains("SLATE_LOCAL_VISION_FAIL_RATE"), "{e}");
+        let e = load(&[("SLATE_FAL_TIMEOUT_SECS", "-1"), ("FAL_KEY", "k")]).unwrap_err();
+        assert!(e.contains("SLATE_FAL_TIMEOUT_SECS"), "{e}");
+        // Empty counts as unset, as a shell's `VAR=` means.
+        assert_eq!(load(&[("SLATE_WORKERS", "")]).unwrap().workers, 16);
+    }
+
+    #[test]
+    fn providers_come_from_the_same_loader() {
+        let c = load(&[
+            ("FAL_KEY", "fal-secret"),
+            ("SLATE_FAL_VIDEO_MODEL", "m/v"),
+            ("SLATE_PUBLIC_URL", "https://slate.example/"),
+            ("SLATE_WEBHOOK_SECRET", "w"),
+        ])
+        .unwrap();
+        let fal = c.providers.fal.as_ref().unwrap();
+        assert_eq!(fal.video_model, "m/v");
+        assert_eq!(c.public_url.as_deref(), Some("https://slate.example"));
+        assert_eq!(c.providers.public_url, c.public_url);
+        assert!(c.webhook_secret.is_some());
+        assert!(!format!("{c:?}").contains("fal-secret"));
+        assert!(load(&[]).unwrap().providers.fal.is_none());
+    }
+
+    #[test]
     fn the_file_is_read_and_the_environment_wins() {
         let dir = std::env::temp_dir().join(format!("slate-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -287,10 +420,38 @@ mod tests {
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.workers, 8);
         std::fs::write(&p, "nonsense = 1\n").unwrap();
+        let e = Config::load(Some(&p), |_| None).unwrap_err();
+        assert!(e.contains("not a valid") && e.contains("`nonsense`"), "{e}");
+        std::fs::write(&p, "listen = [1\n").unwrap();
+        let e = Config::load(Some(&p), |_| None).unwrap_err();
+        assert!(e.contains("not a valid"), "{e}");
+        // Provider settings live in the same file, under the same rule.
+        std::fs::write(&p, "fal_video_model = \"m/file\"\nworkers = \"x\"\n").unwrap();
+        let e = Config::load(Some(&p), |_| None).unwrap_err();
+        assert!(e.contains("SLATE_WORKERS"), "{e}");
+        std::fs::write(&p, "fal_video_model = \"m/file\"\n").unwrap();
+        let c = Config::load(Some(&p), |k| (k == "FAL_KEY").then(|| "k".into())).unwrap();
+        assert_eq!(c.providers.fal.unwrap().video_model, "m/file");
+        // Secrets stay out of files.
+        std::fs::write(&p, "api_key = \"k\"\n").unwrap();
+        let e = Config::load(Some(&p), |_| None).unwrap_err();
         assert!(
-            Config::load(Some(&p), |_| None)
-                .unwrap_err()
-                .contains("not a valid")
+            e.contains("SLATE_API_KEY") && e.contains("environment"),
+            "{e}"
         );
+        assert!(!e.contains("\"k\""), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn the_readme_lists_every_variable() {
+        let readme = include_str!("../../README.md");
+        let providers = include_str!("../../docs/providers.md");
+        for (v, _) in variables() {
+            assert!(
+                readme.contains(&format!("`{v}`")) || providers.contains(&format!("`{v}`")),
+                "{v} is read but documented nowhere"
+            );
+        }
     }
 }

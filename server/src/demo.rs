@@ -94,8 +94,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     });
     let mut config = Config::load(None, |k| match k {
         "SLATE_DATA_DIR" => Some(data_dir.display().to_string()),
-        // The demo is the embedded default, whatever the shell says.
+        // The demo is the embedded default, whatever the shell says: SQLite in its own folder,
+        // no server settings. Provider keys still count, so a user can try a real provider.
         "SLATE_DATABASE_URL" => Some(format!("sqlite://{}", data_dir.join("slate.db").display())),
+        k if slate_activities::PROVIDER_VARIABLES
+            .iter()
+            .any(|(v, _)| *v == k) =>
+        {
+            std::env::var(k).ok()
+        }
         _ => None,
     })
     .map_err(anyhow::Error::msg)?;
@@ -115,7 +122,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     for (what, who) in film.studio.settings.describe() {
         println!("  {what:<14} {who}");
     }
-    if config_has_keys() {
+    if film.studio.settings.any_remote() {
         println!("  (provider keys in the environment are used: this demo may call paid services)");
     }
     let slug = match examples::load(&film, example, None).await {
@@ -164,7 +171,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     );
     qbar.set_prefix("qualify");
     let mut scene_bars: BTreeMap<i32, ProgressBar> = BTreeMap::new();
-    let mut last_line = String::new();
+    let mut printed_phase: Option<usize> = None;
     let result = loop {
         let r = engine.get(run.id).await?;
         // Qualification: the latest phase its journal reached.
@@ -189,10 +196,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             qbar.set_position(phase.min(5) as u64);
             qbar.set_message(PHASES[phase].to_string());
             if !tty {
-                let line = format!("qualification: {}", PHASES[phase]);
-                if line != last_line {
-                    eprintln!("{line}");
-                    last_line = line;
+                // Phases run in order, so every phase up to the one reached has been passed,
+                // even one that began and ended between two polls: a log shows them all.
+                let from = printed_phase.map_or(0, |p| p + 1);
+                for (p, name) in PHASES.iter().enumerate().take(phase + 1).skip(from) {
+                    eprintln!("qualification: {name}");
+                    printed_phase = Some(p);
                 }
             }
             if phase == 5 {
@@ -324,16 +333,4 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         film_path.canonicalize().unwrap_or(film_path).display()
     );
     Ok(())
-}
-
-fn config_has_keys() -> bool {
-    [
-        "FAL_KEY",
-        "OPENROUTER_API_KEY",
-        "BRAIN_SERVICE_API_KEY",
-        "TASK_API_KEY",
-        "LAST_FRAME_TOKEN",
-    ]
-    .iter()
-    .any(|k| std::env::var(k).is_ok_and(|v| !v.is_empty()))
 }

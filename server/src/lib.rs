@@ -27,10 +27,11 @@ use tokio_util::sync::CancellationToken;
 use crate::app::AppState;
 use crate::config::Config;
 
-/// Open the database (migrating it), build the studio from the environment's provider settings
+/// Open the database (migrating it), build the studio from the configured provider settings
 /// and register the workflows.
 pub async fn build(config: Config) -> anyhow::Result<AppState> {
-    build_with(config, ProviderSettings::from_env()).await
+    let providers = config.providers.clone();
+    build_with(config, providers).await
 }
 
 /// [`build`] with the provider settings given (tests point them at fake providers).
@@ -73,7 +74,7 @@ pub async fn build_with(
             vision_fail_rate: config.vision_fail_rate,
         },
     );
-    let docs: Arc<dyn DocumentStore> = documents(&db).await?;
+    let docs: Arc<dyn DocumentStore> = documents(&db, config.mongodb_uri.as_ref()).await?;
     let film = Arc::new(Film {
         studio,
         repo: FilmRepo::new(db),
@@ -93,8 +94,11 @@ pub async fn build_with(
 }
 
 #[cfg(not(feature = "mongodb"))]
-async fn documents(db: &FilmDb) -> anyhow::Result<Arc<dyn DocumentStore>> {
-    if std::env::var("MONGODB_URI").is_ok() {
+async fn documents(
+    db: &FilmDb,
+    mongodb_uri: Option<&slate_activities::Secret>,
+) -> anyhow::Result<Arc<dyn DocumentStore>> {
+    if mongodb_uri.is_some() {
         tracing::warn!(
             "MONGODB_URI is set but this build has no MongoDB support (cargo feature `mongodb`); documents stay in the workflow database"
         );
@@ -103,12 +107,16 @@ async fn documents(db: &FilmDb) -> anyhow::Result<Arc<dyn DocumentStore>> {
 }
 
 #[cfg(feature = "mongodb")]
-async fn documents(db: &FilmDb) -> anyhow::Result<Arc<dyn DocumentStore>> {
-    match std::env::var("MONGODB_URI") {
-        Ok(uri) => Ok(Arc::new(
-            slate_workflows::docstore::mongo::MongoDocuments::connect(&uri, db.clone()).await?,
+async fn documents(
+    db: &FilmDb,
+    mongodb_uri: Option<&slate_activities::Secret>,
+) -> anyhow::Result<Arc<dyn DocumentStore>> {
+    match mongodb_uri {
+        Some(uri) => Ok(Arc::new(
+            slate_workflows::docstore::mongo::MongoDocuments::connect(uri.expose(), db.clone())
+                .await?,
         )),
-        Err(_) => Ok(Arc::new(SqlDocuments::new(db.clone()))),
+        None => Ok(Arc::new(SqlDocuments::new(db.clone()))),
     }
 }
 

@@ -297,7 +297,8 @@ pub async fn film(
     let blobs = slate_activities::Blobs::local(data.join("blobs"), None)?;
     let env_num = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<f64>().ok());
     let mut studio = slate_activities::Studio::build(
-        slate_activities::ProviderSettings::from_env(),
+        // The local studio, whatever keys the shell holds: tests never reach a paid service.
+        slate_activities::ProviderSettings::default(),
         blobs,
         db.activities_db(),
         slate_activities::StudioOptions {

@@ -281,7 +281,7 @@ impl FalClient {
             value: a.body,
             spend: Spend {
                 units,
-                usd: units * unit_price(model),
+                usd: units * unit_price(&self.settings, model),
             },
         })
     }
@@ -332,12 +332,10 @@ impl FalClient {
     }
 }
 
-/// Published price per billable unit, dollars (override with `SLATE_FAL_PRICES`, a JSON map).
-fn unit_price(model: &str) -> f64 {
-    if let Ok(j) = std::env::var("SLATE_FAL_PRICES")
-        && let Ok(m) = serde_json::from_str::<std::collections::BTreeMap<String, f64>>(&j)
-        && let Some(p) = m.get(model)
-    {
+/// Dollars per billable unit: the configured price (`SLATE_FAL_PRICES`), else an estimate from
+/// fal's published prices.
+fn unit_price(settings: &FalSettings, model: &str) -> f64 {
+    if let Some(p) = settings.prices.get(model) {
         return *p;
     }
     if model.contains("video") {
@@ -574,23 +572,20 @@ pub struct FalVideo {
     client: FalClient,
     blobs: Blobs,
     webhook: Option<String>,
-    durations: Vec<f64>,
 }
 
 impl FalVideo {
-    /// Video through `client`; `durations` are the model's allowed lengths (Kling: 5 and 10).
-    pub fn new(
-        client: FalClient,
-        blobs: Blobs,
-        webhook: Option<String>,
-        durations: Vec<f64>,
-    ) -> Self {
+    /// Video through `client`, at the lengths its settings allow (Kling: 5 and 10 s).
+    pub fn new(client: FalClient, blobs: Blobs, webhook: Option<String>) -> Self {
         FalVideo {
             client,
             blobs,
             webhook,
-            durations,
         }
+    }
+
+    fn allowed(&self) -> &[f64] {
+        &self.client.settings.video_durations
     }
 }
 
@@ -612,12 +607,12 @@ impl VideoGen for FalVideo {
     }
 
     fn durations(&self) -> Vec<f64> {
-        self.durations.clone()
+        self.allowed().to_vec()
     }
 
     async fn submit(&self, req: &VideoRequest) -> Result<Job> {
         let model = self.client.settings.video_model.clone();
-        let d = pick_duration(&self.durations, req.duration);
+        let d = pick_duration(self.allowed(), req.duration);
         let mut input = json!({"prompt": req.prompt, "duration": format!("{}", d as u32)});
         match (req.mode, &req.start_image, &req.source_video) {
             (VideoMode::ImageToVideo, Some(img), _) => {
@@ -662,7 +657,7 @@ impl VideoGen for FalVideo {
                     value: JobState::Completed {
                         output: VideoOutput {
                             video,
-                            duration: pick_duration(&self.durations, req.duration),
+                            duration: pick_duration(self.allowed(), req.duration),
                         },
                     },
                     spend,

@@ -19,7 +19,7 @@ use crate::model::{
 };
 pub use crate::runtime::CancelOutcome;
 use crate::runtime::{EngineConfig, Shared};
-use crate::store::{self, Guard, NewSignal, SignalOutcome, Store, Transition};
+use crate::store::{self, Guard, NewSignal, SignalOutcome, Store, Target, Transition};
 use crate::worker::Worker;
 use crate::workflow::{Registry, Workflow};
 
@@ -439,13 +439,13 @@ impl Engine {
                 run.status
             )));
         }
+        let now = Utc::now();
         let mut t = Transition::new(
             id,
             Guard::Status(vec![RunStatus::Failed]),
-            RunStatus::Pending,
-            Utc::now(),
+            Target::Pending { at: now },
+            now,
         );
-        t.ready_at = Some(t.now);
         t.bump_epoch = true;
         t.events = vec![(
             Some(step.to_string()),
@@ -478,6 +478,7 @@ impl Engine {
                 "run {id} has no step `{step}` in its journal"
             )));
         }
+        let now = Utc::now();
         let mut t = Transition::new(
             id,
             Guard::Status(vec![
@@ -488,10 +489,9 @@ impl Engine {
                 RunStatus::Failed,
                 RunStatus::Cancelled,
             ]),
-            RunStatus::Pending,
-            Utc::now(),
+            Target::Pending { at: now },
+            now,
         );
-        t.ready_at = Some(t.now);
         t.bump_epoch = true;
         t.events = vec![(
             Some(step.to_string()),
@@ -526,13 +526,13 @@ impl Engine {
                 other => return other,
             }
         }
+        let now = Utc::now();
         let mut t = Transition::new(
             id,
             Guard::Status(vec![RunStatus::Failed]),
-            RunStatus::Pending,
-            Utc::now(),
+            Target::Pending { at: now },
+            now,
         );
-        t.ready_at = Some(t.now);
         t.bump_epoch = true;
         t.events = vec![(
             None,

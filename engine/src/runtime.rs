@@ -16,7 +16,7 @@ use crate::committer::Committer;
 use crate::error::{EngineError, Result, RunError};
 use crate::metrics::Metrics;
 use crate::model::{EventData, RunId, RunStatus};
-use crate::store::{Guard, Store, Transition, Wakeups};
+use crate::store::{Guard, Store, Target, Transition, Wakeups};
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -254,10 +254,11 @@ impl Shared {
                 RunStatus::Waiting,
                 RunStatus::Sleeping,
             ]),
-            RunStatus::Cancelled,
+            Target::Cancelled {
+                error: RunError::new("cancelled", reason),
+            },
             Utc::now(),
         );
-        t.error = Some(RunError::new("cancelled", reason));
         t.events = vec![(
             None,
             EventData::RunCancelled {

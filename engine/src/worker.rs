@@ -25,7 +25,7 @@ use crate::error::{Result, RunError, WfError};
 use crate::journal::Journal;
 use crate::model::{EventData, RunId, RunRecord, RunStatus};
 use crate::runtime::{RunHandle, Shared, StopFlag, StopReason};
-use crate::store::{Claimed, Finish, Guard, Transition};
+use crate::store::{Claimed, Finish, Guard, Target, Transition};
 use crate::workflow::Registry;
 
 struct Ready {
@@ -393,21 +393,21 @@ async fn release(
     why: &str,
 ) -> Result<bool> {
     let now = Utc::now();
-    let mut t = Transition::new(id, Guard::Epoch(epoch), RunStatus::Pending, now);
-    t.ready_at = Some(crate::model::later(now, delay));
+    let at = crate::model::later(now, delay);
+    let mut t = Transition::new(id, Guard::Epoch(epoch), Target::Pending { at }, now);
     // Not terminal: the parent (if any) is not signalled, so it need not be known here.
     t.events = vec![(
         None,
         EventData::RunSuspended {
             status: RunStatus::Pending,
-            ready_at: t.ready_at,
+            ready_at: Some(at),
             reasons: vec![why.to_string()],
         },
     )];
     shared.store.transition(t).await
 }
 
-fn finish(run: &RunRecord, to: RunStatus, now: chrono::DateTime<Utc>) -> Transition {
+fn finish(run: &RunRecord, to: Target, now: chrono::DateTime<Utc>) -> Transition {
     let mut t = Transition::new(run.id, Guard::Epoch(run.lease_epoch), to, now);
     t.parent = run.parent_id;
     t
@@ -416,7 +416,7 @@ fn finish(run: &RunRecord, to: RunStatus, now: chrono::DateTime<Utc>) -> Transit
 /// [`finish`] for an execution that knows whether it took concurrency slots.
 fn finish_after(
     run: &RunRecord,
-    to: RunStatus,
+    to: Target,
     now: chrono::DateTime<Utc>,
     took_slots: bool,
 ) -> Transition {
@@ -461,8 +461,13 @@ pub(crate) async fn execute(
     let now = Utc::now();
 
     if let Some(reason) = run.cancel_reason.clone() {
-        let mut t = finish(&run, RunStatus::Cancelled, now);
-        t.error = Some(RunError::new("cancelled", &reason));
+        let mut t = finish(
+            &run,
+            Target::Cancelled {
+                error: RunError::new("cancelled", &reason),
+            },
+            now,
+        );
         t.events = vec![
             (
                 None,
@@ -484,14 +489,14 @@ pub(crate) async fn execute(
                 run.workflow
             ),
         );
-        let mut t = finish(&run, RunStatus::Failed, now);
-        t.events = vec![(
-            None,
-            EventData::RunFailed {
+        let mut t = finish(
+            &run,
+            Target::Failed {
                 error: error.clone(),
             },
-        )];
-        t.error = Some(error);
+            now,
+        );
+        t.events = vec![(None, EventData::RunFailed { error })];
         log_transition(&shared, &run, shared.store.transition(t).await);
         return;
     };
@@ -598,8 +603,13 @@ pub(crate) async fn execute(
             .flatten()
             .and_then(|r| r.cancel_reason)
             .unwrap_or_else(|| "cancelled".into());
-        let mut t = finish(&run, RunStatus::Cancelled, now);
-        t.error = Some(RunError::new("cancelled", &reason));
+        let mut t = finish(
+            &run,
+            Target::Cancelled {
+                error: RunError::new("cancelled", &reason),
+            },
+            now,
+        );
         t.events = vec![
             (
                 None,
@@ -624,27 +634,43 @@ pub(crate) async fn execute(
         return;
     }
 
-    let suspended = susp.active && matches!(result, Err(WfError::Suspended) | Ok(_));
-    let t = if suspended || matches!(result, Err(WfError::Suspended)) {
-        let status = if susp.signals.is_empty() && susp.slots.is_empty() {
-            RunStatus::Sleeping
-        } else {
-            RunStatus::Waiting
-        };
-        let mut t = finish_after(&run, status, now, took_slots);
-        t.ready_at = susp.ready_at;
-        t.signal_waits = susp.signals.into_iter().collect();
-        t.slot_waits = susp.slots.into_iter().collect();
-        t.consumed_signals = consumed;
+    // A branch that suspended outlives a body that went on without it (a race, a timeout):
+    // the run waits for what its branches wait for.
+    let waits = matches!(result, Err(WfError::Suspended) | Ok(_)) && !susp.is_empty();
+    let t = if waits {
+        let reasons = susp.reasons();
+        let target = susp
+            .into_target(consumed)
+            .expect("a non-empty suspension has a target");
+        let (status, ready_at) = (target.status(), target.ready_at());
+        let mut t = finish_after(&run, target, now, took_slots);
         t.events = vec![(
             None,
             EventData::RunSuspended {
                 status,
-                ready_at: susp.ready_at,
-                reasons: susp.reasons,
+                ready_at,
+                reasons,
             },
         )];
         shared.metrics.suspensions.fetch_add(1, Ordering::Relaxed);
+        t
+    } else if matches!(result, Err(WfError::Suspended)) {
+        // `Suspended` is the context's to return, after it recorded a wait; without one the
+        // run would sleep forever.
+        let error = RunError::new(
+            "suspended_without_wait",
+            "the workflow returned WfError::Suspended without waiting on a timer, signal or slot; \
+             propagate the error of a context call (sleep, signal, step) instead of making one",
+        );
+        let mut t = finish_after(
+            &run,
+            Target::Failed {
+                error: error.clone(),
+            },
+            now,
+            took_slots,
+        );
+        t.events = vec![(None, EventData::RunFailed { error })];
         t
     } else {
         match result {
@@ -659,43 +685,46 @@ pub(crate) async fn execute(
                             shared.config.max_result_bytes
                         ),
                     );
-                    let mut t = finish_after(&run, RunStatus::Failed, now, took_slots);
-                    t.events = vec![(
-                        None,
-                        EventData::RunFailed {
+                    let mut t = finish_after(
+                        &run,
+                        Target::Failed {
                             error: error.clone(),
                         },
-                    )];
-                    t.error = Some(error);
+                        now,
+                        took_slots,
+                    );
+                    t.events = vec![(None, EventData::RunFailed { error })];
                     t
                 } else {
-                    let mut t = finish_after(&run, RunStatus::Completed, now, took_slots);
-                    t.events = vec![(
-                        None,
-                        EventData::RunCompleted {
+                    let mut t = finish_after(
+                        &run,
+                        Target::Completed {
                             output: output.clone(),
                         },
-                    )];
-                    t.output = Some(output);
+                        now,
+                        took_slots,
+                    );
+                    t.events = vec![(None, EventData::RunCompleted { output })];
                     t
                 }
             }
             Err(e) => {
                 let error = e.to_run_error();
                 tracing::info!(run = %run.id, error = %error, "run failed");
-                let mut t = finish_after(&run, RunStatus::Failed, now, took_slots);
-                t.events = vec![(
-                    None,
-                    EventData::RunFailed {
+                let mut t = finish_after(
+                    &run,
+                    Target::Failed {
                         error: error.clone(),
                     },
-                )];
-                t.error = Some(error);
+                    now,
+                    took_slots,
+                );
+                t.events = vec![(None, EventData::RunFailed { error })];
                 t
             }
         }
     };
-    let to = t.to;
+    let to = t.to.status();
     let cancel_children = to == RunStatus::Failed;
     let recorded = record(&shared, &run, t, next_seq).await;
     if matches!(recorded, Ok(true)) {
@@ -731,13 +760,12 @@ pub(crate) async fn execute(
 /// Record an execution's outcome. The common ones (completed, failed, sleeping, with no parent
 /// to signal and nothing to clean up) ride in the checkpoint batch: no commit of their own.
 async fn record(shared: &Shared, run: &RunRecord, t: Transition, next_seq: i64) -> Result<bool> {
-    let simple =
-        t.signal_waits.is_empty() && t.slot_waits.is_empty() && t.parent.is_none() && !t.cleanup;
-    let finish = match (t.to, &t.output, &t.error, t.ready_at) {
+    let simple = t.parent.is_none() && !t.cleanup;
+    let finish = match &t.to {
         _ if !simple => None,
-        (RunStatus::Completed, Some(out), _, _) => Some(Finish::Completed(out.clone())),
-        (RunStatus::Failed, _, Some(e), _) => Some(Finish::Failed(e.clone())),
-        (RunStatus::Sleeping, _, _, Some(at)) => Some(Finish::Sleeping(at)),
+        Target::Completed { output } => Some(Finish::Completed(output.clone())),
+        Target::Failed { error } => Some(Finish::Failed(error.clone())),
+        Target::Sleeping { until } => Some(Finish::Sleeping(*until)),
         _ => None,
     };
     let Some(finish) = finish else {

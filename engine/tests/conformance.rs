@@ -431,6 +431,32 @@ impl Workflow for Twice {
     }
 }
 
+/// A nap in one branch and a signal in the other: one execution leaves two waits.
+struct NapAndListen;
+impl Workflow for NapAndListen {
+    const NAME: &'static str = "t.nap-and-listen";
+    type Input = u64;
+    type Output = Value;
+    async fn run(&self, ctx: Ctx, nap_ms: u64) -> Result<Value, WfError> {
+        let nap = ctx.sleep("nap", Duration::from_millis(nap_ms));
+        let listen = ctx.wait_signal::<Value>("listen", "word", None);
+        let (napped, heard) = futures::join!(nap, listen);
+        napped?;
+        Ok(heard?.unwrap_or(Value::Null))
+    }
+}
+
+/// Claims to be suspended without waiting on anything.
+struct FakeSuspend;
+impl Workflow for FakeSuspend {
+    const NAME: &'static str = "t.fake-suspend";
+    type Input = ();
+    type Output = ();
+    async fn run(&self, _ctx: Ctx, _: ()) -> Result<(), WfError> {
+        Err(WfError::Suspended)
+    }
+}
+
 fn register_all(e: &Engine, p: &Arc<Probe>) {
     e.register(ThreeSteps(p.clone()))
         .register(Flaky(p.clone()))
@@ -445,7 +471,9 @@ fn register_all(e: &Engine, p: &Arc<Probe>) {
         .register(Keyed(p.clone()))
         .register(Spender(p.clone()))
         .register(Big)
-        .register(Twice);
+        .register(Twice)
+        .register(NapAndListen)
+        .register(FakeSuspend);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1105,6 +1133,65 @@ async fn stale_lease_holders_are_fenced(h: H) {
     assert!(!events.iter().any(|e| e.seq == last + 1));
 }
 
+/// Parallel branches wait on different things at once: the run waits for all of them, is due
+/// at the earliest timer, and a signal that arrives first is not lost while the timer runs.
+async fn branches_wait_on_a_timer_and_a_signal_at_once(h: H) {
+    let id = start::<NapAndListen>(&h, 600).await;
+    wait_status(&h.engine, id, RunStatus::Waiting).await;
+    let events = h.engine.store().events(id).await.unwrap();
+    let (ready_at, reasons) = events
+        .iter()
+        .find_map(|e| match &e.data {
+            EventData::RunSuspended {
+                status: RunStatus::Waiting,
+                ready_at,
+                reasons,
+            } => Some((*ready_at, reasons.clone())),
+            _ => None,
+        })
+        .expect("a RunSuspended event, waiting");
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    let until = events
+        .iter()
+        .find_map(|e| match e.data {
+            EventData::TimerStarted { until } => Some(until),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(ready_at, Some(until), "due when the nap ends");
+    h.engine
+        .signal(Some(id), "word", None, json!("hello"))
+        .await
+        .unwrap();
+    let run = h.engine.wait_for(id, WAIT).await.unwrap();
+    assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
+    assert_eq!(run.output, Some(json!("hello")));
+    let done = events_of(&h, id).await;
+    let completed = done
+        .iter()
+        .find(|e| matches!(e.data, EventData::RunCompleted { .. }))
+        .unwrap();
+    assert!(
+        completed.at >= until,
+        "the signal did not cut the nap short"
+    );
+}
+
+/// A workflow that says it is suspended without waiting on anything fails with a message,
+/// rather than sleeping forever.
+async fn a_suspension_without_a_wait_fails_clearly(h: H) {
+    let id = start::<FakeSuspend>(&h, ()).await;
+    let run = h.engine.wait_for(id, WAIT).await.unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    let e = run.error.unwrap();
+    assert_eq!(e.kind, "suspended_without_wait");
+    assert!(e.message.contains("context"), "{}", e.message);
+}
+
+async fn events_of(h: &H, id: slate_engine::RunId) -> Vec<slate_engine::EventRecord> {
+    h.engine.store().events(id).await.unwrap()
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod postgres {
@@ -1127,6 +1214,8 @@ macro_rules! conformance {
 }
 
 conformance!(
+    branches_wait_on_a_timer_and_a_signal_at_once,
+    a_suspension_without_a_wait_fails_clearly,
     replay_does_not_repeat_side_effects,
     retries_back_off_durably,
     final_errors_and_exhausted_retries_fail_the_run,

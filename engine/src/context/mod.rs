@@ -36,7 +36,7 @@ use crate::error::WfError;
 use crate::journal::{EntryState, Journal};
 use crate::model::{Cost, EventData, NewEvent, RunId, RunRecord};
 use crate::runtime::{Shared, StopFlag, StopReason};
-use crate::store::AppendOp;
+use crate::store::{AppendOp, Target};
 
 /// What an execution left for the executor to record.
 pub(crate) struct Outcome {
@@ -48,18 +48,91 @@ pub(crate) struct Outcome {
     pub next_seq: i64,
 }
 
-#[derive(Debug, Default)]
-pub(crate) struct Suspension {
-    pub active: bool,
-    pub ready_at: Option<DateTime<Utc>>,
-    pub signals: BTreeSet<String>,
-    pub slots: BTreeSet<String>,
-    pub reasons: Vec<String>,
+/// One thing a suspended branch of a run waits for. Parallel branches suspend on their own, so
+/// one execution may leave several: a timer in one branch, a signal and a slot in others.
+#[derive(Debug, Clone)]
+pub(crate) enum Wait {
+    /// A durable timer (a sleep, a retry's backoff).
+    Timer { at: DateTime<Utc>, reason: String },
+    /// A signal, with an optional deadline.
+    Signal {
+        name: String,
+        deadline: Option<DateTime<Utc>>,
+        reason: String,
+    },
+    /// A concurrency slot. Releases wake waiters directly; `recheck` only bounds the damage of
+    /// a missed wake.
+    Slot {
+        key: String,
+        recheck: DateTime<Utc>,
+        reason: String,
+    },
 }
 
+impl Wait {
+    fn due(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Wait::Timer { at, .. } => Some(*at),
+            Wait::Signal { deadline, .. } => *deadline,
+            Wait::Slot { recheck, .. } => Some(*recheck),
+        }
+    }
+
+    fn reason(&self) -> &str {
+        match self {
+            Wait::Timer { reason, .. }
+            | Wait::Signal { reason, .. }
+            | Wait::Slot { reason, .. } => reason,
+        }
+    }
+}
+
+/// What an execution left its run waiting for: every branch's [`Wait`], none if it ran to an
+/// end.
+#[derive(Debug, Default)]
+pub(crate) struct Suspension(Vec<Wait>);
+
 impl Suspension {
-    fn wake_at(&mut self, t: DateTime<Utc>) {
-        self.ready_at = Some(self.ready_at.map_or(t, |r| r.min(t)));
+    fn push(&mut self, w: Wait) {
+        self.0.push(w);
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Why the run waits, one line per wait (recorded in its `RunSuspended` event).
+    pub(crate) fn reasons(&self) -> Vec<String> {
+        self.0.iter().map(|w| w.reason().to_string()).collect()
+    }
+
+    /// The state the run is left in: asleep when it waits on timers only, else waiting for its
+    /// signals and slots, due at the earliest timer, deadline or recheck. `None` if nothing
+    /// waits.
+    pub(crate) fn into_target(self, consumed: Vec<i64>) -> Option<Target> {
+        let until = self.0.iter().filter_map(Wait::due).min();
+        let mut signals = BTreeSet::new();
+        let mut slots = BTreeSet::new();
+        for w in self.0 {
+            match w {
+                Wait::Signal { name, .. } => {
+                    signals.insert(name);
+                }
+                Wait::Slot { key, .. } => {
+                    slots.insert(key);
+                }
+                Wait::Timer { .. } => {}
+            }
+        }
+        if signals.is_empty() && slots.is_empty() {
+            return until.map(|until| Target::Sleeping { until });
+        }
+        Some(Target::Waiting {
+            until,
+            signals: signals.into_iter().collect(),
+            consumed,
+            slots: slots.into_iter().collect(),
+        })
     }
 }
 
@@ -298,12 +371,13 @@ impl Ctx {
         self.inner.shared.committer.enqueue(op);
     }
 
-    fn suspend_until(&self, at: DateTime<Utc>, reason: String) -> WfError {
-        let mut st = self.lock();
-        st.susp.active = true;
-        st.susp.wake_at(at);
-        st.susp.reasons.push(reason);
+    fn suspend(&self, wait: Wait) -> WfError {
+        self.lock().susp.push(wait);
         WfError::Suspended
+    }
+
+    fn suspend_until(&self, at: DateTime<Utc>, reason: String) -> WfError {
+        self.suspend(Wait::Timer { at, reason })
     }
 
     fn suspend_signal(
@@ -312,26 +386,19 @@ impl Ctx {
         deadline: Option<DateTime<Utc>>,
         reason: String,
     ) -> WfError {
-        let mut st = self.lock();
-        st.susp.active = true;
-        st.susp.signals.insert(signal.to_string());
-        if let Some(d) = deadline {
-            st.susp.wake_at(d);
-        }
-        st.susp.reasons.push(reason);
-        WfError::Suspended
+        self.suspend(Wait::Signal {
+            name: signal.to_string(),
+            deadline,
+            reason,
+        })
     }
 
     fn suspend_slot(&self, key: &str, step: &str) -> WfError {
-        let mut st = self.lock();
-        st.susp.active = true;
-        st.susp.slots.insert(key.to_string());
-        // Releases wake waiters directly; this only bounds the damage of a missed wake.
-        st.susp.wake_at(Utc::now() + Duration::from_secs(10));
-        st.susp.reasons.push(format!(
-            "step `{step}` waits for a `{key}` concurrency slot"
-        ));
-        WfError::Suspended
+        self.suspend(Wait::Slot {
+            key: key.to_string(),
+            recheck: Utc::now() + Duration::from_secs(10),
+            reason: format!("step `{step}` waits for a `{key}` concurrency slot"),
+        })
     }
 
     /// Sleep durably: the run is suspended in the database until `duration` has passed since

@@ -106,6 +106,121 @@ pub enum Guard {
     Status(Vec<RunStatus>),
 }
 
+/// Where a transition takes a run, with exactly what that state needs: a completed run has an
+/// output and no error, a waiting one has its waits, and no combination in between can be built.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// Runnable again from `at` (released, retried, reset, re-driven).
+    Pending {
+        /// When it may be claimed.
+        at: DateTime<Utc>,
+    },
+    /// Asleep on durable timers only.
+    Sleeping {
+        /// The earliest timer.
+        until: DateTime<Utc>,
+    },
+    /// Waiting for signals or concurrency slots (or both, from parallel branches).
+    Waiting {
+        /// Wakes it whatever arrives: the earliest deadline or timer, or a slot recheck.
+        until: Option<DateTime<Utc>>,
+        /// Signal names it waits for.
+        signals: Vec<String>,
+        /// Signal ids it has already consumed (so they do not count as "already arrived").
+        consumed: Vec<i64>,
+        /// Concurrency keys it waits for a slot of.
+        slots: Vec<String>,
+    },
+    /// Finished with an output.
+    Completed {
+        /// The workflow's result.
+        output: Value,
+    },
+    /// Finished with an error.
+    Failed {
+        /// Why.
+        error: RunError,
+    },
+    /// Stopped by a person or by its parent.
+    Cancelled {
+        /// Why (code `cancelled`).
+        error: RunError,
+    },
+}
+
+impl Target {
+    /// The run's status after the transition.
+    pub fn status(&self) -> RunStatus {
+        match self {
+            Target::Pending { .. } => RunStatus::Pending,
+            Target::Sleeping { .. } => RunStatus::Sleeping,
+            Target::Waiting { .. } => RunStatus::Waiting,
+            Target::Completed { .. } => RunStatus::Completed,
+            Target::Failed { .. } => RunStatus::Failed,
+            Target::Cancelled { .. } => RunStatus::Cancelled,
+        }
+    }
+
+    /// When the run is due next (`None`: only a signal or a slot wakes it, or it is finished).
+    pub fn ready_at(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Target::Pending { at } => Some(*at),
+            Target::Sleeping { until } => Some(*until),
+            Target::Waiting { until, .. } => *until,
+            _ => None,
+        }
+    }
+
+    /// The output, for a completed run.
+    pub fn output(&self) -> Option<&Value> {
+        match self {
+            Target::Completed { output } => Some(output),
+            _ => None,
+        }
+    }
+
+    /// The error, for a failed or cancelled run.
+    pub fn error(&self) -> Option<&RunError> {
+        match self {
+            Target::Failed { error } | Target::Cancelled { error } => Some(error),
+            _ => None,
+        }
+    }
+
+    /// Signal names a waiting run waits for.
+    pub fn signals(&self) -> &[String] {
+        match self {
+            Target::Waiting { signals, .. } => signals,
+            _ => &[],
+        }
+    }
+
+    /// Signal ids a waiting run has consumed.
+    pub fn consumed(&self) -> &[i64] {
+        match self {
+            Target::Waiting { consumed, .. } => consumed,
+            _ => &[],
+        }
+    }
+
+    /// Concurrency keys a waiting run waits for.
+    pub fn slots(&self) -> &[String] {
+        match self {
+            Target::Waiting { slots, .. } => slots,
+            _ => &[],
+        }
+    }
+
+    /// What a finished child tells its parent.
+    pub(crate) fn child_outcome(&self) -> Value {
+        serde_json::json!({
+            "status": self.status(),
+            "output": self.output(),
+            "error": self.error(),
+        })
+    }
+}
+
 /// A change of a run's state, with the events that record it.
 #[derive(Debug, Clone)]
 pub struct Transition {
@@ -113,20 +228,8 @@ pub struct Transition {
     pub run_id: RunId,
     /// Precondition.
     pub guard: Guard,
-    /// New state.
-    pub to: RunStatus,
-    /// When it is due (for pending/waiting/sleeping); `None` = only a signal wakes it.
-    pub ready_at: Option<DateTime<Utc>>,
-    /// Output, when completing.
-    pub output: Option<Value>,
-    /// Error, when failing or cancelling.
-    pub error: Option<RunError>,
-    /// Signal names the run waits for (waiting runs).
-    pub signal_waits: Vec<String>,
-    /// Signal ids the run has already consumed (so they do not count as "already arrived").
-    pub consumed_signals: Vec<i64>,
-    /// Concurrency keys the run waits for a slot of.
-    pub slot_waits: Vec<String>,
+    /// New state, with what it needs.
+    pub to: Target,
     /// Events to append (sequence numbers are assigned by the store).
     pub events: Vec<(Option<String>, EventData)>,
     /// Increment the lease epoch (admin transitions fence out a stalled former holder).
@@ -142,18 +245,12 @@ pub struct Transition {
 }
 
 impl Transition {
-    /// A transition with nothing but its target.
-    pub fn new(run_id: RunId, guard: Guard, to: RunStatus, now: DateTime<Utc>) -> Self {
+    /// A transition to `to` and nothing else.
+    pub fn new(run_id: RunId, guard: Guard, to: Target, now: DateTime<Utc>) -> Self {
         Transition {
             run_id,
             guard,
             to,
-            ready_at: None,
-            output: None,
-            error: None,
-            signal_waits: vec![],
-            consumed_signals: vec![],
-            slot_waits: vec![],
             events: vec![],
             bump_epoch: false,
             parent: None,
@@ -426,19 +523,6 @@ pub(crate) fn first_claim_events(run: &RunRecord, worker: &str) -> Vec<EventReco
             },
         },
     ]
-}
-
-/// Payload of the signal a finished child sends its parent.
-pub(crate) fn child_outcome(
-    status: RunStatus,
-    output: &Option<Value>,
-    error: &Option<RunError>,
-) -> Value {
-    serde_json::json!({
-        "status": status,
-        "output": output,
-        "error": error,
-    })
 }
 
 /// The name of the signal a child sends its parent when it finishes.

@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use super::{
     AppendOp, BareRate, Claimed, Guard, NewSignal, SignalOutcome, SlotOutcome, Store, Transition,
-    Wakeups, child_outcome, child_signal_name, event_json, first_claim_events,
+    Wakeups, child_signal_name, event_json, first_claim_events,
 };
 use crate::error::{EngineError, Result, RunError};
 use crate::model::{EventRecord, NewRun, RunFilter, RunId, RunRecord, RunStatus, SignalRecord};
@@ -186,7 +186,7 @@ impl PgStore {
             Guard::Epoch(e) => (Some(*e), None),
             Guard::Status(s) => (None, Some(s.iter().map(|s| s.to_string()).collect())),
         };
-        let error = t.error.as_ref().map(serde_json::to_value).transpose()?;
+        let error = t.to.error().map(serde_json::to_value).transpose()?;
         let mut kinds = vec![];
         let mut steps = vec![];
         let mut datas = vec![];
@@ -230,12 +230,12 @@ impl PgStore {
                     (SELECT count(*) FROM n) AS notified",
         )
         .bind(t.run_id.0)
-        .bind(t.to.as_str())
-        .bind(t.ready_at)
-        .bind(&t.output)
+        .bind(t.to.status().as_str())
+        .bind(t.to.ready_at())
+        .bind(t.to.output())
         .bind(&error)
         .bind(t.now)
-        .bind(t.to.is_terminal())
+        .bind(t.to.status().is_terminal())
         .bind(t.bump_epoch)
         .bind(epoch)
         .bind(&statuses)
@@ -577,9 +577,9 @@ impl Store for PgStore {
     }
 
     async fn transition(&self, t: Transition) -> Result<bool> {
-        if t.signal_waits.is_empty()
-            && t.slot_waits.is_empty()
-            && !(t.to.is_terminal() && t.parent.is_some())
+        if t.to.signals().is_empty()
+            && t.to.slots().is_empty()
+            && !(t.to.status().is_terminal() && t.parent.is_some())
         {
             return self.transition_simple(t).await;
         }
@@ -588,8 +588,8 @@ impl Store for PgStore {
             Guard::Epoch(e) => (Some(*e), None),
             Guard::Status(s) => (None, Some(s.iter().map(|s| s.to_string()).collect())),
         };
-        let terminal = t.to.is_terminal();
-        let error = t.error.as_ref().map(serde_json::to_value).transpose()?;
+        let terminal = t.to.status().is_terminal();
+        let error = t.to.error().map(serde_json::to_value).transpose()?;
         let row = sqlx::query(
             "UPDATE runs SET status = $2,
                     ready_at = CASE WHEN cancel_reason IS NOT NULL AND $2 IN ('waiting','sleeping')
@@ -605,9 +605,9 @@ impl Store for PgStore {
              RETURNING parent_id, lease_epoch",
         )
         .bind(t.run_id.0)
-        .bind(t.to.as_str())
-        .bind(t.ready_at)
-        .bind(&t.output)
+        .bind(t.to.status().as_str())
+        .bind(t.to.ready_at())
+        .bind(t.to.output())
         .bind(&error)
         .bind(t.now)
         .bind(terminal)
@@ -622,7 +622,7 @@ impl Store for PgStore {
         };
         let parent: Option<Uuid> = row.try_get("parent_id")?;
         let new_epoch: i64 = row.try_get("lease_epoch")?;
-        let mut woke_any = t.to == RunStatus::Pending;
+        let mut woke_any = t.to.status() == RunStatus::Pending;
 
         sqlx::query("DELETE FROM signal_waits WHERE run_id = $1")
             .bind(t.run_id.0)
@@ -632,14 +632,14 @@ impl Store for PgStore {
             .bind(t.run_id.0)
             .execute(&mut *tx)
             .await?;
-        if t.to == RunStatus::Waiting && !t.signal_waits.is_empty() {
-            let names: Vec<String> = t
-                .signal_waits
-                .iter()
-                .cloned()
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect();
+        if !t.to.signals().is_empty() {
+            let names: Vec<String> =
+                t.to.signals()
+                    .iter()
+                    .cloned()
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
             // Sorted, so two transactions never take the same locks in opposite orders.
             sqlx::query(
                 "SELECT pg_advisory_xact_lock(hashtextextended(n, 0)) FROM unnest($1::text[]) AS n ORDER BY n",
@@ -658,7 +658,7 @@ impl Store for PgStore {
             )
             .bind(t.run_id.0)
             .bind(&names)
-            .bind(&t.consumed_signals)
+            .bind(t.to.consumed())
             .fetch_one(&mut *tx)
             .await?;
             if arrived {
@@ -670,8 +670,8 @@ impl Store for PgStore {
                 woke_any = true;
             }
         }
-        if t.to == RunStatus::Waiting && !t.slot_waits.is_empty() {
-            let keys: BTreeSet<String> = t.slot_waits.iter().cloned().collect();
+        if !t.to.slots().is_empty() {
+            let keys: BTreeSet<String> = t.to.slots().iter().cloned().collect();
             let mut free = false;
             for key in &keys {
                 let max: Option<i32> = sqlx::query_scalar(
@@ -706,7 +706,7 @@ impl Store for PgStore {
                 woke_any = true;
             }
         }
-        if t.to != RunStatus::Running {
+        if t.to.status() != RunStatus::Running {
             let keys: Vec<String> =
                 sqlx::query_scalar("DELETE FROM concurrency_slots WHERE run_id = $1 RETURNING key")
                     .bind(t.run_id.0)
@@ -753,7 +753,7 @@ impl Store for PgStore {
             .bind(parent)
             .bind(&name)
             .bind(format!("finished:{new_epoch}"))
-            .bind(child_outcome(t.to, &t.output, &t.error))
+            .bind(t.to.child_outcome())
             .bind(t.now)
             .execute(&mut *tx)
             .await?;

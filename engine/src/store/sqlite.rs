@@ -26,7 +26,7 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use super::{
     AppendOp, BareRate, Claimed, Guard, NewSignal, SignalOutcome, SlotOutcome, Store, Transition,
-    child_outcome, child_signal_name, event_json, parse_event,
+    child_signal_name, event_json, parse_event,
 };
 use crate::error::{EngineError, Result, RunError};
 use crate::model::{EventRecord, NewRun, RunFilter, RunId, RunRecord, RunStatus, SignalRecord};
@@ -489,7 +489,7 @@ impl Store for SqliteStore {
                 )?),
             ),
         };
-        let terminal = t.to.is_terminal();
+        let terminal = t.to.status().is_terminal();
         let row = sqlx::query(
             "UPDATE runs SET status = ?2,
                     ready_at = CASE WHEN cancel_reason IS NOT NULL AND ?2 IN ('waiting','sleeping')
@@ -505,10 +505,10 @@ impl Store for SqliteStore {
              RETURNING parent_id, lease_epoch",
         )
         .bind(t.run_id.to_string())
-        .bind(t.to.as_str())
-        .bind(opt_ms(t.ready_at))
-        .bind(t.output.as_ref().map(serde_json::to_string).transpose()?)
-        .bind(t.error.as_ref().map(serde_json::to_string).transpose()?)
+        .bind(t.to.status().as_str())
+        .bind(opt_ms(t.to.ready_at()))
+        .bind(t.to.output().map(serde_json::to_string).transpose()?)
+        .bind(t.to.error().map(serde_json::to_string).transpose()?)
         .bind(ms(t.now))
         .bind(terminal)
         .bind(t.bump_epoch)
@@ -524,7 +524,7 @@ impl Store for SqliteStore {
         let new_epoch: i64 = row.try_get("lease_epoch")?;
         let id = t.run_id.to_string();
         let cleanup =
-            t.cleanup || !matches!(t.guard, Guard::Epoch(_)) || t.to == RunStatus::Waiting;
+            t.cleanup || !matches!(t.guard, Guard::Epoch(_)) || t.to.status() == RunStatus::Waiting;
         if cleanup {
             sqlx::query("DELETE FROM signal_waits WHERE run_id = ?1")
                 .bind(&id)
@@ -535,13 +535,13 @@ impl Store for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        if t.to == RunStatus::Waiting && !t.signal_waits.is_empty() {
-            let names: Vec<&String> = t
-                .signal_waits
-                .iter()
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect();
+        if !t.to.signals().is_empty() {
+            let names: Vec<&String> =
+                t.to.signals()
+                    .iter()
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
             for name in &names {
                 sqlx::query("INSERT OR IGNORE INTO signal_waits (run_id, name) VALUES (?1, ?2)")
                     .bind(&id)
@@ -555,7 +555,7 @@ impl Store for SqliteStore {
             )
             .bind(&id)
             .bind(json_list(&names)?)
-            .bind(json_list(&t.consumed_signals)?)
+            .bind(json_list(t.to.consumed())?)
             .fetch_optional(&mut *tx)
             .await?;
             if arrived.is_some() {
@@ -566,9 +566,9 @@ impl Store for SqliteStore {
                     .await?;
             }
         }
-        if t.to == RunStatus::Waiting && !t.slot_waits.is_empty() {
+        if !t.to.slots().is_empty() {
             let mut free = false;
-            for key in t.slot_waits.iter().collect::<BTreeSet<_>>() {
+            for key in t.to.slots().iter().collect::<BTreeSet<_>>() {
                 sqlx::query(
                     "INSERT OR IGNORE INTO slot_waiters (key, run_id, since) VALUES (?1, ?2, ?3)",
                 )
@@ -599,7 +599,7 @@ impl Store for SqliteStore {
                     .await?;
             }
         }
-        if cleanup && t.to != RunStatus::Running {
+        if cleanup && t.to.status() != RunStatus::Running {
             let keys: Vec<String> =
                 sqlx::query_scalar("DELETE FROM concurrency_slots WHERE run_id = ?1 RETURNING key")
                     .bind(&id)
@@ -624,9 +624,7 @@ impl Store for SqliteStore {
             .bind(&parent)
             .bind(&name)
             .bind(format!("finished:{new_epoch}"))
-            .bind(serde_json::to_string(&child_outcome(
-                t.to, &t.output, &t.error,
-            ))?)
+            .bind(serde_json::to_string(&t.to.child_outcome())?)
             .bind(ms(t.now))
             .execute(&mut *tx)
             .await?;

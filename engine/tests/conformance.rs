@@ -1188,6 +1188,49 @@ async fn a_suspension_without_a_wait_fails_clearly(h: H) {
     assert!(e.message.contains("context"), "{}", e.message);
 }
 
+/// What the dashboard's live feed reads: unfinished runs with their last sequence number, new
+/// runs even once finished, and a history a page at a time without gaps.
+async fn live_views_see_runs_move_and_page_their_history(h: H) {
+    let store = h.engine.store();
+    // Ids are time-ordered: one made now is older than any run started after it.
+    let mark = slate_engine::RunId::default();
+    let id = start::<NapAndListen>(&h, 0).await;
+    wait_status(&h.engine, id, RunStatus::Waiting).await;
+    let seen = store.pulse(None).await.unwrap();
+    let me = seen.iter().find(|p| p.id == id).expect("an unfinished run");
+    assert_eq!(me.status, RunStatus::Waiting);
+    assert_eq!(me.workflow, "t.nap-and-listen");
+    let events = store.events(id).await.unwrap();
+    assert_eq!(me.last_seq, events.last().unwrap().seq);
+    h.engine
+        .signal(Some(id), "word", None, json!(1))
+        .await
+        .unwrap();
+    h.engine.wait_for(id, WAIT).await.unwrap();
+    // Finished: gone from the unfinished runs, still seen as new after an older id.
+    assert!(!store.pulse(None).await.unwrap().iter().any(|p| p.id == id));
+    let again = store.pulse(Some(mark)).await.unwrap();
+    let me = again.iter().find(|p| p.id == id).expect("a new run");
+    assert_eq!(me.status, RunStatus::Completed);
+    // The history, two events at a time, is the whole history.
+    let all = store.events(id).await.unwrap();
+    let mut paged = vec![];
+    let mut after = 0;
+    loop {
+        let page = store.events_page(id, after, 2).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 2);
+        after = page.last().unwrap().seq;
+        paged.extend(page);
+    }
+    assert_eq!(
+        paged.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        all.iter().map(|e| e.seq).collect::<Vec<_>>()
+    );
+}
+
 async fn events_of(h: &H, id: slate_engine::RunId) -> Vec<slate_engine::EventRecord> {
     h.engine.store().events(id).await.unwrap()
 }
@@ -1214,6 +1257,7 @@ macro_rules! conformance {
 }
 
 conformance!(
+    live_views_see_runs_move_and_page_their_history,
     branches_wait_on_a_timer_and_a_signal_at_once,
     a_suspension_without_a_wait_fails_clearly,
     replay_does_not_repeat_side_effects,

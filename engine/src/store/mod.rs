@@ -221,6 +221,23 @@ impl Target {
     }
 }
 
+/// A run as a live view sees it: enough to tell that it moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunPulse {
+    /// The run.
+    pub id: RunId,
+    /// Its workflow.
+    pub workflow: String,
+    /// Its scope (a project's slug for the film workflows).
+    pub scope: Option<String>,
+    /// Its parent.
+    pub parent_id: Option<RunId>,
+    /// Its state.
+    pub status: RunStatus,
+    /// Its last event's sequence number (0 before any).
+    pub last_seq: i64,
+}
+
 /// A change of a run's state, with the events that record it.
 #[derive(Debug, Clone)]
 pub struct Transition {
@@ -422,6 +439,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// A run's history, oldest first.
     async fn events(&self, id: RunId) -> Result<Vec<EventRecord>>;
+
+    /// A page of a run's history: at most `limit` events after sequence number `after`,
+    /// oldest first (a history of thousands is read a page at a time).
+    async fn events_page(&self, id: RunId, after: i64, limit: u32) -> Result<Vec<EventRecord>>;
+
+    /// Every unfinished run and every run created after `after`, with its last sequence
+    /// number: what a live view compares from one look to the next (at most 5,000, oldest
+    /// first).
+    async fn pulse(&self, after: Option<RunId>) -> Result<Vec<RunPulse>>;
 
     /// Counts of runs by state (for metrics).
     async fn count_by_status(&self) -> Result<Vec<(String, RunStatus, i64)>>;

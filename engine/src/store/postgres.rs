@@ -23,8 +23,8 @@ use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
 use super::{
-    AppendOp, BareRate, Claimed, Guard, NewSignal, SignalOutcome, SlotOutcome, Store, Transition,
-    Wakeups, child_signal_name, event_json, first_claim_events,
+    AppendOp, BareRate, Claimed, Guard, NewSignal, RunPulse, SignalOutcome, SlotOutcome, Store,
+    Transition, Wakeups, child_signal_name, event_json, first_claim_events,
 };
 use crate::error::{EngineError, Result, RunError};
 use crate::model::{EventRecord, NewRun, RunFilter, RunId, RunRecord, RunStatus, SignalRecord};
@@ -1099,6 +1099,46 @@ impl Store for PgStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(event_from_row).collect()
+    }
+
+    async fn events_page(&self, id: RunId, after: i64, limit: u32) -> Result<Vec<EventRecord>> {
+        let rows = sqlx::query(
+            "SELECT run_id, seq, at, step, data FROM events WHERE run_id = $1 AND seq > $2
+             ORDER BY seq LIMIT $3",
+        )
+        .bind(id.0)
+        .bind(after)
+        .bind(limit.clamp(1, 5000) as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn pulse(&self, after: Option<RunId>) -> Result<Vec<RunPulse>> {
+        let rows = sqlx::query(
+            "SELECT id, workflow, scope, parent_id, status,
+                    COALESCE((SELECT max(seq) FROM events e WHERE e.run_id = r.id), 0) AS last_seq
+             FROM runs r
+             WHERE status IN ('pending', 'running', 'waiting', 'sleeping')
+                OR ($1::uuid IS NOT NULL AND id > $1)
+             ORDER BY id LIMIT 5000",
+        )
+        .bind(after.map(|a| a.0))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let status: String = row.try_get("status")?;
+                Ok(RunPulse {
+                    id: RunId(row.try_get("id")?),
+                    workflow: row.try_get("workflow")?,
+                    scope: row.try_get("scope")?,
+                    parent_id: row.try_get::<Option<Uuid>, _>("parent_id")?.map(RunId),
+                    status: status.parse().map_err(EngineError::Invalid)?,
+                    last_seq: row.try_get("last_seq")?,
+                })
+            })
+            .collect()
     }
 
     async fn count_by_status(&self) -> Result<Vec<(String, RunStatus, i64)>> {

@@ -25,8 +25,8 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::{
-    AppendOp, BareRate, Claimed, Guard, NewSignal, SignalOutcome, SlotOutcome, Store, Transition,
-    child_signal_name, event_json, parse_event,
+    AppendOp, BareRate, Claimed, Guard, NewSignal, RunPulse, SignalOutcome, SlotOutcome, Store,
+    Transition, child_signal_name, event_json, parse_event,
 };
 use crate::error::{EngineError, Result, RunError};
 use crate::model::{EventRecord, NewRun, RunFilter, RunId, RunRecord, RunStatus, SignalRecord};
@@ -971,6 +971,47 @@ impl Store for SqliteStore {
         .fetch_all(&self.reader)
         .await?;
         rows.iter().map(event_from_row).collect()
+    }
+
+    async fn events_page(&self, id: RunId, after: i64, limit: u32) -> Result<Vec<EventRecord>> {
+        let rows = sqlx::query(
+            "SELECT run_id, seq, at, step, data FROM events WHERE run_id = ?1 AND seq > ?2
+             ORDER BY seq LIMIT ?3",
+        )
+        .bind(id.to_string())
+        .bind(after)
+        .bind(limit.clamp(1, 5000) as i64)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn pulse(&self, after: Option<RunId>) -> Result<Vec<RunPulse>> {
+        let rows = sqlx::query(
+            "SELECT id, workflow, scope, parent_id, status,
+                    COALESCE((SELECT max(seq) FROM events e WHERE e.run_id = r.id), 0) AS last_seq
+             FROM runs r
+             WHERE status IN ('pending', 'running', 'waiting', 'sleeping')
+                OR (?1 IS NOT NULL AND id > ?1)
+             ORDER BY id LIMIT 5000",
+        )
+        .bind(after.map(|a| a.to_string()))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let status: String = row.try_get("status")?;
+                let parent: Option<String> = row.try_get("parent_id")?;
+                Ok(RunPulse {
+                    id: parse_id(&row.try_get::<String, _>("id")?)?,
+                    workflow: row.try_get("workflow")?,
+                    scope: row.try_get("scope")?,
+                    parent_id: parent.as_deref().map(parse_id).transpose()?,
+                    status: status.parse().map_err(EngineError::Invalid)?,
+                    last_seq: row.try_get("last_seq")?,
+                })
+            })
+            .collect()
     }
 
     async fn count_by_status(&self) -> Result<Vec<(String, RunStatus, i64)>> {

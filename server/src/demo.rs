@@ -53,35 +53,7 @@ fn example_name(s: &str) -> Result<String, String> {
     }
 }
 
-const PHASES: [&str; 6] = [
-    "edit window",
-    "phase A: characters, world, style",
-    "phase B: screenplay and scenes",
-    "phase C: locations, props, voices",
-    "phase D: knowledge",
-    "qualified",
-];
-
-fn phase_of(step: &str) -> usize {
-    if step.starts_with("knowledge/") || step == "finish" {
-        4
-    } else if step.starts_with("locations/")
-        || step.starts_with("props/")
-        || step.starts_with("audio/")
-    {
-        3
-    } else if step.starts_with("story/") {
-        2
-    } else if step.starts_with("characters/")
-        || step.starts_with("world/")
-        || step.starts_with("visual/")
-        || step == "lock-gather"
-    {
-        1
-    } else {
-        0
-    }
-}
+use slate_workflows::qualification::{PHASES, phase_of};
 
 /// Run the demo.
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
@@ -331,6 +303,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!(
         "The film: {}",
         film_path.canonicalize().unwrap_or(film_path).display()
+    );
+    println!(
+        "Browse it: SLATE_DATA_DIR={} slate serve, then open http://127.0.0.1:8080/",
+        data_dir.display()
     );
     Ok(())
 }

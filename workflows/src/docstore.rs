@@ -100,6 +100,10 @@ pub trait DocumentStore: Send + Sync {
     async fn list(&self, ns: &Namespace, collection: &str) -> Result<Vec<Doc>>;
     /// Collections that have documents.
     async fn collections(&self, ns: &Namespace) -> Result<Vec<String>>;
+    /// Replace an existing document's body (a person editing the gather). In a gather
+    /// namespace only while it is open ([`FilmError::Locked`] after); an unknown id is
+    /// [`FilmError::NotFound`].
+    async fn replace(&self, ns: &Namespace, collection: &str, id: &str, body: Value) -> Result<()>;
     /// Delete a document. In a gather namespace only while it is open ([`FilmError::Locked`]
     /// after); an unknown id is [`FilmError::NotFound`].
     async fn delete(&self, ns: &Namespace, collection: &str, id: &str) -> Result<()>;
@@ -147,6 +151,33 @@ fn locked_error(slug: &Slug) -> FilmError {
     FilmError::Locked(format!(
         "the gather namespace of `{slug}` is read-only: qualification has started. If qualification failed or was stopped, reopen the gather (POST /api/projects/{slug}/reopen) and edit it; otherwise edit the qualified data"
     ))
+}
+
+impl SqlDocuments {
+    /// Why a write to an existing document changed nothing: no project, a locked gather, or
+    /// no such document.
+    async fn why_not(&self, ns: &Namespace, coll: &str, id: &str) -> Result<()> {
+        let project = self
+            .db
+            .fetch_fresh(
+                "SELECT gather_locked_at FROM projects WHERE slug = $1",
+                args![ns.slug().as_str()],
+            )
+            .await?;
+        match project.first() {
+            None => Err(FilmError::NotFound(format!("project `{}`", ns.slug()))),
+            Some(r)
+                if matches!(ns, Namespace::Gather(_))
+                    && r.opt_int("gather_locked_at")?.is_some() =>
+            {
+                Err(locked_error(ns.slug()))
+            }
+            Some(_) => Err(FilmError::NotFound(format!(
+                "document `{id}` in {}/{coll}",
+                ns.name()
+            ))),
+        }
+    }
 }
 
 #[async_trait]
@@ -256,6 +287,26 @@ impl DocumentStore for SqlDocuments {
             .collect()
     }
 
+    async fn replace(&self, ns: &Namespace, coll: &str, id: &str, body: Value) -> Result<()> {
+        collection(coll)?;
+        check_doc(&body)?;
+        check_id(id)?;
+        // As with insert, the lock check is part of the statement.
+        let n = self
+            .db
+            .exec(
+                "UPDATE documents SET body = $4, updated_at = $5
+                 WHERE namespace = $1 AND collection = $2 AND id = $3
+                 AND EXISTS (SELECT 1 FROM projects WHERE slug = $6 AND ($7 = 0 OR gather_locked_at IS NULL))",
+                args![ns.name(), coll, id, body.to_string(), now_ms(), ns.slug().as_str(), i64::from(matches!(ns, Namespace::Gather(_)))],
+            )
+            .await?;
+        if n == 1 {
+            return Ok(());
+        }
+        self.why_not(ns, coll, id).await
+    }
+
     async fn delete(&self, ns: &Namespace, coll: &str, id: &str) -> Result<()> {
         collection(coll)?;
         check_id(id)?;
@@ -271,26 +322,7 @@ impl DocumentStore for SqlDocuments {
         if n == 1 {
             return Ok(());
         }
-        let project = self
-            .db
-            .fetch_fresh(
-                "SELECT gather_locked_at FROM projects WHERE slug = $1",
-                args![ns.slug().as_str()],
-            )
-            .await?;
-        match project.first() {
-            None => Err(FilmError::NotFound(format!("project `{}`", ns.slug()))),
-            Some(r)
-                if matches!(ns, Namespace::Gather(_))
-                    && r.opt_int("gather_locked_at")?.is_some() =>
-            {
-                Err(locked_error(ns.slug()))
-            }
-            Some(_) => Err(FilmError::NotFound(format!(
-                "document `{id}` in {}/{coll}",
-                ns.name()
-            ))),
-        }
+        self.why_not(ns, coll, id).await
     }
 
     async fn clear(&self, ns: &Namespace) -> Result<u64> {
@@ -442,6 +474,29 @@ pub mod mongo {
                 .map_err(err)?;
             v.sort();
             Ok(v)
+        }
+
+        async fn replace(&self, ns: &Namespace, coll: &str, id: &str, body: Value) -> Result<()> {
+            collection(coll)?;
+            check_doc(&body)?;
+            check_id(id)?;
+            if matches!(ns, Namespace::Gather(_)) && self.locked(ns.slug()).await? {
+                return Err(locked_error(ns.slug()));
+            }
+            let r = self
+                .client
+                .database(&ns.name())
+                .collection::<Document>(coll)
+                .replace_one(doc! {"_id": id}, to_doc(id, body)?)
+                .await
+                .map_err(err)?;
+            if r.matched_count == 0 {
+                return Err(FilmError::NotFound(format!(
+                    "document `{id}` in {}/{coll}",
+                    ns.name()
+                )));
+            }
+            Ok(())
         }
 
         async fn delete(&self, ns: &Namespace, coll: &str, id: &str) -> Result<()> {

@@ -342,6 +342,21 @@ fn check_opt(field: &str, v: &Option<String>, allowed: &[&str]) -> Result<()> {
 }
 
 impl Scene {
+    /// Fields the pipeline sets and a person may not edit.
+    pub const READ_ONLY_FIELDS: &'static [&'static str] = &[
+        "id",
+        "project",
+        "version",
+        "created_at",
+        "updated_at",
+        "composite_iterations",
+        "verification_results",
+        "continuity_checks",
+        "status",
+        "retry_count",
+        "processing_time",
+    ];
+
     /// The spec's rules: 3-7 seconds, the option lists.
     pub fn validate(&self) -> Result<()> {
         use options::*;
@@ -398,20 +413,10 @@ impl Scene {
                 "an edit is a JSON object of fields to change".into(),
             ));
         };
-        const READ_ONLY: &[&str] = &[
-            "id",
-            "project",
-            "version",
-            "created_at",
-            "updated_at",
-            "composite_iterations",
-            "verification_results",
-            "continuity_checks",
-            "status",
-            "retry_count",
-            "processing_time",
-        ];
-        if let Some(k) = p.keys().find(|k| READ_ONLY.contains(&k.as_str())) {
+        if let Some(k) = p
+            .keys()
+            .find(|k| Self::READ_ONLY_FIELDS.contains(&k.as_str()))
+        {
             return Err(FilmError::Invalid(format!(
                 "`{k}` is set by the pipeline and cannot be edited"
             )));

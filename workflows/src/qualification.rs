@@ -32,6 +32,36 @@ use crate::model::{ProjectStatus, Scene, SceneDialogue, SceneProp, SceneStatus};
 use crate::repo::{CharacterReference, ViewReference};
 use crate::slug::Slug;
 
+/// Qualification's stages as a person names them, in order: the edit window, phases A to D,
+/// and the end. Indexes are what [`phase_of`] returns.
+pub const PHASES: [&str; 6] = [
+    "edit window",
+    "phase A: characters, world, style",
+    "phase B: screenplay and scenes",
+    "phase C: locations, props, voices",
+    "phase D: knowledge",
+    "qualified",
+];
+
+/// The stage a qualification step belongs to (an index into [`PHASES`]). Step names are
+/// journal names, a contract: this reads them, it does not define them.
+pub fn phase_of(step: &str) -> usize {
+    match department_of(step) {
+        Some("knowledge") | Some("finish") => 4,
+        Some("locations" | "props" | "audio") => 3,
+        Some("story") => 2,
+        Some("characters" | "world" | "visual" | "lock-gather") => 1,
+        _ => 0,
+    }
+}
+
+/// The department a qualification step works for: the first part of its name
+/// (`characters/…` → `characters`).
+pub fn department_of(step: &str) -> Option<&str> {
+    let d = step.split('/').next().filter(|d| !d.is_empty())?;
+    Some(d)
+}
+
 /// The signal that ends the edit window early.
 pub const EDIT_WINDOW_SIGNAL: &str = "edit-window";
 

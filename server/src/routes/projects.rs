@@ -18,7 +18,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::error::{ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{JsonBody, SlugPath, created};
 
 /// The routes.
@@ -28,7 +28,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_project))
         .routes(routes!(gather_collections))
         .routes(routes!(add_gather_doc, list_gather))
-        .routes(routes!(delete_gather_doc))
+        .routes(routes!(replace_gather_doc, delete_gather_doc))
         .routes(routes!(list_qualified))
         .routes(routes!(readiness))
         .routes(routes!(project_events))
@@ -270,6 +270,39 @@ async fn list_gather(
         .list(&Namespace::Gather(slug), &p.collection)
         .await?;
     Ok(Json(Documents { documents }))
+}
+
+/// Replace a gather document's body (while the gather is open).
+#[utoipa::path(put, path = "/api/projects/{slug}/gather/{collection}/{id}", tag = "projects",
+    params(DocumentPath), request_body = RawDocument,
+    responses(
+        (status = 200, description = "Replaced", body = DocumentId),
+        (status = 404, description = "No such project or document", body = ErrorBody),
+        (status = 423, description = "The gather is locked: qualification started", body = ErrorBody),
+    ))]
+async fn replace_gather_doc(
+    State(s): State<AppState>,
+    Path(p): Path<DocumentPath>,
+    JsonBody(doc): JsonBody<RawDocument>,
+) -> ApiResult<Json<DocumentId>> {
+    let slug = crate::extract::slug(&p.slug)?;
+    if doc.id.as_deref().is_some_and(|id| id != p.id) {
+        return Err(ApiError::unprocessable(format!(
+            "the body's id `{}` is not the path's `{}`; a document keeps its id (delete it and add a new one to rename it)",
+            doc.id.unwrap_or_default(),
+            p.id
+        )));
+    }
+    s.film
+        .docs
+        .replace(
+            &Namespace::Gather(slug),
+            &p.collection,
+            &p.id,
+            Value::Object(doc.fields),
+        )
+        .await?;
+    Ok(Json(DocumentId { id: p.id }))
 }
 
 /// Delete a gather document (while the gather is open).

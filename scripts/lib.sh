@@ -49,6 +49,16 @@ ensure_media_tools() {
   if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
 }
 
+# Chromium and its WebDriver, for the dashboard's end-to-end tests; exports their paths.
+ensure_browser() {
+  local missing=()
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+  if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
+  export SLATE_CHROMEDRIVER="${SLATE_CHROMEDRIVER:-$(command -v chromedriver)}"
+  export SLATE_CHROMIUM="${SLATE_CHROMIUM:-$(command -v chromium)}"
+}
+
 pg_ok() { psql "$1" -Atqc 'select 1' >/dev/null 2>&1; }
 
 # Make sure a PostgreSQL server answers and export SLATE_TEST_DATABASE_URL for it.

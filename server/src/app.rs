@@ -6,7 +6,7 @@ use std::sync::{Arc, LazyLock};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use slate_engine::Engine;
@@ -22,6 +22,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::routes;
+use crate::ui::session::{self, Role};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -32,6 +33,8 @@ pub struct AppState {
     pub film: Arc<Film>,
     /// Settings.
     pub config: Arc<Config>,
+    /// What moved, for the dashboard's live pages.
+    pub live: Arc<crate::ui::live::Feed>,
 }
 
 /// Who may call a route.
@@ -117,7 +120,8 @@ pub fn router(state: AppState) -> Router {
         };
         app = app.merge(r);
     }
-    app.fallback(|| async { ApiError::not_found("no such route; GET /openapi.json lists them") })
+    app.merge(crate::ui::router(state.clone()))
+        .fallback(|| async { ApiError::not_found("no such route; GET /openapi.json lists them") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -303,6 +307,30 @@ pub fn same_secret(a: &str, b: &str) -> bool {
     diff == 0
 }
 
+/// A request signed in through the dashboard: its role, once a request that changes state has
+/// shown the session's CSRF token (decision 0013). `None` without a valid session cookie.
+fn session_role(s: &AppState, req: &Request) -> Result<Option<Role>, ApiError> {
+    let Some((role, csrf)) = session::from_headers(&s.config, req.headers()) else {
+        return Ok(None);
+    };
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe {
+        let sent = req
+            .headers()
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !same_secret(sent, &csrf) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "csrf",
+                "a request that changes something came with the dashboard's session but without its X-CSRF-Token header; reload the page and try again",
+            ));
+        }
+    }
+    Ok(Some(role))
+}
+
 async fn require_api_key(
     State(s): State<AppState>,
     req: Request,
@@ -311,6 +339,7 @@ async fn require_api_key(
     if let Some(key) = &s.config.api_key {
         let admin = s.config.admin_key.as_ref().map(|a| a.expose().to_string());
         match presented_key(&req) {
+            None if session_role(&s, &req)?.is_some() => {}
             None => {
                 return Err(ApiError::new(
                     StatusCode::UNAUTHORIZED,
@@ -343,13 +372,23 @@ async fn require_admin_key(
     let wanted = s.config.admin_key.as_ref().or(s.config.api_key.as_ref());
     if let Some(key) = wanted {
         match presented_key(&req) {
-            None => {
-                return Err(ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthorized",
-                    "admin operations need the admin key: `Authorization: Bearer <admin key>`",
-                ));
-            }
+            None => match session_role(&s, &req)? {
+                Some(Role::Admin) => {}
+                Some(Role::User) => {
+                    return Err(ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        "forbidden",
+                        "admin operations need the admin key: sign in with it",
+                    ));
+                }
+                None => {
+                    return Err(ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        "unauthorized",
+                        "admin operations need the admin key: `Authorization: Bearer <admin key>`",
+                    ));
+                }
+            },
             Some(k) if same_secret(&k, key.expose()) => {}
             Some(_) => {
                 return Err(ApiError::new(

@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 pub mod routes;
 pub mod runs;
+pub mod ui;
 
 use std::sync::Arc;
 
@@ -90,6 +91,7 @@ pub async fn build_with(
         engine,
         film,
         config: Arc::new(config),
+        live: Arc::default(),
     })
 }
 

@@ -43,6 +43,7 @@ struct Inner {
     video_seconds: f64,
     audio: Vec<u8>,
     hold: AtomicBool,
+    reject: AtomicBool,
     tasks: Mutex<BTreeMap<String, Task>>,
     submissions: Mutex<Vec<Submission>>,
     status_calls: Mutex<usize>,
@@ -103,6 +104,7 @@ impl FakeTasks {
             video_seconds,
             audio,
             hold: AtomicBool::new(false),
+            reject: AtomicBool::new(false),
             tasks: Mutex::new(BTreeMap::new()),
             submissions: Mutex::new(vec![]),
             status_calls: Mutex::new(0),
@@ -125,6 +127,12 @@ impl FakeTasks {
     /// While held, video tasks stay `processing` until [`FakeTasks::complete`].
     pub fn hold_videos(&self, hold: bool) {
         self.inner.hold.store(hold, Ordering::SeqCst);
+    }
+
+    /// While set, video submissions are refused with 422 as a content-policy violation (a
+    /// final error: nothing is queued, nothing is charged).
+    pub fn reject_videos(&self, reject: bool) {
+        self.inner.reject.store(reject, Ordering::SeqCst);
     }
 
     /// Finish a task.
@@ -174,7 +182,14 @@ async fn submit(
     };
     let mut subs = s.submissions.lock().unwrap();
     let task_id = format!("{task_type}-{}", subs.len() + 1);
-    let held = task_type == "generate_video" && s.hold.load(Ordering::SeqCst);
+    let video = task_type == "generate_video";
+    if video && s.reject.load(Ordering::SeqCst) {
+        return err(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "content_policy_violation: the video model refused this scene's prompt",
+        );
+    }
+    let held = video && s.hold.load(Ordering::SeqCst);
     s.tasks.lock().unwrap().insert(
         task_id.clone(),
         Task {

@@ -1,0 +1,186 @@
+//! The live stream: one poller per server process looks at the runs every half second while
+//! someone listens, and tells every open page what moved (server-sent events). A page decides
+//! from the message whether it cares and, if so, re-renders its live regions.
+//!
+//! Polling the store, rather than the engine's own notifications, sees runs moved by workers in
+//! other processes and on other hosts, on either database.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::Stream;
+use serde::Serialize;
+use slate_engine::store::RunPulse;
+use slate_engine::{Engine, RunId, RunStatus};
+use tokio::sync::broadcast;
+
+use crate::app::AppState;
+
+/// How often the poller looks.
+const EVERY: Duration = Duration::from_millis(500);
+
+/// One run that moved.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Moved {
+    /// The run.
+    pub run: RunId,
+    /// Its workflow.
+    pub workflow: String,
+    /// Its project, for the film workflows.
+    pub project: Option<String>,
+    /// Its parent.
+    pub parent: Option<RunId>,
+    /// Its state now.
+    pub status: RunStatus,
+    /// Its last event.
+    pub seq: i64,
+}
+
+/// The feed: a broadcast of what moved, and its poller, started by the first listener.
+pub struct Feed {
+    tx: broadcast::Sender<Arc<str>>,
+    started: AtomicBool,
+}
+
+impl Default for Feed {
+    fn default() -> Self {
+        Feed {
+            tx: broadcast::channel(256).0,
+            started: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Feed {
+    /// Listen; starts the poller the first time.
+    pub fn subscribe(self: &Arc<Self>, engine: &Engine) -> broadcast::Receiver<Arc<str>> {
+        let rx = self.tx.subscribe();
+        if !self.started.swap(true, Ordering::AcqRel) {
+            let feed = self.clone();
+            let engine = engine.clone();
+            tokio::spawn(async move { feed.poll(engine).await });
+        }
+        rx
+    }
+
+    async fn poll(&self, engine: Engine) {
+        let mut last: HashMap<RunId, RunPulse> = HashMap::new();
+        // Runs created after this mark are seen even if they finish between two looks.
+        let mut mark = RunId::default();
+        let mut tick = tokio::time::interval(EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if self.tx.receiver_count() == 0 {
+                // Nobody listens: look again later without reading the database.
+                last.clear();
+                mark = RunId::default();
+                continue;
+            }
+            let now = match engine.store().pulse(Some(mark)).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the live feed could not read the runs; trying again");
+                    continue;
+                }
+            };
+            let mut moved = vec![];
+            let mut seen = HashMap::with_capacity(now.len());
+            for p in now {
+                if p.id > mark {
+                    mark = p.id;
+                }
+                if last.get(&p.id) != Some(&p) {
+                    moved.push(moved_of(&p));
+                }
+                seen.insert(p.id, p);
+            }
+            // Runs that left the unfinished set finished: say how.
+            for (id, _) in last.iter().filter(|(id, _)| !seen.contains_key(id)) {
+                if let Ok(r) = engine.get(*id).await {
+                    moved.push(Moved {
+                        run: r.id,
+                        workflow: r.workflow,
+                        project: r.scope,
+                        parent: r.parent_id,
+                        status: r.status,
+                        seq: 0,
+                    });
+                }
+            }
+            // Finished runs are kept only while they are new, so the map stays the size of
+            // what is in flight.
+            seen.retain(|_, p| !p.status.is_terminal());
+            last = seen;
+            for m in moved {
+                if let Ok(text) = serde_json::to_string(&m) {
+                    let _ = self.tx.send(text.into());
+                }
+            }
+        }
+    }
+}
+
+fn moved_of(p: &RunPulse) -> Moved {
+    Moved {
+        run: p.id,
+        workflow: p.workflow.clone(),
+        project: p.scope.clone(),
+        parent: p.parent_id,
+        status: p.status,
+        seq: p.last_seq,
+    }
+}
+
+/// `GET /ui/live`: what moved, as server-sent events (`event: moved`, data: JSON).
+pub async fn stream(
+    State(s): State<AppState>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let mut rx = s.live.subscribe(&s.engine);
+    let stream = async_stream(move |tx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(text) => {
+                    if tx
+                        .send(Event::default().event("moved").data(&*text))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+                // A slow page missed messages: tell it to refresh everything it shows.
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    if tx
+                        .send(Event::default().event("resync").data("{}"))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+/// A stream fed by a task through a small channel (no extra crate for generators).
+fn async_stream<F, Fut>(f: F) -> impl Stream<Item = Result<Event, Infallible>>
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Event>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(f(tx));
+    futures::stream::unfold(
+        rx,
+        |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
+    )
+}

@@ -1,0 +1,603 @@
+//! The dashboard, end to end, in a real headless Chromium driven over WebDriver: sign in,
+//! create a project, gather ideas, readiness, Generate with its countdown, qualification
+//! followed live, scenes, a stale edit's 409, the film generated and played, a forced failure's
+//! global error dismissed, and the failed step retried from the run page with the admin key.
+//!
+//! Screenshots of every page are saved (not committed) under `$SLATE_SCREENSHOTS`, or a
+//! temporary folder the test prints.
+
+mod common;
+
+use std::time::Duration;
+
+use common::webdriver::Browser;
+use common::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use slate_activities::ProviderSettings;
+use slate_tests::fake_tasks::FakeTasks;
+
+fn tasks_settings(fake: &FakeTasks) -> ProviderSettings {
+    ProviderSettings {
+        tasks: Some(slate_activities::config::ServiceSettings {
+            url: fake.url().to_string(),
+            key: slate_activities::Secret::new("tasks-key"),
+            timeout: Duration::from_secs(10),
+        }),
+        ..Default::default()
+    }
+}
+
+const SLUG: &str = "kite-over-harbor";
+const LONG: Duration = Duration::from_secs(180);
+
+async fn sign_in(b: &Browser, base: &str, key: &str, then: &str) {
+    b.goto(&format!("{base}{then}")).await;
+    let url = b.url().await;
+    assert!(url.contains("/login?next="), "{url}");
+    let field = b.find("input[name=key]").await;
+    b.fill(&field, key).await;
+    b.click(&b.find("form button[type=submit]").await).await;
+    b.wait_js(
+        "the page after signing in",
+        &format!(
+            "return location.pathname + location.search === {};",
+            json!(then)
+        ),
+        Duration::from_secs(10),
+    )
+    .await;
+}
+
+async fn sign_out(b: &Browser) {
+    b.click(&b.find("header form button").await).await;
+    b.find("input[name=key]").await;
+}
+
+/// Marks the page; [`still_marked`] is true only if it was never reloaded since.
+async fn mark(b: &Browser) {
+    b.js("window.__slate_marker = 42; return true;", json!([]))
+        .await;
+}
+
+/// Wait until the page was loaded again (an action's `reload`), after [`mark`].
+async fn reloaded(b: &Browser) {
+    b.wait_js(
+        "the page to load again",
+        "return window.__slate_marker !== 42 && document.readyState === 'complete';",
+        Duration::from_secs(15),
+    )
+    .await;
+}
+
+async fn still_marked(b: &Browser) -> bool {
+    b.js("return window.__slate_marker === 42;", json!([]))
+        .await
+        == json!(true)
+}
+
+async fn toast(b: &Browser) -> String {
+    b.wait_js(
+        "a message",
+        "return document.getElementById('toast').className.includes('show');",
+        Duration::from_secs(10),
+    )
+    .await;
+    // Its text as set, whether or not its fade-in has finished.
+    b.js(
+        "return document.getElementById('toast').textContent;",
+        json!([]),
+    )
+    .await
+    .as_str()
+    .unwrap_or("")
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_person_makes_a_film_in_the_dashboard() {
+    if let Ok(f) = std::env::var("SLATE_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(f))
+            .try_init();
+    }
+    let fake = FakeTasks::start("tasks-key", 5.0).await;
+    let s = TestServer::start(
+        Db::Sqlite,
+        tasks_settings(&fake),
+        &[("SLATE_EDIT_WINDOW_SECS", "60")],
+    )
+    .await;
+    let base = s.base.clone();
+    let shots = std::env::var("SLATE_SCREENSHOTS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| temp_dir("dashboard-shots"));
+    println!("screenshots: {}", shots.display());
+    let b = Browser::start(shots.clone()).await;
+
+    // --- Nothing without a session.
+    let raw = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for page in ["/", "/runs", "/projects/x", "/templates"] {
+        let r = raw.get(format!("{base}{page}")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{page}");
+        let to = r.headers()["location"].to_str().unwrap();
+        assert!(to.starts_with("/login?next="), "{page} → {to}");
+    }
+    let r = raw.get(format!("{base}/ui/live")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = raw
+        .get(format!("{base}/api/projects"))
+        .header("cookie", "slate_session=v1.admin.99999999999.x.00")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "a forged cookie");
+
+    b.goto(&format!("{base}/login")).await;
+    b.fill(&b.find("input[name=key]").await, "not-the-key")
+        .await;
+    b.click(&b.find("form button[type=submit]").await).await;
+    let t = b.text(&b.find(".alert").await).await;
+    assert!(t.contains("not valid"), "{t}");
+    b.shot("login").await;
+
+    // --- Sign in with the API key: a viewer, without admin actions.
+    sign_in(&b, &base, API_KEY, "/").await;
+    assert_eq!(b.text(&b.find("header .who").await).await, "viewer");
+
+    // The session works for the API from this browser, and a change needs its CSRF token.
+    let cookie = b.cookie("slate_session").await.expect("a session cookie");
+    let r = raw
+        .post(format!("{base}/api/projects"))
+        .header("cookie", &cookie)
+        .json(&json!({"slug": "csrf-probe", "title": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "csrf");
+    let (st, _) = s.call(Method::GET, "/api/projects/csrf-probe", None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "refused means nothing was made");
+
+    // --- Create a project.
+    b.shot("projects-empty").await;
+    b.fill(&b.find("input[name=title]").await, "A Kite Over the Harbor")
+        .await;
+    b.fill(&b.find("input[name=slug]").await, SLUG).await;
+    b.click(&b.find("form[data-api='POST /api/projects'] button").await)
+        .await;
+    b.wait_js(
+        "the project's page",
+        &format!("return location.pathname === '/projects/{SLUG}';"),
+        Duration::from_secs(10),
+    )
+    .await;
+
+    // --- Gather ideas: the bundled example's through the API, one character typed here.
+    let example: Value = serde_json::from_str(slate_workflows::examples::LANTERN_KEEPER).unwrap();
+    let mut typed = None;
+    for (coll, docs) in example["collections"].as_object().unwrap() {
+        for d in docs.as_array().unwrap() {
+            if coll == "raw_characters" && typed.is_none() {
+                typed = Some(d.clone());
+                continue;
+            }
+            let (st, v) = s
+                .post(&format!("/api/projects/{SLUG}/gather/{coll}"), d.clone())
+                .await;
+            assert_eq!(st, StatusCode::CREATED, "{v}");
+        }
+    }
+    let (st, _) = s
+        .post(
+            &format!("/api/projects/{SLUG}/gather/raw_notes"),
+            json!({"id": "scratch", "text": "to be deleted"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    b.goto(&format!("{base}/projects/{SLUG}")).await;
+    let typed = typed.unwrap();
+    let add = b
+        .find(&format!(
+            "form[data-api='POST /api/projects/{SLUG}/gather/raw_characters'] textarea"
+        ))
+        .await;
+    b.set_value(&add, &typed.to_string()).await;
+    mark(&b).await;
+    b.click(
+        &b.find(&format!(
+            "form[data-api='POST /api/projects/{SLUG}/gather/raw_characters'] button"
+        ))
+        .await,
+    )
+    .await;
+    let name = typed["name"].as_str().unwrap();
+    reloaded(&b).await;
+    b.wait_js(
+        "the typed character",
+        &format!(
+            "return document.getElementById('gather').innerHTML.includes({});",
+            json!(name)
+        ),
+        Duration::from_secs(10),
+    )
+    .await;
+    let docs = s
+        .get(&format!("/api/projects/{SLUG}/gather/raw_characters"))
+        .await;
+    assert!(
+        docs["documents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["body"]["name"] == typed["name"]),
+        "the typed document was stored"
+    );
+    // Edit one and delete another.
+    let scratch = format!("PUT /api/projects/{SLUG}/gather/raw_notes/scratch");
+    let area = b
+        .find(&format!("form[data-api='{scratch}'] textarea"))
+        .await;
+    b.set_value(&area, r#"{"text": "edited in the dashboard"}"#)
+        .await;
+    mark(&b).await;
+    b.click(
+        &b.find(&format!("form[data-api='{scratch}'] button[type=submit]"))
+            .await,
+    )
+    .await;
+    let scratch_text = || async {
+        let notes = s
+            .get(&format!("/api/projects/{SLUG}/gather/raw_notes"))
+            .await;
+        notes["documents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == "scratch")
+            .map(|d| d["body"]["text"].clone())
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while scratch_text().await != Some(json!("edited in the dashboard")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the edit was not saved"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Saving reloads the page: wait for the fresh one before the next click.
+    reloaded(&b).await;
+    b.wait_js(
+        "the page with the edit",
+        "return document.getElementById('gather').innerHTML.includes('edited in the dashboard');",
+        Duration::from_secs(10),
+    )
+    .await;
+    b.click(
+        &b.find(&format!(
+            "button[data-api='DELETE /api/projects/{SLUG}/gather/raw_notes/scratch']"
+        ))
+        .await,
+    )
+    .await;
+    let asked = b.accept_dialog().await;
+    assert!(asked.contains("Delete"), "{asked}");
+    b.wait_js(
+        "the deletion",
+        "return !document.getElementById('gather').innerHTML.includes('edited in the dashboard');",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(scratch_text().await, None, "deleted");
+
+    // --- Readiness.
+    let ready = b
+        .js(
+            "return [...document.querySelectorAll('#readiness .department')].map(d => d.dataset.ready);",
+            json!([]),
+        )
+        .await;
+    let ready = ready.as_array().unwrap();
+    assert!(ready.len() >= 5, "{ready:?}");
+    assert!(ready.iter().all(|r| r == "true"), "{ready:?}");
+    b.shot("project").await;
+
+    // --- Generate Qualified Data: the popup counts down; Continue starts now.
+    b.click(&b.find("#generate").await).await;
+    let countdown = b.find(".modal .countdown").await;
+    let seconds = |t: String| t.trim_end_matches(" s").parse::<i64>().unwrap_or(-1);
+    b.wait_js(
+        "the countdown",
+        "return /\\d+ s/.test(document.querySelector('.modal .countdown').textContent);",
+        Duration::from_secs(5),
+    )
+    .await;
+    let first = seconds(b.text(&countdown).await);
+    assert!((50..=60).contains(&first), "{first}");
+    b.shot("edit-window").await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let later = seconds(b.text(&b.find(".modal .countdown").await).await);
+    assert!(later < first && later > 0, "{first} then {later}");
+    // Durable: the same window in a fresh load of the page.
+    b.goto(&format!("{base}/projects/{SLUG}")).await;
+    b.find(".modal .countdown").await;
+    b.click(&b.find(".modal button:not(.secondary)").await)
+        .await;
+    b.wait_js(
+        "the qualification page",
+        &format!("return location.pathname === '/projects/{SLUG}/qualification';"),
+        Duration::from_secs(10),
+    )
+    .await;
+
+    // --- Qualification, followed live without reloading.
+    mark(&b).await;
+    b.wait_js(
+        "every phase done",
+        "return document.querySelectorAll('ol.phases li.done').length === 4;",
+        LONG,
+    )
+    .await;
+    b.wait_js(
+        "the characters' sheets",
+        "return document.querySelectorAll('#characters img.master').length === 3 \
+         && document.querySelectorAll('#characters .views img').length === 18;",
+        Duration::from_secs(20),
+    )
+    .await;
+    assert!(still_marked(&b).await, "the page was reloaded");
+    b.shot("qualification").await;
+
+    // --- Scenes.
+    b.click(&b.find(&format!("a[href='/projects/{SLUG}/scenes']")).await)
+        .await;
+    let scenes = s.get(&format!("/api/projects/{SLUG}/scenes")).await["scenes"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(!scenes.is_empty());
+    b.wait_js(
+        "the shot cards",
+        &format!(
+            "return document.querySelectorAll('a.shot').length === {};",
+            scenes.len()
+        ),
+        Duration::from_secs(10),
+    )
+    .await;
+    b.shot("scenes-planned").await;
+
+    // --- A scene: a value that does not fit, then a stale edit meets the 409 and sees theirs.
+    let sc = &scenes[0];
+    let id = sc["id"].as_str().unwrap();
+    b.goto(&format!("{base}/scenes/{id}")).await;
+    let duration = b.find("#scene-form input[name=expected_duration]").await;
+    b.fill(&duration, "9").await;
+    b.click(&b.find("#scene-form button[type=submit]").await)
+        .await;
+    let msg = toast(&b).await;
+    assert!(msg.contains("duration"), "{msg}");
+    b.goto(&format!("{base}/scenes/{id}")).await;
+    let effect = b
+        .find("#scene-form input[name=dramatic_effect], #scene-form textarea[name=dramatic_effect]")
+        .await;
+    b.fill(&effect, "a held breath (ours)").await;
+    let current = s.get(&format!("/api/scenes/{id}")).await;
+    let (st, v) = s
+        .call(
+            Method::PATCH,
+            &format!("/api/scenes/{id}"),
+            Some(json!({"version": current["version"], "changes": {"dramatic_effect": "a sudden gust (theirs)"}})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    b.click(&b.find("#scene-form button[type=submit]").await)
+        .await;
+    let msg = toast(&b).await;
+    assert!(msg.contains("version"), "{msg}");
+    b.wait_js(
+        "their values",
+        "const c = document.querySelector('#scene-form .conflict'); return !c.hidden && c.textContent.includes('a sudden gust (theirs)');",
+        Duration::from_secs(10),
+    )
+    .await;
+    b.shot("scene-conflict").await;
+    b.click(&b.find("#scene-form button[type=submit]").await)
+        .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while s.get(&format!("/api/scenes/{id}")).await["dramatic_effect"] != "a held breath (ours)" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "saving again did not keep ours"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    b.wait_js(
+        "the page with the saved edit",
+        "const c = document.querySelector('#scene-form .conflict'); return c && c.hidden;",
+        Duration::from_secs(10),
+    )
+    .await;
+
+    // --- Generate the film, follow the scenes live, play it.
+    b.goto(&format!("{base}/projects/{SLUG}")).await;
+    b.click(
+        &b.find(&format!(
+            "button[data-api='POST /api/projects/{SLUG}/generate']"
+        ))
+        .await,
+    )
+    .await;
+    let asked = b.accept_dialog().await;
+    assert!(asked.contains("paid"), "{asked}");
+    b.wait_js(
+        "the scenes page",
+        &format!("return location.pathname === '/projects/{SLUG}/scenes';"),
+        Duration::from_secs(10),
+    )
+    .await;
+    mark(&b).await;
+    b.wait_js(
+        "every scene completed",
+        &format!(
+            "return document.querySelectorAll('a.shot[data-status=completed]').length === {};",
+            scenes.len()
+        ),
+        LONG,
+    )
+    .await;
+    assert!(still_marked(&b).await, "the page was reloaded");
+    b.shot("scenes").await;
+    let deadline = std::time::Instant::now() + LONG;
+    while s.get(&format!("/api/projects/{SLUG}")).await["project"]["final_video"].is_null() {
+        assert!(std::time::Instant::now() < deadline, "no film");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    b.click(&b.find(&format!("a[href='/projects/{SLUG}/film']")).await)
+        .await;
+    b.find("#player[data-film]").await;
+    let segments = b.all(".timeline .segment").await;
+    assert_eq!(segments.len(), scenes.len());
+    let played = b
+        .js_async(
+            "const done = arguments[arguments.length - 1];
+             const v = document.getElementById('player');
+             v.muted = true;
+             v.addEventListener('playing', () => done(true), {once: true});
+             v.play().catch(e => done('play() failed: ' + e.message));
+             setTimeout(() => done('no playing event: readyState ' + v.readyState + ', error ' + (v.error && v.error.code)), 20000);",
+        )
+        .await;
+    assert_eq!(played, json!(true), "the film plays");
+    let seek = b
+        .js_async(
+            "const done = arguments[arguments.length - 1];
+             const v = document.getElementById('player');
+             const to = v.duration / 2;
+             v.addEventListener('seeked', () => done(Math.abs(v.currentTime - to) < 1.0 ? true : 'at ' + v.currentTime + ' not ' + to), {once: true});
+             v.currentTime = to;
+             setTimeout(() => done('no seeked event'), 15000);",
+        )
+        .await;
+    assert_eq!(seek, json!(true), "seeking works");
+    b.shot("film").await;
+
+    // --- A forced failure: the video model refuses; a global error appears, live.
+    fake.reject_videos(true);
+    b.goto(&format!("{base}/scenes/{id}")).await;
+    mark(&b).await;
+    b.click(
+        &b.find(&format!(
+            "button[data-api='POST /api/scenes/{id}/generate']"
+        ))
+        .await,
+    )
+    .await;
+    b.accept_dialog().await;
+    b.wait_js(
+        "the global error",
+        "return document.querySelectorAll('#errors .banner').length > 0;",
+        LONG,
+    )
+    .await;
+    let banner = b.text(&b.find("#errors .banner").await).await;
+    assert!(banner.contains("content_policy"), "{banner}");
+    b.shot("error").await;
+    b.click(&b.find("#errors .banner button").await).await;
+    b.wait_js(
+        "the dismissed error gone",
+        "return document.querySelectorAll('#errors .banner').length === 0;",
+        Duration::from_secs(10),
+    )
+    .await;
+    let open_errors = s.get("/api/errors").await;
+    assert_eq!(
+        open_errors["errors"].as_array().map(|a| a.len()),
+        Some(0),
+        "{open_errors}"
+    );
+
+    // --- The failed run: a viewer sees no admin action; the admin retries the step.
+    let failed = s
+        .get(&format!("/api/runs?status=failed&project={SLUG}"))
+        .await;
+    let run = failed["runs"][0]["id"].as_str().unwrap().to_string();
+    b.goto(&format!("{base}/runs/{run}")).await;
+    assert!(b.all(".actions.admin").await.is_empty());
+    assert!(b.all("td.row-actions button").await.is_empty());
+    sign_out(&b).await;
+    sign_in(&b, &base, ADMIN_KEY, &format!("/runs/{run}")).await;
+    assert_eq!(b.text(&b.find("header .who").await).await, "admin");
+    fake.reject_videos(false);
+    mark(&b).await;
+    let retry = b.find("td.row-actions button[data-api$='/retry']").await;
+    b.click(&retry).await;
+    let asked = b.accept_dialog().await;
+    assert!(asked.contains("fresh attempt budget"), "{asked}");
+    b.wait_js(
+        "the run completed",
+        "return document.querySelector('h1 .badge').textContent.trim() === 'completed';",
+        LONG,
+    )
+    .await;
+    b.shot("run").await;
+    let done = s.get(&format!("/api/runs/{run}")).await;
+    assert_eq!(done["run"]["status"], "completed");
+
+    // --- Every other page, at laptop and phone widths, and readable failures.
+    for (name, path) in [
+        ("projects", "/".to_string()),
+        ("story", format!("/projects/{SLUG}/story")),
+        ("runs", "/runs".to_string()),
+        ("runs-failed", "/runs?status=failed".to_string()),
+        ("templates", "/templates".to_string()),
+        ("scene", format!("/scenes/{id}")),
+    ] {
+        b.goto(&format!("{base}{path}")).await;
+        b.find("main").await;
+        b.shot(name).await;
+    }
+    b.goto(&format!("{base}/templates")).await;
+    b.click(&b.find("details.template summary").await).await;
+    for input in b.all("details.template[open] form.preview input").await {
+        b.fill(&input, "the harbor at dusk").await;
+    }
+    b.click(&b.find("details.template form.preview button").await)
+        .await;
+    b.wait_js(
+        "a rendered preview",
+        "return document.querySelector('details.template pre.preview').textContent.includes('the harbor at dusk');",
+        Duration::from_secs(10),
+    )
+    .await;
+    b.goto(&format!("{base}/projects/no-such-film")).await;
+    let t = b.page_text().await;
+    assert!(t.contains("Not found") && t.contains("no-such-film"), "{t}");
+    b.goto(&format!("{base}/runs/not-a-run")).await;
+    let t = b.page_text().await;
+    assert!(t.contains("not a run id"), "{t}");
+    b.shot("not-found").await;
+    b.resize(390, 844).await;
+    for (name, path) in [
+        ("phone-scenes", format!("/projects/{SLUG}/scenes")),
+        ("phone-project", format!("/projects/{SLUG}")),
+        ("phone-run", format!("/runs/{run}")),
+    ] {
+        b.goto(&format!("{base}{path}")).await;
+        b.find("main").await;
+        let fits = b
+            .js(
+                "return document.documentElement.scrollWidth <= window.innerWidth + 1;",
+                json!([]),
+            )
+            .await;
+        assert_eq!(fits, json!(true), "{path} is wider than a phone");
+        b.shot(name).await;
+    }
+    drop(b);
+    s.stop().await;
+}

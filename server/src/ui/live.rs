@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -45,6 +45,10 @@ pub struct Moved {
 pub struct Feed {
     tx: broadcast::Sender<Arc<str>>,
     started: AtomicBool,
+    /// How many looks have found something moved. A page is rendered with the value of the
+    /// moment; the stream says the current one when it connects, so a page that missed a move
+    /// between its rendering and its connection refreshes at once.
+    generation: AtomicU64,
 }
 
 impl Default for Feed {
@@ -52,11 +56,17 @@ impl Default for Feed {
         Feed {
             tx: broadcast::channel(256).0,
             started: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
         }
     }
 }
 
 impl Feed {
+    /// The current generation (see the field).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
     /// Listen; starts the poller the first time.
     pub fn subscribe(self: &Arc<Self>, engine: &Engine) -> broadcast::Receiver<Arc<str>> {
         let rx = self.tx.subscribe();
@@ -69,6 +79,8 @@ impl Feed {
     }
 
     async fn poll(&self, engine: Engine) {
+        // Empty at the first look, so everything unfinished is reported once: a page that
+        // connected between its rendering and that look refreshes and misses nothing.
         let mut last: HashMap<RunId, RunPulse> = HashMap::new();
         // Runs created after this mark are seen even if they finish between two looks.
         let mut mark = RunId::default();
@@ -117,6 +129,9 @@ impl Feed {
             // what is in flight.
             seen.retain(|_, p| !p.status.is_terminal());
             last = seen;
+            if !moved.is_empty() {
+                self.generation.fetch_add(1, Ordering::AcqRel);
+            }
             for m in moved {
                 if let Ok(text) = serde_json::to_string(&m) {
                     let _ = self.tx.send(text.into());
@@ -142,7 +157,14 @@ pub async fn stream(
     State(s): State<AppState>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let mut rx = s.live.subscribe(&s.engine);
+    let feed = s.live.clone();
     let stream = async_stream(move |tx| async move {
+        let hello = Event::default()
+            .event("hello")
+            .data(feed.generation().to_string());
+        if tx.send(hello).await.is_err() {
+            return;
+        }
         loop {
             match rx.recv().await {
                 Ok(text) => {

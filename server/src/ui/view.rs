@@ -39,7 +39,7 @@ pub(crate) async fn page(
                 @if let Some(t) = &viewer.csrf { meta name="csrf-token" content=(t); }
                 script src="/ui/assets/app.js" defer {}
             }
-            body data-watch=(watch) {
+            body data-watch=(watch) data-gen=(s.live.generation()) {
                 header.top {
                     a.brand href="/" { "Slate" }
                     nav {

@@ -275,6 +275,7 @@
         return;
       }
       const doc = new DOMParser().parseFromString(await res.text(), 'text/html');
+      if (doc.body && doc.body.dataset.gen) document.body.dataset.gen = doc.body.dataset.gen;
       document.querySelectorAll('[data-live]').forEach(function (region) {
         if (!region.id || untouchable(region)) return;
         const fresh = doc.getElementById(region.id);
@@ -305,6 +306,10 @@
       try { if (matches(JSON.parse(e.data))) schedule(); } catch (_) { /* ignore a bad message */ }
     });
     es.addEventListener('resync', schedule);
+    // Something moved between this page's rendering and the stream's (re)connection.
+    es.addEventListener('hello', function (e) {
+      if (e.data !== document.body.dataset.gen) schedule();
+    });
     es.addEventListener('open', function () { document.body.dataset.live = 'on'; });
     es.addEventListener('error', function () { document.body.dataset.live = 'reconnecting'; });
     // A browser keeps a handful of connections per server; a page left behind must not hold one.

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::Notify;
@@ -67,8 +67,33 @@ pub struct RunDetail {
     /// Why a waiting run cannot go on by itself, when it waits on a child that failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blocked_on: Option<Blocked>,
+    /// While the run executes: which worker holds it, how long its current attempt has run,
+    /// and until when its lease holds (heartbeats push it forward).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alive: Option<Alive>,
     /// The append-only history.
     pub events: Vec<EventRecord>,
+}
+
+/// A run executing now, as its heartbeats show it.
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct Alive {
+    /// The worker holding its lease.
+    pub worker: String,
+    /// Until when the lease holds; the holder's heartbeats push it forward every third of a
+    /// lease. Past it, the worker is gone and another takes the run over.
+    pub lease_until: DateTime<Utc>,
+    /// Whether the lease still holds now.
+    pub lease_holds: bool,
+    /// The step whose attempt is running, if one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// That attempt's number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    /// How long that attempt has been running, milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub running_ms: Option<u64>,
 }
 
 /// A run waiting on a descendant that failed or was cancelled: nothing will wake it until a
@@ -316,6 +341,7 @@ impl Engine {
                 })
                 .map(|s| s.name.clone())
         };
+        let alive = alive(&run, &events);
         let (spent, budget) = self.shared.store.tree_cost(run.root_id).await?;
         let blocked_on = if run.status.is_terminal() {
             None
@@ -329,6 +355,7 @@ impl Engine {
             tree_cost_usd: spent as f64 / 1e6,
             budget_usd: budget.map(|b| b as f64 / 1e6),
             blocked_on,
+            alive,
             events,
         })
     }
@@ -616,4 +643,36 @@ impl Engine {
         }
         self.shared.store.set_concurrency_limit(key, max).await
     }
+}
+
+/// A running run's lease and the attempt under way: the latest step started and not finished.
+fn alive(run: &RunRecord, events: &[EventRecord]) -> Option<Alive> {
+    if run.status != RunStatus::Running {
+        return None;
+    }
+    let worker = run.lease_owner.clone()?;
+    let lease_until = run.ready_at?;
+    let now = Utc::now();
+    let mut open: Option<(&str, u32, DateTime<Utc>)> = None;
+    for e in events {
+        match (&e.data, e.step.as_deref()) {
+            (EventData::StepStarted { attempt, .. }, Some(step)) => {
+                open = Some((step, *attempt, e.at))
+            }
+            (EventData::StepSucceeded { .. } | EventData::StepFailed { .. }, Some(step))
+                if open.is_some_and(|(s, _, _)| s == step) =>
+            {
+                open = None
+            }
+            _ => {}
+        }
+    }
+    Some(Alive {
+        worker,
+        lease_until,
+        lease_holds: lease_until > now,
+        step: open.map(|(s, _, _)| s.to_string()),
+        attempt: open.map(|(_, a, _)| a),
+        running_ms: open.map(|(_, _, at)| (now - at).num_milliseconds().max(0) as u64),
+    })
 }

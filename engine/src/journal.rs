@@ -65,10 +65,19 @@ impl EntryState {
 pub(crate) struct Entry {
     /// Sequence number of the entry's first event: "after" for reset-to-step.
     pub first_seq: i64,
-    /// Attempts started (including ones a crash interrupted).
+    /// Attempts started (including ones a crash interrupted): the next attempt's number.
     pub attempts: u32,
-    /// Attempts that do not count against the retry policy (before a person's retry).
+    /// Attempts that do not count against anything (before a person's retry).
     pub attempt_base: u32,
+    /// Attempts that returned an error since the last person's retry: what the retry policy
+    /// counts (decision 0014).
+    pub failures: u32,
+    /// Attempts in a row that started and never finished before the latest one started: what
+    /// the crash-loop guard counts. (The latest one, if it has not finished either, is one
+    /// more.)
+    pub interrupted: u32,
+    /// When the latest attempt started.
+    pub last_started: Option<DateTime<Utc>>,
     pub state: EntryState,
     pub cost: Cost,
 }
@@ -78,13 +87,19 @@ pub(crate) struct Entry {
 pub(crate) struct Journal {
     pub entries: HashMap<String, Entry>,
     pub last_seq: i64,
+    /// Claims in a row that took the run over from a dead worker with nothing journaled in
+    /// between: the run-level crash-loop guard (decision 0014) for a worker that dies before
+    /// even an attempt's start reaches the disk.
+    pub stalled_claims: u32,
+    /// The step of the latest event that had one.
+    pub last_step: Option<String>,
 }
 
 impl Journal {
     pub(crate) fn from_events(events: &[EventRecord]) -> Self {
         let mut j = Journal::default();
         for ev in events {
-            j.apply(ev.seq, ev.step.as_deref(), &ev.data);
+            j.apply(ev.seq, ev.at, ev.step.as_deref(), &ev.data);
         }
         j
     }
@@ -103,9 +118,25 @@ impl Journal {
         v
     }
 
-    pub(crate) fn apply(&mut self, seq: i64, step: Option<&str>, data: &EventData) {
+    pub(crate) fn apply(
+        &mut self,
+        seq: i64,
+        at: DateTime<Utc>,
+        step: Option<&str>,
+        data: &EventData,
+    ) {
         self.last_seq = self.last_seq.max(seq);
+        if let EventData::RunClaimed { recovered, .. } = data {
+            self.stalled_claims = if *recovered {
+                self.stalled_claims + 1
+            } else {
+                0
+            };
+        } else {
+            self.stalled_claims = 0;
+        }
         let Some(step) = step else { return };
+        self.last_step = Some(step.to_string());
         match data {
             EventData::RunReset { .. } => {
                 if let Some(from) = self.entries.get(step).map(|e| e.first_seq) {
@@ -116,6 +147,8 @@ impl Journal {
             EventData::StepRetryRequested { .. } => {
                 if let Some(e) = self.entries.get_mut(step) {
                     e.attempt_base = e.attempts;
+                    e.failures = 0;
+                    e.interrupted = 0;
                     e.state = EntryState::Pending;
                 }
                 return;
@@ -127,12 +160,20 @@ impl Journal {
             first_seq: seq,
             attempts: 0,
             attempt_base: 0,
+            failures: 0,
+            interrupted: 0,
+            last_started: None,
             state: EntryState::Started,
             cost: Cost::default(),
         });
         match data {
             EventData::StepStarted { attempt, .. } => {
+                // The attempt before it started and never finished: its worker died inside it.
+                if entry.attempts > entry.attempt_base && entry.state == EntryState::Started {
+                    entry.interrupted += 1;
+                }
                 entry.attempts = entry.attempts.max(*attempt);
+                entry.last_started = Some(at);
                 entry.state = EntryState::Started;
             }
             EventData::StepSucceeded {
@@ -142,6 +183,7 @@ impl Journal {
                 ..
             } => {
                 entry.attempts = entry.attempts.max(*attempt);
+                entry.interrupted = 0;
                 entry.state = EntryState::Succeeded(output.clone());
                 if let Some(c) = cost {
                     entry.cost.add(*c);
@@ -155,6 +197,8 @@ impl Journal {
                 ..
             } => {
                 entry.attempts = entry.attempts.max(*attempt);
+                entry.failures += 1;
+                entry.interrupted = 0;
                 entry.state = EntryState::Failed {
                     error: error.clone(),
                     retry_at: *retry_at,
@@ -233,7 +277,7 @@ pub fn step_views(events: &[EventRecord]) -> Vec<StepView> {
     let mut journal = Journal::default();
     let mut views: HashMap<String, StepView> = HashMap::new();
     for ev in events {
-        journal.apply(ev.seq, ev.step.as_deref(), &ev.data);
+        journal.apply(ev.seq, ev.at, ev.step.as_deref(), &ev.data);
         let Some(step) = ev.step.as_deref() else {
             continue;
         };

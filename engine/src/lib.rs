@@ -17,7 +17,10 @@
 //!   database; early and duplicate signals are handled.
 //! - **Fan-out**: parallel steps ([`join_all`]) and child runs ([`Ctx::start_child`]).
 //! - **Leases**: many workers share one Postgres; a dead worker's runs are taken over when its
-//!   lease lapses (at once when it was on the same host).
+//!   lease lapses (at once when it was on the same host). Heartbeats keep a long step's lease.
+//! - **Interrupted is not failed**: an attempt cut short by a dying worker does not use up the
+//!   step's retry policy; a crash-loop guard stops a step (or a run) that kills its worker
+//!   again and again (`crash_loop`; decision 0014).
 //! - **Admin**: cancel, retry a failed step, reset to a step, re-drive; each is an event.
 //! - **Concurrency keys**, **result size limits**, a **cost ledger** and **budgets**.
 //!
@@ -45,7 +48,7 @@ pub use context::{
     Attempt, Bounded, ChildHandle, Ctx, RetryPolicy, StepCtx, StepOptions, join_all, join2, join3,
 };
 pub use engine::{
-    Blocked, CancelOutcome, Engine, MAX_CONCURRENCY_LIMIT, RunDetail, StartOptions, Started,
+    Alive, Blocked, CancelOutcome, Engine, MAX_CONCURRENCY_LIMIT, RunDetail, StartOptions, Started,
 };
 pub use error::{EngineError, Result, RunError, StepError, WfError};
 pub use journal::{StepView, step_views};

@@ -44,6 +44,12 @@ pub struct EngineConfig {
     pub shutdown_grace: Duration,
     /// Database connections (Postgres).
     pub pool_size: u32,
+    /// Consecutive attempts of one step cut short by a dying worker after which the step
+    /// fails as a crash loop (a step may set its own, `StepOptions::crash_loop`; decision 0014).
+    pub crash_loop_limit: u32,
+    /// The wait before the second consecutive re-run of an interrupted attempt; it doubles for
+    /// each further one, up to a minute. The first re-run is at once.
+    pub crash_loop_backoff: Duration,
 }
 
 impl Default for EngineConfig {
@@ -59,6 +65,8 @@ impl Default for EngineConfig {
             cancel_grace: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(10),
             pool_size: 24,
+            crash_loop_limit: 10,
+            crash_loop_backoff: Duration::from_secs(1),
         }
     }
 }
@@ -66,6 +74,18 @@ impl Default for EngineConfig {
 impl EngineConfig {
     pub(crate) fn heartbeat_every(&self) -> Duration {
         self.heartbeat.unwrap_or(self.lease / 3)
+    }
+
+    /// How long after the last interrupted attempt began the next one may start, when
+    /// `streak` attempts in a row were interrupted.
+    pub(crate) fn crash_loop_delay(&self, streak: u32) -> Duration {
+        if streak <= 1 {
+            return Duration::ZERO;
+        }
+        let factor = 1u32 << (streak - 2).min(16);
+        self.crash_loop_backoff
+            .saturating_mul(factor)
+            .min(Duration::from_secs(60))
     }
 }
 

@@ -522,6 +522,34 @@ pub(crate) async fn execute(
     };
 
     let journal = Journal::from_events(&claimed.events);
+    if journal.stalled_claims >= shared.config.crash_loop_limit.max(1) {
+        // Its workers died again and again before journaling anything: do not start it once
+        // more only to lose another worker (decision 0014).
+        let error = RunError::new(
+            "crash_loop",
+            format!(
+                "run {} was taken over from a dead worker {} times in a row without journaling anything in between{}; \
+                 its worker dies as soon as it starts. Fix the cause, then re-drive the run",
+                run.id,
+                journal.stalled_claims,
+                journal
+                    .last_step
+                    .as_deref()
+                    .map(|s| format!(" (the last step it journaled is `{s}`)"))
+                    .unwrap_or_default()
+            ),
+        );
+        let mut t = finish(
+            &run,
+            Target::Failed {
+                error: error.clone(),
+            },
+            now,
+        );
+        t.events = vec![(None, EventData::RunFailed { error })];
+        log_transition(&shared, &run, shared.store.transition(t).await);
+        return;
+    }
     let ctx = Ctx::new(
         shared.clone(),
         run.clone(),

@@ -446,6 +446,21 @@ impl Workflow for NapAndListen {
     }
 }
 
+/// One step that works longer than a lease.
+struct Long;
+impl Workflow for Long {
+    const NAME: &'static str = "t.long";
+    type Input = u64;
+    type Output = u64;
+    async fn run(&self, ctx: Ctx, ms: u64) -> Result<u64, WfError> {
+        ctx.step("render", move |_| async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok(ms)
+        })
+        .await
+    }
+}
+
 /// Claims to be suspended without waiting on anything.
 struct FakeSuspend;
 impl Workflow for FakeSuspend {
@@ -473,6 +488,7 @@ fn register_all(e: &Engine, p: &Arc<Probe>) {
         .register(Big)
         .register(Twice)
         .register(NapAndListen)
+        .register(Long)
         .register(FakeSuspend);
 }
 
@@ -1231,6 +1247,48 @@ async fn live_views_see_runs_move_and_page_their_history(h: H) {
     );
 }
 
+/// A step that works for longer than a lease keeps it by heartbeat: it runs once, and while it
+/// runs the run shows its worker, its lease and how long the attempt has run.
+async fn a_long_step_keeps_its_lease(h: H) {
+    let id = start::<Long>(&h, 4_500).await;
+    let mut seen = vec![];
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let d = h.engine.inspect(id).await.unwrap();
+        if d.run.status.is_terminal() {
+            break;
+        }
+        if let Some(a) = d.alive {
+            assert!(a.lease_holds, "{a:?}");
+            if a.step.as_deref() == Some("render") {
+                seen.push(a.running_ms.unwrap());
+            }
+        }
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let run = h.engine.wait_for(id, WAIT).await.unwrap();
+    assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
+    let starts = h
+        .engine
+        .store()
+        .events(id)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| matches!(e.data, EventData::StepStarted { .. }))
+        .count();
+    assert_eq!(
+        starts, 1,
+        "the lease (3 s) never lapsed under the 4.5 s step"
+    );
+    assert!(
+        seen.iter().any(|ms| *ms > 3_000),
+        "seen running past the lease: {seen:?}"
+    );
+    assert!(seen.windows(2).all(|w| w[1] >= w[0]), "{seen:?}");
+}
+
 async fn events_of(h: &H, id: slate_engine::RunId) -> Vec<slate_engine::EventRecord> {
     h.engine.store().events(id).await.unwrap()
 }
@@ -1257,6 +1315,7 @@ macro_rules! conformance {
 }
 
 conformance!(
+    a_long_step_keeps_its_lease,
     live_views_see_runs_move_and_page_their_history,
     branches_wait_on_a_timer_and_a_signal_at_once,
     a_suspension_without_a_wait_fails_clearly,

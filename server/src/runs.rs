@@ -98,6 +98,27 @@ pub async fn run(engine: &Engine, cmd: RunsCommand) -> anyhow::Result<()> {
             if let Some(s) = &d.current_step {
                 println!("current   {s}");
             }
+            if let Some(a) = &d.alive {
+                let step = match (&a.step, a.attempt, a.running_ms) {
+                    (Some(s), Some(n), Some(ms)) => {
+                        format!(
+                            "; step `{s}` attempt {n} running for {:.1} s",
+                            ms as f64 / 1000.0
+                        )
+                    }
+                    _ => String::new(),
+                };
+                println!(
+                    "alive     {} holds it until {}{}{step}",
+                    a.worker,
+                    a.lease_until.format("%H:%M:%S"),
+                    if a.lease_holds {
+                        ""
+                    } else {
+                        " (lapsed: the worker is gone, another takes it over)"
+                    }
+                );
+            }
             if let Some(e) = &d.run.error {
                 println!("error     {e}");
             }

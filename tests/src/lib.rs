@@ -107,6 +107,10 @@ pub struct CrashInput {
     pub max_layers: u32,
     /// Wait for the `approve` signal before the last step.
     pub wait_for_approval: bool,
+    /// Step `a` aborts its process at once, every time: a worker that dies before even the
+    /// attempt's start is journaled.
+    #[serde(default)]
+    pub abort_in_a: bool,
 }
 
 /// A multi-step workflow with every kind of durable point (see the module docs).
@@ -144,6 +148,17 @@ impl Workflow for CrashPipeline {
     async fn run(&self, ctx: Ctx, i: CrashInput) -> Result<Value, WfError> {
         let pause = Duration::from_millis(i.pause_ms);
         let l = i.label.clone();
+        if i.abort_in_a {
+            let sink = self.sink.clone();
+            let tag = format!("{l}:a");
+            ctx.step("a", move |_| async move {
+                sink.marker(&format!("inside:{tag}"));
+                std::process::abort();
+                #[allow(unreachable_code)]
+                Ok(())
+            })
+            .await?;
+        }
         self.effectful(&ctx, &l, "a".into(), pause).await?;
         // Work between two steps that is not a step: a crash here must not repeat `a`.
         self.sink.marker(&format!("between:{l}:a-b"));

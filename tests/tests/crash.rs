@@ -20,6 +20,16 @@ struct Worker {
 
 impl Worker {
     fn spawn(url: &str, sink: &Sink, lease_ms: u64, concurrency: usize) -> Worker {
+        Self::spawn_with(url, sink, lease_ms, concurrency, &[])
+    }
+
+    fn spawn_with(
+        url: &str,
+        sink: &Sink,
+        lease_ms: u64,
+        concurrency: usize,
+        env: &[(&str, &str)],
+    ) -> Worker {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -30,6 +40,7 @@ impl Worker {
             .arg(sink.dir())
             .arg(lease_ms.to_string())
             .arg(concurrency.to_string())
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -39,6 +50,11 @@ impl Worker {
 
     fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Whether the process has died by itself.
+    fn exited(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_some()
     }
 
     /// SIGKILL: no destructor, no graceful shutdown, no lease release.
@@ -120,6 +136,7 @@ async fn kill_at_every_point(postgres: bool) {
         layers: 3,
         max_layers: 20,
         wait_for_approval: true,
+        abort_in_a: false,
     };
     let id = engine
         .start::<CrashPipeline>(&input, StartOptions::default())
@@ -211,6 +228,206 @@ async fn kill_at_every_point(postgres: bool) {
     }
 }
 
+/// A step whose worker is SIGKILLed inside it seven times in a row, more than its five allowed
+/// attempts, still completes: attempts cut short by a dying worker are not failures (decision
+/// 0014). Re-runs after the first back off.
+async fn interrupted_attempts_are_not_failures(postgres: bool) {
+    let url = database(postgres).await;
+    let sink = sink();
+    let engine = client(&url, &sink).await;
+    let input = CrashInput {
+        label: "i".into(),
+        pause_ms: 600,
+        rejects: 0,
+        max_attempts: 5,
+        layers: 0,
+        max_layers: 20,
+        wait_for_approval: false,
+        abort_in_a: false,
+    };
+    let id = engine
+        .start::<CrashPipeline>(&input, StartOptions::default())
+        .await
+        .unwrap()
+        .run
+        .id;
+    let env = [("SLATE_TEST_CRASH_LOOP_BACKOFF_MS", "40")];
+    let mut w = Worker::spawn_with(&url, &sink, 60_000, 4, &env);
+    let kills = 7;
+    for k in 0..kills {
+        wait_marker(&sink, "inside:i:a", w.pid()).await;
+        // Killed once this attempt's start is on disk, as it is for any step that runs more
+        // than a few milliseconds (a quicker death is the run-level guard's, below).
+        wait_starts(&engine, id, "a", k + 1).await;
+        w.kill();
+        w = Worker::spawn_with(&url, &sink, 60_000, 4, &env);
+    }
+    let run = engine.wait_for(id, WAIT).await.unwrap();
+    drop(w);
+    assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
+    assert_eq!(sink.effect_count("i:a"), 1);
+    assert_eq!(sink.marker_pids("inside:i:a").len(), kills + 1);
+    let events = engine.store().events(id).await.unwrap();
+    let starts: Vec<_> = events
+        .iter()
+        .filter(|e| {
+            e.step.as_deref() == Some("a") && matches!(e.data, EventData::StepStarted { .. })
+        })
+        .collect();
+    assert_eq!(starts.len(), kills + 1, "one start per attempt");
+    assert!(
+        !events
+            .iter()
+            .any(|e| e.step.as_deref() == Some("a")
+                && matches!(e.data, EventData::StepFailed { .. })),
+        "no attempt of `a` is recorded as failed"
+    );
+    // The re-runs backed off: the n-th re-run in a row waited 40 ms x 2^(n-2) after the last
+    // start (the first re-run went at once).
+    for (n, pair) in starts.windows(2).enumerate().skip(1) {
+        let gap = (pair[1].at - pair[0].at).to_std().unwrap();
+        let want = Duration::from_millis(40 << (n - 1));
+        assert!(
+            gap >= want,
+            "re-run {} after {gap:?}, wanted {want:?}",
+            n + 1
+        );
+    }
+}
+
+/// A step that kills its worker every time is stopped after the crash-loop limit, with a
+/// failure that names it, and is not started again.
+async fn a_crash_loop_is_stopped(postgres: bool) {
+    let url = database(postgres).await;
+    let sink = sink();
+    let engine = client(&url, &sink).await;
+    let input = CrashInput {
+        label: "c".into(),
+        pause_ms: 600,
+        rejects: 0,
+        max_attempts: 5,
+        layers: 0,
+        max_layers: 20,
+        wait_for_approval: false,
+        abort_in_a: false,
+    };
+    let id = engine
+        .start::<CrashPipeline>(&input, StartOptions::default())
+        .await
+        .unwrap()
+        .run
+        .id;
+    let env = [
+        ("SLATE_TEST_CRASH_LOOP_LIMIT", "3"),
+        ("SLATE_TEST_CRASH_LOOP_BACKOFF_MS", "20"),
+    ];
+    let mut w = Worker::spawn_with(&url, &sink, 60_000, 4, &env);
+    for k in 0..3 {
+        wait_marker(&sink, "inside:c:a", w.pid()).await;
+        wait_starts(&engine, id, "a", k + 1).await;
+        w.kill();
+        w = Worker::spawn_with(&url, &sink, 60_000, 4, &env);
+    }
+    let run = engine.wait_for(id, WAIT).await.unwrap();
+    drop(w);
+    assert_eq!(run.status, RunStatus::Failed);
+    let e = run.error.unwrap();
+    // The step's failure, as every step failure reaches its run: the step's own error inside.
+    assert_eq!(e.details["kind"], "crash_loop", "{e:?}");
+    assert_eq!(e.step.as_deref(), Some("a"));
+    assert!(e.message.contains("3 times in a row"), "{}", e.message);
+    assert_eq!(
+        sink.marker_pids("inside:c:a").len(),
+        3,
+        "not started a 4th time"
+    );
+    assert_eq!(sink.effect_count("c:a"), 0);
+}
+
+async fn wait_starts(engine: &Engine, id: RunId, step: &str, n: usize) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let events = engine.store().events(id).await.unwrap();
+        let starts = events
+            .iter()
+            .filter(|e| {
+                e.step.as_deref() == Some(step) && matches!(e.data, EventData::StepStarted { .. })
+            })
+            .count();
+        if starts >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "attempt {n} of `{step}` never journaled"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A step that aborts its process at once, every time, before its start reaches the disk:
+/// the run-level guard stops the run after the limit, however the deaths fall between the two
+/// guards, and no worker is started for it again.
+async fn a_worker_that_dies_at_once_is_stopped(postgres: bool) {
+    let url = database(postgres).await;
+    let sink = sink();
+    let engine = client(&url, &sink).await;
+    let input = CrashInput {
+        label: "x".into(),
+        pause_ms: 0,
+        rejects: 0,
+        max_attempts: 5,
+        layers: 0,
+        max_layers: 20,
+        wait_for_approval: false,
+        abort_in_a: true,
+    };
+    let id = engine
+        .start::<CrashPipeline>(&input, StartOptions::default())
+        .await
+        .unwrap()
+        .run
+        .id;
+    let env = [
+        ("SLATE_TEST_CRASH_LOOP_LIMIT", "3"),
+        ("SLATE_TEST_CRASH_LOOP_BACKOFF_MS", "20"),
+    ];
+    let mut deaths = 0;
+    let mut w = Worker::spawn_with(&url, &sink, 60_000, 4, &env);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let run = engine.get(id).await.unwrap();
+        if run.status.is_terminal() {
+            assert_eq!(run.status, RunStatus::Failed);
+            // Either guard may have stopped it, by how the deaths fell: the run's (nothing
+            // journaled between takeovers) or the step's (its starts journaled).
+            let e = run.error.unwrap();
+            let kind = if e.kind == "crash_loop" {
+                e.kind.clone()
+            } else {
+                e.details["kind"].as_str().unwrap_or("").to_string()
+            };
+            assert_eq!(kind, "crash_loop", "{e:?}");
+            break;
+        }
+        if w.exited() {
+            deaths += 1;
+            // Each guard needs at most `limit` deaths in a row; interleaved, at most twice.
+            assert!(deaths <= 6, "{deaths} deaths and the run still goes on");
+            w = Worker::spawn_with(&url, &sink, 60_000, 4, &env);
+        }
+        assert!(Instant::now() < deadline, "the run never stopped");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        deaths >= 3,
+        "stopped after {deaths} deaths, before the limit"
+    );
+    // The worker that found the loop is alive and well.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!w.exited(), "a worker died after the run was stopped");
+}
+
 async fn limits_survive_a_crash(postgres: bool) {
     let url = database(postgres).await;
     let sink = sink();
@@ -223,6 +440,7 @@ async fn limits_survive_a_crash(postgres: bool) {
         layers: 6,
         max_layers: 4,
         wait_for_approval: false,
+        abort_in_a: false,
     };
     let id = engine
         .start::<CrashPipeline>(&input, StartOptions::default())
@@ -259,6 +477,36 @@ async fn postgres_kill_at_every_point() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_interrupted_attempts_are_not_failures() {
+    interrupted_attempts_are_not_failures(false).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_interrupted_attempts_are_not_failures() {
+    interrupted_attempts_are_not_failures(true).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_crash_loop_is_stopped() {
+    a_crash_loop_is_stopped(false).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_crash_loop_is_stopped() {
+    a_crash_loop_is_stopped(true).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_worker_that_dies_at_once_is_stopped() {
+    a_worker_that_dies_at_once_is_stopped(false).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_worker_that_dies_at_once_is_stopped() {
+    a_worker_that_dies_at_once_is_stopped(true).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_limits_survive_a_crash() {
     limits_survive_a_crash(false).await;
 }
@@ -283,6 +531,7 @@ async fn postgres_second_worker_takes_over_after_the_lease_lapses() {
             layers: 1,
             max_layers: 5,
             wait_for_approval: false,
+            abort_in_a: false,
         };
         ids.push(
             engine

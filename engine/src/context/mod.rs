@@ -327,7 +327,7 @@ impl Ctx {
             let seq = st.next_seq;
             // Applied before the commit is acknowledged: nothing reads it before we return,
             // and a failed commit ends this execution.
-            st.journal.apply(seq, Some(step), &data);
+            st.journal.apply(seq, now, Some(step), &data);
             out.push(NewEvent {
                 seq,
                 at: now,

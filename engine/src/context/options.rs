@@ -93,6 +93,9 @@ pub struct StepOptions {
     /// instead of costing one of its own. Turn this on for paid calls, so that the intent is on
     /// disk before any money is spent. Steps with a concurrency key always wait.
     pub durable_start: bool,
+    /// Consecutive attempts cut short by a dying worker after which the step fails as a crash
+    /// loop; `None` takes the engine's (`EngineConfig::crash_loop_limit`).
+    pub crash_loop: Option<u32>,
 }
 
 impl StepOptions {
@@ -118,6 +121,11 @@ impl StepOptions {
     /// Commit the attempt's start before calling (see [`StepOptions::durable_start`]).
     pub fn durable_start(mut self) -> Self {
         self.durable_start = true;
+        self
+    }
+    /// Fail the step as a crash loop after `n` consecutive interrupted attempts (at least 1).
+    pub fn crash_loop(mut self, n: u32) -> Self {
+        self.crash_loop = Some(n.max(1));
         self
     }
 }

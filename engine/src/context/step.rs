@@ -23,9 +23,20 @@ use crate::store::SlotOutcome;
 enum Replay<T> {
     /// Its outcome is journaled: return it.
     Done(Result<T, WfError>),
-    /// Run attempt `attempt`; attempts before `base` belong to an earlier retry budget (a
-    /// person retried the step).
-    Attempt { attempt: u32, base: u32 },
+    /// Run attempt number `attempt`.
+    Attempt(Next),
+}
+
+/// The attempt to run, and what came before it (decision 0014).
+struct Next {
+    /// Its number (every start counts: it names the attempt's events and idempotency key).
+    attempt: u32,
+    /// Earlier attempts that returned an error: what the retry policy counts.
+    failures: u32,
+    /// Earlier attempts in a row that never finished: what the crash-loop guard counts.
+    interrupted: u32,
+    /// When the latest of those began.
+    last_started: Option<chrono::DateTime<Utc>>,
 }
 
 /// How an attempt ended, with what it cost.
@@ -65,20 +76,19 @@ impl Ctx {
         let name = name.into();
         self.claim_name(&name)?;
         self.check_live()?;
-        let (attempt, base) = match self.replay(&name)? {
+        let next = match self.replay(&name)? {
             Replay::Done(v) => return v,
-            Replay::Attempt { attempt, base } => (attempt, base),
+            Replay::Attempt(next) => next,
         };
-        if attempt - base > opts.retry.max_attempts {
-            return self.exhausted(&name, attempt - 1, base).await;
-        }
+        self.crash_guard(&name, &opts, &next).await?;
+        let attempt = next.attempt;
         self.admit(&name, &opts).await?;
         let sc = self.begin(&name, attempt, &opts).await?;
         let ran = self.run_attempt(sc, opts.timeout, f).await;
         if ran.stop == Some(StopReason::LeaseLost) {
             return Err(self.set_fatal(WfError::LeaseLost));
         }
-        self.settle(&name, attempt, base, &opts, ran).await
+        self.settle(&name, attempt, next.failures, &opts, ran).await
     }
 
     /// The journal's answer for this step: its outcome, a retry still waiting for its time, or
@@ -86,10 +96,12 @@ impl Ctx {
     fn replay<T: DeserializeOwned>(&self, name: &str) -> Result<Replay<T>, WfError> {
         let st = self.lock();
         let Some(e) = st.journal.entries.get(name) else {
-            return Ok(Replay::Attempt {
+            return Ok(Replay::Attempt(Next {
                 attempt: 1,
-                base: 0,
-            });
+                failures: 0,
+                interrupted: 0,
+                last_started: None,
+            }));
         };
         match &e.state {
             EntryState::Succeeded(v) => {
@@ -118,27 +130,68 @@ impl Ctx {
                 Err(self.suspend_until(t, format!("step `{name}` retries at {}", t.to_rfc3339())))
             }
             EntryState::Started | EntryState::Pending | EntryState::Failed { .. } => {
-                Ok(Replay::Attempt {
+                // An attempt journaled as started and replayed now never finished.
+                let cut_short = u32::from(e.state == EntryState::Started);
+                Ok(Replay::Attempt(Next {
                     attempt: e.attempts + 1,
-                    base: e.attempt_base,
-                })
+                    failures: e.failures,
+                    interrupted: e.interrupted + cut_short,
+                    last_started: e.last_started,
+                }))
             }
             other => Err(Self::nondeterminism(name, other, "a step")),
         }
     }
 
-    /// Every allowed attempt started and none finished: the worker died inside them.
-    async fn exhausted<T>(&self, name: &str, last: u32, base: u32) -> Result<T, WfError> {
-        let error = StepError::fatal(
-            "attempts_exhausted",
-            format!(
-                "step `{name}` started {} attempt(s) that never finished (the worker died inside them); \
-                 fix the cause and retry the step",
-                last - base
-            ),
-        );
-        self.fail_step(name, last, error, Cost::default(), 0, None)
-            .await
+    /// The crash-loop guard (decision 0014): a step whose worker died inside it `limit` times in
+    /// a row fails as a crash loop; before that, re-runs after the first back off durably.
+    async fn crash_guard(
+        &self,
+        name: &str,
+        opts: &StepOptions,
+        next: &Next,
+    ) -> Result<(), WfError> {
+        if next.interrupted == 0 {
+            return Ok(());
+        }
+        let config = &self.inner.shared.config;
+        let limit = opts.crash_loop.unwrap_or(config.crash_loop_limit).max(1);
+        if next.interrupted >= limit {
+            let error = StepError::fatal(
+                "crash_loop",
+                format!(
+                    "step `{name}` was cut short {} times in a row: its worker died inside it each time \
+                     (out of memory? killed?). Fix the cause, then retry the step",
+                    next.interrupted
+                ),
+            );
+            return self
+                .fail_step(name, next.attempt - 1, error, Cost::default(), 0, None)
+                .await;
+        }
+        let delay = config.crash_loop_delay(next.interrupted);
+        if let Some(started) = next.last_started
+            && !delay.is_zero()
+        {
+            let at = crate::model::later(started, delay);
+            if at > Utc::now() {
+                tracing::warn!(
+                    run = %self.inner.run.id,
+                    step = name,
+                    interrupted = next.interrupted,
+                    "a step's worker died inside it again; backing off before the next attempt"
+                );
+                return Err(self.suspend_until(
+                    at,
+                    format!(
+                        "step `{name}` was cut short {} times in a row; it runs again at {}",
+                        next.interrupted,
+                        at.to_rfc3339()
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// May the attempt run: is there budget left, and a concurrency slot? Waiting for a slot
@@ -261,7 +314,7 @@ impl Ctx {
         &self,
         name: &str,
         attempt: u32,
-        base: u32,
+        failures: u32,
         opts: &StepOptions,
         ran: Ran<T>,
     ) -> Result<T, WfError>
@@ -331,10 +384,13 @@ impl Ctx {
         };
         let policy = &opts.retry;
         let cancelled = stop == Some(StopReason::Cancel);
+        // This failure is number `failures + 1`; attempts cut short by a dying worker do not
+        // count (decision 0014).
+        let failed = failures + 1;
         let retry = !cancelled
             && error.retryable
             && !policy.non_retryable.contains(&error.kind)
-            && attempt - base < policy.max_attempts;
+            && failed < policy.max_attempts;
         if !retry {
             let r = self
                 .fail_step(name, attempt, error, cost, duration_ms, release)
@@ -345,7 +401,7 @@ impl Ctx {
                 r
             };
         }
-        let mut delay = policy.delay(attempt - base);
+        let mut delay = policy.delay(failed);
         if let Some(ms) = error.retry_after_ms {
             delay = delay.max(Duration::from_millis(ms));
         }

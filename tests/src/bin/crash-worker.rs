@@ -18,10 +18,19 @@ async fn main() -> anyhow::Result<()> {
     let [_, url, sink, lease_ms, concurrency] = args.as_slice() else {
         anyhow::bail!("usage: crash-worker <database-url> <sink-dir> <lease-ms> <concurrency>");
     };
+    let defaults = EngineConfig::default();
+    // The crash-loop guard's settings, so that a test can reach them in seconds.
+    let env_num = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
     let config = EngineConfig {
         lease: Duration::from_millis(lease_ms.parse()?),
         poll_interval: Duration::from_millis(50),
-        ..EngineConfig::default()
+        crash_loop_limit: env_num("SLATE_TEST_CRASH_LOOP_LIMIT")
+            .map(|n| n as u32)
+            .unwrap_or(defaults.crash_loop_limit),
+        crash_loop_backoff: env_num("SLATE_TEST_CRASH_LOOP_BACKOFF_MS")
+            .map(Duration::from_millis)
+            .unwrap_or(defaults.crash_loop_backoff),
+        ..defaults
     };
     let engine = Engine::connect(url, config).await?;
     engine.register(CrashPipeline {

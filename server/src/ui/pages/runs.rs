@@ -178,6 +178,17 @@ pub(crate) async fn show(
                 dt { "Cost" } dd { (usd(d.tree_cost_usd)) " with its children" }
                 dt { "Budget" } dd { @match d.budget_usd { Some(b) => { (usd(b)) " (" (((d.tree_cost_usd / b.max(1e-9)) * 100.0).round()) " % spent)" }, None => { "none" } } }
                 @if let Some(c) = &d.current_step { dt { "Now" } dd { code { (c) } } }
+                @if let Some(a) = &d.alive {
+                    dt { "Alive" }
+                    dd {
+                        (a.worker)
+                        @if let (Some(s), Some(ms)) = (&a.step, a.running_ms) {
+                            " runs " code { (s) } " (attempt " (a.attempt.unwrap_or(1)) ") for " (duration_ms(ms))
+                        }
+                        @if a.lease_holds { "; lease until " (when(a.lease_until)) }
+                        @else { span.alert { "; its lease lapsed at " (when(a.lease_until)) ": the worker is gone, another takes the run over" } }
+                    }
+                }
                 @if let Some(b) = &d.blocked_on {
                     dt { "Blocked" } dd.alert { "waits on " a href=(format!("/runs/{}", b.run_id)) { (b.workflow) } ", which failed: retry the failed step there, or cancel this run." }
                 }

@@ -65,6 +65,8 @@ pg_ok() { psql "$1" -Atqc 'select 1' >/dev/null 2>&1; }
 ensure_postgres() {
   local url="${SLATE_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
   command -v psql >/dev/null 2>&1 || apt_install postgresql-client
+  # The database-restart test runs a private cluster of its own: it needs the server binaries.
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql
   if pg_ok "$url"; then export SLATE_TEST_DATABASE_URL="$url"; return; fi
   note "PostgreSQL does not answer at $(printf '%s' "$url" | sed -E 's#://([^:@/]*):[^@]*@#://\1:***@#'); starting it"
   if ! command -v pg_ctlcluster >/dev/null 2>&1; then apt_install postgresql; fi

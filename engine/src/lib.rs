@@ -36,6 +36,7 @@ mod metrics;
 mod model;
 mod runtime;
 pub mod store;
+mod trouble;
 mod worker;
 mod workflow;
 

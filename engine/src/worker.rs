@@ -26,6 +26,7 @@ use crate::journal::Journal;
 use crate::model::{EventData, RunId, RunRecord, RunStatus};
 use crate::runtime::{RunHandle, Shared, StopFlag, StopReason};
 use crate::store::{Claimed, Finish, Guard, Target, Transition};
+use crate::trouble::Trouble;
 use crate::workflow::Registry;
 
 struct Ready {
@@ -125,6 +126,7 @@ impl Worker {
         ));
         tracing::info!(worker = %self.id, concurrency = self.concurrency, store = shared.store.dialect(), "worker started");
         let mut backoff = Duration::from_millis(100);
+        let mut claim_trouble = Trouble::new("claiming runs", Duration::from_secs(30));
         // Claimed runs not started yet: a few are claimed ahead, so that a freed slot starts
         // its next run at once instead of after a claim round trip.
         let mut ready: VecDeque<Ready> = VecDeque::new();
@@ -156,6 +158,7 @@ impl Worker {
                     .await
                 {
                     Ok(claimed) => {
+                        claim_trouble.ok(&self.id);
                         backoff = Duration::from_millis(100);
                         more = claimed.len() == free;
                         for c in claimed {
@@ -164,7 +167,7 @@ impl Worker {
                         self.start_ready(&mut ready, &mut tasks, &running, &freed);
                     }
                     Err(e) => {
-                        tracing::warn!(worker = %self.id, error = %e, "claim failed; retrying");
+                        claim_trouble.failed(&self.id, &e);
                         tokio::select! {
                             _ = shutdown.cancelled() => break,
                             _ = tokio::time::sleep(backoff) => {}
@@ -345,6 +348,7 @@ impl Worker {
 
 async fn heartbeat_loop(shared: Arc<Shared>, worker: Arc<str>, stop: CancellationToken) {
     let every = shared.config.heartbeat_every();
+    let mut trouble = Trouble::new("heart-beating", Duration::from_secs(30));
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -367,6 +371,7 @@ async fn heartbeat_loop(shared: Arc<Shared>, worker: Arc<str>, stop: Cancellatio
             .await
         {
             Ok(held) => {
+                trouble.ok(&worker);
                 let held_ids: std::collections::HashSet<RunId> =
                     held.iter().map(|(id, _)| *id).collect();
                 for (id, reason) in &held {
@@ -379,7 +384,9 @@ async fn heartbeat_loop(shared: Arc<Shared>, worker: Arc<str>, stop: Cancellatio
                     shared.stop_local(*id, StopReason::LeaseLost);
                 }
             }
-            Err(e) => tracing::warn!(worker = %worker, error = %e, "heartbeat failed"),
+            Err(e) => {
+                trouble.failed(&worker, &e);
+            }
         }
     }
 }

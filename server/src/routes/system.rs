@@ -55,7 +55,19 @@ pub struct HealthDown {
         (status = 503, description = "The database does not answer", body = HealthDown),
     ))]
 async fn health(State(s): State<AppState>) -> Response {
-    match s.engine.store().next_due().await {
+    // A database that is down makes a connection attempt wait for its pool's timeout; a health
+    // check answers within seconds.
+    let probe = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        s.engine.store().next_due(),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(slate_engine::EngineError::Invalid(
+            "the database did not answer within 3 s".into(),
+        ))
+    });
+    match probe {
         Ok(_) => Json(Health {
             status: "ok".into(),
             database: s.engine.store().dialect().to_string(),

@@ -113,7 +113,24 @@ fn store_error(e: object_store::Error) -> ActivityError {
         object_store::Error::NotFound { .. } => ErrorKind::NotFound,
         _ => ErrorKind::Io,
     };
-    ActivityError::new("blobs", kind, e.to_string())
+    let text = e.to_string();
+    // A full disk says so in its own words somewhere down the error chain; a person needs to
+    // know it is space, not a bug. It is retried: space may be freed meanwhile.
+    let full = text.contains("No space left on device")
+        || text.contains("os error 28")
+        || text.contains("Disk quota exceeded");
+    if full {
+        return ActivityError::new(
+            "blobs",
+            ErrorKind::Io,
+            format!(
+                "the blob store is full: no space left on the device holding SLATE_DATA_DIR's blobs. \
+                 Free space (or move the data directory); the step is retried. ({text})"
+            ),
+        )
+        .retryable(true);
+    }
+    ActivityError::new("blobs", kind, text)
 }
 
 impl Blobs {

@@ -1,0 +1,305 @@
+//! Chaos: `slate serve` making a whole production (qualify, every scene, the film) is SIGKILLed
+//! at random, seeded moments and restarted each time, on SQLite and on Postgres. At the end the
+//! production has completed, every scene too, no run failed or is left unfinished, the limits
+//! held, and the film lasts exactly as long as an undisturbed one's.
+//!
+//! Its size: `SLATE_CHAOS_KILLS` kills per store (default 6, what CI runs) and
+//! `SLATE_CHAOS_SEED` (default 1); for example
+//! `SLATE_CHAOS_KILLS=200 SLATE_CHAOS_SEED=7 cargo test -p slate-server --test chaos -- --nocapture`.
+//! It prints its figures.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use rand::{Rng, SeedableRng};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+struct Serve(Child);
+
+impl Serve {
+    fn spawn(env: &[(String, String)], log: &Path) -> Serve {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_slate"));
+        cmd.arg("serve").stdout(Stdio::null()).stderr(log);
+        for k in [
+            "FAL_KEY",
+            "OPENROUTER_API_KEY",
+            "BRAIN_SERVICE_API_KEY",
+            "TASK_API_KEY",
+            "LAST_FRAME_TOKEN",
+            "SLATE_MEDIA_URL",
+            "MONGODB_URI",
+        ] {
+            cmd.env_remove(k);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Serve(cmd.spawn().expect("start slate serve"))
+    }
+
+    /// SIGKILL.
+    fn kill(mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn healthy(api: &Api, log: &Path) -> Duration {
+    let start = Instant::now();
+    loop {
+        if let Ok(r) = api.http.get(api.url("/health")).send().await
+            && r.status() == StatusCode::OK
+        {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "slate serve did not come up:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn film_seconds(path: &Path) -> f64 {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("ffprobe could not read {}", path.display()))
+}
+
+struct Outcome {
+    film_seconds: f64,
+    kills: usize,
+    resume: Vec<Duration>,
+    wall: Duration,
+    runs: usize,
+    step_starts: usize,
+    step_outcomes: usize,
+}
+
+/// A production of the bundled example on `db`, with `kills` SIGKILLs at random moments.
+async fn production(db: Db, kills: usize, seed: u64) -> Outcome {
+    let data = temp_dir("chaos");
+    let (url, pg) = database_url(db, &data).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let env: Vec<(String, String)> = [
+        ("SLATE_DATA_DIR", data.display().to_string()),
+        ("SLATE_DATABASE_URL", url),
+        ("SLATE_LISTEN", format!("127.0.0.1:{port}")),
+        ("SLATE_API_KEY", API_KEY.into()),
+        ("SLATE_ADMIN_KEY", ADMIN_KEY.into()),
+        ("SLATE_LEASE_SECS", "3".into()),
+        ("SLATE_LOG", "info".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let log = data.join("serve.log");
+    let api = Api {
+        base,
+        http: client(),
+    };
+    let started = Instant::now();
+    let mut serve = Serve::spawn(&env, &log);
+    healthy(&api, &log).await;
+    let slug = "chaos-film";
+    create_project(&api, slug, &mini_gather(4)).await;
+    let (st, p) = api
+        .post(
+            &format!("/api/projects/{slug}/produce"),
+            json!({"edit_window_secs": 0, "force": true}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{p}");
+    let id = p["run_id"].as_str().unwrap().to_string();
+
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut resume = vec![];
+    let mut done = 0;
+    while done < kills {
+        let wait = Duration::from_millis(rng.random_range(200..=2500));
+        tokio::time::sleep(wait).await;
+        let status = api.get(&format!("/api/runs/{id}")).await["run"]["status"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        if ["completed", "failed", "cancelled"].contains(&status.as_str()) {
+            break;
+        }
+        serve.kill();
+        done += 1;
+        serve = Serve::spawn(&env, &log);
+        resume.push(healthy(&api, &log).await);
+    }
+    let run = api.wait_run(&id, Duration::from_secs(600)).await;
+    let wall = started.elapsed();
+    assert_eq!(
+        run["run"]["status"],
+        "completed",
+        "the production after {done} kills: {}\n{}",
+        run["run"]["error"],
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+
+    // Every run of the project finished, none failed.
+    let mut all: Vec<Value> = vec![];
+    let mut before: Option<String> = None;
+    loop {
+        let q = match &before {
+            Some(b) => format!("/api/runs?project={slug}&limit=500&before={b}"),
+            None => format!("/api/runs?project={slug}&limit=500"),
+        };
+        let page = api.get(&q).await;
+        all.extend(page["runs"].as_array().unwrap().iter().cloned());
+        match page["next_before"].as_str() {
+            Some(b) => before = Some(b.to_string()),
+            None => break,
+        }
+    }
+    for r in &all {
+        assert_eq!(r["status"], "completed", "{} {}", r["workflow"], r["error"]);
+    }
+    // Every scene completed within its limits.
+    let scenes = api.get(&format!("/api/projects/{slug}/scenes")).await["scenes"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(!scenes.is_empty());
+    for s in &scenes {
+        assert_eq!(s["status"], "completed", "{}", s["id"]);
+        let iterations = s["composite_iterations"].as_array().unwrap().len();
+        assert!(iterations <= 20, "{} iterations in {}", iterations, s["id"]);
+    }
+    let project = api.get(&format!("/api/projects/{slug}")).await;
+    let film = data
+        .join("blobs")
+        .join(project["project"]["final_video"].as_str().unwrap());
+    let seconds = film_seconds(&film);
+
+    // Steps executed twice: journaled starts beyond journaled outcomes.
+    let (mut starts, mut outcomes) = (0, 0);
+    for r in &all {
+        let ev = api
+            .get(&format!("/api/runs/{}/events", r["id"].as_str().unwrap()))
+            .await;
+        for e in ev["events"].as_array().unwrap() {
+            match e["data"]["type"].as_str().unwrap_or("") {
+                "step_started" => starts += 1,
+                "step_succeeded" | "step_failed" => outcomes += 1,
+                _ => {}
+            }
+        }
+    }
+    drop(serve);
+    if let Some(url) = pg {
+        let _ = slate_engine::testing::drop_postgres_database(
+            &slate_engine::testing::postgres_admin_url(),
+            &url,
+        )
+        .await;
+    }
+    let _ = std::fs::remove_dir_all(&data);
+    Outcome {
+        film_seconds: seconds,
+        kills: done,
+        resume,
+        wall,
+        runs: all.len(),
+        step_starts: starts,
+        step_outcomes: outcomes,
+    }
+}
+
+fn report(store: &str, calm: &Outcome, o: &Outcome) {
+    let mut r = o.resume.clone();
+    r.sort();
+    let ms = |d: Option<&Duration>| d.map(|d| d.as_millis()).unwrap_or(0);
+    println!(
+        "{store:<8} kills={} production=completed runs={} runs_failed=0 film_s={:.3} (undisturbed {:.3}) \
+         steps_started={} steps_finished={} (re-run {}) resume_ms p50={} max={} wall_s={:.1} (undisturbed {:.1})",
+        o.kills,
+        o.runs,
+        o.film_seconds,
+        calm.film_seconds,
+        o.step_starts,
+        o.step_outcomes,
+        o.step_starts.saturating_sub(o.step_outcomes),
+        ms(r.get(r.len() / 2)),
+        ms(r.last()),
+        o.wall.as_secs_f64(),
+        calm.wall.as_secs_f64()
+    );
+}
+
+async fn chaos(db: Db, store: &str) {
+    let kills: usize = std::env::var("SLATE_CHAOS_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6);
+    let seed: u64 = std::env::var("SLATE_CHAOS_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let calm = production(db, 0, seed).await;
+    let o = production(db, kills, seed).await;
+    report(store, &calm, &o);
+    assert!(
+        (o.film_seconds - calm.film_seconds).abs() < 0.05,
+        "the film lasts {:.3} s after {} kills, {:.3} s undisturbed",
+        o.film_seconds,
+        o.kills,
+        calm.film_seconds
+    );
+    // Steps run again at most once per kill (the one in flight in each run at the kill).
+    assert!(
+        o.step_starts - o.step_outcomes <= o.kills * 16,
+        "{} steps re-run for {} kills",
+        o.step_starts - o.step_outcomes,
+        o.kills
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_production_survives_random_kills() {
+    chaos(Db::Sqlite, "sqlite").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_production_survives_random_kills() {
+    chaos(Db::Postgres, "postgres").await
+}

@@ -755,6 +755,10 @@ pub struct VideoRequest {
     pub callback_url: Option<String>,
     /// Where to store the result.
     pub output_key: String,
+    /// The submitting step's idempotency key: a provider that can list what it received finds
+    /// an earlier submission by it instead of taking (and charging) a second one.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
 }
 
 /// A finished video, copied into our blob store.

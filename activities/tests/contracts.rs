@@ -542,6 +542,7 @@ async fn fal_video_uses_the_models_fixed_durations() {
         camera_movement: "tracking".into(),
         callback_url: None,
         output_key: "clips/s1-raw.mp4".into(),
+        idempotency_key: None,
     };
     let job = video.submit(&req).await.unwrap();
     let sub = st.log.last("image-to-video");
@@ -1061,6 +1062,7 @@ async fn tasks_endpoints_and_video() {
         camera_movement: "tracking".into(),
         callback_url: None,
         output_key: "clips/scene_001.mp4".into(),
+        idempotency_key: None,
     };
     let job = video.submit(&req).await.unwrap();
     let sub = st.log.last("/tasks/submit");

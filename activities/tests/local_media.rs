@@ -70,6 +70,7 @@ async fn clip(blobs: &Blobs, name: &str, seconds: f64, movement: &str) -> VideoO
         camera_movement: movement.into(),
         callback_url: None,
         output_key: format!("clips/{name}.mp4"),
+        idempotency_key: None,
     };
     let job = video.submit(&req).await.unwrap();
     match video.poll(&job, &req).await.unwrap().value {

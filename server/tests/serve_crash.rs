@@ -204,3 +204,95 @@ async fn a_killed_server_resumes_a_film_waiting_for_its_video_without_resubmitti
     }
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// `slate serve` killed while the tasks service holds the answer to a video submission it has
+/// already taken: the restarted server finds that task by its idempotency key in the service's
+/// task list instead of submitting (and paying for) the scene's video again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submission_whose_answer_was_lost_is_found_not_repeated() {
+    let fake = FakeTasks::start("tasks-key", 5.0).await;
+    fake.slow_submits(30_000);
+    let data = temp_dir("serve-lost-answer");
+    let (url, _) = database_url(Db::Sqlite, &data).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let env: Vec<(String, String)> = [
+        ("SLATE_DATA_DIR", data.display().to_string()),
+        ("SLATE_DATABASE_URL", url),
+        ("SLATE_LISTEN", format!("127.0.0.1:{port}")),
+        ("SLATE_API_KEY", API_KEY.into()),
+        ("SLATE_ADMIN_KEY", ADMIN_KEY.into()),
+        ("SLATE_LEASE_SECS", "3".into()),
+        ("SLATE_LOG", "info".into()),
+        ("TASK_API_KEY", "tasks-key".into()),
+        ("SLATE_TASKS_URL", fake.url().into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let log = data.join("serve.log");
+    let api = Api {
+        base,
+        http: client(),
+    };
+    let first = Serve::spawn(&env, &log);
+    healthy(&api, Duration::from_secs(60), &log).await;
+    let slug = "lost-answer";
+    create_project(&api, slug, &mini_gather(1)).await;
+    let (st, p) = api
+        .post(
+            &format!("/api/projects/{slug}/produce"),
+            json!({"edit_window_secs": 0, "force": true}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{p}");
+    let pid = p["run_id"].as_str().unwrap().to_string();
+
+    // The service has taken the first video and not yet answered: kill the server then.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while fake.video_submissions().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no video was submitted:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(first); // SIGKILL, the answer never read
+    let taken = fake.video_submissions();
+    assert_eq!(taken.len(), 1);
+    let key = taken[0].body["task_data"]["idempotency_key"]
+        .as_str()
+        .expect("the submission carries our idempotency key")
+        .to_string();
+    fake.slow_submits(0);
+    let second = Serve::spawn(&env, &log);
+    healthy(&api, Duration::from_secs(60), &log).await;
+    let run = api.wait_run(&pid, Duration::from_secs(300)).await;
+    assert_eq!(
+        run["run"]["status"],
+        "completed",
+        "{run}\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let subs = fake.video_submissions();
+    assert_eq!(
+        subs.iter()
+            .filter(|s| s.body["task_data"]["idempotency_key"] == key.as_str())
+            .count(),
+        1,
+        "the lost answer's video was submitted once"
+    );
+    let scenes = api.get(&format!("/api/projects/{slug}/scenes")).await["scenes"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(subs.len(), scenes.len(), "one paid video per scene");
+    assert!(fake.list_calls() >= 1, "the task list was read");
+    drop(second);
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -1,7 +1,8 @@
 //! An in-process stand-in for the tasks service (video and voice generation), following the
 //! contract in `CONTRACTS.md`: `X-API-Key` auth, `POST /api/v1/tasks/submit`,
-//! `GET /api/v1/tasks/{id}/status`, `DELETE /api/v1/tasks/{id}/cancel`, results as URLs the
-//! client downloads. Its clips are real MP4s (made by ffmpeg, with no audio track, as providers
+//! `GET /api/v1/tasks/{id}/status`, `GET /api/v1/projects/{id}/tasks` (a project's tasks with
+//! their `task_data`), `DELETE /api/v1/tasks/{id}/cancel`, results as URLs the client
+//! downloads. Its clips are real MP4s (made by ffmpeg, with no audio track, as providers
 //! often return) and its voices real WAVs, so the rest of the pipeline works on them.
 //!
 //! Video tasks can be *held* (they stay `processing` until the test completes them), which is
@@ -34,6 +35,8 @@ pub struct Submission {
 struct Task {
     task_type: String,
     status: String,
+    project: String,
+    task_data: Value,
 }
 
 struct Inner {
@@ -44,6 +47,10 @@ struct Inner {
     audio: Vec<u8>,
     hold: AtomicBool,
     reject: AtomicBool,
+    /// Video submissions are recorded at once but answered this many ms later: the window in
+    /// which a test kills the caller.
+    slow_submit_ms: std::sync::atomic::AtomicU64,
+    list_calls: std::sync::atomic::AtomicUsize,
     tasks: Mutex<BTreeMap<String, Task>>,
     submissions: Mutex<Vec<Submission>>,
     status_calls: Mutex<usize>,
@@ -105,6 +112,8 @@ impl FakeTasks {
             audio,
             hold: AtomicBool::new(false),
             reject: AtomicBool::new(false),
+            slow_submit_ms: std::sync::atomic::AtomicU64::new(0),
+            list_calls: std::sync::atomic::AtomicUsize::new(0),
             tasks: Mutex::new(BTreeMap::new()),
             submissions: Mutex::new(vec![]),
             status_calls: Mutex::new(0),
@@ -112,6 +121,7 @@ impl FakeTasks {
         let app = Router::new()
             .route("/api/v1/tasks/submit", post(submit))
             .route("/api/v1/tasks/{id}/status", get(status))
+            .route("/api/v1/projects/{project}/tasks", get(list))
             .route("/api/v1/tasks/{id}/cancel", delete(cancel))
             .route("/files/{name}", get(file))
             .with_state(inner.clone());
@@ -133,6 +143,16 @@ impl FakeTasks {
     /// final error: nothing is queued, nothing is charged).
     pub fn reject_videos(&self, reject: bool) {
         self.inner.reject.store(reject, Ordering::SeqCst);
+    }
+
+    /// Answer video submissions `ms` after recording them (0: at once).
+    pub fn slow_submits(&self, ms: u64) {
+        self.inner.slow_submit_ms.store(ms, Ordering::SeqCst);
+    }
+
+    /// How many times a project's tasks were listed.
+    pub fn list_calls(&self) -> usize {
+        self.inner.list_calls.load(Ordering::SeqCst)
     }
 
     /// Finish a task.
@@ -180,14 +200,28 @@ async fn submit(
     let Some(task_type) = body["task_type"].as_str().map(str::to_string) else {
         return err(StatusCode::UNPROCESSABLE_ENTITY, "task_type is required");
     };
-    let mut subs = s.submissions.lock().unwrap();
-    let task_id = format!("{task_type}-{}", subs.len() + 1);
     let video = task_type == "generate_video";
-    if video && s.reject.load(Ordering::SeqCst) {
+    // Recorded under the lock, answered after it (a slow answer must not hold it).
+    let Some(task_id) = record(&s, task_type, body) else {
         return err(
             StatusCode::UNPROCESSABLE_ENTITY,
             "content_policy_violation: the video model refused this scene's prompt",
         );
+    };
+    let slow = s.slow_submit_ms.load(Ordering::SeqCst);
+    if video && slow > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(slow)).await;
+    }
+    axum::Json(json!({"task_id": task_id, "status": "queued"})).into_response()
+}
+
+/// Take a submission: its task id, or `None` when it is refused (rejecting videos).
+fn record(s: &Inner, task_type: String, body: Value) -> Option<String> {
+    let mut subs = s.submissions.lock().unwrap();
+    let task_id = format!("{task_type}-{}", subs.len() + 1);
+    let video = task_type == "generate_video";
+    if video && s.reject.load(Ordering::SeqCst) {
+        return None;
     }
     let held = video && s.hold.load(Ordering::SeqCst);
     s.tasks.lock().unwrap().insert(
@@ -195,6 +229,8 @@ async fn submit(
         Task {
             task_type: task_type.clone(),
             status: if held { "processing" } else { "completed" }.into(),
+            project: body["project_id"].as_str().unwrap_or("").to_string(),
+            task_data: body["task_data"].clone(),
         },
     );
     subs.push(Submission {
@@ -202,7 +238,29 @@ async fn submit(
         task_type,
         body,
     });
-    axum::Json(json!({"task_id": task_id, "status": "queued"})).into_response()
+    Some(task_id)
+}
+
+async fn list(
+    State(s): State<Arc<Inner>>,
+    headers: HeaderMap,
+    Path(project): Path<String>,
+) -> Response {
+    if !authorized(&s, &headers) {
+        return err(StatusCode::UNAUTHORIZED, "invalid API key");
+    }
+    s.list_calls.fetch_add(1, Ordering::SeqCst);
+    let tasks: Vec<Value> = s
+        .tasks
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, t)| t.project == project)
+        .map(|(id, t)| {
+            json!({"task_id": id, "task_type": t.task_type, "status": t.status, "task_data": t.task_data})
+        })
+        .collect();
+    axum::Json(json!({"tasks": tasks})).into_response()
 }
 
 async fn status(

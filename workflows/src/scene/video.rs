@@ -49,6 +49,7 @@ impl Take<'_> {
                 .settings
                 .webhook_url(&webhook_path(VIDEO_COMPLETE)),
             output_key: self.key("video-raw.mp4"),
+            idempotency_key: None,
         }
     }
 
@@ -110,7 +111,13 @@ impl Take<'_> {
             .step_with(
                 "video/submit",
                 paid().concurrency("video"),
-                |_| async move { video.submit(req).await.step() },
+                |sc| async move {
+                    // The step's key is the same in every attempt: the provider's list finds
+                    // an attempt whose answer was lost.
+                    let mut req = req.clone();
+                    req.idempotency_key = Some(sc.idempotency_key().to_string());
+                    video.submit(&req).await.step()
+                },
             )
             .await
     }

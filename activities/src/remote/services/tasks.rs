@@ -32,6 +32,9 @@ pub struct TaskStatus {
     /// Cost reported by the service, dollars.
     #[serde(default)]
     pub cost: Option<f64>,
+    /// What was submitted (in task lists).
+    #[serde(default)]
+    pub task_data: Value,
 }
 
 /// The tasks service client (`X-API-Key`).
@@ -219,6 +222,32 @@ impl VideoGen for TasksVideo {
     }
 
     async fn submit(&self, req: &VideoRequest) -> Result<Job> {
+        // A submission whose answer never reached us (the process died while waiting for it)
+        // is found again by its idempotency key, which travels in `task_data`: paid once.
+        if let Some(key) = &req.idempotency_key {
+            match self.client.list(&req.project).await {
+                Ok(tasks) => {
+                    if let Some(t) = tasks.iter().find(|t| {
+                        t.task_data.get("idempotency_key").and_then(|k| k.as_str())
+                            == Some(key.as_str())
+                            && !matches!(t.status.as_str(), "failed" | "cancelled")
+                    }) {
+                        tracing::info!(task = %t.task_id, key = %key, "the video was already submitted; using that task");
+                        return Ok(Job {
+                            provider: TASKS.into(),
+                            id: t.task_id.clone(),
+                            model: "generate_video".into(),
+                            status_url: None,
+                            response_url: None,
+                            cancel_url: None,
+                        });
+                    }
+                }
+                // A service without task lists: submit as before.
+                Err(e) if e.kind == ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
         let start = match &req.start_image {
             Some(i) => Some(self.blobs.public_url(i).await?),
             None => None,
@@ -235,6 +264,7 @@ impl VideoGen for TasksVideo {
                 json!({
                     "scene_id": req.scene_id, "prompt": req.prompt, "start_image_url": start,
                     "source_video_url": source, "duration": req.duration, "mode": req.mode,
+                    "idempotency_key": req.idempotency_key,
                 }),
                 req.callback_url.as_deref(),
                 1,

@@ -1,5 +1,6 @@
 //! Chaos: `slate serve` making a whole production (qualify, every scene, the film) is SIGKILLed
-//! at random, seeded moments and restarted each time, on SQLite and on Postgres. At the end the
+//! at random, seeded moments and restarted each time, on SQLite and on Postgres (where a second
+//! process, `slate worker`, shares the work and is killed half of the time instead). At the end the
 //! production has completed, every scene too, no run failed or is left unfinished, the limits
 //! held, and the film lasts exactly as long as an undisturbed one's.
 //!
@@ -24,13 +25,18 @@ struct Serve(Child);
 
 impl Serve {
     fn spawn(env: &[(String, String)], log: &Path) -> Serve {
+        Self::spawn_as("serve", env, log)
+    }
+
+    /// `slate <what>`: `serve` (the API and workers) or `worker` (workers only).
+    fn spawn_as(what: &str, env: &[(String, String)], log: &Path) -> Serve {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
             .unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_slate"));
-        cmd.arg("serve").stdout(Stdio::null()).stderr(log);
+        cmd.arg(what).stdout(Stdio::null()).stderr(log);
         for k in [
             "FAL_KEY",
             "OPENROUTER_API_KEY",
@@ -109,7 +115,8 @@ struct Outcome {
 }
 
 /// A production of the bundled example on `db`, with up to `kills` SIGKILLs at random moments
-/// (fewer if it completes first).
+/// (fewer if it completes first). On Postgres a second process, `slate worker`, shares the work,
+/// and each kill takes one of the two at random.
 async fn production(db: Db, kills: usize, rng: &mut rand::rngs::StdRng) -> Outcome {
     let data = temp_dir("chaos");
     let (url, pg) = database_url(db, &data).await;
@@ -139,6 +146,9 @@ async fn production(db: Db, kills: usize, rng: &mut rand::rngs::StdRng) -> Outco
     let started = Instant::now();
     let mut serve = Serve::spawn(&env, &log);
     healthy(&api, &log).await;
+    let two = matches!(db, Db::Postgres);
+    let mut worker = two.then(|| Serve::spawn_as("worker", &env, &log));
+    let mut worker_kills = 0;
     let slug = "chaos-film";
     create_project(&api, slug, &mini_gather(4)).await;
     let (st, p) = api
@@ -162,8 +172,17 @@ async fn production(db: Db, kills: usize, rng: &mut rand::rngs::StdRng) -> Outco
         if ["completed", "failed", "cancelled"].contains(&status.as_str()) {
             break;
         }
-        serve.kill();
         done += 1;
+        if two && rng.random_bool(0.5) {
+            // The other process goes on; the restarted worker takes the dead one's runs over.
+            if let Some(w) = worker.take() {
+                w.kill();
+            }
+            worker_kills += 1;
+            worker = Some(Serve::spawn_as("worker", &env, &log));
+            continue;
+        }
+        serve.kill();
         serve = Serve::spawn(&env, &log);
         resume.push(healthy(&api, &log).await);
     }
@@ -227,6 +246,12 @@ async fn production(db: Db, kills: usize, rng: &mut rand::rngs::StdRng) -> Outco
         }
     }
     drop(serve);
+    drop(worker);
+    if two {
+        println!(
+            "postgres: {worker_kills} of the {done} kills took the second process, `slate worker`"
+        );
+    }
     if let Some(url) = pg {
         let _ = slate_engine::testing::drop_postgres_database(
             &slate_engine::testing::postgres_admin_url(),

@@ -103,6 +103,8 @@ pub struct ProviderSettings {
     pub tasks: Option<ServiceSettings>,
     /// The last-frame service (media operations).
     pub last_frame: Option<ServiceSettings>,
+    /// Who makes the videos (`SLATE_VIDEO_PROVIDER`).
+    pub video: VideoProvider,
     /// Our own public base URL, for webhooks and callbacks (`SLATE_PUBLIC_URL`).
     pub public_url: Option<String>,
     /// A base URL where providers can fetch our blobs (`SLATE_MEDIA_URL`); without it, images
@@ -111,6 +113,22 @@ pub struct ProviderSettings {
     /// The webhook secret (`SLATE_WEBHOOK_SECRET`): callback URLs we hand to providers carry a
     /// token derived from it, never the secret itself.
     pub webhook_secret: Option<Secret>,
+}
+
+/// Who makes the videos. `Auto` (the default) picks fal.ai when `FAL_KEY` is set, else the
+/// tasks service when `TASK_API_KEY` is, else the local studio; naming one lets fal.ai make
+/// the images while the tasks service's GPUs make the clips.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum VideoProvider {
+    /// fal.ai, then the tasks service, then local.
+    #[default]
+    Auto,
+    /// fal.ai's image-to-video model.
+    Fal,
+    /// The tasks service.
+    Tasks,
+    /// The local studio.
+    Local,
 }
 
 /// The token that authenticates callbacks to `path`: HMAC-SHA256 of the path under the webhook
@@ -166,6 +184,7 @@ pub const PROVIDER_VARIABLES: &[(&str, bool)] = &[
     ("SLATE_TASKS_URL", false),
     ("LAST_FRAME_TOKEN", true),
     ("SLATE_LAST_FRAME_URL", false),
+    ("SLATE_VIDEO_PROVIDER", false),
     ("SLATE_PUBLIC_URL", false),
     ("SLATE_MEDIA_URL", false),
     ("SLATE_WEBHOOK_SECRET", true),
@@ -198,6 +217,7 @@ pub struct ProviderVars {
     pub tasks_url: Option<String>,
     pub last_frame_token: Option<String>,
     pub last_frame_url: Option<String>,
+    pub video_provider: Option<String>,
     pub public_url: Option<String>,
     pub media_url: Option<String>,
     pub webhook_secret: Option<String>,
@@ -280,8 +300,26 @@ impl ProviderSettings {
                 timeout: Duration::from_secs(v.openrouter_timeout_secs.unwrap_or(180)),
             }),
         };
+        let video = match v.video_provider.as_deref().map(str::trim) {
+            None | Some("auto") => VideoProvider::Auto,
+            Some("fal") if fal.is_some() => VideoProvider::Fal,
+            Some("tasks") if v.task_api_key.is_some() => VideoProvider::Tasks,
+            Some("local") => VideoProvider::Local,
+            Some("fal") => {
+                return Err("SLATE_VIDEO_PROVIDER is fal, but FAL_KEY is not set".into());
+            }
+            Some("tasks") => {
+                return Err("SLATE_VIDEO_PROVIDER is tasks, but TASK_API_KEY is not set".into());
+            }
+            Some(other) => {
+                return Err(format!(
+                    "SLATE_VIDEO_PROVIDER `{other}` is not one of auto, fal, tasks, local"
+                ));
+            }
+        };
         Ok(ProviderSettings {
             fal,
+            video,
             openrouter,
             brain: svc(
                 v.brain_service_api_key,

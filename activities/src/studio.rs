@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::blob::Blobs;
-use crate::config::ProviderSettings;
+use crate::config::{ProviderSettings, VideoProvider};
 use crate::local::{
     Db, LocalKnowledge, LocalMedia, LocalPlanner, LocalVideo, LocalVision, LocalVoice, Storyboard,
 };
@@ -84,14 +84,20 @@ impl Studio {
             None => Arc::new(LocalKnowledge::new(db, blobs.clone())),
         };
         let tasks = settings.tasks.clone().map(TasksClient::new);
-        let video: Arc<dyn VideoGen> = match (&fal, &tasks) {
-            (Some(c), _) => Arc::new(FalVideo::new(
+        let fal_video = |c: &FalClient| -> Arc<dyn VideoGen> {
+            Arc::new(FalVideo::new(
                 c.clone(),
                 blobs.clone(),
                 hook("/api/webhooks/fal"),
-            )),
-            (None, Some(t)) => Arc::new(TasksVideo::new(t.clone(), blobs.clone())),
-            (None, None) => Arc::new(LocalVideo::new(blobs.clone())),
+            ))
+        };
+        let tasks_video = |t: &TasksClient| -> Arc<dyn VideoGen> {
+            Arc::new(TasksVideo::new(t.clone(), blobs.clone()))
+        };
+        let video: Arc<dyn VideoGen> = match (settings.video, &fal, &tasks) {
+            (VideoProvider::Fal | VideoProvider::Auto, Some(c), _) => fal_video(c),
+            (VideoProvider::Tasks | VideoProvider::Auto, _, Some(t)) => tasks_video(t),
+            _ => Arc::new(LocalVideo::new(blobs.clone())),
         };
         let voice: Arc<dyn Voice> = match &tasks {
             Some(t) => Arc::new(TasksVoice::new(t.clone(), blobs.clone())),

@@ -19,6 +19,7 @@
 //! crate knows nothing about the engine; the workflows hand the intent over.
 
 pub mod blob;
+pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub(crate) mod http;

@@ -78,6 +78,8 @@ pub(crate) struct Entry {
     pub interrupted: u32,
     /// When the latest attempt started.
     pub last_started: Option<DateTime<Utc>>,
+    /// What the latest unfinished attempt kept (decision 0015); cleared when an attempt ends.
+    pub checkpoint: Option<serde_json::Value>,
     pub state: EntryState,
     pub cost: Cost,
 }
@@ -149,6 +151,7 @@ impl Journal {
                     e.attempt_base = e.attempts;
                     e.failures = 0;
                     e.interrupted = 0;
+                    e.checkpoint = None;
                     e.state = EntryState::Pending;
                 }
                 return;
@@ -163,6 +166,7 @@ impl Journal {
             failures: 0,
             interrupted: 0,
             last_started: None,
+            checkpoint: None,
             state: EntryState::Started,
             cost: Cost::default(),
         });
@@ -176,6 +180,16 @@ impl Journal {
                 entry.last_started = Some(at);
                 entry.state = EntryState::Started;
             }
+            // Kept across attempts cut short, merged key by key; the attempt's state stays
+            // "started" (the crash-loop guard still counts it if it never finishes).
+            EventData::StepCheckpoint { data, .. } => match (&mut entry.checkpoint, data) {
+                (Some(serde_json::Value::Object(old)), serde_json::Value::Object(new)) => {
+                    for (k, v) in new {
+                        old.insert(k.clone(), v.clone());
+                    }
+                }
+                (slot, data) => *slot = Some(data.clone()),
+            },
             EventData::StepSucceeded {
                 attempt,
                 output,
@@ -184,6 +198,7 @@ impl Journal {
             } => {
                 entry.attempts = entry.attempts.max(*attempt);
                 entry.interrupted = 0;
+                entry.checkpoint = None;
                 entry.state = EntryState::Succeeded(output.clone());
                 if let Some(c) = cost {
                     entry.cost.add(*c);
@@ -199,6 +214,8 @@ impl Journal {
                 entry.attempts = entry.attempts.max(*attempt);
                 entry.failures += 1;
                 entry.interrupted = 0;
+                // An attempt that returned an error ended: the next one starts afresh.
+                entry.checkpoint = None;
                 entry.state = EntryState::Failed {
                     error: error.clone(),
                     retry_at: *retry_at,
@@ -452,5 +469,52 @@ mod tests {
         assert_eq!(e.attempts, 3);
         assert_eq!(e.attempt_base, 3);
         assert_eq!(e.state, EntryState::Pending);
+    }
+
+    #[test]
+    fn a_checkpoint_survives_attempts_cut_short_and_not_a_failure() {
+        let start = |a: u32| EventData::StepStarted {
+            attempt: a,
+            idempotency_key: "k".into(),
+        };
+        let keep = |a: u32, v: serde_json::Value| EventData::StepCheckpoint {
+            attempt: a,
+            data: v,
+        };
+        let mut events = vec![
+            ev(1, "a", start(1)),
+            ev(2, "a", keep(1, serde_json::json!({"fal": "req-1"}))),
+            // The worker died; attempt 2 resumes and keeps one more thing.
+            ev(3, "a", start(2)),
+            ev(4, "a", keep(2, serde_json::json!({"lf": "task-9"}))),
+        ];
+        let j = Journal::from_events(&events);
+        let e = &j.entries["a"];
+        assert_eq!(
+            e.state,
+            EntryState::Started,
+            "a checkpoint is not an outcome"
+        );
+        assert_eq!(e.interrupted, 1);
+        assert_eq!(
+            e.checkpoint,
+            Some(serde_json::json!({"fal": "req-1", "lf": "task-9"}))
+        );
+        events.push(ev(
+            5,
+            "a",
+            EventData::StepFailed {
+                attempt: 2,
+                error: StepError::retryable("x", "y"),
+                retry_at: Some(Utc::now()),
+                cost: None,
+                duration_ms: 0,
+            },
+        ));
+        let j = Journal::from_events(&events);
+        assert_eq!(
+            j.entries["a"].checkpoint, None,
+            "a returned error starts afresh"
+        );
     }
 }

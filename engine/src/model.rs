@@ -218,6 +218,14 @@ pub enum EventData {
         /// Key an activity can hand to a provider to deduplicate retries of this step.
         idempotency_key: String,
     },
+    /// A running attempt kept something it must not lose if its worker dies (a provider's
+    /// request id): the next attempt, if this one is cut short, gets it back (decision 0015).
+    StepCheckpoint {
+        /// Attempt number.
+        attempt: u32,
+        /// What the attempt kept.
+        data: Value,
+    },
     /// A step attempt returned a value; the value is the journaled result.
     StepSucceeded {
         /// Attempt number.
@@ -357,6 +365,7 @@ impl EventData {
             EventData::RunCreated { .. } => "run_created",
             EventData::RunClaimed { .. } => "run_claimed",
             EventData::StepStarted { .. } => "step_started",
+            EventData::StepCheckpoint { .. } => "step_checkpoint",
             EventData::StepSucceeded { .. } => "step_succeeded",
             EventData::StepFailed { .. } => "step_failed",
             EventData::TimerStarted { .. } => "timer_started",

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use reqwest::StatusCode;
 use serde_json::json;
+use slate_tests::fake_last_frame::FakeLastFrame;
 use slate_tests::fake_tasks::FakeTasks;
 
 struct Serve(Child);
@@ -294,5 +295,119 @@ async fn a_submission_whose_answer_was_lost_is_found_not_repeated() {
     assert_eq!(subs.len(), scenes.len(), "one paid video per scene");
     assert!(fake.list_calls() >= 1, "the task list was read");
     drop(second);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// `slate serve` killed while a scene waits for the last-frame service to extract its clip's
+/// last frame. That service cannot be asked for earlier tasks, so the step kept the task id in
+/// its checkpoint right after submitting (decision 0015): the restarted server waits for that
+/// task instead of submitting (and paying for) another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_waits_for_the_task_its_step_kept_instead_of_submitting_again() {
+    let data = temp_dir("serve-crash-lf");
+    let tasks = FakeTasks::start("tasks-key", 5.0).await;
+    let lf = FakeLastFrame::start("lf-token", &data.join("blobs")).await;
+    lf.hold(true);
+    let (url, pg) = database_url(Db::Sqlite, &data).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let env: Vec<(String, String)> = [
+        ("SLATE_DATA_DIR", data.display().to_string()),
+        ("SLATE_DATABASE_URL", url),
+        ("SLATE_LISTEN", format!("127.0.0.1:{port}")),
+        ("SLATE_API_KEY", API_KEY.into()),
+        ("SLATE_ADMIN_KEY", ADMIN_KEY.into()),
+        ("SLATE_LEASE_SECS", "3".into()),
+        ("SLATE_LOG", "info".into()),
+        ("TASK_API_KEY", "tasks-key".into()),
+        ("SLATE_TASKS_URL", tasks.url().into()),
+        ("LAST_FRAME_TOKEN", "lf-token".into()),
+        ("SLATE_LAST_FRAME_URL", lf.url().into()),
+        ("SLATE_MEDIA_URL", lf.media_url()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let log = data.join("serve.log");
+    let api = Api {
+        base: format!("http://127.0.0.1:{port}"),
+        http: client(),
+    };
+    let first = Serve::spawn(&env, &log);
+    healthy(&api, Duration::from_secs(60), &log).await;
+    let slug = "kept-film";
+    create_project(&api, slug, &mini_gather(1)).await;
+    let (st, p) = api
+        .post(
+            &format!("/api/projects/{slug}/produce"),
+            json!({"edit_window_secs": 0, "force": true}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{p}");
+    let pid = p["run_id"].as_str().unwrap().to_string();
+
+    // Kill it once a scene's last-frame step has kept its task.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    'wait: loop {
+        let runs = api
+            .get(&format!("/api/runs?workflow=film.scene&project={slug}"))
+            .await;
+        for r in runs["runs"].as_array().unwrap() {
+            let ev = api
+                .get(&format!("/api/runs/{}/events", r["id"].as_str().unwrap()))
+                .await;
+            if ev["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["data"]["type"] == "step_checkpoint" && e["step"] == "last-frame")
+            {
+                break 'wait;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no last-frame step kept its task:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(first); // SIGKILL
+    let before = lf.submissions();
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert_eq!(before[0].kind, "process");
+
+    let second = Serve::spawn(&env, &log);
+    healthy(&api, Duration::from_secs(60), &log).await;
+    // The restarted step polls the kept task; give it time to poll (and not submit).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(lf.submissions().len(), 1, "the step submitted again");
+    lf.hold(false);
+    let run = api.wait_run(&pid, Duration::from_secs(300)).await;
+    assert_eq!(
+        run["run"]["status"],
+        "completed",
+        "{run}\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let scenes = api.get(&format!("/api/projects/{slug}/scenes")).await["scenes"]
+        .as_array()
+        .unwrap()
+        .len();
+    let all = lf.submissions();
+    let process: Vec<_> = all.iter().filter(|s| s.kind == "process").collect();
+    assert_eq!(process.len(), scenes, "one last frame per scene: {all:?}");
+    assert_eq!(all.iter().filter(|s| s.kind == "stitch").count(), 1);
+    drop(second);
+    if let Some(url) = pg {
+        let _ = slate_engine::testing::drop_postgres_database(
+            &slate_engine::testing::postgres_admin_url(),
+            &url,
+        )
+        .await;
+    }
     let _ = std::fs::remove_dir_all(&data);
 }

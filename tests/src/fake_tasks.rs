@@ -62,7 +62,7 @@ pub struct FakeTasks {
     inner: Arc<Inner>,
 }
 
-fn ffmpeg(args: &[&str], out: &std::path::Path) -> Vec<u8> {
+pub(crate) fn ffmpeg(args: &[&str], out: &std::path::Path) -> Vec<u8> {
     let status = std::process::Command::new("ffmpeg")
         .args(["-y", "-v", "error"])
         .args(args)

@@ -6,6 +6,8 @@
 //! [`CrashPipeline`] is a multi-step workflow with every kind of durable point: steps, work
 //! between steps, bounded attempts, a bounded loop and a signal wait.
 
+pub mod fake_fal;
+pub mod fake_last_frame;
 pub mod fake_tasks;
 mod greedy;
 pub use greedy::GreedyPlanner;

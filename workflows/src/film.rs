@@ -130,6 +130,26 @@ impl Film {
     }
 }
 
+/// The engine's step checkpoint, handed to the activities (decision 0015).
+struct StepCheckpoint(StepCtx);
+
+#[async_trait::async_trait]
+impl slate_activities::checkpoint::Checkpoint for StepCheckpoint {
+    fn resumed(&self) -> Option<serde_json::Value> {
+        self.0.resumed().cloned()
+    }
+    async fn save(&self, data: serde_json::Value) -> std::result::Result<(), String> {
+        self.0.checkpoint(data).await.map_err(|e| e.to_string())
+    }
+}
+
+/// Run an activity call with the step's checkpoint in scope: a call that submits to a
+/// provider without a lookup (fal's queue, the last-frame service) keeps its request id there,
+/// and an attempt after a crash polls that request instead of paying for another.
+pub async fn checkpointed<F: std::future::Future>(sc: &StepCtx, fut: F) -> F::Output {
+    slate_activities::checkpoint::scope(std::sync::Arc::new(StepCheckpoint(sc.clone())), fut).await
+}
+
 /// Report a provider's spend on the step.
 pub fn report(sc: &StepCtx, s: Spend) {
     if s.units != 0.0 || s.usd != 0.0 {
@@ -152,7 +172,7 @@ where
     Fut: std::future::Future<Output = slate_activities::Result<Paid<T>>> + Send,
 {
     ctx.step_with(name, paid(), move |sc| async move {
-        let p = f().await.step()?;
+        let p = checkpointed(&sc, f()).await.step()?;
         report(&sc, p.spend);
         Ok(p.value)
     })

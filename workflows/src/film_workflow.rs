@@ -168,8 +168,10 @@ impl FilmGeneration {
         }
         let (media, c2, k) = (f.studio.media.clone(), clips.clone(), key(slug, "film.mp4"));
         let film: BlobRef = ctx
-            .step("stitch", move |_| async move {
-                media.stitch(&c2, &k).await.step()
+            .step("stitch", move |sc| async move {
+                crate::film::checkpointed(&sc, media.stitch(&c2, &k))
+                    .await
+                    .step()
             })
             .await?;
         let (fr, s2, fk) = (f.clone(), slug.clone(), film.clone());

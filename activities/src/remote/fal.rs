@@ -313,10 +313,30 @@ impl FalClient {
         every: Duration,
         max_wait: Duration,
     ) -> Result<Paid<Value>> {
-        let q = self.submit(model, input, None).await?;
+        // With a checkpoint in scope, the request id is kept durably right after submitting,
+        // and an attempt after a crash polls that request instead of paying for another.
+        let key = format!("fal:{model}:{}", crate::checkpoint::digest(input));
+        let (q, resumed) = match crate::checkpoint::recall::<QueueSubmit>(&key) {
+            Some(q) => (q, true),
+            None => {
+                let q = self.submit(model, input, None).await?;
+                crate::checkpoint::keep(P, &key, &q).await?;
+                (q, false)
+            }
+        };
         let deadline = tokio::time::Instant::now() + max_wait;
         loop {
-            if self.status(&q.status_url).await? == QueueStatus::Completed {
+            let status = match self.status(&q.status_url).await {
+                Ok(s) => s,
+                // The kept request is gone (fal keeps requests for a while only): submit anew.
+                Err(e) if resumed && e.kind == ErrorKind::NotFound => {
+                    tracing::warn!(model, error = %e, "the request kept before a crash is gone; submitting again");
+                    crate::checkpoint::forget(&key);
+                    return Box::pin(self.run(model, input, every, max_wait)).await;
+                }
+                Err(e) => return Err(e),
+            };
+            if status == QueueStatus::Completed {
                 return self.result(&q.response_url, model).await;
             }
             if tokio::time::Instant::now() >= deadline {

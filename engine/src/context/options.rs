@@ -139,6 +139,8 @@ pub struct StepCtx {
     pub(super) idempotency_key: String,
     pub(super) cancel: CancellationToken,
     pub(super) cost: Arc<Mutex<Cost>>,
+    pub(super) resumed: Option<serde_json::Value>,
+    pub(super) ctx: super::Ctx,
 }
 
 impl StepCtx {
@@ -168,6 +170,32 @@ impl StepCtx {
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()
     }
+    /// What an earlier attempt of this step kept with [`StepCtx::checkpoint`] before its worker
+    /// died inside it: a provider's request id to poll instead of submitting (and paying)
+    /// again. `None` on a first attempt and after an attempt that returned an error.
+    pub fn resumed(&self) -> Option<&serde_json::Value> {
+        self.resumed.as_ref()
+    }
+
+    /// Keep `data` durably before going on, so that if this worker dies inside the step, the
+    /// next attempt gets it from [`StepCtx::resumed`] (a JSON object is merged key by key with
+    /// what was kept before). Use it right after a call that pays and cannot be found again:
+    /// a provider's job id. Each call is one journal write (decision 0015).
+    pub async fn checkpoint(&self, data: serde_json::Value) -> Result<(), crate::StepError> {
+        self.ctx
+            .commit(
+                &self.step,
+                vec![crate::model::EventData::StepCheckpoint {
+                    attempt: self.attempt,
+                    data,
+                }],
+                Cost::default(),
+                None,
+            )
+            .await
+            .map_err(|e| crate::StepError::retryable("checkpoint", e.to_string()))
+    }
+
     /// Report money or units spent; recorded with the step's outcome and added to the run.
     pub fn report_cost(&self, c: Cost) {
         let mut g = self.cost.lock().unwrap_or_else(|e| e.into_inner());

@@ -37,6 +37,8 @@ struct Next {
     interrupted: u32,
     /// When the latest of those began.
     last_started: Option<chrono::DateTime<Utc>>,
+    /// What the attempts cut short kept (decision 0015).
+    checkpoint: Option<serde_json::Value>,
 }
 
 /// How an attempt ended, with what it cost.
@@ -83,7 +85,8 @@ impl Ctx {
         self.crash_guard(&name, &opts, &next).await?;
         let attempt = next.attempt;
         self.admit(&name, &opts).await?;
-        let sc = self.begin(&name, attempt, &opts).await?;
+        let mut sc = self.begin(&name, attempt, &opts).await?;
+        sc.resumed = next.checkpoint;
         let ran = self.run_attempt(sc, opts.timeout, f).await;
         if ran.stop == Some(StopReason::LeaseLost) {
             return Err(self.set_fatal(WfError::LeaseLost));
@@ -101,6 +104,7 @@ impl Ctx {
                 failures: 0,
                 interrupted: 0,
                 last_started: None,
+                checkpoint: None,
             }));
         };
         match &e.state {
@@ -137,6 +141,11 @@ impl Ctx {
                     failures: e.failures,
                     interrupted: e.interrupted + cut_short,
                     last_started: e.last_started,
+                    checkpoint: if cut_short == 1 {
+                        e.checkpoint.clone()
+                    } else {
+                        None
+                    },
                 }))
             }
             other => Err(Self::nondeterminism(name, other, "a step")),
@@ -263,6 +272,8 @@ impl Ctx {
             idempotency_key,
             cancel: self.inner.token.child_token(),
             cost: Arc::new(Mutex::new(Cost::default())),
+            resumed: None,
+            ctx: self.clone(),
         })
     }
 

@@ -186,8 +186,10 @@ impl Take<'_> {
         let media = &self.film.studio.media;
         let k = self.key("last-frame.png");
         self.ctx
-            .step("last-frame", |_| async move {
-                let lf = media.last_frame(clip, &k).await.step()?;
+            .step("last-frame", |sc| async move {
+                let lf = crate::film::checkpointed(&sc, media.last_frame(clip, &k))
+                    .await
+                    .step()?;
                 let d = media.length(clip).await.step()?;
                 Ok((lf, d))
             })

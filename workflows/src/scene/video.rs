@@ -221,7 +221,9 @@ impl Take<'_> {
             let audio: BlobRef = self
                 .ctx
                 .step_with(format!("voice/{i}"), paid(), |sc| async move {
-                    let p = voice.synthesize(&req).await.step()?;
+                    let p = crate::film::checkpointed(&sc, voice.synthesize(&req))
+                        .await
+                        .step()?;
                     report(&sc, p.spend);
                     Ok(p.value)
                 })

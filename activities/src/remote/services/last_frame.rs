@@ -214,6 +214,36 @@ impl RemoteMedia {
     }
 }
 
+impl RemoteMedia {
+    /// Submit a task and wait for it. The task id is kept in the step's checkpoint right after
+    /// submitting, so that an attempt after a crash waits for that task instead of submitting
+    /// (and paying for) another; a kept task the service no longer knows is submitted anew.
+    async fn once<F, Fut>(
+        &self,
+        kind: &str,
+        input: &impl Serialize,
+        submit: F,
+    ) -> Result<LastFrameStatus>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<String>>,
+    {
+        let key = format!("last-frame:{kind}:{}", crate::checkpoint::digest(input));
+        if let Some(id) = crate::checkpoint::recall::<String>(&key) {
+            match self.client.wait(&id).await {
+                Err(e) if e.kind == ErrorKind::NotFound => {
+                    tracing::warn!(task = %id, "the task kept before a crash is gone; submitting again");
+                    crate::checkpoint::forget(&key);
+                }
+                r => return r,
+            }
+        }
+        let id = submit().await?;
+        crate::checkpoint::keep(LF, &key, &id).await?;
+        self.client.wait(&id).await
+    }
+}
+
 #[async_trait]
 impl Media for RemoteMedia {
     fn name(&self) -> &'static str {
@@ -222,8 +252,11 @@ impl Media for RemoteMedia {
 
     async fn last_frame(&self, video: &BlobRef, output_key: &str) -> Result<BlobRef> {
         let url = self.blobs.public_url(video).await?;
-        let id = self.client.process(&url, self.webhook.as_deref()).await?;
-        let s = self.client.wait(&id).await?;
+        let s = self
+            .once("process", &url, || {
+                self.client.process(&url, self.webhook.as_deref())
+            })
+            .await?;
         let img = s.image_url.ok_or_else(|| {
             ActivityError::new(
                 LF,
@@ -260,8 +293,11 @@ impl Media for RemoteMedia {
         for c in clips {
             urls.push(self.blobs.public_url(&c.video).await?);
         }
-        let id = self.client.stitch(&urls, self.webhook.as_deref()).await?;
-        let s = self.client.wait(&id).await?;
+        let s = self
+            .once("stitch", &urls, || {
+                self.client.stitch(&urls, self.webhook.as_deref())
+            })
+            .await?;
         let v = s.video_result_url.ok_or_else(|| {
             ActivityError::new(
                 LF,

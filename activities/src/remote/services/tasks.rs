@@ -360,16 +360,21 @@ impl Voice for TasksVoice {
     }
 
     async fn synthesize(&self, req: &VoiceRequest) -> Result<Paid<BlobRef>> {
-        let id = self
-            .client
-            .submit(
-                &req.project,
-                "generate_character_voice",
-                json!({"text": req.text, "voice": req.casting}),
-                None,
-                2,
-            )
-            .await?;
+        let data = json!({"text": req.text, "voice": req.casting});
+        // Kept in the step's checkpoint right after submitting: an attempt after a crash waits
+        // for that task instead of paying for another (decision 0015).
+        let key = format!("tasks:voice:{}", crate::checkpoint::digest(&data));
+        let id = match crate::checkpoint::recall::<String>(&key) {
+            Some(id) => id,
+            None => {
+                let id = self
+                    .client
+                    .submit(&req.project, "generate_character_voice", data, None, 2)
+                    .await?;
+                crate::checkpoint::keep(TASKS, &key, &id).await?;
+                id
+            }
+        };
         let deadline = tokio::time::Instant::now() + self.max_wait;
         loop {
             let t = self.client.status(&id).await?;

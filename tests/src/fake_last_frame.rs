@@ -1,0 +1,323 @@
+//! An in-process stand-in for the last-frame service, following the contract in
+//! `CONTRACTS.md`: `Authorization: Bearer …`; `POST /api/v1/process` (a clip's last frame),
+//! `POST /api/v1/stitch` (clips by URL, joined with cuts), `POST /api/v1/length`; each task
+//! answered `pending` at once and worked on in the background, then
+//! `GET /api/v1/status/{id}` says `completed` with the result's URL. The work is real (ffmpeg
+//! on the clips it downloads), so a film stitched here plays and lasts what its clips last.
+//!
+//! It also plays the part of the public bucket or CDN in front of Slate's blob directory
+//! (`SLATE_MEDIA_URL` = [`FakeLastFrame::media_url`]): `GET /media/{key}` reads the file from
+//! the directory it was given, with no key, as such a CDN would.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// One submission, as the service received it.
+#[derive(Debug, Clone)]
+pub struct LfSubmission {
+    /// The task id it was given.
+    pub task_id: String,
+    /// `process`, `stitch`, ...
+    pub kind: String,
+    /// The request body.
+    pub body: Value,
+}
+
+struct Inner {
+    token: String,
+    base: String,
+    blobs: PathBuf,
+    scratch: PathBuf,
+    submissions: Mutex<Vec<LfSubmission>>,
+    hold: std::sync::atomic::AtomicBool,
+    /// task id → status JSON
+    tasks: Mutex<BTreeMap<String, Value>>,
+}
+
+/// The fake; dropped with the test.
+#[derive(Clone)]
+pub struct FakeLastFrame {
+    inner: Arc<Inner>,
+}
+
+impl FakeLastFrame {
+    /// Start on a free port; `blobs` is Slate's blob directory, served under `/media`.
+    pub async fn start(token: &str, blobs: &Path) -> FakeLastFrame {
+        let scratch = std::env::temp_dir().join(format!(
+            "slate-fake-lf-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4()
+        ));
+        std::fs::create_dir_all(&scratch).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let inner = Arc::new(Inner {
+            token: token.to_string(),
+            base,
+            blobs: blobs.to_path_buf(),
+            scratch,
+            submissions: Mutex::new(vec![]),
+            hold: std::sync::atomic::AtomicBool::new(false),
+            tasks: Mutex::new(BTreeMap::new()),
+        });
+        let app = Router::new().fallback(handle).with_state(inner.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        FakeLastFrame { inner }
+    }
+
+    /// Its base URL (`SLATE_LAST_FRAME_URL`).
+    pub fn url(&self) -> &str {
+        &self.inner.base
+    }
+
+    /// The CDN in front of the blob directory (`SLATE_MEDIA_URL`).
+    pub fn media_url(&self) -> String {
+        format!("{}/media", self.inner.base)
+    }
+
+    /// While held, every task answers `processing`: how a test catches a step waiting.
+    pub fn hold(&self, hold: bool) {
+        self.inner
+            .hold
+            .store(hold, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Every submission so far.
+    pub fn submissions(&self) -> Vec<LfSubmission> {
+        self.inner.submissions.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.scratch);
+    }
+}
+
+fn answer(code: StatusCode, body: Value) -> Response {
+    (code, axum::Json(body)).into_response()
+}
+
+/// A URL under our own `/media` or `/files` as a local path; anything else is not reachable
+/// from here.
+fn local(s: &Inner, url: &str) -> Result<PathBuf, String> {
+    let rest = url
+        .strip_prefix(&s.base)
+        .ok_or_else(|| format!("cannot download {url}"))?;
+    let path = if let Some(key) = rest.strip_prefix("/media/") {
+        s.blobs.join(key)
+    } else if let Some(name) = rest.strip_prefix("/files/") {
+        s.scratch.join(name)
+    } else {
+        return Err(format!("cannot download {url}"));
+    };
+    if path
+        .components()
+        .any(|c| c == std::path::Component::ParentDir)
+    {
+        return Err("bad path".into());
+    }
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!("{url} does not exist"))
+    }
+}
+
+fn run(cmd: &str, args: &[String]) -> Result<String, String> {
+    let out = std::process::Command::new(cmd)
+        .args(args)
+        .output()
+        .map_err(|e| format!("{cmd}: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).to_string())
+    }
+}
+
+fn work(s: &Inner, id: &str, kind: &str, body: &Value) -> Result<Value, String> {
+    let out = |ext: &str| s.scratch.join(format!("{id}.{ext}"));
+    let file_url = |ext: &str| format!("{}/files/{id}.{ext}", s.base);
+    let p = |p: &Path| p.display().to_string();
+    match kind {
+        "process" => {
+            let src = local(s, body["video_url"].as_str().unwrap_or(""))?;
+            let dst = out("png");
+            run(
+                "ffmpeg",
+                &[
+                    "-y".into(),
+                    "-v".into(),
+                    "error".into(),
+                    "-sseof".into(),
+                    "-0.25".into(),
+                    "-i".into(),
+                    p(&src),
+                    "-update".into(),
+                    "1".into(),
+                    "-frames:v".into(),
+                    "1".into(),
+                    p(&dst),
+                ],
+            )?;
+            Ok(json!({"image_url": file_url("png")}))
+        }
+        "stitch" => {
+            let mut list = String::new();
+            for u in body["video_urls"].as_array().into_iter().flatten() {
+                let f = local(s, u.as_str().unwrap_or(""))?;
+                list.push_str(&format!("file '{}'\n", p(&f)));
+            }
+            if list.is_empty() {
+                return Err("video_urls is empty".into());
+            }
+            let txt = out("txt");
+            std::fs::write(&txt, list).map_err(|e| e.to_string())?;
+            run(
+                "ffmpeg",
+                &[
+                    "-y".into(),
+                    "-v".into(),
+                    "error".into(),
+                    "-f".into(),
+                    "concat".into(),
+                    "-safe".into(),
+                    "0".into(),
+                    "-i".into(),
+                    p(&txt),
+                    "-map".into(),
+                    "0:v".into(),
+                    "-c:v".into(),
+                    "libx264".into(),
+                    "-preset".into(),
+                    "ultrafast".into(),
+                    "-pix_fmt".into(),
+                    "yuv420p".into(),
+                    p(&out("mp4")),
+                ],
+            )?;
+            Ok(json!({"video_result_url": file_url("mp4")}))
+        }
+        other => Err(format!("{other} is not supported by this stand-in")),
+    }
+}
+
+async fn handle(
+    State(s): State<Arc<Inner>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_string();
+    if let Some(rest) = path
+        .strip_prefix("/media/")
+        .or(path.strip_prefix("/files/"))
+    {
+        let url = format!("{}{}", s.base, path);
+        return match local(&s, &url) {
+            Ok(f) => {
+                let ct = if rest.ends_with(".png") {
+                    "image/png"
+                } else if rest.ends_with(".mp4") {
+                    "video/mp4"
+                } else {
+                    "application/octet-stream"
+                };
+                match tokio::fs::read(&f).await {
+                    Ok(bytes) => ([("content-type", ct)], bytes).into_response(),
+                    Err(e) => answer(StatusCode::NOT_FOUND, json!({"error": e.to_string()})),
+                }
+            }
+            Err(e) => answer(StatusCode::NOT_FOUND, json!({"error": e})),
+        };
+    }
+    if headers.get("authorization").and_then(|v| v.to_str().ok())
+        != Some(format!("Bearer {}", s.token).as_str())
+    {
+        return answer(StatusCode::UNAUTHORIZED, json!({"error": "unauthorized"}));
+    }
+    if let Some(id) = path.strip_prefix("/api/v1/status/") {
+        if s.hold.load(std::sync::atomic::Ordering::SeqCst) {
+            return answer(
+                StatusCode::OK,
+                json!({"task_id": id, "status": "processing"}),
+            );
+        }
+        return match s.tasks.lock().unwrap().get(id) {
+            Some(t) => answer(StatusCode::OK, t.clone()),
+            None => answer(StatusCode::NOT_FOUND, json!({"error": "task not found"})),
+        };
+    }
+    if method != Method::POST {
+        return answer(StatusCode::NOT_FOUND, json!({"error": "not found"}));
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return answer(StatusCode::BAD_REQUEST, json!({"error": "invalid JSON"}));
+    };
+    let kind = path.trim_start_matches("/api/v1/").to_string();
+    if kind == "length" {
+        let src = match local(&s, body["media_url"].as_str().unwrap_or("")) {
+            Ok(f) => f,
+            Err(e) => return answer(StatusCode::BAD_REQUEST, json!({"error": e})),
+        };
+        let probe = run(
+            "ffprobe",
+            &[
+                "-v".into(),
+                "error".into(),
+                "-show_entries".into(),
+                "format=duration".into(),
+                "-of".into(),
+                "csv=p=0".into(),
+                src.display().to_string(),
+            ],
+        );
+        return match probe.ok().and_then(|d| d.trim().parse::<f64>().ok()) {
+            Some(d) => answer(StatusCode::OK, json!({"duration": d})),
+            None => answer(
+                StatusCode::BAD_REQUEST,
+                json!({"error": "not a media file"}),
+            ),
+        };
+    }
+    if kind != "process" && kind != "stitch" {
+        return answer(StatusCode::NOT_FOUND, json!({"error": "not found"}));
+    }
+    let id = {
+        let mut subs = s.submissions.lock().unwrap();
+        let id = format!("{kind}-{}", subs.len() + 1);
+        subs.push(LfSubmission {
+            task_id: id.clone(),
+            kind: kind.clone(),
+            body: body.clone(),
+        });
+        s.tasks
+            .lock()
+            .unwrap()
+            .insert(id.clone(), json!({"task_id": id, "status": "processing"}));
+        id
+    };
+    let (s2, id2) = (s.clone(), id.clone());
+    tokio::task::spawn_blocking(move || {
+        let done = match work(&s2, &id2, &kind, &body) {
+            Ok(mut v) => {
+                v["task_id"] = json!(id2);
+                v["status"] = json!("completed");
+                v
+            }
+            Err(e) => json!({"task_id": id2, "status": "failed", "error_message": e}),
+        };
+        s2.tasks.lock().unwrap().insert(id2, done);
+    });
+    answer(StatusCode::OK, json!({"task_id": id, "status": "pending"}))
+}

@@ -9,6 +9,14 @@
 //! every kill has landed; and `SLATE_CHAOS_SEED` (default 1). For example
 //! `SLATE_CHAOS_KILLS=200 SLATE_CHAOS_SEED=7 cargo test -p slate-server --test chaos -- --nocapture`.
 //! It prints its figures.
+//!
+//! Each store runs twice: on the local studio, and on the fake remote providers (fal.ai's
+//! queue for images and vision, the tasks service for video, the last-frame service for last
+//! frames and the stitch, all in this process and so alive across the kills), where every paid
+//! submission is counted at the provider. The tasks service lets a restarted step find its
+//! earlier submission, so none may repeat there; fal's queue and the last-frame service do
+//! not, so a kill between sending and journaling can repeat one, and the suite reports how
+//! many. Run one half with a filter: `cargo test -p slate-server --test chaos remote`.
 
 mod common;
 
@@ -20,6 +28,107 @@ use common::*;
 use rand::{Rng, SeedableRng};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use slate_tests::fake_fal::FakeFal;
+use slate_tests::fake_last_frame::FakeLastFrame;
+use slate_tests::fake_tasks::FakeTasks;
+
+/// Which studio makes the production.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Studio {
+    Local,
+    Remote,
+}
+
+/// Paid submissions counted at the fake providers.
+#[derive(Debug, Default, Clone, Copy)]
+struct Paid {
+    fal: usize,
+    fal_repeats: usize,
+    videos: usize,
+    video_repeats: usize,
+    voices: usize,
+    voice_repeats: usize,
+    last_frame: usize,
+    last_frame_repeats: usize,
+}
+
+impl Paid {
+    fn add(&mut self, o: Paid) {
+        self.fal += o.fal;
+        self.fal_repeats += o.fal_repeats;
+        self.videos += o.videos;
+        self.video_repeats += o.video_repeats;
+        self.voices += o.voices;
+        self.voice_repeats += o.voice_repeats;
+        self.last_frame += o.last_frame;
+        self.last_frame_repeats += o.last_frame_repeats;
+    }
+}
+
+/// The remote fakes of one production.
+struct Fakes {
+    fal: FakeFal,
+    tasks: FakeTasks,
+    lf: FakeLastFrame,
+}
+
+impl Fakes {
+    async fn start(blobs: &Path) -> Fakes {
+        Fakes {
+            // Every 10th vision question is answered NO: scenes re-compose now and then.
+            fal: FakeFal::start("fal-key", 10, 5.0).await,
+            tasks: FakeTasks::start("tasks-key", 5.0).await,
+            lf: FakeLastFrame::start("lf-token", blobs).await,
+        }
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        [
+            ("FAL_KEY", "fal-key".to_string()),
+            ("SLATE_FAL_QUEUE_URL", self.fal.url().to_string()),
+            ("TASK_API_KEY", "tasks-key".into()),
+            ("SLATE_TASKS_URL", self.tasks.url().to_string()),
+            ("SLATE_VIDEO_PROVIDER", "tasks".into()),
+            ("LAST_FRAME_TOKEN", "lf-token".into()),
+            ("SLATE_LAST_FRAME_URL", self.lf.url().to_string()),
+            ("SLATE_MEDIA_URL", self.lf.media_url()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    fn paid(&self) -> Paid {
+        let videos = self.tasks.video_submissions();
+        let keys: std::collections::BTreeSet<String> = videos
+            .iter()
+            .map(|v| v.body["task_data"]["idempotency_key"].to_string())
+            .collect();
+        let voices: Vec<_> = self
+            .tasks
+            .submissions()
+            .into_iter()
+            .filter(|s| s.task_type != "generate_video")
+            .collect();
+        let voice_bodies: std::collections::BTreeSet<String> =
+            voices.iter().map(|s| s.body.to_string()).collect();
+        let lf = self.lf.submissions();
+        let lf_bodies: std::collections::BTreeSet<String> = lf
+            .iter()
+            .map(|s| format!("{} {}", s.kind, s.body))
+            .collect();
+        Paid {
+            fal: self.fal.submissions().len(),
+            fal_repeats: self.fal.repeats(),
+            videos: videos.len(),
+            video_repeats: videos.len() - keys.len(),
+            voices: voices.len(),
+            voice_repeats: voices.len() - voice_bodies.len(),
+            last_frame: lf.len(),
+            last_frame_repeats: lf.len() - lf_bodies.len(),
+        }
+    }
+}
 
 struct Serve(Child);
 
@@ -112,13 +221,18 @@ struct Outcome {
     runs: usize,
     step_starts: usize,
     step_outcomes: usize,
+    paid: Paid,
 }
 
 /// A production of the bundled example on `db`, with up to `kills` SIGKILLs at random moments
 /// (fewer if it completes first). On Postgres a second process, `slate worker`, shares the work,
 /// and each kill takes one of the two at random.
-async fn production(db: Db, kills: usize, rng: &mut rand::rngs::StdRng) -> Outcome {
+async fn production(db: Db, studio: Studio, kills: usize, rng: &mut rand::rngs::StdRng) -> Outcome {
     let data = temp_dir("chaos");
+    let fakes = match studio {
+        Studio::Remote => Some(Fakes::start(&data.join("blobs")).await),
+        Studio::Local => None,
+    };
     let (url, pg) = database_url(db, &data).await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -137,6 +251,7 @@ async fn production(db: Db, kills: usize, rng: &mut rand::rngs::StdRng) -> Outco
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
+    .chain(fakes.iter().flat_map(Fakes::env))
     .collect();
     let log = data.join("serve.log");
     let api = Api {
@@ -247,6 +362,16 @@ async fn production(db: Db, kills: usize, rng: &mut rand::rngs::StdRng) -> Outco
     }
     drop(serve);
     drop(worker);
+    let paid = fakes.as_ref().map(Fakes::paid).unwrap_or_default();
+    if studio == Studio::Remote {
+        assert!(paid.videos > 0, "no video was made at the tasks service");
+        // The tasks service finds an earlier submission by our key: a video is paid once.
+        assert_eq!(
+            paid.video_repeats, 0,
+            "{} videos submitted twice after {done} kills",
+            paid.video_repeats
+        );
+    }
     if two {
         println!(
             "postgres: {worker_kills} of the {done} kills took the second process, `slate worker`"
@@ -268,10 +393,11 @@ async fn production(db: Db, kills: usize, rng: &mut rand::rngs::StdRng) -> Outco
         runs: all.len(),
         step_starts: starts,
         step_outcomes: outcomes,
+        paid,
     }
 }
 
-fn report(store: &str, calm: &Outcome, o: &Outcome) {
+fn report(store: &str, studio: Studio, calm: &Outcome, o: &Outcome) {
     let mut r = o.resume.clone();
     r.sort();
     let ms = |d: Option<&Duration>| d.map(|d| d.as_millis()).unwrap_or(0);
@@ -290,9 +416,32 @@ fn report(store: &str, calm: &Outcome, o: &Outcome) {
         o.wall.as_secs_f64(),
         calm.wall.as_secs_f64()
     );
+    if studio == Studio::Remote {
+        let p = o.paid;
+        println!(
+            "{store:<8} paid submissions: tasks videos={} repeated={}, voices={} repeated={} (undisturbed {}); fal={} repeated={} (undisturbed {}); last-frame={} repeated={} (undisturbed {})",
+            p.videos,
+            p.video_repeats,
+            p.voices,
+            p.voice_repeats,
+            calm.paid.voice_repeats,
+            p.fal,
+            p.fal_repeats,
+            calm.paid.fal_repeats,
+            p.last_frame,
+            p.last_frame_repeats,
+            calm.paid.last_frame_repeats
+        );
+    }
 }
 
-async fn chaos(db: Db, store: &str) {
+async fn chaos(db: Db, studio: Studio) {
+    let store = match (db, studio) {
+        (Db::Sqlite, Studio::Local) => "sqlite",
+        (Db::Sqlite, Studio::Remote) => "sqlite+remote",
+        (_, Studio::Local) => "postgres",
+        (_, Studio::Remote) => "postgres+remote",
+    };
     let kills: usize = std::env::var("SLATE_CHAOS_KILLS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -302,7 +451,7 @@ async fn chaos(db: Db, store: &str) {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let calm = production(db, 0, &mut rng).await;
+    let calm = production(db, studio, 0, &mut rng).await;
     // One production absorbs a few dozen kills before it completes; a longer run makes one
     // production after another until every kill has landed.
     let mut total = Outcome {
@@ -313,6 +462,7 @@ async fn chaos(db: Db, store: &str) {
         runs: 0,
         step_starts: 0,
         step_outcomes: 0,
+        paid: Paid::default(),
     };
     let mut productions = 0;
     // Kills come in bursts of at most this many per production, then the production finishes:
@@ -324,7 +474,7 @@ async fn chaos(db: Db, store: &str) {
         .unwrap_or(30)
         .max(1);
     while total.kills < kills.max(1) {
-        let o = production(db, (kills - total.kills).min(per_film), &mut rng).await;
+        let o = production(db, studio, (kills - total.kills).min(per_film), &mut rng).await;
         productions += 1;
         assert!(
             (o.film_seconds - calm.film_seconds).abs() < 0.05,
@@ -341,6 +491,14 @@ async fn chaos(db: Db, store: &str) {
             o.step_starts - o.step_outcomes,
             o.kills
         );
+        // Without a lookup by our key, a kill can repeat a submission that was in flight.
+        assert!(
+            o.paid.fal_repeats <= calm.paid.fal_repeats + o.kills * 16,
+            "{} fal submissions repeated for {} kills",
+            o.paid.fal_repeats,
+            o.kills
+        );
+        total.paid.add(o.paid);
         total.kills += o.kills;
         total.resume.extend(o.resume);
         total.wall += o.wall;
@@ -352,15 +510,25 @@ async fn chaos(db: Db, store: &str) {
         }
     }
     println!("{store}: {productions} productions");
-    report(store, &calm, &total);
+    report(store, studio, &calm, &total);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_production_survives_random_kills() {
-    chaos(Db::Sqlite, "sqlite").await
+    chaos(Db::Sqlite, Studio::Local).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_remote_production_survives_random_kills() {
+    chaos(Db::Sqlite, Studio::Remote).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_remote_production_survives_random_kills() {
+    chaos(Db::Postgres, Studio::Remote).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_production_survives_random_kills() {
-    chaos(Db::Postgres, "postgres").await
+    chaos(Db::Postgres, Studio::Local).await
 }

@@ -352,12 +352,24 @@ async fn production(db: Db, studio: Studio, kills: usize, rng: &mut rand::rngs::
         let ev = api
             .get(&format!("/api/runs/{}/events", r["id"].as_str().unwrap()))
             .await;
+        let mut errors: std::collections::BTreeMap<String, usize> = Default::default();
         for e in ev["events"].as_array().unwrap() {
             match e["data"]["type"].as_str().unwrap_or("") {
                 "step_started" => starts += 1,
-                "step_succeeded" | "step_failed" => outcomes += 1,
+                "step_succeeded" => outcomes += 1,
+                "step_failed" => {
+                    outcomes += 1;
+                    *errors
+                        .entry(e["step"].as_str().unwrap_or("").to_string())
+                        .or_default() += 1;
+                }
                 _ => {}
             }
+        }
+        // The retry limits held: no step returned an error more often than its policy allows
+        // (5 attempts at most in the pipeline), kills or not.
+        for (step, n) in errors {
+            assert!(n <= 5, "step {step} of {} failed {n} times", r["workflow"]);
         }
     }
     drop(serve);

@@ -161,6 +161,7 @@ impl Engine {
                 active: Mutex::new(HashMap::new()),
                 executing,
                 listening: AtomicBool::new(false),
+                reserved: Default::default(),
             }),
             registry: Arc::new(Registry::default()),
         }

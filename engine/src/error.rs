@@ -135,17 +135,26 @@ pub enum WfError {
         /// The last rejection that led to it, if the limit bounds attempts.
         last: Option<String>,
     },
-    /// A step would have started after the run's budget was spent.
+    /// A step would have started after the run's budget was spent, or its estimate would have
+    /// taken the spend past the budget.
     #[error(
-        "budget exceeded: ${:.4} spent of a ${:.4} budget; raise the budget or stop the run",
+        "budget exceeded: ${:.4} spent of a ${:.4} budget{}; raise the budget or stop the run",
         *spent_micros as f64 / 1e6,
-        *budget_micros as f64 / 1e6
+        *budget_micros as f64 / 1e6,
+        match step {
+            Some(s) if *next_micros > 0 => format!(", and step `{s}` would cost about ${:.4} more", *next_micros as f64 / 1e6),
+            _ => String::new(),
+        }
     )]
     BudgetExceeded {
         /// Budget, micro-dollars.
         budget_micros: i64,
         /// Spent, micro-dollars.
         spent_micros: i64,
+        /// The step that did not start.
+        step: Option<String>,
+        /// Its estimated cost, micro-dollars.
+        next_micros: i64,
     },
     /// A child run failed or was cancelled.
     #[error("child run {child} (step `{step}`) failed: {error}")]
@@ -217,13 +226,16 @@ impl WfError {
             WfError::BudgetExceeded {
                 budget_micros,
                 spent_micros,
+                step,
+                next_micros,
             } => RunError {
                 kind: "budget_exceeded".into(),
                 message: self.to_string(),
-                step: None,
+                step: step.clone(),
                 details: serde_json::json!({
                     "budget_usd": *budget_micros as f64 / 1e6,
                     "spent_usd": *spent_micros as f64 / 1e6,
+                    "next_step_estimate_usd": *next_micros as f64 / 1e6,
                 }),
             },
             WfError::ChildFailed { step, child, error } => RunError {

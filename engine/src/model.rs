@@ -301,12 +301,16 @@ pub enum EventData {
         /// Its maximum.
         max: u32,
     },
-    /// A step would have started after the budget was spent.
+    /// A step would have started after the budget was spent, or its estimate would have taken
+    /// the spend past the budget.
     BudgetExceeded {
         /// The budget, micro-dollars.
         budget_micros: i64,
         /// Spent so far, micro-dollars.
         spent_micros: i64,
+        /// What the step that did not start was expected to cost, micro-dollars.
+        #[serde(default)]
+        next_micros: i64,
     },
     /// The run suspended: it holds no worker until `ready_at` or a signal.
     RunSuspended {

@@ -173,6 +173,44 @@ pub(crate) struct Shared {
     /// Runs executing in this process (all workers); the committer reads it.
     pub executing: Arc<AtomicUsize>,
     pub listening: AtomicBool,
+    /// Estimated costs of the steps running in this process, by top-level run: what a budget
+    /// check adds to what is already spent, so that parallel branches do not all pass it.
+    pub reserved: Arc<Mutex<HashMap<RunId, i64>>>,
+}
+
+/// A step's estimate held against its run tree's budget until its outcome (and cost) is
+/// committed.
+pub(crate) struct Reservation {
+    reserved: Arc<Mutex<HashMap<RunId, i64>>>,
+    root: RunId,
+    micros: i64,
+}
+
+impl Reservation {
+    /// Take charge of `micros` already added to `reserved` for `root`.
+    pub(crate) fn adopt(
+        reserved: &Arc<Mutex<HashMap<RunId, i64>>>,
+        root: RunId,
+        micros: i64,
+    ) -> Self {
+        Reservation {
+            reserved: reserved.clone(),
+            root,
+            micros,
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let mut r = self.reserved.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = r.get_mut(&self.root) {
+            *v -= self.micros;
+            if *v <= 0 {
+                r.remove(&self.root);
+            }
+        }
+    }
 }
 
 impl Shared {

@@ -407,6 +407,30 @@ impl Workflow for Spender {
     }
 }
 
+/// Spends $0.02 a step, and says so before each step.
+struct CarefulSpender(Arc<Probe>);
+impl Workflow for CarefulSpender {
+    const NAME: &'static str = "t.spend-estimated";
+    type Input = u32;
+    type Output = u32;
+    async fn run(&self, ctx: Ctx, steps: u32) -> Result<u32, WfError> {
+        for i in 0..steps {
+            let p = self.0.clone();
+            ctx.step_with(
+                format!("buy/{i}"),
+                StepOptions::new().estimate(0.02),
+                |sc| async move {
+                    sc.report_cost(Cost::new(1.0, 0.02));
+                    p.hit("careful");
+                    Ok(())
+                },
+            )
+            .await?;
+        }
+        Ok(steps)
+    }
+}
+
 struct Big;
 impl Workflow for Big {
     const NAME: &'static str = "t.big";
@@ -485,6 +509,7 @@ fn register_all(e: &Engine, p: &Arc<Probe>) {
         .register(Blocking(p.clone()))
         .register(Keyed(p.clone()))
         .register(Spender(p.clone()))
+        .register(CarefulSpender(p.clone()))
         .register(Big)
         .register(Twice)
         .register(NapAndListen)
@@ -1068,6 +1093,31 @@ async fn budget_stops_spending(h: H) {
     assert_eq!(h.probe.hits("buy"), 10);
 }
 
+async fn a_budget_is_never_crossed_by_a_step_with_an_estimate(h: H) {
+    let s = h
+        .engine
+        .start::<CarefulSpender>(
+            &10,
+            StartOptions {
+                budget_usd: Some(0.05),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let run = h.engine.wait_for(s.run.id, WAIT).await.unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    let err = run.error.unwrap();
+    assert_eq!(err.kind, "budget_exceeded");
+    // Two steps spend $0.04; the third would take it to $0.06, so it never starts.
+    assert_eq!(h.probe.hits("careful"), 2);
+    assert_eq!(run.cost_micros, 40_000, "spent no more than the budget");
+    assert_eq!(err.step.as_deref(), Some("buy/2"));
+    assert!(err.message.contains("buy/2"), "{}", err.message);
+    assert!(err.message.contains("$0.0200"), "{}", err.message);
+    assert_eq!(err.details["next_step_estimate_usd"], 0.02);
+}
+
 async fn large_results_are_refused(h: H) {
     let id = start::<Big>(&h, 300_000).await;
     let run = h.engine.wait_for(id, WAIT).await.unwrap();
@@ -1334,6 +1384,7 @@ conformance!(
     idempotent_start,
     per_key_concurrency,
     budget_stops_spending,
+    a_budget_is_never_crossed_by_a_step_with_an_estimate,
     large_results_are_refused,
     duplicate_step_names_are_refused,
     stale_lease_holders_are_fenced,

@@ -96,6 +96,10 @@ pub struct StepOptions {
     /// Consecutive attempts cut short by a dying worker after which the step fails as a crash
     /// loop; `None` takes the engine's (`EngineConfig::crash_loop_limit`).
     pub crash_loop: Option<u32>,
+    /// What one attempt is expected to cost, micro-dollars: the step does not start when the
+    /// run's spend plus this would pass its budget, so a budget is crossed by at most the
+    /// estimate's error, never by a whole step.
+    pub estimate_micros: i64,
 }
 
 impl StepOptions {
@@ -121,6 +125,11 @@ impl StepOptions {
     /// Commit the attempt's start before calling (see [`StepOptions::durable_start`]).
     pub fn durable_start(mut self) -> Self {
         self.durable_start = true;
+        self
+    }
+    /// What one attempt is expected to cost, dollars (see [`StepOptions::estimate_micros`]).
+    pub fn estimate(mut self, usd: f64) -> Self {
+        self.estimate_micros = (usd.max(0.0) * 1e6).round() as i64;
         self
     }
     /// Fail the step as a crash loop after `n` consecutive interrupted attempts (at least 1).

@@ -84,7 +84,7 @@ impl Ctx {
         };
         self.crash_guard(&name, &opts, &next).await?;
         let attempt = next.attempt;
-        self.admit(&name, &opts).await?;
+        let _reservation = self.admit(&name, &opts).await?;
         let mut sc = self.begin(&name, attempt, &opts).await?;
         sc.resumed = next.checkpoint;
         let ran = self.run_attempt(sc, opts.timeout, f).await;
@@ -205,17 +205,47 @@ impl Ctx {
 
     /// May the attempt run: is there budget left, and a concurrency slot? Waiting for a slot
     /// suspends the run durably.
-    async fn admit(&self, name: &str, opts: &StepOptions) -> Result<(), WfError> {
+    async fn admit(
+        &self,
+        name: &str,
+        opts: &StepOptions,
+    ) -> Result<Option<crate::runtime::Reservation>, WfError> {
         let shared = &self.inner.shared;
+        let mut reservation = None;
         if let Some(budget) = self.inner.budget {
-            let (spent, current) = shared.store.tree_cost(self.inner.run.root_id).await?;
+            let root = self.inner.run.root_id;
+            let (committed, current) = shared.store.tree_cost(root).await?;
             let budget = current.unwrap_or(budget);
-            if spent >= budget {
+            // Checked against what the attempt is expected to cost, so that the step that
+            // would cross the budget does not start (issue 15); a step without an estimate
+            // starts while anything is left. Steps of the same tree running in this process
+            // count with their estimates until their cost is committed.
+            let next = opts.estimate_micros.max(0);
+            let admitted = {
+                let mut r = shared.reserved.lock().unwrap_or_else(|e| e.into_inner());
+                let held = r.get(&root).copied().unwrap_or(0);
+                let ok = committed < budget && committed + held + next <= budget;
+                if ok && next > 0 {
+                    *r.entry(root).or_default() += next;
+                }
+                (ok, committed + held)
+            };
+            let (ok, spent) = admitted;
+            if ok && next > 0 {
+                // Already counted above under the lock; the guard takes it back when dropped.
+                reservation = Some(crate::runtime::Reservation::adopt(
+                    &shared.reserved,
+                    root,
+                    next,
+                ));
+            }
+            if !ok {
                 self.commit(
                     name,
                     vec![EventData::BudgetExceeded {
                         budget_micros: budget,
                         spent_micros: spent,
+                        next_micros: next,
                     }],
                     Cost::default(),
                     None,
@@ -224,6 +254,8 @@ impl Ctx {
                 return Err(WfError::BudgetExceeded {
                     budget_micros: budget,
                     spent_micros: spent,
+                    step: Some(name.to_string()),
+                    next_micros: next,
                 });
             }
         }
@@ -242,7 +274,7 @@ impl Ctx {
                 }
             }
         }
-        Ok(())
+        Ok(reservation)
     }
 
     /// Journal the attempt's start (with its idempotency key) and build what its code gets.

@@ -105,6 +105,8 @@ pub struct ProviderSettings {
     pub last_frame: Option<ServiceSettings>,
     /// Who makes the videos (`SLATE_VIDEO_PROVIDER`).
     pub video: VideoProvider,
+    /// Price overrides, dollars per unit by model or service key (`SLATE_PRICES`).
+    pub prices: BTreeMap<String, f64>,
     /// Our own public base URL, for webhooks and callbacks (`SLATE_PUBLIC_URL`).
     pub public_url: Option<String>,
     /// A base URL where providers can fetch our blobs (`SLATE_MEDIA_URL`); without it, images
@@ -185,6 +187,7 @@ pub const PROVIDER_VARIABLES: &[(&str, bool)] = &[
     ("LAST_FRAME_TOKEN", true),
     ("SLATE_LAST_FRAME_URL", false),
     ("SLATE_VIDEO_PROVIDER", false),
+    ("SLATE_PRICES", false),
     ("SLATE_PUBLIC_URL", false),
     ("SLATE_MEDIA_URL", false),
     ("SLATE_WEBHOOK_SECRET", true),
@@ -218,6 +221,8 @@ pub struct ProviderVars {
     pub last_frame_token: Option<String>,
     pub last_frame_url: Option<String>,
     pub video_provider: Option<String>,
+    /// A JSON map of model or service key to dollars per unit.
+    pub prices: Option<String>,
     pub public_url: Option<String>,
     pub media_url: Option<String>,
     pub webhook_secret: Option<String>,
@@ -253,6 +258,19 @@ impl ProviderSettings {
             })
             .transpose()
         };
+        let prices: BTreeMap<String, f64> = match &v.prices {
+            None => BTreeMap::new(),
+            Some(j) => serde_json::from_str(j).map_err(|e| {
+                format!(
+                    "SLATE_PRICES is not a JSON map of model or service to dollars per unit ({e}); for example {{\"tasks:generate_video\": 0.4}}"
+                )
+            })?,
+        };
+        if let Some((k, p)) = prices.iter().find(|(_, p)| !p.is_finite() || **p < 0.0) {
+            return Err(format!(
+                "SLATE_PRICES: the price of `{k}` ({p}) is not a sum of dollars"
+            ));
+        }
         let fal = match v.fal_key {
             None => None,
             Some(k) => Some(FalSettings {
@@ -275,8 +293,13 @@ impl ProviderSettings {
                     Some(d) => parse_durations(&d)?,
                 },
                 prices: match v.fal_prices {
-                    None => BTreeMap::new(),
-                    Some(j) => serde_json::from_str(&j).map_err(|e| {
+                    None => prices.clone(),
+                    Some(j) => serde_json::from_str::<BTreeMap<String, f64>>(&j).map(|mut m| {
+                        for (k, p) in &prices {
+                            m.entry(k.clone()).or_insert(*p);
+                        }
+                        m
+                    }).map_err(|e| {
                         format!(
                             "SLATE_FAL_PRICES is not a JSON map of model to dollars per unit ({e}); for example {{\"fal-ai/nano-banana\": 0.039}}"
                         )
@@ -320,6 +343,7 @@ impl ProviderSettings {
         Ok(ProviderSettings {
             fal,
             video,
+            prices,
             openrouter,
             brain: svc(
                 v.brain_service_api_key,

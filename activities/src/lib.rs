@@ -25,6 +25,7 @@ pub mod error;
 pub(crate) mod http;
 pub mod local;
 pub mod model;
+pub mod pricing;
 pub mod remote;
 pub mod studio;
 pub mod traits;

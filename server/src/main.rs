@@ -33,6 +33,14 @@ enum Command {
         #[command(subcommand)]
         what: runs::RunsCommand,
     },
+    /// What producing a project would cost with the configured providers (nothing runs).
+    Estimate {
+        /// The project's slug.
+        slug: String,
+        /// Print the estimate as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Make the bundled example film end to end, offline.
     Demo(demo::DemoArgs),
     /// Benchmarks.
@@ -136,6 +144,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Runs { what } => {
                     let state = slate_server::build(config).await?;
                     runs::run(&state.engine, what).await
+                }
+                Command::Estimate { slug, json } => {
+                    let state = slate_server::build(config).await?;
+                    let slug = slate_workflows::slug::Slug::parse(&slug)?;
+                    state.film.repo.project(&slug).await?;
+                    let e = slate_workflows::estimate::estimate(&state.film, &slug).await?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&e)?);
+                    } else {
+                        print!("{}", slate_server::runs::estimate_table(&e));
+                    }
+                    Ok(())
                 }
                 Command::Demo(_) | Command::Bench { .. } => unreachable!("handled above"),
             }

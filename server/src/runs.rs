@@ -187,3 +187,55 @@ pub async fn run(engine: &Engine, cmd: RunsCommand) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// An estimate as a table for the terminal.
+pub fn estimate_table(e: &slate_workflows::estimate::Estimate) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} scenes, {} characters (counted from the {}); prices as of {}",
+        e.scenes,
+        e.characters,
+        if e.basis == "scenes" {
+            "qualified scenes"
+        } else {
+            "gather data"
+        },
+        e.prices_as_of
+    );
+    let _ = writeln!(
+        out,
+        "{:<14} {:<11} {:<48} {:>9} {:>9} {:>10} {:>10}",
+        "stage", "call", "provider / model", "units lo", "units hi", "low $", "high $"
+    );
+    for l in &e.lines {
+        let _ = writeln!(
+            out,
+            "{:<14} {:<11} {:<48} {:>9.0} {:>9.0} {:>10.4} {:>10.4}",
+            l.stage,
+            serde_json::to_value(l.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            format!("{} {}", l.price.provider, l.price.model),
+            l.units_low,
+            l.units_high,
+            l.low_usd,
+            l.high_usd
+        );
+    }
+    for s in &e.stages {
+        let _ = writeln!(
+            out,
+            "{:<14} {:>91.4} {:>10.4}",
+            s.stage, s.low_usd, s.high_usd
+        );
+    }
+    let _ = writeln!(
+        out,
+        "total: ${:.2} to ${:.2}, most likely ${:.2}",
+        e.low_usd, e.high_usd, e.expected_usd
+    );
+    out
+}

@@ -66,6 +66,24 @@ pub struct Film {
     pub config: FilmConfig,
 }
 
+impl Film {
+    /// What one call of `kind` is expected to cost with the configured providers, dollars
+    /// (one unit; a video is priced with [`Film::video_price`]).
+    pub fn price(&self, kind: slate_activities::pricing::CallKind) -> f64 {
+        let s = &self.studio.settings;
+        slate_activities::pricing::Prices::new(&s.prices)
+            .of(s, kind)
+            .unit_usd
+    }
+
+    /// What a clip of `seconds` is expected to cost.
+    pub fn video_price(&self, seconds: f64) -> f64 {
+        let s = &self.studio.settings;
+        let p = slate_activities::pricing::Prices::new(&s.prices);
+        p.of(s, slate_activities::pricing::CallKind::Video).unit_usd * p.video_units(s, seconds)
+    }
+}
+
 impl std::fmt::Debug for Film {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Film")
@@ -171,7 +189,23 @@ where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: std::future::Future<Output = slate_activities::Result<Paid<T>>> + Send,
 {
-    ctx.step_with(name, paid(), move |sc| async move {
+    plan_priced(ctx, name, 0.0, f).await
+}
+
+/// [`plan`] for a call expected to cost `usd`: it does not start if that would take the run
+/// tree's spend past its budget.
+pub async fn plan_priced<T, F, Fut>(
+    ctx: &Ctx,
+    name: impl Into<String>,
+    usd: f64,
+    f: F,
+) -> Result<T, WfError>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = slate_activities::Result<Paid<T>>> + Send,
+{
+    ctx.step_with(name, paid().estimate(usd), move |sc| async move {
         let p = checkpointed(&sc, f()).await.step()?;
         report(&sc, p.spend);
         Ok(p.value)
@@ -190,10 +224,15 @@ pub async fn image(
     let name = name.into();
     let images = film.studio.images.clone();
     let r = req.clone();
+    let kind = if req.base.is_some() || !req.references.is_empty() {
+        slate_activities::pricing::CallKind::ImageEdit
+    } else {
+        slate_activities::pricing::CallKind::Image
+    };
     let job: Job = ctx
         .step_with(
             format!("{name}/submit"),
-            paid().concurrency("images"),
+            paid().concurrency("images").estimate(film.price(kind)),
             move |_| async move { images.submit(&r).await.step() },
         )
         .await?;

@@ -18,6 +18,7 @@
 pub mod db;
 pub mod docstore;
 pub mod error;
+pub mod estimate;
 pub mod examples;
 pub mod film;
 pub mod film_workflow;

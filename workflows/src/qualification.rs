@@ -27,10 +27,11 @@ use slate_activities::traits::ShotContext;
 use slate_engine::{Ctx, WfError, Workflow, join_all, join3};
 
 use crate::error::IntoStep;
-use crate::film::{Film, image, key, plan, record_failure};
+use crate::film::{Film, image, key, plan_priced, record_failure};
 use crate::model::{ProjectStatus, Scene, SceneDialogue, SceneProp, SceneStatus};
 use crate::repo::{CharacterReference, ViewReference};
 use crate::slug::Slug;
+use slate_activities::pricing::CallKind;
 
 /// Qualification's stages as a person names them, in order: the edit window, phases A to D,
 /// and the end. Indexes are what [`phase_of`] returns.
@@ -213,6 +214,7 @@ impl Qualification {
         master_req.output_key = key(slug, &format!("characters/{id}/master.png"));
         let master = image(ctx, f, &format!("characters/{id}/master"), master_req).await?;
         // The six views in parallel, each described by the vision model.
+        let vision_usd = f.price(CallKind::Vision);
         let views = join_all(ANGLES.iter().map(|angle| {
             let req = character_view_request(
                 slug,
@@ -225,7 +227,7 @@ impl Qualification {
             async move {
                 let out = image(&ctx, f, &format!("characters/{id}/{angle}"), req).await?;
                 let (img, manifest) = (out.image.clone(), out.manifest.clone());
-                let description: String = plan(&ctx, format!("characters/{id}/{angle}/describe"), move || async move {
+                let description: String = plan_priced(&ctx, format!("characters/{id}/{angle}/describe"), vision_usd, move || async move {
                     vision
                         .describe(
                             &img,
@@ -261,12 +263,16 @@ impl Qualification {
     ) -> Result<Vec<CharacterProfile>, WfError> {
         let f = self.0.clone();
         let s = slug.clone();
-        let profiles: Vec<CharacterProfile> =
-            plan(ctx, "characters/profiles", move || async move {
+        let profiles: Vec<CharacterProfile> = plan_priced(
+            ctx,
+            "characters/profiles",
+            self.0.price(CallKind::Llm),
+            move || async move {
                 let g = f.gather(&s).await.map_err(to_activity)?;
                 f.studio.planner.characters(&g).await
-            })
-            .await?;
+            },
+        )
+        .await?;
         let sheets = join_all(profiles.iter().map(|p| self.character_sheet(ctx, slug, p))).await?;
         let (f, s, ps) = (self.0.clone(), slug.clone(), profiles.clone());
         ctx.step("characters/store", move |_| async move {
@@ -298,10 +304,15 @@ impl Qualification {
 
     async fn world_department(&self, ctx: &Ctx, slug: &Slug) -> Result<StoryBible, WfError> {
         let (f, s) = (self.0.clone(), slug.clone());
-        let bible: StoryBible = plan(ctx, "world/story-bible", move || async move {
-            let g = f.gather(&s).await.map_err(to_activity)?;
-            f.studio.planner.story_bible(&g, &[]).await
-        })
+        let bible: StoryBible = plan_priced(
+            ctx,
+            "world/story-bible",
+            self.0.price(CallKind::Llm),
+            move || async move {
+                let g = f.gather(&s).await.map_err(to_activity)?;
+                f.studio.planner.story_bible(&g, &[]).await
+            },
+        )
         .await?;
         let (f, s, b) = (self.0.clone(), slug.clone(), bible.clone());
         ctx.step("world/store", move |_| async move {
@@ -321,10 +332,15 @@ impl Qualification {
 
     async fn visual_department(&self, ctx: &Ctx, slug: &Slug) -> Result<StyleGuide, WfError> {
         let (f, s) = (self.0.clone(), slug.clone());
-        let style: StyleGuide = plan(ctx, "visual/style-guide", move || async move {
-            let g = f.gather(&s).await.map_err(to_activity)?;
-            f.studio.planner.style_guide(&g).await
-        })
+        let style: StyleGuide = plan_priced(
+            ctx,
+            "visual/style-guide",
+            self.0.price(CallKind::Llm),
+            move || async move {
+                let g = f.gather(&s).await.map_err(to_activity)?;
+                f.studio.planner.style_guide(&g).await
+            },
+        )
         .await?;
         let (f, s, st) = (self.0.clone(), slug.clone(), style.clone());
         ctx.step("visual/store", move |_| async move {
@@ -350,10 +366,15 @@ impl Qualification {
             bible.clone(),
             profiles.to_vec(),
         );
-        let screenplay: Screenplay = plan(ctx, "story/screenplay", move || async move {
-            let g = f.gather(&s).await.map_err(to_activity)?;
-            f.studio.planner.screenplay(&g, &b, &p).await
-        })
+        let screenplay: Screenplay = plan_priced(
+            ctx,
+            "story/screenplay",
+            self.0.price(CallKind::Llm),
+            move || async move {
+                let g = f.gather(&s).await.map_err(to_activity)?;
+                f.studio.planner.screenplay(&g, &b, &p).await
+            },
+        )
         .await?;
         let (f, s, sp) = (self.0.clone(), slug.clone(), screenplay.clone());
         ctx.step("story/store-screenplay", move |_| async move {
@@ -374,19 +395,24 @@ impl Qualification {
             profiles.to_vec(),
             screenplay.clone(),
         );
-        let scenes: Vec<SceneBreakdown> = plan(ctx, "story/breakdown", move || async move {
-            let r = f.studio.planner.breakdown(&sp, &b, &p).await?;
-            for sc in &r.value {
-                sc.validate().map_err(|m| {
-                    slate_activities::ActivityError::new(
-                        "planner",
-                        slate_activities::ErrorKind::Malformed,
-                        m,
-                    )
-                })?;
-            }
-            Ok(r)
-        })
+        let scenes: Vec<SceneBreakdown> = plan_priced(
+            ctx,
+            "story/breakdown",
+            self.0.price(CallKind::Llm),
+            move || async move {
+                let r = f.studio.planner.breakdown(&sp, &b, &p).await?;
+                for sc in &r.value {
+                    sc.validate().map_err(|m| {
+                        slate_activities::ActivityError::new(
+                            "planner",
+                            slate_activities::ErrorKind::Malformed,
+                            m,
+                        )
+                    })?;
+                }
+                Ok(r)
+            },
+        )
         .await?;
         if scenes.is_empty() {
             return Err(WfError::failed(
@@ -427,10 +453,15 @@ impl Qualification {
         let f = &self.0;
         let locations = async {
             let (f2, s, b) = (f.clone(), slug.clone(), bible.clone());
-            let locs: Vec<LocationDetail> = plan(ctx, "locations/details", move || async move {
-                let g = f2.gather(&s).await.map_err(to_activity)?;
-                f2.studio.planner.locations(&g, &b).await
-            })
+            let locs: Vec<LocationDetail> = plan_priced(
+                ctx,
+                "locations/details",
+                self.0.price(CallKind::Llm),
+                move || async move {
+                    let g = f2.gather(&s).await.map_err(to_activity)?;
+                    f2.studio.planner.locations(&g, &b).await
+                },
+            )
             .await?;
             let plates = join_all(locs.iter().map(|l| {
                 let req = ImageRequest {
@@ -477,10 +508,15 @@ impl Qualification {
         };
         let props = async {
             let (f2, s, sp) = (f.clone(), slug.clone(), screenplay.clone());
-            let items: Vec<PropItem> = plan(ctx, "props/catalog", move || async move {
-                let g = f2.gather(&s).await.map_err(to_activity)?;
-                f2.studio.planner.props(&g, &sp).await
-            })
+            let items: Vec<PropItem> = plan_priced(
+                ctx,
+                "props/catalog",
+                self.0.price(CallKind::Llm),
+                move || async move {
+                    let g = f2.gather(&s).await.map_err(to_activity)?;
+                    f2.studio.planner.props(&g, &sp).await
+                },
+            )
             .await?;
             let refs = join_all(items.iter().map(|p| {
                 let req = ImageRequest {
@@ -524,9 +560,12 @@ impl Qualification {
         };
         let audio = async {
             let (f2, ps) = (f.clone(), profiles.to_vec());
-            let voices: Vec<VoiceCasting> = plan(ctx, "audio/casting", move || async move {
-                f2.studio.planner.voices(&ps).await
-            })
+            let voices: Vec<VoiceCasting> = plan_priced(
+                ctx,
+                "audio/casting",
+                self.0.price(CallKind::Llm),
+                move || async move { f2.studio.planner.voices(&ps).await },
+            )
             .await?;
             let (f2, s) = (f.clone(), slug.clone());
             ctx.step("audio/store", move |_| async move {

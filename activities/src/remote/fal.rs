@@ -355,16 +355,7 @@ impl FalClient {
 /// Dollars per billable unit: the configured price (`SLATE_FAL_PRICES`), else an estimate from
 /// fal's published prices.
 fn unit_price(settings: &FalSettings, model: &str) -> f64 {
-    if let Some(p) = settings.prices.get(model) {
-        return *p;
-    }
-    if model.contains("video") {
-        0.056
-    } else if model.contains("moondream") {
-        0.0005
-    } else {
-        0.039
-    }
+    crate::pricing::Prices::new(&settings.prices).unit(model)
 }
 
 fn job(q: QueueSubmit, model: &str) -> Job {

@@ -1,9 +1,11 @@
 //! Making the film: qualify-then-generate in one run, or generate the film of a qualified
 //! project.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use serde::Deserialize;
+use slate_workflows::estimate::Estimate;
 use slate_workflows::generation::{FilmGeneration, FilmInput, ProduceInput, Production};
 use slate_workflows::model::ProjectStatus;
 use slate_workflows::qualification;
@@ -21,6 +23,53 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(generate_film))
         .routes(routes!(produce))
+        .routes(routes!(estimate))
+}
+
+/// What producing the project would cost with the configured providers, before anything runs.
+#[utoipa::path(post, path = "/api/projects/{slug}/estimate", tag = "production",
+    params(SlugPath),
+    responses(
+        (status = 200, description = "Calls × unit price per kind of call and stage, low and high", body = Estimate),
+        (status = 404, description = "No such project", body = ErrorBody),
+    ))]
+async fn estimate(State(s): State<AppState>, Path(p): Path<SlugPath>) -> ApiResult<Json<Estimate>> {
+    let slug = p.slug()?;
+    s.film.repo.project(&slug).await?;
+    Ok(Json(
+        slate_workflows::estimate::estimate(&s.film, &slug).await?,
+    ))
+}
+
+/// Refuse a run whose budget is below what the stages it runs cost at the least: it would
+/// stop part-way having spent the budget on a film it cannot finish.
+async fn within_budget(
+    s: &AppState,
+    slug: &slate_workflows::slug::Slug,
+    budget: Option<f64>,
+    stages: &[&str],
+) -> ApiResult<()> {
+    let Some(budget) = budget else {
+        return Ok(());
+    };
+    let e = slate_workflows::estimate::estimate(&s.film, slug).await?;
+    let (low, high) = e
+        .stages
+        .iter()
+        .filter(|st| stages.contains(&st.stage.as_str()))
+        .fold((0.0, 0.0), |(l, h), st| (l + st.low_usd, h + st.high_usd));
+    if low > budget {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "over_budget",
+            format!(
+                "the budget ${budget:.2} is below the least this would cost: ${low:.2} (at most ${high:.2}) for {} scenes ({}); raise the budget, or see POST /api/projects/{slug}/estimate",
+                e.scenes,
+                stages.join(", ")
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// How to produce.
@@ -48,7 +97,7 @@ pub struct ProduceBody {
     responses(
         (status = 202, description = "Started", body = RunStarted),
         (status = 404, description = "No such project", body = ErrorBody),
-        (status = 409, description = "Already being generated, or nothing qualified yet", body = ErrorBody),
+        (status = 409, description = "Already being generated, nothing qualified yet, or the budget is below the estimate's low bound (`over_budget`, with the figures)", body = ErrorBody),
     ))]
 async fn generate_film(
     State(s): State<AppState>,
@@ -73,6 +122,7 @@ async fn generate_film(
             "`{slug}` has no qualified scenes yet: qualify it first"
         )));
     }
+    within_budget(&s, &slug, body.budget_usd, &["scenes", "film"]).await?;
     let input = FilmInput {
         project: slug.clone(),
     };
@@ -92,7 +142,7 @@ async fn generate_film(
     responses(
         (status = 202, description = "Started", body = RunStarted),
         (status = 404, description = "No such project", body = ErrorBody),
-        (status = 409, description = "The project is not gathering, or it is not ready: the message names what is missing (or send force)", body = ErrorBody),
+        (status = 409, description = "The project is not gathering, or it is not ready: the message names what is missing (or send force); or the budget is below the estimate's low bound (`over_budget`, with the figures)", body = ErrorBody),
     ))]
 async fn produce(
     State(s): State<AppState>,
@@ -109,6 +159,13 @@ async fn produce(
         )));
     }
     qualification::gate(&s.film, &slug, body.force).await?;
+    within_budget(
+        &s,
+        &slug,
+        body.budget_usd,
+        &["qualification", "scenes", "film"],
+    )
+    .await?;
     let input = ProduceInput {
         project: slug.clone(),
         edit_window_secs: Some(

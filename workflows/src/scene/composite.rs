@@ -14,12 +14,13 @@ use slate_engine::{Attempt, WfError, join2};
 
 use super::Take;
 use crate::error::IntoStep;
-use crate::film::{image, plan};
+use crate::film::{image, plan_priced};
 use crate::model::{
     CompositeIteration, ReferenceUsed, Scene, SceneStatus, UrlItem, VerificationResult,
 };
 use crate::qualification::view_for_angle;
 use crate::repo::CharacterReference;
+use slate_activities::pricing::CallKind;
 
 /// Everything the composite needs from qualification (journaled as the `references` step's
 /// result: its shape is a contract).
@@ -466,12 +467,18 @@ impl Take<'_> {
         let threshold = f.config.knowledge_threshold;
         let (knowledge, vision) = (f.studio.knowledge.clone(), f.studio.vision.clone());
         let (k, v) = join2(
-            plan(self.ctx, format!("{name}/knowledge"), move || async move {
-                knowledge.query(&kq).await
-            }),
-            plan(self.ctx, format!("{name}/vision"), move || async move {
-                vision.ask(&vq).await
-            }),
+            plan_priced(
+                self.ctx,
+                format!("{name}/knowledge"),
+                self.film.price(CallKind::Knowledge),
+                move || async move { knowledge.query(&kq).await },
+            ),
+            plan_priced(
+                self.ctx,
+                format!("{name}/vision"),
+                self.film.price(CallKind::Vision),
+                move || async move { vision.ask(&vq).await },
+            ),
         )
         .await?;
         let now = Some(Utc::now());

@@ -9,6 +9,11 @@
 //! the ones this workflow has always written.
 
 mod composite;
+
+/// A scene as the planner reads it (the spec's defaults for what people left empty).
+pub(crate) fn breakdown_of(scene: &crate::model::Scene) -> slate_activities::model::SceneBreakdown {
+    composite::breakdown(scene)
+}
 mod continuity;
 mod video;
 
@@ -21,7 +26,7 @@ use slate_activities::model::{MAX_SCENE_SECONDS, MIN_SCENE_SECONDS, ShotPlan};
 use slate_engine::{Ctx, WfError, Workflow, join2};
 
 use crate::error::IntoStep;
-use crate::film::{Film, plan, record_failure};
+use crate::film::{Film, plan_priced, record_failure};
 use crate::model::{Scene, SceneStatus};
 use crate::qualification::shot_context;
 use crate::slug::Slug;
@@ -157,16 +162,21 @@ impl Take<'_> {
     async fn shot_plan(&self, scene: &Scene) -> Result<ShotPlan, WfError> {
         let breakdown = composite::breakdown(scene);
         let (f, slug) = (self.film.clone(), self.slug.clone());
-        let shot: ShotPlan = plan(self.ctx, "shot-plan", move || async move {
-            let sc = shot_context(&f, &slug).await.map_err(|e| {
-                slate_activities::ActivityError::new(
-                    "film",
-                    slate_activities::ErrorKind::Io,
-                    e.to_string(),
-                )
-            })?;
-            f.studio.planner.shot_plan(&breakdown, &sc).await
-        })
+        let shot: ShotPlan = plan_priced(
+            self.ctx,
+            "shot-plan",
+            self.film.price(slate_activities::pricing::CallKind::Llm),
+            move || async move {
+                let sc = shot_context(&f, &slug).await.map_err(|e| {
+                    slate_activities::ActivityError::new(
+                        "film",
+                        slate_activities::ErrorKind::Io,
+                        e.to_string(),
+                    )
+                })?;
+                f.studio.planner.shot_plan(&breakdown, &sc).await
+            },
+        )
         .await?;
         let sh = shot.clone();
         self.record("record/shot-plan", move |s| {

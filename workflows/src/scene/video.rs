@@ -107,10 +107,11 @@ impl Take<'_> {
         })
         .await?;
         let video = &self.film.studio.video;
+        let usd = self.film.video_price(req.duration);
         self.ctx
             .step_with(
                 "video/submit",
-                paid().concurrency("video"),
+                paid().concurrency("video").estimate(usd),
                 |sc| async move {
                     // The step's key is the same in every attempt: the provider's list finds
                     // an attempt whose answer was lost.
@@ -218,15 +219,20 @@ impl Take<'_> {
                 output_key: self.key(&format!("voice-{i}.wav")),
             };
             let voice = &self.film.studio.voice;
+            let usd = self.film.price(slate_activities::pricing::CallKind::Voice);
             let audio: BlobRef = self
                 .ctx
-                .step_with(format!("voice/{i}"), paid(), |sc| async move {
-                    let p = crate::film::checkpointed(&sc, voice.synthesize(&req))
-                        .await
-                        .step()?;
-                    report(&sc, p.spend);
-                    Ok(p.value)
-                })
+                .step_with(
+                    format!("voice/{i}"),
+                    paid().estimate(usd),
+                    |sc| async move {
+                        let p = crate::film::checkpointed(&sc, voice.synthesize(&req))
+                            .await
+                            .step()?;
+                        report(&sc, p.spend);
+                        Ok(p.value)
+                    },
+                )
                 .await?;
             let offset = 0.3 + i as f64 * (duration / scene.dialogue.len() as f64);
             lines.push((audio, offset));

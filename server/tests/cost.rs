@@ -1,0 +1,200 @@
+//! Cost before spending (issue 15): the estimate of a production, a budget below it refused
+//! before anything runs, and the estimate against what a production on fake remote providers
+//! (which report cost as fal and the tasks service do) actually cost.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use slate_activities::{ProviderSettings, ProviderVars};
+use slate_tests::fake_fal::FakeFal;
+use slate_tests::fake_last_frame::FakeLastFrame;
+use slate_tests::fake_tasks::FakeTasks;
+
+fn line<'a>(e: &'a Value, stage: &str, kind: &str) -> Option<&'a Value> {
+    e["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["stage"] == stage && l["kind"] == kind)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_studio_costs_nothing() {
+    let s = TestServer::start(Db::Sqlite, ProviderSettings::default(), &[]).await;
+    create_project(&s.api, "free", &mini_gather(3)).await;
+    let (st, e) = s.api.post("/api/projects/free/estimate", json!(null)).await;
+    assert_eq!(st, StatusCode::OK, "{e}");
+    assert_eq!(e["basis"], "gather");
+    assert!(e["scenes"].as_u64().unwrap() > 0, "{e}");
+    assert_eq!(e["low_usd"], 0.0);
+    assert_eq!(e["high_usd"], 0.0);
+    assert!(
+        e["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["provider"] == "local"),
+        "{e}"
+    );
+    let (st, e) = s.api.post("/api/projects/nope/estimate", json!(null)).await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{e}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_below_the_estimate_is_refused_and_the_estimate_holds_against_the_actual() {
+    let fal = FakeFal::start("fal-key", 10, 5.0).await;
+    let tasks = FakeTasks::start("tasks-key", 5.0).await;
+    let lf = FakeLastFrame::start("lf-token", std::path::Path::new("/nonexistent")).await;
+    let settings = ProviderSettings::from_vars(ProviderVars {
+        fal_key: Some("fal-key".into()),
+        fal_queue_url: Some(fal.url().into()),
+        task_api_key: Some("tasks-key".into()),
+        tasks_url: Some(tasks.url().into()),
+        video_provider: Some("tasks".into()),
+        last_frame_token: Some("lf-token".into()),
+        last_frame_url: Some(lf.url().into()),
+        media_url: Some(lf.media_url()),
+        ..Default::default()
+    })
+    .unwrap();
+    let s = TestServer::start(Db::Sqlite, settings, &[]).await;
+    lf.serve_blobs_from(&s.data.join("blobs"));
+    let slug = "priced";
+    create_project(&s.api, slug, &mini_gather(3)).await;
+
+    let (st, e) = s
+        .api
+        .post(&format!("/api/projects/{slug}/estimate"), json!(null))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{e}");
+    let (low, high, expected) = (
+        e["low_usd"].as_f64().unwrap(),
+        e["high_usd"].as_f64().unwrap(),
+        e["expected_usd"].as_f64().unwrap(),
+    );
+    assert!(low > 0.0 && low <= expected && expected <= high, "{e}");
+    // Every line is calls × unit price, and the limits make the high.
+    for l in e["lines"].as_array().unwrap() {
+        let unit = l["unit_usd"].as_f64().unwrap();
+        assert!(
+            (l["low_usd"].as_f64().unwrap() - l["units_low"].as_f64().unwrap() * unit).abs() < 1e-9
+        );
+        assert!(
+            (l["high_usd"].as_f64().unwrap() - l["units_high"].as_f64().unwrap() * unit).abs()
+                < 1e-9
+        );
+    }
+    let images = line(&e, "scenes", "image_edit").expect("composite images");
+    assert_eq!(images["provider"], "fal.ai");
+    assert_eq!(
+        images["units_high"].as_f64().unwrap(),
+        images["units_low"].as_f64().unwrap() * 5.0,
+        "5 attempts per layer at most"
+    );
+    let videos = line(&e, "scenes", "video").expect("videos");
+    assert_eq!(videos["model"], "tasks:generate_video");
+    assert_eq!(
+        videos["units_low"].as_f64().unwrap(),
+        e["scenes"].as_f64().unwrap(),
+        "one clip per scene"
+    );
+
+    // A budget below the least the production can cost is refused, with the figures, and
+    // nothing starts.
+    let (st, body) = s
+        .api
+        .post(
+            &format!("/api/projects/{slug}/produce"),
+            json!({"edit_window_secs": 0, "force": true, "budget_usd": low / 2.0}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "over_budget");
+    let msg = body["error"]["message"].as_str().unwrap();
+    assert!(msg.contains(&format!("${:.2}", low)), "{msg}");
+    assert!(msg.contains("estimate"), "{msg}");
+    let runs = s.api.get(&format!("/api/runs?project={slug}")).await;
+    assert!(runs["runs"].as_array().unwrap().is_empty(), "{runs}");
+    assert!(tasks.submissions().is_empty() && fal.submissions().is_empty());
+
+    // With enough budget it runs; what it cost, from the providers' own figures, is within
+    // 25 % of the estimate.
+    let (st, p) = s
+        .api
+        .post(
+            &format!("/api/projects/{slug}/produce"),
+            json!({"edit_window_secs": 0, "force": true, "budget_usd": high * 2.0}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{p}");
+    let id = p["run_id"].as_str().unwrap();
+    let run = s.api.wait_run(id, Duration::from_secs(400)).await;
+    assert_eq!(run["run"]["status"], "completed", "{}", run["run"]["error"]);
+    let actual = run["tree_cost_usd"].as_f64().expect("tree_cost_usd");
+    println!("estimate low ${low:.4} expected ${expected:.4} high ${high:.4}; actual ${actual:.4}");
+    assert!(
+        actual >= low * 0.75 && actual <= high,
+        "actual ${actual} outside [${low}, ${high}]"
+    );
+    assert!(
+        (actual - expected).abs() <= 0.25 * actual,
+        "expected ${expected:.4} is not within 25 % of the actual ${actual:.4}"
+    );
+
+    // A budget that runs out mid-film: the production is given exactly the estimate's low
+    // bound, and the vision model's rejections (every 10th question) make it need more. The
+    // step that would cross the budget does not start: it ends with `budget_exceeded` and
+    // never more spent than the budget.
+    let capped = "capped";
+    create_project(&s.api, capped, &mini_gather(3)).await;
+    let (_, e2) = s
+        .api
+        .post(&format!("/api/projects/{capped}/estimate"), json!(null))
+        .await;
+    let budget = e2["low_usd"].as_f64().unwrap();
+    let (st, p) = s
+        .api
+        .post(
+            &format!("/api/projects/{capped}/produce"),
+            json!({"edit_window_secs": 0, "force": true, "budget_usd": budget}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{p}");
+    let id = p["run_id"].as_str().unwrap();
+    // The scene whose step would cross fails, and the production waits on it (blocked) for a
+    // person to raise the budget and retry, or to cancel.
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    let run = loop {
+        let run = s.api.get(&format!("/api/runs/{id}")).await;
+        if run["blocked_on"]["error"]["kind"] == "budget_exceeded" {
+            break run;
+        }
+        assert!(
+            run["run"]["status"] != "completed" && std::time::Instant::now() < deadline,
+            "the production was not stopped by its budget: {}",
+            run["run"]
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let spent = run["tree_cost_usd"].as_f64().unwrap();
+    let stop = &run["blocked_on"]["error"];
+    println!(
+        "budget ${budget:.4}: spent ${spent:.4}; {}",
+        stop["message"]
+    );
+    assert!(stop["step"].is_string(), "{stop}");
+    assert!(
+        stop["details"]["next_step_estimate_usd"].as_f64().unwrap() > 0.0,
+        "{stop}"
+    );
+    assert!(
+        spent <= budget + 1e-6,
+        "spent ${spent} of a ${budget} budget"
+    );
+    s.stop().await;
+}

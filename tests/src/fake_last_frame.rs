@@ -34,7 +34,7 @@ pub struct LfSubmission {
 struct Inner {
     token: String,
     base: String,
-    blobs: PathBuf,
+    blobs: Mutex<PathBuf>,
     scratch: PathBuf,
     submissions: Mutex<Vec<LfSubmission>>,
     hold: std::sync::atomic::AtomicBool,
@@ -62,7 +62,7 @@ impl FakeLastFrame {
         let inner = Arc::new(Inner {
             token: token.to_string(),
             base,
-            blobs: blobs.to_path_buf(),
+            blobs: Mutex::new(blobs.to_path_buf()),
             scratch,
             submissions: Mutex::new(vec![]),
             hold: std::sync::atomic::AtomicBool::new(false),
@@ -76,6 +76,12 @@ impl FakeLastFrame {
     /// Its base URL (`SLATE_LAST_FRAME_URL`).
     pub fn url(&self) -> &str {
         &self.inner.base
+    }
+
+    /// Serve the blobs of this directory from now on (a server whose directory is known only
+    /// after it started).
+    pub fn serve_blobs_from(&self, blobs: &Path) {
+        *self.inner.blobs.lock().unwrap() = blobs.to_path_buf();
     }
 
     /// The CDN in front of the blob directory (`SLATE_MEDIA_URL`).
@@ -113,7 +119,7 @@ fn local(s: &Inner, url: &str) -> Result<PathBuf, String> {
         .strip_prefix(&s.base)
         .ok_or_else(|| format!("cannot download {url}"))?;
     let path = if let Some(key) = rest.strip_prefix("/media/") {
-        s.blobs.join(key)
+        s.blobs.lock().unwrap().join(key)
     } else if let Some(name) = rest.strip_prefix("/files/") {
         s.scratch.join(name)
     } else {

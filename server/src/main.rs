@@ -41,6 +41,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What a project's runs spent, per stage and kind of call, against the estimate.
+    Costs {
+        /// The project's slug.
+        slug: String,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Make the bundled example film end to end, offline.
     Demo(demo::DemoArgs),
     /// Benchmarks.
@@ -154,6 +162,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         println!("{}", serde_json::to_string_pretty(&e)?);
                     } else {
                         print!("{}", slate_server::runs::estimate_table(&e));
+                    }
+                    Ok(())
+                }
+                Command::Costs { slug, json } => {
+                    let state = slate_server::build(config).await?;
+                    let slug = slate_workflows::slug::Slug::parse(&slug)?;
+                    let c = slate_server::routes::production::project_costs(&state, &slug)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&c)?);
+                    } else {
+                        print!("{}", slate_server::runs::costs_table(&c));
                     }
                     Ok(())
                 }

@@ -239,3 +239,36 @@ pub fn estimate_table(e: &slate_workflows::estimate::Estimate) -> String {
     );
     out
 }
+
+/// Estimated against spent, as a table for the terminal.
+pub fn costs_table(c: &crate::routes::production::Costs) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<14} {:<11} {:>10} {:>10} {:>10} {:>10} {:>6}",
+        "stage", "call", "est. low", "est. mid", "est. high", "spent", "steps"
+    );
+    for r in &c.comparison {
+        let _ = writeln!(
+            out,
+            "{:<14} {:<11} {:>10.4} {:>10.4} {:>10.4} {:>10.4} {:>6}",
+            r.stage,
+            serde_json::to_value(r.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            r.estimate_low_usd,
+            r.estimate_expected_usd,
+            r.estimate_high_usd,
+            r.actual_usd,
+            r.paid_steps
+        );
+    }
+    let _ = writeln!(
+        out,
+        "spent ${:.2}; estimated ${:.2} to ${:.2}, most likely ${:.2}",
+        c.actual_usd, c.estimate.low_usd, c.estimate.high_usd, c.estimate.expected_usd
+    );
+    out
+}

@@ -145,6 +145,33 @@ async fn a_budget_below_the_estimate_is_refused_and_the_estimate_holds_against_t
         (actual - expected).abs() <= 0.25 * actual,
         "expected ${expected:.4} is not within 25 % of the actual ${actual:.4}"
     );
+    // Estimate against actual per kind of call: every dollar spent is found in a row, and
+    // the clips cost what was estimated for them.
+    let c = s.api.get(&format!("/api/projects/{slug}/costs")).await;
+    let rows = c["comparison"].as_array().unwrap();
+    let spent: f64 = rows.iter().map(|r| r["actual_usd"].as_f64().unwrap()).sum();
+    assert!((spent - actual).abs() < 1e-6, "{spent} vs {actual}: {c}");
+    assert!((c["actual_usd"].as_f64().unwrap() - actual).abs() < 1e-6);
+    let video = rows
+        .iter()
+        .find(|r| r["stage"] == "scenes" && r["kind"] == "video")
+        .unwrap();
+    assert!(
+        (video["actual_usd"].as_f64().unwrap() - video["estimate_expected_usd"].as_f64().unwrap())
+            .abs()
+            < 1e-6,
+        "{video}"
+    );
+    let images = rows
+        .iter()
+        .find(|r| r["stage"] == "scenes" && r["kind"] == "image")
+        .unwrap();
+    let a = images["actual_usd"].as_f64().unwrap();
+    assert!(
+        a >= images["estimate_low_usd"].as_f64().unwrap() - 1e-9
+            && a <= images["estimate_high_usd"].as_f64().unwrap() + 1e-9,
+        "{images}"
+    );
 
     // A budget that runs out mid-film: the production is given exactly the estimate's low
     // bound, and the vision model's rejections (every 10th question) make it need more. The

@@ -254,3 +254,112 @@ pub async fn estimate(f: &Film, slug: &Slug) -> Result<Estimate> {
         prices_as_of: slate_activities::pricing::PRICES_AS_OF.into(),
     })
 }
+
+/// The stage and kind of call of a journaled step, by its workflow and name (step names are a
+/// journal contract, so this reading stays valid for old runs). `None` for steps that call no
+/// provider.
+pub fn classify(workflow: &str, step: &str) -> Option<(&'static str, CallKind)> {
+    let stage = match workflow {
+        "film.qualify" => "qualification",
+        "film.scene" => "scenes",
+        "film.generate" => "film",
+        _ => return None,
+    };
+    let last = step.rsplit('/').next().unwrap_or(step);
+    let kind = if step == "video/submit" || step.starts_with("video/poll/") {
+        CallKind::Video
+    } else if last == "submit" || last == "await" {
+        CallKind::Image
+    } else if last == "describe" || last == "vision" {
+        CallKind::Vision
+    } else if last == "knowledge" {
+        CallKind::Knowledge
+    } else if step.starts_with("voice/") {
+        CallKind::Voice
+    } else if matches!(step, "last-frame" | "stitch" | "finish") {
+        CallKind::Media
+    } else if matches!(
+        step,
+        "shot-plan"
+            | "characters/profiles"
+            | "world/story-bible"
+            | "visual/style-guide"
+            | "story/screenplay"
+            | "story/breakdown"
+            | "locations/details"
+            | "props/catalog"
+            | "audio/casting"
+    ) {
+        CallKind::Llm
+    } else {
+        return None;
+    };
+    Some((stage, kind))
+}
+
+/// Image edits and text-to-image are one kind when compared with what was spent.
+pub fn compared_kind(k: CallKind) -> CallKind {
+    match k {
+        CallKind::ImageEdit => CallKind::Image,
+        k => k,
+    }
+}
+
+/// Estimated against spent, for one kind of call in one stage.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CostComparison {
+    /// `qualification`, `scenes` or `film`.
+    pub stage: String,
+    /// The kind of call (image edits counted with images).
+    pub kind: CallKind,
+    /// Estimated, low.
+    pub estimate_low_usd: f64,
+    /// Estimated, most likely.
+    pub estimate_expected_usd: f64,
+    /// Estimated, high.
+    pub estimate_high_usd: f64,
+    /// Spent, from the providers' own figures journaled with each step.
+    pub actual_usd: f64,
+    /// Steps that reported a cost.
+    pub paid_steps: u32,
+}
+
+/// Put an estimate beside what the project's runs spent: `spent` holds, per step of those
+/// runs, its workflow, name and dollars.
+pub fn compare(e: &Estimate, spent: &[(String, String, f64)]) -> Vec<CostComparison> {
+    let mut rows: BTreeMap<(usize, CallKind), CostComparison> = BTreeMap::new();
+    for l in &e.lines {
+        let r = row(&mut rows, &l.stage, compared_kind(l.kind));
+        r.estimate_low_usd += l.low_usd;
+        r.estimate_expected_usd += l.expected_usd;
+        r.estimate_high_usd += l.high_usd;
+    }
+    for (workflow, step, usd) in spent {
+        let Some((stage, kind)) = classify(workflow, step) else {
+            continue;
+        };
+        let r = row(&mut rows, stage, compared_kind(kind));
+        r.actual_usd += usd;
+        if *usd > 0.0 {
+            r.paid_steps += 1;
+        }
+    }
+    rows.into_values().collect()
+}
+
+fn row<'a>(
+    rows: &'a mut BTreeMap<(usize, CallKind), CostComparison>,
+    stage: &str,
+    kind: CallKind,
+) -> &'a mut CostComparison {
+    let i = STAGES.iter().position(|s| *s == stage).unwrap_or(0);
+    rows.entry((i, kind)).or_insert_with(|| CostComparison {
+        stage: stage.to_string(),
+        kind,
+        estimate_low_usd: 0.0,
+        estimate_expected_usd: 0.0,
+        estimate_high_usd: 0.0,
+        actual_usd: 0.0,
+        paid_steps: 0,
+    })
+}

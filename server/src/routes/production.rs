@@ -24,6 +24,72 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(generate_film))
         .routes(routes!(produce))
         .routes(routes!(estimate))
+        .routes(routes!(costs))
+}
+
+/// The estimate beside what the project's runs spent.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct Costs {
+    /// What producing the project costs now (the counts from its scenes once qualified).
+    pub estimate: Estimate,
+    /// Per stage and kind of call: estimated (low, most likely, high) and spent.
+    pub comparison: Vec<slate_workflows::estimate::CostComparison>,
+    /// Spent by every run of the project, dollars.
+    pub actual_usd: f64,
+}
+
+/// What the project's runs spent, per kind of call, against the estimate.
+#[utoipa::path(get, path = "/api/projects/{slug}/costs", tag = "production",
+    params(SlugPath),
+    responses(
+        (status = 200, description = "Estimated against spent per stage and kind of call", body = Costs),
+        (status = 404, description = "No such project", body = ErrorBody),
+    ))]
+async fn costs(State(s): State<AppState>, Path(p): Path<SlugPath>) -> ApiResult<Json<Costs>> {
+    let slug = p.slug()?;
+    Ok(Json(project_costs(&s, &slug).await?))
+}
+
+/// The estimate of `slug` beside what its runs spent (the API's and the CLI's).
+pub async fn project_costs(s: &AppState, slug: &slate_workflows::slug::Slug) -> ApiResult<Costs> {
+    s.film.repo.project(slug).await?;
+    let estimate = slate_workflows::estimate::estimate(&s.film, slug).await?;
+    let mut spent = vec![];
+    let mut before = None;
+    loop {
+        let page = s
+            .engine
+            .list(&slate_engine::RunFilter {
+                scope: Some(slug.to_string()),
+                limit: Some(500),
+                before,
+                ..Default::default()
+            })
+            .await?;
+        for r in &page {
+            let d = s.engine.inspect(r.id).await?;
+            for st in d.steps {
+                if st.cost.usd_micros != 0 {
+                    spent.push((
+                        r.workflow.clone(),
+                        st.name.clone(),
+                        st.cost.usd_micros as f64 / 1e6,
+                    ));
+                }
+            }
+        }
+        match page.last() {
+            Some(last) if page.len() == 500 => before = Some(last.id),
+            _ => break,
+        }
+    }
+    // (0.0 + : an empty sum of floats is -0.0.)
+    let actual_usd = 0.0 + spent.iter().map(|(_, _, u)| u).sum::<f64>();
+    Ok(Costs {
+        comparison: slate_workflows::estimate::compare(&estimate, &spent),
+        estimate,
+        actual_usd,
+    })
 }
 
 /// What producing the project would cost with the configured providers, before anything runs.

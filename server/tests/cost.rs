@@ -225,3 +225,87 @@ async fn a_budget_below_the_estimate_is_refused_and_the_estimate_holds_against_t
     );
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_budget_bounds_every_run_of_the_project() {
+    // Priced like fal.ai and the tasks service; nothing is called before the run starts.
+    let settings = ProviderSettings::from_vars(ProviderVars {
+        fal_key: Some("fal-key".into()),
+        fal_queue_url: Some("http://127.0.0.1:9".into()),
+        task_api_key: Some("tasks-key".into()),
+        tasks_url: Some("http://127.0.0.1:9".into()),
+        video_provider: Some("tasks".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let s = TestServer::start(Db::Postgres, settings, &[]).await;
+    let slug = "bounded";
+    create_project(&s.api, slug, &mini_gather(2)).await;
+    let (_, e) = s
+        .api
+        .post(&format!("/api/projects/{slug}/estimate"), json!(null))
+        .await;
+    let low = e["low_usd"].as_f64().unwrap();
+
+    let put = |usd: Value| {
+        let api = &s.api;
+        async move {
+            api.call(
+                reqwest::Method::PUT,
+                &format!("/api/projects/{slug}/budget"),
+                Some(json!({"usd": usd})),
+            )
+            .await
+        }
+    };
+    let (st, b) = put(json!(-1)).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    let (st, b) = put(json!(low / 2.0)).await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    assert_eq!(b["spent_usd"], 0.0);
+    let project = s.api.get(&format!("/api/projects/{slug}")).await;
+    assert_eq!(project["project"]["budget_usd"], low / 2.0, "{project}");
+
+    // The project's budget is below what the production costs at the least: refused, even
+    // when the run itself asks for more.
+    let (st, body) = s
+        .api
+        .post(
+            &format!("/api/projects/{slug}/produce"),
+            json!({"edit_window_secs": 0, "force": true, "budget_usd": low * 10.0}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "over_budget");
+
+    // Enough: the run gets the lesser of what it asks and what the project has left.
+    let (st, _) = put(json!(low * 3.0)).await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, p) = s
+        .api
+        .post(
+            &format!("/api/projects/{slug}/produce"),
+            json!({"edit_window_secs": 600, "force": true, "budget_usd": low * 10.0}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{p}");
+    let run = s
+        .api
+        .get(&format!("/api/runs/{}", p["run_id"].as_str().unwrap()))
+        .await;
+    assert!(
+        (run["budget_usd"].as_f64().unwrap() - low * 3.0).abs() < 1e-6,
+        "{}",
+        run["budget_usd"]
+    );
+    let (st, _) = s
+        .api
+        .admin(
+            reqwest::Method::POST,
+            &format!("/api/admin/runs/{}/cancel", p["run_id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    s.stop().await;
+}

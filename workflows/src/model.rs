@@ -69,6 +69,8 @@ pub struct Project {
     pub qualification_run: Option<String>,
     /// The production run.
     pub production_run: Option<String>,
+    /// What all of the project's runs together may spend, dollars (`None`: no limit).
+    pub budget_usd: Option<f64>,
     /// Optimistic-concurrency version.
     pub version: i64,
     /// Created.

@@ -32,6 +32,7 @@ fn project_from(r: &FilmRow) -> Result<Project> {
         final_video: r.opt_text("final_video")?,
         qualification_run: r.opt_text("qualification_run")?,
         production_run: r.opt_text("production_run")?,
+        budget_usd: r.opt_int("budget_micros")?.map(|m| m as f64 / 1e6),
         version: r.int("version")?,
         created_at: from_ms(r.int("created_at")?),
         updated_at: from_ms(r.int("updated_at")?),
@@ -98,7 +99,7 @@ impl CharacterReference {
     }
 }
 
-const PROJECT_COLS: &str = "slug, title, status, gather_locked_at, final_video, qualification_run, production_run, version, created_at, updated_at";
+const PROJECT_COLS: &str = "slug, title, status, gather_locked_at, final_video, qualification_run, production_run, budget_micros, version, created_at, updated_at";
 
 impl FilmRepo {
     /// Records in `db`.
@@ -143,7 +144,7 @@ impl FilmRepo {
         let r = self
             .db
             .fetch_fresh(
-                "SELECT slug, title, status, gather_locked_at, final_video, qualification_run, production_run, version, created_at, updated_at
+                "SELECT slug, title, status, gather_locked_at, final_video, qualification_run, production_run, budget_micros, version, created_at, updated_at
                  FROM projects WHERE slug = $1",
                 args![slug.as_str()],
             )
@@ -159,7 +160,7 @@ impl FilmRepo {
         let _ = PROJECT_COLS;
         self.db
             .fetch(
-                "SELECT slug, title, status, gather_locked_at, final_video, qualification_run, production_run, version, created_at, updated_at
+                "SELECT slug, title, status, gather_locked_at, final_video, qualification_run, production_run, budget_micros, version, created_at, updated_at
                  FROM projects ORDER BY created_at DESC, slug",
                 vec![],
             )
@@ -211,6 +212,18 @@ impl FilmRepo {
                         production_run = COALESCE($3, production_run), version = version + 1, updated_at = $4
                  WHERE slug = $1",
                 args![slug.as_str(), qualification, production, now_ms()],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Set (or with `None` remove) what all of the project's runs together may spend.
+    pub async fn set_budget(&self, slug: &Slug, usd: Option<f64>) -> Result<()> {
+        let micros = usd.map(|u| (u * 1e6).round() as i64);
+        self.db
+            .exec(
+                "UPDATE projects SET budget_micros = $2, version = version + 1, updated_at = $3 WHERE slug = $1",
+                args![slug.as_str(), micros, now_ms()],
             )
             .await?;
         Ok(())

@@ -25,6 +25,106 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(produce))
         .routes(routes!(estimate))
         .routes(routes!(costs))
+        .routes(routes!(set_project_budget))
+}
+
+/// What every run of the project has spent, dollars.
+pub async fn project_spent(s: &AppState, slug: &slate_workflows::slug::Slug) -> ApiResult<f64> {
+    let mut micros = 0i64;
+    let mut before = None;
+    loop {
+        let page = s
+            .engine
+            .list(&slate_engine::RunFilter {
+                scope: Some(slug.to_string()),
+                limit: Some(500),
+                before,
+                ..Default::default()
+            })
+            .await?;
+        micros += page.iter().map(|r| r.cost_micros).sum::<i64>();
+        match page.last() {
+            Some(last) if page.len() == 500 => before = Some(last.id),
+            _ => break,
+        }
+    }
+    Ok(micros as f64 / 1e6)
+}
+
+/// The budget a new run of the project gets: the lesser of the one asked for and what the
+/// project's budget has left. Refused (409 `over_budget`) when nothing is left.
+pub(crate) async fn effective_budget(
+    s: &AppState,
+    slug: &slate_workflows::slug::Slug,
+    asked: Option<f64>,
+) -> ApiResult<Option<f64>> {
+    let Some(project_budget) = s.film.repo.project(slug).await?.budget_usd else {
+        return Ok(asked);
+    };
+    let spent = project_spent(s, slug).await?;
+    let left = project_budget - spent;
+    if left <= 0.0 {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "over_budget",
+            format!(
+                "`{slug}` has spent ${spent:.2} of its ${project_budget:.2} budget; raise it with PUT /api/projects/{slug}/budget"
+            ),
+        ));
+    }
+    Ok(Some(asked.map_or(left, |a| a.min(left))))
+}
+
+/// A project's budget.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectBudgetBody {
+    /// Dollars that all of the project's runs together may spend; null removes the limit.
+    #[schema(minimum = 0)]
+    pub usd: Option<f64>,
+}
+
+/// A project's budget and what it has spent.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct ProjectBudget {
+    /// The budget, dollars (null: none).
+    pub budget_usd: Option<f64>,
+    /// Spent by all of the project's runs.
+    pub spent_usd: f64,
+    /// What is left (null without a budget).
+    pub remaining_usd: Option<f64>,
+}
+
+/// Set what all of a project's runs together may spend. New runs get at most what is left;
+/// runs already under way keep their own budgets.
+#[utoipa::path(put, path = "/api/projects/{slug}/budget", tag = "production",
+    params(SlugPath), request_body = ProjectBudgetBody,
+    responses(
+        (status = 200, description = "Set", body = ProjectBudget),
+        (status = 404, description = "No such project", body = ErrorBody),
+        (status = 422, description = "Not a sum of dollars", body = ErrorBody),
+    ))]
+async fn set_project_budget(
+    State(s): State<AppState>,
+    Path(p): Path<SlugPath>,
+    JsonBody(b): JsonBody<ProjectBudgetBody>,
+) -> ApiResult<Json<ProjectBudget>> {
+    let slug = p.slug()?;
+    if let Some(u) = b.usd
+        && (!u.is_finite() || u < 0.0)
+    {
+        return Err(ApiError::unprocessable(
+            "usd must be a non-negative number of dollars, or null for no budget",
+        ));
+    }
+    s.film.repo.project(&slug).await?;
+    s.film.repo.set_budget(&slug, b.usd).await?;
+    let spent = project_spent(&s, &slug).await?;
+    Ok(Json(ProjectBudget {
+        budget_usd: b.usd,
+        spent_usd: spent,
+        remaining_usd: b.usd.map(|u| u - spent),
+    }))
 }
 
 /// The estimate beside what the project's runs spent.
@@ -109,7 +209,7 @@ async fn estimate(State(s): State<AppState>, Path(p): Path<SlugPath>) -> ApiResu
 
 /// Refuse a run whose budget is below what the stages it runs cost at the least: it would
 /// stop part-way having spent the budget on a film it cannot finish.
-async fn within_budget(
+pub(crate) async fn within_budget(
     s: &AppState,
     slug: &slate_workflows::slug::Slug,
     budget: Option<f64>,
@@ -188,11 +288,17 @@ async fn generate_film(
             "`{slug}` has no qualified scenes yet: qualify it first"
         )));
     }
-    within_budget(&s, &slug, body.budget_usd, &["scenes", "film"]).await?;
     let input = FilmInput {
         project: slug.clone(),
     };
-    let started = start_for_project::<FilmGeneration>(&s, &slug, &input, body.budget_usd).await?;
+    let started = start_for_project::<FilmGeneration>(
+        &s,
+        &slug,
+        &input,
+        body.budget_usd,
+        &["scenes", "film"],
+    )
+    .await?;
     s.film
         .repo
         .set_runs(&slug, None, Some(started.run.id.to_string()))
@@ -225,13 +331,6 @@ async fn produce(
         )));
     }
     qualification::gate(&s.film, &slug, body.force).await?;
-    within_budget(
-        &s,
-        &slug,
-        body.budget_usd,
-        &["qualification", "scenes", "film"],
-    )
-    .await?;
     let input = ProduceInput {
         project: slug.clone(),
         edit_window_secs: Some(
@@ -239,7 +338,14 @@ async fn produce(
                 .unwrap_or(s.config.edit_window.as_secs()),
         ),
     };
-    let started = start_for_project::<Production>(&s, &slug, &input, body.budget_usd).await?;
+    let started = start_for_project::<Production>(
+        &s,
+        &slug,
+        &input,
+        body.budget_usd,
+        &["qualification", "scenes", "film"],
+    )
+    .await?;
     s.film
         .repo
         .set_runs(&slug, None, Some(started.run.id.to_string()))

@@ -76,7 +76,12 @@ pub(crate) async fn start_for_project<W: Workflow>(
     slug: &Slug,
     input: &W::Input,
     budget_usd: Option<f64>,
+    stages: &[&str],
 ) -> ApiResult<slate_engine::Started> {
+    // The run's budget is the lesser of the one asked for and what the project has left, and
+    // a run that could not finish within it is refused before it starts.
+    let budget_usd = super::production::effective_budget(s, slug, budget_usd).await?;
+    super::production::within_budget(s, slug, budget_usd, stages).await?;
     Ok(s.engine
         .start::<W>(
             input,
@@ -130,6 +135,7 @@ async fn qualify(
             edit_window_secs: Some(window),
         },
         body.budget_usd,
+        &["qualification"],
     )
     .await?;
     s.film

@@ -140,7 +140,7 @@ async fn generate_scene(
         scene_id: id,
         previous,
     };
-    let started = start_for_project::<SceneGeneration>(&s, &slug, &input, None).await?;
+    let started = start_for_project::<SceneGeneration>(&s, &slug, &input, None, &[]).await?;
     Ok(accepted(RunStarted {
         run_id: started.run.id,
     }))

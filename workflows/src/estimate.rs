@@ -221,25 +221,17 @@ pub async fn estimate(f: &Film, slug: &Slug) -> Result<Estimate> {
             price,
         });
     }
+    // (0.0 + : an empty sum of floats is -0.0.)
+    let total = |s: &str, f: fn(&EstimateLine) -> f64| {
+        0.0 + lines.iter().filter(|l| l.stage == s).map(f).sum::<f64>()
+    };
     let stages: Vec<StageEstimate> = STAGES
         .iter()
         .map(|s| StageEstimate {
             stage: s.to_string(),
-            low_usd: lines
-                .iter()
-                .filter(|l| l.stage == *s)
-                .map(|l| l.low_usd)
-                .sum(),
-            high_usd: lines
-                .iter()
-                .filter(|l| l.stage == *s)
-                .map(|l| l.high_usd)
-                .sum(),
-            expected_usd: lines
-                .iter()
-                .filter(|l| l.stage == *s)
-                .map(|l| l.expected_usd)
-                .sum(),
+            low_usd: total(s, |l| l.low_usd),
+            high_usd: total(s, |l| l.high_usd),
+            expected_usd: total(s, |l| l.expected_usd),
         })
         .collect();
     Ok(Estimate {

@@ -80,7 +80,7 @@ pub(crate) async fn effective_budget(
 #[serde(deny_unknown_fields)]
 pub struct ProjectBudgetBody {
     /// Dollars that all of the project's runs together may spend; null removes the limit.
-    #[schema(minimum = 0)]
+    #[schema(minimum = 0, maximum = 1000000000)]
     pub usd: Option<f64>,
 }
 
@@ -111,10 +111,10 @@ async fn set_project_budget(
 ) -> ApiResult<Json<ProjectBudget>> {
     let slug = p.slug()?;
     if let Some(u) = b.usd
-        && (!u.is_finite() || u < 0.0)
+        && (!u.is_finite() || !(0.0..=1e9).contains(&u))
     {
         return Err(ApiError::unprocessable(
-            "usd must be a non-negative number of dollars, or null for no budget",
+            "usd must be a number of dollars from 0 to 1,000,000,000, or null for no budget",
         ));
     }
     s.film.repo.project(&slug).await?;

@@ -308,7 +308,7 @@ async fn a_person_makes_a_film_in_the_dashboard() {
 
     // --- Generate Qualified Data: the popup counts down; Continue starts now.
     b.click(&b.find("#generate").await).await;
-    let countdown = b.find(".modal .countdown").await;
+    b.find(".modal .countdown").await;
     let seconds = |t: String| t.trim_end_matches(" s").parse::<i64>().unwrap_or(-1);
     b.wait_js(
         "the countdown",
@@ -316,11 +316,11 @@ async fn a_person_makes_a_film_in_the_dashboard() {
         Duration::from_secs(5),
     )
     .await;
-    let first = seconds(b.text(&countdown).await);
+    let first = seconds(b.text_of(".modal .countdown").await);
     assert!((50..=60).contains(&first), "{first}");
     b.shot("edit-window").await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let later = seconds(b.text(&b.find(".modal .countdown").await).await);
+    let later = seconds(b.text_of(".modal .countdown").await);
     assert!(later < first && later > 0, "{first} then {later}");
     // Durable: the same window in a fresh load of the page.
     b.goto(&format!("{base}/projects/{SLUG}")).await;
@@ -504,7 +504,7 @@ async fn a_person_makes_a_film_in_the_dashboard() {
         LONG,
     )
     .await;
-    let banner = b.text(&b.find("#errors .banner").await).await;
+    let banner = b.text_of("#errors .banner").await;
     assert!(banner.contains("content_policy"), "{banner}");
     b.shot("error").await;
     b.click(&b.find("#errors .banner button").await).await;

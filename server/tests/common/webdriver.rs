@@ -305,6 +305,19 @@ impl Browser {
         .to_string()
     }
 
+    /// The text of the first element matching `css`, looked up afresh: a live region may have
+    /// swapped the element found a moment ago.
+    pub async fn text_of(&self, css: &str) -> String {
+        self.js(
+            "const e = document.querySelector(arguments[0]); return e ? e.innerText : '';",
+            json!([css]),
+        )
+        .await
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+    }
+
     /// The page's visible text.
     pub async fn page_text(&self) -> String {
         let body = self.find("body").await;

@@ -263,6 +263,14 @@
     return Array.from(region.querySelectorAll('video')).some(function (v) { return !v.paused; });
   }
 
+  // A region's markup without what ticks in the browser (a countdown's text), so that a region
+  // whose content did not move is left alone rather than swapped under the reader.
+  function settled(region) {
+    const copy = region.cloneNode(true);
+    copy.querySelectorAll('[data-deadline]').forEach(function (el) { el.textContent = ''; });
+    return copy.innerHTML;
+  }
+
   async function refresh() {
     timer = null;
     if (busy) { schedule(); return; }
@@ -279,7 +287,7 @@
       document.querySelectorAll('[data-live]').forEach(function (region) {
         if (!region.id || untouchable(region)) return;
         const fresh = doc.getElementById(region.id);
-        if (fresh && fresh.innerHTML !== region.innerHTML) region.replaceWith(document.importNode(fresh, true));
+        if (fresh && settled(fresh) !== settled(region)) region.replaceWith(document.importNode(fresh, true));
       });
       countdowns();
       document.dispatchEvent(new CustomEvent('slate:refreshed'));

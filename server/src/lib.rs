@@ -5,6 +5,7 @@
 //! `worker`, `migrate`, `runs`, `demo`, `bench`.
 
 pub mod app;
+pub mod approvals;
 pub mod bench;
 pub mod config;
 pub mod demo;

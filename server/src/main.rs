@@ -49,6 +49,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The approval gate: what awaits approval, approve, reject with a note, approve all.
+    Approval {
+        #[command(subcommand)]
+        what: slate_server::approvals::ApprovalCommand,
+    },
     /// Make the bundled example film end to end, offline.
     Demo(demo::DemoArgs),
     /// Benchmarks.
@@ -177,6 +182,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         print!("{}", slate_server::runs::costs_table(&c));
                     }
                     Ok(())
+                }
+                Command::Approval { what } => {
+                    let state = slate_server::build(config).await?;
+                    slate_server::approvals::run(&state, what).await
                 }
                 Command::Demo(_) | Command::Bench { .. } => unreachable!("handled above"),
             }

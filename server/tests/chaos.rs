@@ -21,9 +21,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::serve::{Serve, healthy};
 use common::*;
 use rand::{Rng, SeedableRng};
 use reqwest::StatusCode;
@@ -127,70 +128,6 @@ impl Fakes {
             last_frame: lf.len(),
             last_frame_repeats: lf.len() - lf_bodies.len(),
         }
-    }
-}
-
-struct Serve(Child);
-
-impl Serve {
-    fn spawn(env: &[(String, String)], log: &Path) -> Serve {
-        Self::spawn_as("serve", env, log)
-    }
-
-    /// `slate <what>`: `serve` (the API and workers) or `worker` (workers only).
-    fn spawn_as(what: &str, env: &[(String, String)], log: &Path) -> Serve {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_slate"));
-        cmd.arg(what).stdout(Stdio::null()).stderr(log);
-        for k in [
-            "FAL_KEY",
-            "OPENROUTER_API_KEY",
-            "BRAIN_SERVICE_API_KEY",
-            "TASK_API_KEY",
-            "LAST_FRAME_TOKEN",
-            "SLATE_MEDIA_URL",
-            "MONGODB_URI",
-        ] {
-            cmd.env_remove(k);
-        }
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        Serve(cmd.spawn().expect("start slate serve"))
-    }
-
-    /// SIGKILL.
-    fn kill(mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn healthy(api: &Api, log: &Path) -> Duration {
-    let start = Instant::now();
-    loop {
-        if let Ok(r) = api.http.get(api.url("/health")).send().await
-            && r.status() == StatusCode::OK
-        {
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "slate serve did not come up:\n{}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

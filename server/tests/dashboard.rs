@@ -96,6 +96,7 @@ async fn toast(b: &Browser) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_person_makes_a_film_in_the_dashboard() {
+    let _turn = ONE_BROWSER.lock().await;
     if let Ok(f) = std::env::var("SLATE_TEST_LOG") {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::new(f))
@@ -599,5 +600,118 @@ async fn a_person_makes_a_film_in_the_dashboard() {
         b.shot(name).await;
     }
     drop(b);
+    s.stop().await;
+}
+
+/// The two browser tests take turns: each drives its own Chromium, and the first one's
+/// countdown is timed.
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The approval gate from the scenes page: a composite waits with its picture; a rejection
+/// with a note brings a new round; Approve lets it go; the switch and approve-all let the rest
+/// through, and the film completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_person_approves_and_rejects_composites_in_the_dashboard() {
+    let _turn = ONE_BROWSER.lock().await;
+    let s = TestServer::start(Db::Sqlite, ProviderSettings::default(), &[]).await;
+    let base = s.base.clone();
+    let slug = "gated-harbor";
+    create_project(&s.api, slug, &mini_gather(1)).await;
+    let (st, v) = s
+        .api
+        .call(
+            Method::PUT,
+            &format!("/api/projects/{slug}/approval"),
+            Some(json!({"required": true})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, p) = s
+        .api
+        .post(
+            &format!("/api/projects/{slug}/produce"),
+            json!({"edit_window_secs": 0, "force": true}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{p}");
+    let production = p["run_id"].as_str().unwrap().to_string();
+
+    let shots = std::env::var("SLATE_SCREENSHOTS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| temp_dir("dashboard-shots"));
+    let b = Browser::start(shots).await;
+    sign_in(&b, &base, API_KEY, &format!("/projects/{slug}/scenes")).await;
+    b.wait_js(
+        "a composite awaiting approval",
+        "return !!document.querySelector('#approvals article.approval[data-round=\"1\"] img');",
+        LONG,
+    )
+    .await;
+    let scene = b
+        .js(
+            "return document.querySelector('#approvals article.approval').dataset.scene;",
+            json!([]),
+        )
+        .await
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(b.text_of("#approvals").await.contains("Scene 1"));
+    b.shot("approval").await;
+
+    // Reject with a note: the card comes back at round 2 with the note under it.
+    let note = "the kite should be red, not blue";
+    let area = b.find("#approvals form.reject textarea[name=note]").await;
+    b.fill(&area, note).await;
+    b.click(&b.find("#approvals form.reject button[type=submit]").await)
+        .await;
+    b.wait_js(
+        "round 2",
+        &format!(
+            "return !!document.querySelector('#approvals article.approval[data-scene={}][data-round=\"2\"]');",
+            json!(scene)
+        ),
+        LONG,
+    )
+    .await;
+    assert!(b.text_of("#approvals .rejections").await.contains(note));
+    b.shot("approval-round-2").await;
+
+    // Approve it; the next scene comes to the gate.
+    b.click(&b.find("#approvals button.approve").await).await;
+    b.wait_js(
+        "the next scene at the gate",
+        &format!(
+            "const a = document.querySelector('#approvals article.approval'); return !!a && a.dataset.scene !== {};",
+            json!(scene)
+        ),
+        LONG,
+    )
+    .await;
+    // Stop asking for the scenes after it, then approve what waits.
+    mark(&b).await;
+    b.click(&b.find("#approval-switch").await).await;
+    reloaded(&b).await;
+    assert!(b.text_of("#approvals").await.contains("Off"));
+    mark(&b).await;
+    b.click(&b.find("#approve-all").await).await;
+    let asked = b.accept_dialog().await;
+    assert!(asked.contains("Approve 1 composite"), "{asked}");
+    reloaded(&b).await;
+
+    let run = s.api.wait_run(&production, LONG).await;
+    assert_eq!(run["run"]["status"], "completed", "{run}");
+    let sc = s.api.get(&format!("/api/scenes/{scene}")).await;
+    let history = sc["approval"]["history"].as_array().unwrap();
+    assert_eq!(history.len(), 2, "{sc}");
+    assert_eq!(history[0]["state"], "rejected");
+    assert_eq!(history[0]["note"], note);
+    assert_eq!(history[1]["state"], "approved");
+    b.wait_js(
+        "nothing awaiting",
+        "return !document.querySelector('#approvals article.approval');",
+        Duration::from_secs(10),
+    )
+    .await;
     s.stop().await;
 }

@@ -3,68 +3,14 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::serve::{Serve, healthy};
 use common::*;
 use reqwest::StatusCode;
 use serde_json::json;
 use slate_tests::fake_last_frame::FakeLastFrame;
 use slate_tests::fake_tasks::FakeTasks;
-
-struct Serve(Child);
-
-impl Serve {
-    fn spawn(env: &[(String, String)], log: &Path) -> Serve {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_slate"));
-        cmd.arg("serve").stdout(Stdio::null()).stderr(log);
-        // Only what this test says: no provider keys from the shell.
-        for k in [
-            "FAL_KEY",
-            "OPENROUTER_API_KEY",
-            "BRAIN_SERVICE_API_KEY",
-            "LAST_FRAME_TOKEN",
-            "SLATE_MEDIA_URL",
-            "MONGODB_URI",
-        ] {
-            cmd.env_remove(k);
-        }
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        Serve(cmd.spawn().expect("start slate serve"))
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn healthy(api: &Api, limit: Duration, log: &Path) {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Ok(r) = api.http.get(api.url("/health")).send().await
-            && r.status() == StatusCode::OK
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "slate serve did not come up:\n{}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_resumes_a_film_waiting_for_its_video_without_resubmitting() {
@@ -101,7 +47,7 @@ async fn a_killed_server_resumes_a_film_waiting_for_its_video_without_resubmitti
     };
 
     let first = Serve::spawn(&env, &log);
-    healthy(&api, Duration::from_secs(60), &log).await;
+    healthy(&api, &log).await;
     let slug = "crash-film";
     create_project(&api, slug, &mini_gather(1)).await;
     let (st, p) = api
@@ -146,7 +92,7 @@ async fn a_killed_server_resumes_a_film_waiting_for_its_video_without_resubmitti
     fake.complete(&sub.task_id);
     let second = Serve::spawn(&env, &log);
     assert_ne!(second.0.id(), killed);
-    healthy(&api, Duration::from_secs(60), &log).await;
+    healthy(&api, &log).await;
     let callback = sub.body["callback_url"].as_str().unwrap().to_string();
     let res = api
         .http
@@ -241,7 +187,7 @@ async fn a_submission_whose_answer_was_lost_is_found_not_repeated() {
         http: client(),
     };
     let first = Serve::spawn(&env, &log);
-    healthy(&api, Duration::from_secs(60), &log).await;
+    healthy(&api, &log).await;
     let slug = "lost-answer";
     create_project(&api, slug, &mini_gather(1)).await;
     let (st, p) = api
@@ -272,7 +218,7 @@ async fn a_submission_whose_answer_was_lost_is_found_not_repeated() {
         .to_string();
     fake.slow_submits(0);
     let second = Serve::spawn(&env, &log);
-    healthy(&api, Duration::from_secs(60), &log).await;
+    healthy(&api, &log).await;
     let run = api.wait_run(&pid, Duration::from_secs(300)).await;
     assert_eq!(
         run["run"]["status"],
@@ -337,7 +283,7 @@ async fn a_killed_server_waits_for_the_task_its_step_kept_instead_of_submitting_
         http: client(),
     };
     let first = Serve::spawn(&env, &log);
-    healthy(&api, Duration::from_secs(60), &log).await;
+    healthy(&api, &log).await;
     let slug = "kept-film";
     create_project(&api, slug, &mini_gather(1)).await;
     let (st, p) = api
@@ -381,7 +327,7 @@ async fn a_killed_server_waits_for_the_task_its_step_kept_instead_of_submitting_
     assert_eq!(before[0].kind, "process");
 
     let second = Serve::spawn(&env, &log);
-    healthy(&api, Duration::from_secs(60), &log).await;
+    healthy(&api, &log).await;
     // The restarted step polls the kept task; give it time to poll (and not submit).
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(lf.submissions().len(), 1, "the step submitted again");

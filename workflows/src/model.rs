@@ -71,6 +71,9 @@ pub struct Project {
     pub production_run: Option<String>,
     /// What all of the project's runs together may spend, dollars (`None`: no limit).
     pub budget_usd: Option<f64>,
+    /// Whether each scene's verified composite waits for a person's approval before its video
+    /// is paid for.
+    pub approval_required: bool,
     /// Optimistic-concurrency version.
     pub version: i64,
     /// Created.
@@ -328,12 +331,63 @@ pub struct Scene {
     pub pacing: Option<String>,
     /// `image_to_video` (default), `text_to_video` or `video_to_video`.
     pub video_mode: Option<String>,
+    /// The approval gate: where the scene's composite stands with the person who approves it
+    /// (absent when the project does not ask for approval).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
     /// Optimistic-concurrency version.
     pub version: i64,
     /// Created.
     pub created_at: Option<DateTime<Utc>>,
     /// Last change.
     pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// Where a scene's verified composite stands at the approval gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalState {
+    /// The composite waits for a person; no video has been paid for.
+    #[default]
+    Awaiting,
+    /// Approved: the video is made from it.
+    Approved,
+    /// Rejected with a note: a new composite iteration is being made.
+    Rejected,
+}
+
+/// A scene at the approval gate.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[serde(default)]
+pub struct Approval {
+    /// Where it stands.
+    pub state: ApprovalState,
+    /// The composite (blob key) the decision is about.
+    pub composite: String,
+    /// Which request of this scene's run it is (1, then 2 after a rejection, ...).
+    pub round: u32,
+    /// The scene run that waits (a decision is delivered to it).
+    pub run_id: String,
+    /// When the composite was put up for approval.
+    pub requested_at: Option<DateTime<Utc>>,
+    /// Earlier decisions on this scene, oldest first.
+    pub history: Vec<ApprovalDecision>,
+}
+
+/// A person's decision on a composite.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[serde(default)]
+pub struct ApprovalDecision {
+    /// `approved` or `rejected`.
+    pub state: ApprovalState,
+    /// The composite decided on (blob key).
+    pub composite: String,
+    /// The round.
+    pub round: u32,
+    /// What the person asked to change (a rejection's note).
+    pub note: Option<String>,
+    /// When.
+    pub decided_at: Option<DateTime<Utc>>,
 }
 
 fn check_opt(field: &str, v: &Option<String>, allowed: &[&str]) -> Result<()> {
@@ -357,6 +411,7 @@ impl Scene {
         "status",
         "retry_count",
         "processing_time",
+        "approval",
     ];
 
     /// The spec's rules: 3-7 seconds, the option lists.

@@ -33,6 +33,7 @@ fn project_from(r: &FilmRow) -> Result<Project> {
         qualification_run: r.opt_text("qualification_run")?,
         production_run: r.opt_text("production_run")?,
         budget_usd: r.opt_int("budget_micros")?.map(|m| m as f64 / 1e6),
+        approval_required: r.int("approval_required")? != 0,
         version: r.int("version")?,
         created_at: from_ms(r.int("created_at")?),
         updated_at: from_ms(r.int("updated_at")?),
@@ -99,7 +100,7 @@ impl CharacterReference {
     }
 }
 
-const PROJECT_COLS: &str = "slug, title, status, gather_locked_at, final_video, qualification_run, production_run, budget_micros, version, created_at, updated_at";
+const PROJECT_COLS: &str = "slug, title, status, gather_locked_at, final_video, qualification_run, production_run, budget_micros, approval_required, version, created_at, updated_at";
 
 impl FilmRepo {
     /// Records in `db`.
@@ -144,7 +145,7 @@ impl FilmRepo {
         let r = self
             .db
             .fetch_fresh(
-                "SELECT slug, title, status, gather_locked_at, final_video, qualification_run, production_run, budget_micros, version, created_at, updated_at
+                "SELECT slug, title, status, gather_locked_at, final_video, qualification_run, production_run, budget_micros, approval_required, version, created_at, updated_at
                  FROM projects WHERE slug = $1",
                 args![slug.as_str()],
             )
@@ -160,7 +161,7 @@ impl FilmRepo {
         let _ = PROJECT_COLS;
         self.db
             .fetch(
-                "SELECT slug, title, status, gather_locked_at, final_video, qualification_run, production_run, budget_micros, version, created_at, updated_at
+                "SELECT slug, title, status, gather_locked_at, final_video, qualification_run, production_run, budget_micros, approval_required, version, created_at, updated_at
                  FROM projects ORDER BY created_at DESC, slug",
                 vec![],
             )
@@ -224,6 +225,17 @@ impl FilmRepo {
             .exec(
                 "UPDATE projects SET budget_micros = $2, version = version + 1, updated_at = $3 WHERE slug = $1",
                 args![slug.as_str(), micros, now_ms()],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Whether each scene's verified composite waits for a person before its video.
+    pub async fn set_approval_required(&self, slug: &Slug, required: bool) -> Result<()> {
+        self.db
+            .exec(
+                "UPDATE projects SET approval_required = $2, version = version + 1, updated_at = $3 WHERE slug = $1",
+                args![slug.as_str(), required as i64, now_ms()],
             )
             .await?;
         Ok(())

@@ -2,6 +2,7 @@
 //! (`#[utoipa::path]`): the document is built from the very registrations the router serves.
 
 pub mod admin;
+pub mod approval;
 pub mod errors;
 pub mod media;
 pub mod production;

@@ -2,6 +2,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod serve;
 pub mod webdriver;
 
 use std::collections::HashMap;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use slate_activities::BlobRef;
 use slate_activities::model::*;
-use slate_engine::{Attempt, WfError, join2};
+use slate_engine::{Attempt, Bounded, WfError, join2};
 
 use super::Take;
 use crate::error::IntoStep;
@@ -65,9 +65,17 @@ impl LayerKind {
     }
 }
 
-/// The verified composite.
+/// The verified composite, and what a revision of it needs (the approval gate's rejection
+/// redoes its last layer).
 pub(super) struct Composite {
     pub(super) image: ImageOutput,
+    /// The composite's iteration count: a revision is one more iteration of the same 20.
+    iterations: Bounded,
+    frame: Composition,
+    last: CompositeStep,
+    references: Vec<Reference>,
+    /// What the last layer was drawn over.
+    base: Option<ImageOutput>,
 }
 
 /// The scene as the planner reads it, with the spec's defaults for what people left empty.
@@ -201,6 +209,7 @@ impl Take<'_> {
             .bounded("composite", self.film.config.max_iterations);
         let mut used_views = BTreeMap::new();
         let mut prop_refs = vec![];
+        let mut last = None;
         for step in &shot.composite_steps {
             let n = iterations.next().await?;
             let references = match LayerKind::parse(&step.kind)? {
@@ -212,24 +221,22 @@ impl Take<'_> {
             };
             frame.layers.push(step.kind.clone());
             let (img, v, iteration) = self
-                .iteration(n, scene, step, refs, &frame, references, base.as_ref())
+                .iteration(
+                    n,
+                    scene,
+                    step,
+                    refs,
+                    &frame,
+                    references.clone(),
+                    base.as_ref(),
+                    None,
+                )
                 .await?;
-            self.record(format!("record/composite/{n}"), move |s| {
-                s.composite_iterations
-                    .retain(|it| it.iteration_number != iteration.iteration_number);
-                s.composite_iterations.push(iteration.clone());
-                s.composite_iterations.sort_by_key(|it| it.iteration_number);
-                s.retry_count = s
-                    .composite_iterations
-                    .iter()
-                    .map(|it| it.attempts as i32 - 1)
-                    .sum();
-            })
-            .await?;
-            base = Some(img);
+            self.record_iteration(n, iteration).await?;
+            last = Some((step.clone(), references, base.replace(img)));
             verdict = Some(v);
         }
-        let Some(image) = base else {
+        let (Some(image), Some((last, references, under))) = (base, last) else {
             return Err(WfError::failed(
                 "empty_shot_plan",
                 "the shot plan has no composite layers",
@@ -251,7 +258,67 @@ impl Take<'_> {
                 .collect();
         })
         .await?;
-        Ok(Composite { image })
+        Ok(Composite {
+            image,
+            iterations,
+            frame,
+            last,
+            references,
+            base: under,
+        })
+    }
+
+    /// Keep an iteration in the scene's history.
+    async fn record_iteration(&self, n: u32, iteration: CompositeIteration) -> Result<(), WfError> {
+        self.record(format!("record/composite/{n}"), move |s| {
+            s.composite_iterations
+                .retain(|it| it.iteration_number != iteration.iteration_number);
+            s.composite_iterations.push(iteration.clone());
+            s.composite_iterations.sort_by_key(|it| it.iteration_number);
+            s.retry_count = s
+                .composite_iterations
+                .iter()
+                .map(|it| it.attempts as i32 - 1)
+                .sum();
+        })
+        .await
+    }
+
+    /// A person rejected the composite with `note`: its last layer is drawn again over what it
+    /// was drawn over, with the note in the prompt, as one more iteration of the same bounded
+    /// count (the 20-iteration limit holds across rejections), and verified as before.
+    pub(super) async fn revise(
+        &self,
+        scene: &Scene,
+        refs: &Refs,
+        mut c: Composite,
+        note: &str,
+    ) -> Result<Composite, WfError> {
+        let n = c.iterations.next().await?;
+        let (img, v, iteration) = self
+            .iteration(
+                n,
+                scene,
+                &c.last,
+                refs,
+                &c.frame,
+                c.references.clone(),
+                c.base.as_ref(),
+                Some(note),
+            )
+            .await?;
+        self.record_iteration(n, iteration).await?;
+        let key = img.image.key().to_string();
+        let results = v.results;
+        self.record(format!("record/revised/{n}"), move |s| {
+            s.status = SceneStatus::VerifyingComposite;
+            s.verification_results = results.clone();
+            s.composite_final_url = Some(key.clone());
+            s.generated_image_url = Some(key.clone());
+        })
+        .await?;
+        c.image = img;
+        Ok(c)
     }
 
     fn location_layer(
@@ -351,10 +418,11 @@ impl Take<'_> {
         frame: &Composition,
         mut references: Vec<Reference>,
         base: Option<&ImageOutput>,
+        note: Option<&str>,
     ) -> Result<(ImageOutput, Verdict, CompositeIteration), WfError> {
         // Our rule, enforced where requests are made: never more than three references.
         references.truncate(MAX_REFERENCES);
-        let prompt = format!(
+        let mut prompt = format!(
             "{}. Scene: {}, {}, {} light. Keep everything already in the image. {}",
             step.description,
             scene.location.clone().unwrap_or_default(),
@@ -362,6 +430,11 @@ impl Take<'_> {
             scene.lighting_type.clone().unwrap_or_default(),
             refs.style_mood
         );
+        if let Some(note) = note {
+            prompt.push_str(&format!(
+                " A reviewer rejected the previous version of this image: {note}"
+            ));
+        }
         let base = base.map(|b| b.image.clone());
         let details = Arc::new(Mutex::new(Vec::<Value>::new()));
         let (img, verdict, attempts) = self

@@ -3,11 +3,13 @@
 //! ([`composite`]); the continuity agent compares it with the previous scene's last frame while
 //! the video is submitted ([`continuity`], [`video`]); the video is awaited by webhook with a
 //! polling fallback, fitted to the scene's length and given its voices; its last frame is kept
-//! for the next scene.
+//! for the next scene. When the project asks for it, the verified composite waits for a
+//! person's approval before the video ([`approval`]).
 //!
 //! Step names and the shapes of journaled results are a contract with runs in flight: they are
 //! the ones this workflow has always written.
 
+pub mod approval;
 mod composite;
 
 /// A scene as the planner reads it (the spec's defaults for what people left empty).
@@ -98,7 +100,10 @@ impl SceneGeneration {
         let (started_at, scene) = t.start().await?;
         let shot = t.shot_plan(&scene).await?;
         let refs = t.references(&scene).await?;
-        let composite = t.composite(&scene, &shot, &refs).await?;
+        let mut composite = t.composite(&scene, &shot, &refs).await?;
+        if t.approval_required().await? {
+            composite = t.approve(&scene, &refs, composite).await?;
+        }
         let duration = shot.duration.clamp(MIN_SCENE_SECONDS, MAX_SCENE_SECONDS);
         let request = t.video_request(&scene, &shot, &composite, duration).await;
         let (_, job) = join2(t.continuity(&scene, &composite), t.submit_video(&request)).await?;

@@ -18,7 +18,7 @@ use super::project_tabs;
 use crate::app::AppState;
 use crate::extract::{run_id, slug};
 use crate::ui::session::Viewer;
-use crate::ui::view::{self, Nav, badge, json_attr, when};
+use crate::ui::view::{self, Nav, badge, json_attr, usd, when};
 use crate::ui::{UiResult, segment};
 
 /// The qualification run, if it waits in its edit window now.
@@ -52,6 +52,12 @@ pub(crate) async fn show(
     for c in &names {
         collections.push((c.clone(), s.film.docs.list(&ns, c).await?));
     }
+    // The estimate needs the gather or the scenes to count from; a project with neither yet
+    // shows none rather than an error.
+    let estimate = slate_workflows::estimate::estimate(&s.film, &slug)
+        .await
+        .ok();
+    let spent = crate::routes::production::project_spent(&s, &slug).await?;
     let p = &project;
     let body = html! {
         div #head data-live { h1 { (p.title) " " (badge(p.status.as_str())) } }
@@ -73,6 +79,9 @@ pub(crate) async fn show(
                     }
                 }
             }
+        }
+        section #cost.card data-live {
+            (cost(p, estimate.as_ref(), spent))
         }
         section #gather.card {
             h2 { "Gathered ideas" }
@@ -191,6 +200,48 @@ fn actions(p: &Project, ready: bool, window: Option<&RunRecord>) -> Markup {
                     a.button href=(format!("/projects/{slug}/film")) { "Watch the film" }
                 }
             }
+        }
+    }
+}
+
+/// What producing the project would cost with the configured providers, what it has spent,
+/// and its budget (editable).
+fn cost(p: &Project, e: Option<&slate_workflows::estimate::Estimate>, spent: f64) -> Markup {
+    let slug = &p.slug;
+    html! {
+        h2 { "Cost" }
+        @if let Some(e) = e {
+            p {
+                "Producing it: " strong { (usd(e.low_usd)) " to " (usd(e.high_usd)) }
+                ", most likely " strong { (usd(e.expected_usd)) }
+                span.muted { " · " (e.scenes) " scenes, counted from the "
+                    (if e.basis == "scenes" { "qualified scenes" } else { "gathered ideas" })
+                    " · prices as of " (e.prices_as_of) }
+            }
+            table.list.estimate {
+                thead { tr { th { "stage" } th.num { "low" } th.num { "most likely" } th.num { "high" } } }
+                tbody {
+                    @for st in &e.stages {
+                        tr { td { (st.stage) } td.num { (usd(st.low_usd)) } td.num { (usd(st.expected_usd)) } td.num { (usd(st.high_usd)) } }
+                    }
+                }
+            }
+        } @else {
+            p.muted { "No estimate yet: add gathered ideas first." }
+        }
+        p {
+            "Spent so far: " strong { (usd(spent)) }
+            @match p.budget_usd {
+                Some(b) => { " of a " (usd(b)) " budget (" (usd((b - spent).max(0.0))) " left)." }
+                None => { " · no budget set." }
+            }
+            @if p.approval_required { " Composites wait for approval before video." }
+        }
+        form.inline-form #budget-form data-api=(format!("PUT /api/projects/{slug}/budget")) data-then="reload" {
+            label { "Budget, dollars (empty: none)"
+                input type="number" name="usd" min="0" step="0.01" data-kind="number" value=[p.budget_usd.map(|b| format!("{b:.2}"))];
+            }
+            button.secondary type="submit" { "Set budget" }
         }
     }
 }

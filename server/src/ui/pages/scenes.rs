@@ -7,15 +7,16 @@ use axum::Extension;
 use axum::extract::{Path, Query, State};
 use maud::{Markup, html};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 use slate_workflows::model::{Scene, SceneStatus};
 
 use super::project_tabs;
 use crate::app::AppState;
 use crate::extract::slug;
+use crate::routes::approval::{Awaiting, AwaitingList, awaiting_in, awaiting_of};
 use crate::ui::UiResult;
 use crate::ui::session::Viewer;
-use crate::ui::view::{self, Nav, badge, media};
+use crate::ui::view::{self, Nav, badge, json_attr, media};
 
 /// Filters of the grid.
 #[derive(Debug, Deserialize, Default)]
@@ -69,9 +70,13 @@ pub(crate) async fn grid(
         .iter()
         .map(|sc| sc.actual_duration.unwrap_or(sc.expected_duration))
         .sum();
+    let gate = awaiting_in(&s, &slug).await?;
     let body = html! {
         h1 { (project.title) ": scenes" }
         (project_tabs(slug.as_str(), "Scenes"))
+        section #approvals.card data-live {
+            (approvals(slug.as_str(), &gate))
+        }
         nav.filters aria-label="Filter scenes" {
             a href="?" class=[want.is_none().then_some("active")] { "All " (all.len()) }
             @for st in STATES {
@@ -95,6 +100,7 @@ pub(crate) async fn grid(
                             strong { "Scene " (sc.scene_number) }
                             span { (format!("{:.1}", sc.actual_duration.unwrap_or(sc.expected_duration))) " s" }
                             (badge(sc.status.as_str()))
+                            @if gate.awaiting.iter().any(|a| a.scene_id == sc.id) { (badge("awaiting approval")) }
                             @if sc.generated_video_url.is_some() { span.clip title="clip ready" { "▶" } }
                         }
                         @if let Some(l) = &sc.location { div.muted.small { (l) } }
@@ -112,6 +118,65 @@ pub(crate) async fn grid(
         body,
     )
     .await
+}
+
+/// The approval gate: its switch, and each composite that waits for a person with the
+/// decisions on it (approve; reject with a note; approve all).
+fn approvals(slug: &str, gate: &AwaitingList) -> Markup {
+    let switch = json!({"required": !gate.required});
+    html! {
+        div.row {
+            h2 { "Approval before video" }
+            span.muted {
+                @if gate.required { "On: each scene's verified composite waits here before its video is paid for." }
+                @else { "Off: scenes go from their verified composite straight to video." }
+            }
+            button.secondary #approval-switch data-api=(format!("PUT /api/projects/{slug}/approval")) data-body=(json_attr(&switch)) data-then="reload" {
+                @if gate.required { "Stop asking" } @else { "Ask before video" }
+            }
+        }
+        @if !gate.awaiting.is_empty() {
+            div.buttons {
+                button #approve-all data-api=(format!("POST /api/projects/{slug}/approvals/approve-all"))
+                    data-confirm=(format!("Approve {}? Their videos are paid for next.", view::plural(gate.awaiting.len(), "composite")))
+                    data-then="reload" { "Approve all " (gate.awaiting.len()) }
+            }
+            div.awaiting {
+                @for a in &gate.awaiting { (awaiting_card(a)) }
+            }
+        }
+    }
+}
+
+/// One composite awaiting approval.
+fn awaiting_card(a: &Awaiting) -> Markup {
+    html! {
+        article.approval data-scene=(a.scene_id) data-round=(a.round) {
+            a href=(format!("/scenes/{}", a.scene_id)) {
+                img src=(media(&a.composite)) alt=(format!("Scene {} composite, round {}", a.scene_number, a.round));
+            }
+            div {
+                strong { "Scene " (a.scene_number) }
+                 " · round " (a.round) " · " (a.iterations) " of " (a.iteration_limit) " iterations"
+                @if let Some(t) = a.requested_at { " · waiting since " (view::when(t)) }
+                @if !a.rejections.is_empty() {
+                    ul.rejections { @for n in &a.rejections { li { "Rejected: " (n) } } }
+                }
+                div.buttons {
+                    button.approve data-api=(format!("POST /api/scenes/{}/approval", a.scene_id))
+                        data-body=(json_attr(&json!({"decision": "approve", "round": a.round}))) data-then="reload" { "Approve" }
+                }
+                form.reject data-api=(format!("POST /api/scenes/{}/approval", a.scene_id)) data-then="reload" {
+                    input type="hidden" name="decision" value="reject";
+                    input type="hidden" name="round" value=(a.round) data-kind="number";
+                    label { "What should change?"
+                        textarea name="note" rows="2" required maxlength="2000" placeholder="the lantern should stand on the left of the window" {}
+                    }
+                    button.secondary type="submit" { "Reject and redo" }
+                }
+            }
+        }
+    }
 }
 
 /// `GET /scenes/{id}`.
@@ -142,6 +207,9 @@ pub(crate) async fn show(
                 @if let Some(u) = &sc.last_frame_url { figure { img src=(media(u)) alt="last frame"; figcaption { "Last frame (seeds the next scene)" } } }
             }
             @if let Some(e) = &sc.error_message { p.alert role="alert" { (e) } }
+            @if let Some(a) = awaiting_of(&sc, s.film.config.max_iterations) {
+                div #approval { h2 { "Awaiting your approval" } (awaiting_card(&a)) }
+            }
             div.actions {
                 button data-api=(format!("POST /api/scenes/{}/generate", sc.id)) disabled[busy]
                     data-confirm="Generate this scene again? A new composite and clip are made and paid for; the rest of the film is untouched."

@@ -26,15 +26,27 @@ pub const DEFAULT_PRICES: &[(&str, f64, &str)] = &[
         "per second of video",
     ),
     (
-        "anthropic/claude-sonnet-4.5",
-        0.03,
-        "per call (about 3k tokens in, 1.5k out)",
+        "anthropic/claude-sonnet-4.5:input",
+        3.0 / 1e6,
+        "per input token ($3 per million)",
+    ),
+    (
+        "anthropic/claude-sonnet-4.5:output",
+        15.0 / 1e6,
+        "per output token ($15 per million)",
     ),
     ("tasks:generate_video", 0.35, "per clip"),
     ("tasks:generate_character_voice", 0.01, "per line"),
     ("last-frame", 0.0, "per task"),
     ("brain", 0.0, "per query"),
 ];
+
+/// Tokens (in, out) a language-model call is taken to use where its prompt is not known yet
+/// (the reservation a budget check makes before the call).
+pub const TYPICAL_CALL_TOKENS: (f64, f64) = (3000.0, 1500.0);
+
+/// Characters per token, the usual rule of thumb for English text and JSON.
+pub const CHARS_PER_TOKEN: f64 = 4.0;
 
 /// Fallbacks by kind of model, for models the table does not list.
 fn fallback(key: &str) -> f64 {
@@ -120,6 +132,28 @@ impl Prices {
             .unwrap_or_else(|| fallback(key))
     }
 
+    /// Dollars per input token and per output token of a language model (`<model>:input`,
+    /// `<model>:output`; Claude Sonnet's $3 and $15 per million for models not listed).
+    pub fn tokens(&self, model: &str) -> (f64, f64) {
+        let get = |suffix: &str, default: f64| {
+            self.table
+                .get(&format!("{model}:{suffix}"))
+                .copied()
+                .unwrap_or(default)
+        };
+        (get("input", 3.0 / 1e6), get("output", 15.0 / 1e6))
+    }
+
+    /// What one language-model call of `tokens_in` and `tokens_out` costs. A price per call
+    /// set for the model itself (`SLATE_PRICES={"<model>": 0.02}`) wins over its token prices.
+    pub fn llm_call(&self, model: &str, tokens_in: f64, tokens_out: f64) -> f64 {
+        if let Some(per_call) = self.table.get(model) {
+            return *per_call;
+        }
+        let (i, o) = self.tokens(model);
+        tokens_in * i + tokens_out * o
+    }
+
     /// The price of one `kind` of call with the providers `s` configures.
     pub fn of(&self, s: &ProviderSettings, kind: CallKind) -> Price {
         let p = |provider: &str, model: &str| Price {
@@ -129,7 +163,11 @@ impl Prices {
         };
         match kind {
             CallKind::Llm => match &s.openrouter {
-                Some(o) => p("openrouter", &o.model),
+                Some(o) => Price {
+                    provider: "openrouter".into(),
+                    model: o.model.clone(),
+                    unit_usd: self.llm_call(&o.model, TYPICAL_CALL_TOKENS.0, TYPICAL_CALL_TOKENS.1),
+                },
                 None => Price::free("planner"),
             },
             CallKind::Image => match &s.fal {
@@ -177,5 +215,25 @@ impl Prices {
             }
             _ => 1.0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_language_model_call_is_priced_by_its_tokens_unless_priced_per_call() {
+        let m = "anthropic/claude-sonnet-4.5";
+        let p = Prices::new(&BTreeMap::new());
+        // 2,000 tokens in at $3/M and 500 out at $15/M.
+        assert!((p.llm_call(m, 2000.0, 500.0) - 0.0135).abs() < 1e-12);
+        // A model the table does not list is priced like the default model.
+        assert!((p.llm_call("other/model", 2000.0, 500.0) - 0.0135).abs() < 1e-12);
+        let mut o = BTreeMap::new();
+        o.insert(format!("{m}:output"), 30.0 / 1e6);
+        assert!((Prices::new(&o).llm_call(m, 2000.0, 500.0) - 0.021).abs() < 1e-12);
+        o.insert(m.to_string(), 0.05);
+        assert_eq!(Prices::new(&o).llm_call(m, 2000.0, 500.0), 0.05);
     }
 }

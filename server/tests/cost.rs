@@ -1,6 +1,6 @@
 //! Cost before spending (issue 15): the estimate of a production, a budget below it refused
 //! before anything runs, and the estimate against what a production on fake remote providers
-//! (which report cost as fal and the tasks service do) actually cost.
+//! (which report cost as fal, OpenRouter and the tasks service do) actually cost.
 
 mod common;
 
@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use slate_activities::{ProviderSettings, ProviderVars};
 use slate_tests::fake_fal::FakeFal;
 use slate_tests::fake_last_frame::FakeLastFrame;
+use slate_tests::fake_openrouter::FakeOpenRouter;
 use slate_tests::fake_tasks::FakeTasks;
 
 fn line<'a>(e: &'a Value, stage: &str, kind: &str) -> Option<&'a Value> {
@@ -50,7 +51,10 @@ async fn a_budget_below_the_estimate_is_refused_and_the_estimate_holds_against_t
     let fal = FakeFal::start("fal-key", 10, 5.0).await;
     let tasks = FakeTasks::start("tasks-key", 5.0).await;
     let lf = FakeLastFrame::start("lf-token", std::path::Path::new("/nonexistent")).await;
+    let llm = FakeOpenRouter::start("or-key").await;
     let settings = ProviderSettings::from_vars(ProviderVars {
+        openrouter_api_key: Some("or-key".into()),
+        openrouter_url: Some(llm.url().into()),
         fal_key: Some("fal-key".into()),
         fal_queue_url: Some(fal.url().into()),
         task_api_key: Some("tasks-key".into()),
@@ -161,6 +165,31 @@ async fn a_budget_below_the_estimate_is_refused_and_the_estimate_holds_against_t
             .abs()
             < 1e-6,
         "{video}"
+    );
+    // The language model's calls, priced by OpenRouter's `usage.cost` (tokens × the model's
+    // price), against the per-call estimate.
+    let llm_spent = llm.spent();
+    let llm_rows: Vec<&Value> = rows.iter().filter(|r| r["kind"] == "llm").collect();
+    let llm_actual: f64 = llm_rows
+        .iter()
+        .map(|r| r["actual_usd"].as_f64().unwrap())
+        .sum();
+    let llm_expected: f64 = llm_rows
+        .iter()
+        .map(|r| r["estimate_expected_usd"].as_f64().unwrap())
+        .sum();
+    println!(
+        "language model: {} calls, ${llm_spent:.4} at the provider, ${llm_actual:.4} recorded, ${llm_expected:.4} estimated",
+        llm.calls().len()
+    );
+    assert!(llm_spent > 0.0);
+    assert!(
+        (llm_actual - llm_spent).abs() < 1e-6,
+        "every call's usage.cost is recorded: {llm_actual} vs {llm_spent}"
+    );
+    assert!(
+        (llm_expected - llm_actual).abs() <= 0.25 * llm_actual,
+        "the language model's estimate ${llm_expected:.4} is not within 25 % of ${llm_actual:.4}"
     );
     let images = rows
         .iter()

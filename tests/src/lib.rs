@@ -8,6 +8,7 @@
 
 pub mod fake_fal;
 pub mod fake_last_frame;
+pub mod fake_openrouter;
 pub mod fake_tasks;
 mod greedy;
 pub use greedy::GreedyPlanner;

@@ -13,7 +13,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use slate_activities::local::LocalPlanner;
 use slate_activities::model::*;
-use slate_activities::pricing::{CallKind, Price, Prices};
+use slate_activities::pricing::{CHARS_PER_TOKEN, CallKind, Price, Prices};
+use slate_activities::remote::openrouter::prompt;
 use slate_activities::{Planner, ShotContext};
 
 use crate::error::Result;
@@ -83,7 +84,11 @@ pub struct Estimate {
 
 /// Units of each kind of call, low and high, per stage.
 #[derive(Default)]
-struct Counts(BTreeMap<(u8, CallKind), (f64, f64)>);
+struct Counts {
+    calls: BTreeMap<(u8, CallKind), (f64, f64)>,
+    /// Dollars of the language-model calls per stage, priced by their tokens.
+    llm_usd: [f64; 3],
+}
 
 const STAGES: [&str; 3] = ["qualification", "scenes", "film"];
 
@@ -92,13 +97,33 @@ const EXPECTED_RETRIES: f64 = 0.25;
 
 impl Counts {
     fn add(&mut self, stage: u8, kind: CallKind, low: f64, high: f64) {
-        let e = self.0.entry((stage, kind)).or_default();
+        let e = self.calls.entry((stage, kind)).or_default();
         e.0 += low;
         e.1 += high;
     }
+
+    /// One language-model call: `prompt` is the text the planner will send and `answer` what
+    /// the local planner answers in its place (the size of a model's answer).
+    fn llm(&mut self, stage: u8, tokens: &Tokens<'_>, prompt: &str, answer: &impl Serialize) {
+        self.add(stage, CallKind::Llm, 1.0, 1.0);
+        let Some(model) = tokens.model else { return };
+        let chars_in = (prompt::SYSTEM.len() + prompt.len()) as f64;
+        let chars_out = serde_json::to_string(answer).map_or(0, |a| a.len()) as f64;
+        self.llm_usd[stage as usize] += tokens.prices.llm_call(
+            model,
+            chars_in / CHARS_PER_TOKEN,
+            chars_out / CHARS_PER_TOKEN,
+        );
+    }
 }
 
-/// The calls one scene makes: its shot plan, every composite layer (image, knowledge and
+/// How language-model calls are priced: the configured model (none: the local planner, free).
+struct Tokens<'a> {
+    prices: &'a Prices,
+    model: Option<&'a str>,
+}
+
+/// The calls one scene makes after its shot plan: every composite layer (image, knowledge and
 /// vision checks; up to `max_attempts` each), its clip, its voices and its last frame.
 fn scene_calls(
     c: &mut Counts,
@@ -110,7 +135,6 @@ fn scene_calls(
 ) {
     let layers = layers.clamp(1, max_iterations as usize) as f64;
     let high = layers * f64::from(max_attempts.max(1));
-    c.add(1, CallKind::Llm, 1.0, 1.0);
     c.add(1, CallKind::ImageEdit, layers, high);
     c.add(1, CallKind::Knowledge, layers, high);
     c.add(1, CallKind::Vision, layers, high);
@@ -137,18 +161,32 @@ pub async fn estimate(f: &Film, slug: &Slug) -> Result<Estimate> {
     let breakdown = local.breakdown(&screenplay, &bible, &profiles).await?.value;
     let locations = local.locations(&gather, &bible).await?.value;
     let props = local.props(&gather, &screenplay).await?.value;
+    let style = local.style_guide(&gather).await?.value;
+    let voices = local.voices(&profiles).await?.value;
+    let tokens = Tokens {
+        prices: &prices,
+        model: settings.openrouter.as_ref().map(|o| o.model.as_str()),
+    };
     // Qualification: eight planner calls (profiles, bible, style, screenplay, breakdown,
-    // locations, props, casting); per character a master image and six described views;
-    // a plate per location and a reference per prop.
+    // locations, props, casting), each priced by its prompt and answer; per character a
+    // master image and six described views; a plate per location and a reference per prop.
+    c.llm(0, &tokens, &prompt::characters(&gather), &profiles);
+    c.llm(0, &tokens, &prompt::story_bible(&gather, &profiles), &bible);
+    c.llm(0, &tokens, &prompt::style_guide(&gather), &style);
+    let sp_prompt = prompt::screenplay(&gather, &bible, &profiles);
+    c.llm(0, &tokens, &sp_prompt, &screenplay);
+    let bd_prompt = prompt::breakdown(&screenplay, &bible, &profiles);
+    c.llm(0, &tokens, &bd_prompt, &breakdown);
+    c.llm(0, &tokens, &prompt::locations(&gather, &bible), &locations);
+    c.llm(0, &tokens, &prompt::props(&gather, &screenplay), &props);
+    c.llm(0, &tokens, &prompt::voices(&profiles), &voices);
     let n = profiles.len() as f64;
-    c.add(0, CallKind::Llm, 8.0, 8.0);
     c.add(0, CallKind::Image, n, n);
     c.add(0, CallKind::ImageEdit, 6.0 * n, 6.0 * n);
     c.add(0, CallKind::Vision, 6.0 * n, 6.0 * n);
     let plates = (locations.len() + props.len()) as f64;
     c.add(0, CallKind::Image, plates, plates);
 
-    let style = local.style_guide(&gather).await?.value;
     let shot_ctx = ShotContext {
         characters: profiles.clone(),
         props: props.clone(),
@@ -164,6 +202,7 @@ pub async fn estimate(f: &Film, slug: &Slug) -> Result<Estimate> {
     let counted = if scenes.is_empty() {
         for b in &breakdown {
             let plan = local.shot_plan(b, &shot_ctx).await?.value;
+            c.llm(1, &tokens, &prompt::shot_plan(b, &shot_ctx), &plan);
             scene_calls(
                 &mut c,
                 layers(&plan),
@@ -185,6 +224,7 @@ pub async fn estimate(f: &Film, slug: &Slug) -> Result<Estimate> {
                 Some(p) => p,
                 None => local.shot_plan(&b, &shot_ctx).await?.value,
             };
+            c.llm(1, &tokens, &prompt::shot_plan(&b, &shot_ctx), &plan);
             scene_calls(
                 &mut c,
                 layers(&plan),
@@ -200,11 +240,15 @@ pub async fn estimate(f: &Film, slug: &Slug) -> Result<Estimate> {
     c.add(2, CallKind::Media, 1.0, 1.0);
 
     let mut lines = vec![];
-    for ((stage, kind), (low, high)) in c.0 {
+    for ((stage, kind), (low, high)) in c.calls {
         if low == 0.0 && high == 0.0 {
             continue;
         }
-        let price = prices.of(settings, kind);
+        let mut price = prices.of(settings, kind);
+        if kind == CallKind::Llm && price.unit_usd > 0.0 {
+            // The average of this project's calls, each priced by its tokens.
+            price.unit_usd = c.llm_usd[stage as usize] / low;
+        }
         let expected = if high > low {
             (low * (1.0 + EXPECTED_RETRIES)).min(high)
         } else {

@@ -881,9 +881,31 @@ impl Workflow for Qualification {
 }
 
 /// Readiness of every department (0-100, ready at 75), for the project page.
+///
+/// A remote planner's answer costs a language-model call and seconds, and the project page
+/// asks on every refresh: the answer is kept per project and planner until the gathered data
+/// changes.
 pub async fn readiness(f: &Film, slug: &Slug) -> crate::error::Result<Vec<DepartmentReadiness>> {
+    use std::hash::{Hash, Hasher};
+    type Cache = std::collections::HashMap<String, (u64, Vec<DepartmentReadiness>)>;
+    static CACHE: std::sync::OnceLock<std::sync::Mutex<Cache>> = std::sync::OnceLock::new();
     let g = f.gather(slug).await?;
-    Ok(f.studio.planner.readiness(&g).await?.value)
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(&g).unwrap_or_default().hash(&mut h);
+    let digest = h.finish();
+    let key = format!("{}\u{0}{slug}", f.studio.planner.name());
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some((d, r)) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key)
+        && *d == digest
+    {
+        return Ok(r.clone());
+    }
+    let r = f.studio.planner.readiness(&g).await?.value;
+    cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key, (digest, r.clone()));
+    Ok(r)
 }
 
 /// The one readiness gate, for every way a qualification starts (`/qualify`, `/produce`, the

@@ -256,11 +256,119 @@ impl RemotePlanner {
     }
 }
 
-const SYSTEM: &str = "You are a department of a film production. Answer only with JSON that matches the schema. \
+use prompt::SYSTEM;
+
+/// The prompts the planner sends, one function per task: the estimate measures the same text
+/// to count the tokens a production will pay for.
+pub mod prompt {
+    use crate::model::*;
+    use crate::traits::ShotContext;
+
+    /// The system message of every call.
+    pub const SYSTEM: &str = "You are a department of a film production. Answer only with JSON that matches the schema. \
 Keep names and ids exactly as given. Scenes last 3 to 7 seconds.";
 
-fn gather_json(g: &GatherSnapshot) -> String {
-    serde_json::to_string_pretty(g).unwrap_or_default()
+    fn pretty<T: serde::Serialize + ?Sized>(v: &T) -> String {
+        serde_json::to_string_pretty(v).unwrap_or_default()
+    }
+
+    /// Readiness of every department.
+    pub fn readiness(g: &GatherSnapshot) -> String {
+        format!(
+            "Score each department's gathered material 0-100 for completeness (ready at {READY_SCORE}) and list what is missing.\n\nGathered data:\n{}",
+            pretty(g)
+        )
+    }
+
+    /// The characters' profiles.
+    pub fn characters(g: &GatherSnapshot) -> String {
+        format!(
+            "Qualify the raw characters into profiles: deduplicate, resolve contradictions, keep ids. Palette: #rrggbb colours.\n\n{}",
+            pretty(g)
+        )
+    }
+
+    /// The story bible.
+    pub fn story_bible(g: &GatherSnapshot, characters: &[CharacterProfile]) -> String {
+        format!(
+            "Write the story bible (world rules, relationships by character id, timeline, consistency rules, locations).\n\nCharacters:\n{}\n\nGathered data:\n{}",
+            pretty(characters),
+            pretty(g)
+        )
+    }
+
+    /// The style guide.
+    pub fn style_guide(g: &GatherSnapshot) -> String {
+        format!("Write the visual style guide.\n\n{}", pretty(g))
+    }
+
+    /// The screenplay.
+    pub fn screenplay(
+        g: &GatherSnapshot,
+        bible: &StoryBible,
+        characters: &[CharacterProfile],
+    ) -> String {
+        format!(
+            "Write the screenplay. Use character ids in `characters` and `dialogue.character`.\n\nStory bible:\n{}\n\nCharacters:\n{}\n\nGathered data:\n{}",
+            pretty(bible),
+            pretty(characters),
+            pretty(g)
+        )
+    }
+
+    /// The breakdown into scenes.
+    pub fn breakdown(
+        sp: &Screenplay,
+        bible: &StoryBible,
+        characters: &[CharacterProfile],
+    ) -> String {
+        format!(
+            "Break this screenplay into scenes of 3 to 7 seconds each, in order. For each give the dramatic effect, camera and lighting.\n\nScreenplay:\n{}\n\nStory bible:\n{}\n\nCharacter ids: {}",
+            sp.content,
+            pretty(bible),
+            characters
+                .iter()
+                .map(|c| c.character_id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+
+    /// The locations.
+    pub fn locations(g: &GatherSnapshot, bible: &StoryBible) -> String {
+        format!(
+            "Qualify the locations.\n\nStory bible locations:\n{}\n\nGathered data:\n{}",
+            pretty(&bible.locations),
+            pretty(g)
+        )
+    }
+
+    /// The props.
+    pub fn props(g: &GatherSnapshot, sp: &Screenplay) -> String {
+        format!(
+            "List the approved props the screenplay needs.\n\nScreenplay:\n{}\n\nGathered props:\n{}",
+            sp.content,
+            pretty(g.docs("raw_props"))
+        )
+    }
+
+    /// The voices.
+    pub fn voices(characters: &[CharacterProfile]) -> String {
+        format!(
+            "Cast a voice for each character (pitch 0-99, speed in words per minute).\n\n{}",
+            pretty(characters)
+        )
+    }
+
+    /// A scene's shot plan.
+    pub fn shot_plan(scene: &SceneBreakdown, ctx: &ShotContext) -> String {
+        format!(
+            "Plan this scene's shot: the composite layers in order (location first; at most 3 subjects per layer), camera, duration (3-7 s) and pacing.\n\nScene:\n{}\n\nCharacters:\n{}\n\nProps:\n{}",
+            pretty(scene),
+            pretty(&ctx.characters),
+            pretty(&ctx.props)
+        )
+    }
 }
 
 fn checked_scenes(scenes: Vec<SceneBreakdown>) -> Result<Vec<SceneBreakdown>> {
@@ -290,10 +398,7 @@ impl Planner for RemotePlanner {
         )]);
         let p: Paid<Wrap<Vec<DepartmentReadiness>>> = self
             .client
-            .complete_json("readiness", SYSTEM, &format!(
-                "Score each department's gathered material 0-100 for completeness (ready at {READY_SCORE}) and list what is missing.\n\nGathered data:\n{}",
-                gather_json(g)
-            ), schema)
+            .complete_json("readiness", SYSTEM, &prompt::readiness(g), schema)
             .await?;
         Ok(Paid {
             value: p
@@ -313,10 +418,12 @@ impl Planner for RemotePlanner {
     async fn characters(&self, g: &GatherSnapshot) -> Result<Paid<Vec<CharacterProfile>>> {
         let p: Paid<Wrap<Vec<CharacterProfile>>> = self
             .client
-            .complete_json("characters", SYSTEM, &format!(
-                "Qualify the raw characters into profiles: deduplicate, resolve contradictions, keep ids. Palette: #rrggbb colours.\n\n{}",
-                gather_json(g)
-            ), characters_schema())
+            .complete_json(
+                "characters",
+                SYSTEM,
+                &prompt::characters(g),
+                characters_schema(),
+            )
             .await?;
         Ok(Paid {
             value: p.value.items,
@@ -376,11 +483,12 @@ impl Planner for RemotePlanner {
         ]);
         let p: Paid<BibleAnswer> = self
             .client
-            .complete_json("story_bible", SYSTEM, &format!(
-                "Write the story bible (world rules, relationships by character id, timeline, consistency rules, locations).\n\nCharacters:\n{}\n\nGathered data:\n{}",
-                serde_json::to_string_pretty(characters).unwrap_or_default(),
-                gather_json(g)
-            ), schema)
+            .complete_json(
+                "story_bible",
+                SYSTEM,
+                &prompt::story_bible(g, characters),
+                schema,
+            )
             .await?;
         let b = p.value;
         let mut rel: std::collections::BTreeMap<
@@ -415,12 +523,7 @@ impl Planner for RemotePlanner {
             ("negative_prompt", string()),
         ]);
         self.client
-            .complete_json(
-                "style_guide",
-                SYSTEM,
-                &format!("Write the visual style guide.\n\n{}", gather_json(g)),
-                schema,
-            )
+            .complete_json("style_guide", SYSTEM, &prompt::style_guide(g), schema)
             .await
     }
 
@@ -447,12 +550,12 @@ impl Planner for RemotePlanner {
             ),
         ]);
         self.client
-            .complete_json("screenplay", SYSTEM, &format!(
-                "Write the screenplay. Use character ids in `characters` and `dialogue.character`.\n\nStory bible:\n{}\n\nCharacters:\n{}\n\nGathered data:\n{}",
-                serde_json::to_string_pretty(bible).unwrap_or_default(),
-                serde_json::to_string_pretty(characters).unwrap_or_default(),
-                gather_json(g)
-            ), schema)
+            .complete_json(
+                "screenplay",
+                SYSTEM,
+                &prompt::screenplay(g, bible, characters),
+                schema,
+            )
             .await
     }
 
@@ -465,12 +568,12 @@ impl Planner for RemotePlanner {
         let schema = obj(&[("scenes", arr(scene_schema()))]);
         let p: Paid<Wrap<Vec<SceneBreakdown>>> = self
             .client
-            .complete_json("breakdown", SYSTEM, &format!(
-                "Break this screenplay into scenes of 3 to 7 seconds each, in order. For each give the dramatic effect, camera and lighting.\n\nScreenplay:\n{}\n\nStory bible:\n{}\n\nCharacter ids: {}",
-                sp.content,
-                serde_json::to_string_pretty(bible).unwrap_or_default(),
-                characters.iter().map(|c| c.character_id.as_str()).collect::<Vec<_>>().join(", ")
-            ), schema)
+            .complete_json(
+                "breakdown",
+                SYSTEM,
+                &prompt::breakdown(sp, bible, characters),
+                schema,
+            )
             .await?;
         Ok(Paid {
             value: checked_scenes(p.value.items)?,
@@ -494,16 +597,7 @@ impl Planner for RemotePlanner {
         )]);
         let p: Paid<Wrap<Vec<LocationDetail>>> = self
             .client
-            .complete_json(
-                "locations",
-                SYSTEM,
-                &format!(
-                    "Qualify the locations.\n\nStory bible locations:\n{}\n\nGathered data:\n{}",
-                    serde_json::to_string_pretty(&bible.locations).unwrap_or_default(),
-                    gather_json(g)
-                ),
-                schema,
-            )
+            .complete_json("locations", SYSTEM, &prompt::locations(g, bible), schema)
             .await?;
         Ok(Paid {
             value: p.value.items,
@@ -522,11 +616,7 @@ impl Planner for RemotePlanner {
         )]);
         let p: Paid<Wrap<Vec<PropItem>>> = self
             .client
-            .complete_json("props", SYSTEM, &format!(
-                "List the approved props the screenplay needs.\n\nScreenplay:\n{}\n\nGathered props:\n{}",
-                sp.content,
-                serde_json::to_string_pretty(g.docs("raw_props")).unwrap_or_default()
-            ), schema)
+            .complete_json("props", SYSTEM, &prompt::props(g, sp), schema)
             .await?;
         Ok(Paid {
             value: p.value.items,
@@ -547,10 +637,7 @@ impl Planner for RemotePlanner {
         )]);
         let p: Paid<Wrap<Vec<VoiceCasting>>> = self
             .client
-            .complete_json("voices", SYSTEM, &format!(
-                "Cast a voice for each character (pitch 0-99, speed in words per minute).\n\n{}",
-                serde_json::to_string_pretty(characters).unwrap_or_default()
-            ), schema)
+            .complete_json("voices", SYSTEM, &prompt::voices(characters), schema)
             .await?;
         Ok(Paid {
             value: p.value.items,
@@ -578,12 +665,7 @@ impl Planner for RemotePlanner {
         ]);
         let p: Paid<ShotPlan> = self
             .client
-            .complete_json("shot_plan", SYSTEM, &format!(
-                "Plan this scene's shot: the composite layers in order (location first; at most 3 subjects per layer), camera, duration (3-7 s) and pacing.\n\nScene:\n{}\n\nCharacters:\n{}\n\nProps:\n{}",
-                serde_json::to_string_pretty(scene).unwrap_or_default(),
-                serde_json::to_string_pretty(&ctx.characters).unwrap_or_default(),
-                serde_json::to_string_pretty(&ctx.props).unwrap_or_default()
-            ), schema)
+            .complete_json("shot_plan", SYSTEM, &prompt::shot_plan(scene, ctx), schema)
             .await?;
         if !(MIN_SCENE_SECONDS..=MAX_SCENE_SECONDS).contains(&p.value.duration)
             || p.value

@@ -212,8 +212,12 @@ fn cost(p: &Project, e: Option<&slate_workflows::estimate::Estimate>, spent: f64
         h2 { "Cost" }
         @if let Some(e) = e {
             p {
-                "Producing it: " strong { (usd(e.low_usd)) " to " (usd(e.high_usd)) }
-                ", most likely " strong { (usd(e.expected_usd)) }
+                @if e.high_usd == 0.0 {
+                    "Producing it costs nothing with the configured providers (the local studio)."
+                } @else {
+                    "Producing it: " strong { (usd(e.low_usd)) " to " (usd(e.high_usd)) }
+                    ", most likely " strong { (usd(e.expected_usd)) }
+                }
                 span.muted { " · " (e.scenes) " scenes, counted from the "
                     (if e.basis == "scenes" { "qualified scenes" } else { "gathered ideas" })
                     " · prices as of " (e.prices_as_of) }

@@ -59,6 +59,19 @@ ensure_browser() {
   export SLATE_CHROMIUM="${SLATE_CHROMIUM:-$(command -v chromium)}"
 }
 
+# A local S3 API (moto's server mode, from PyPI, in its own venv) for the object-store tests;
+# exports its path. The tests start and stop it themselves.
+ensure_s3() {
+  local venv="${SLATE_TOOLS_DIR:-$HOME/.cache/slate}/moto"
+  if [ ! -x "$venv/bin/moto_server" ]; then
+    note "installing moto (a local S3 API) into $venv"
+    command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv
+    python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$venv"; }
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==5.2.1"
+  fi
+  export SLATE_MOTO_SERVER="${SLATE_MOTO_SERVER:-$venv/bin/moto_server}"
+}
+
 pg_ok() { psql "$1" -Atqc 'select 1' >/dev/null 2>&1; }
 
 # Make sure a PostgreSQL server answers and export SLATE_TEST_DATABASE_URL for it.

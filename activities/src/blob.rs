@@ -1,20 +1,30 @@
 //! Blobs: the images, clips and films the pipeline makes, in an object store.
 //!
-//! The journal keeps only a [`BlobRef`] (a key); the bytes live here. The default store is the
-//! local filesystem under the data directory; any `object_store` implementation (S3, GCS...) can
-//! be plugged in. Media tools need files, so [`Blobs::local_path`] gives a path (the file itself
-//! on a local store, a cached copy otherwise). Remote results are copied in at once, because
-//! providers keep them only briefly.
+//! The journal keeps only a [`BlobRef`] (a key); the bytes live here. The store is chosen by
+//! URL ([`Blobs::open`], `SLATE_BLOB_URL`): the local filesystem under the data directory (the
+//! default), or an S3 bucket (any S3-compatible service), which lets workers on several hosts
+//! share their images and clips. Media tools need files, so [`Blobs::local_path`] gives a path:
+//! the file itself on a local store, a cached copy otherwise (checked against the object's
+//! ETag, so a blob made again elsewhere is fetched again). Remote results are copied in at
+//! once, because providers keep them only briefly.
+//!
+//! A blob is written whole or not at all: the local store writes a temporary file and renames
+//! it, S3 makes an object visible when its upload completes (large files go up in parts). A
+//! reader never sees half a blob.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use base64::Engine as _;
 use bytes::Bytes;
+use futures::StreamExt;
+use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::prefix::PrefixStore;
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
 
 use crate::error::{ActivityError, ErrorKind, Result};
 
@@ -133,7 +143,95 @@ fn store_error(e: object_store::Error) -> ActivityError {
     ActivityError::new("blobs", kind, text)
 }
 
+/// What the store says of a blob.
+#[derive(Debug, Clone)]
+pub struct BlobMeta {
+    /// Bytes.
+    pub size: u64,
+    /// Last written.
+    pub last_modified: chrono::DateTime<chrono::Utc>,
+    /// The store's version tag, when it gives one.
+    pub e_tag: Option<String>,
+}
+
+/// A blob's bytes as a stream (a range of them, or all).
+pub type BlobStream =
+    futures::stream::BoxStream<'static, std::result::Result<Bytes, std::io::Error>>;
+
+/// Files of more than this go up to a remote store in parts of this size.
+const PART_BYTES: usize = 8 << 20;
+
+fn is_bucket_name(b: &str) -> bool {
+    (3..=63).contains(&b.len())
+        && b.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && !b.starts_with(['-', '.'])
+        && !b.ends_with(['-', '.'])
+}
+
 impl Blobs {
+    /// The store `url` names (`SLATE_BLOB_URL`): none or `file://` for files (by default under
+    /// `data_dir/blobs`), or `s3://bucket[/prefix]` for an S3 bucket, configured by the usual
+    /// AWS variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, and
+    /// `AWS_ENDPOINT_URL` for an S3-compatible service). Local copies for media tools go under
+    /// `data_dir/cache`.
+    pub fn open(url: Option<&str>, data_dir: &Path, media_url: Option<String>) -> Result<Self> {
+        let bad = |why: String| ActivityError::bad_request("blobs", why);
+        let Some(url) = url.map(str::trim).filter(|u| !u.is_empty()) else {
+            return Self::local(data_dir.join("blobs"), media_url);
+        };
+        if let Some(path) = url.strip_prefix("file://") {
+            if !path.starts_with('/') {
+                return Err(bad(format!(
+                    "SLATE_BLOB_URL `{url}` must name an absolute directory: file:///srv/slate/blobs"
+                )));
+            }
+            return Self::local(path, media_url);
+        }
+        let Some(rest) = url.strip_prefix("s3://") else {
+            return Err(bad(format!(
+                "SLATE_BLOB_URL `{}` is neither file:///path nor s3://bucket[/prefix]",
+                url.chars().take(80).collect::<String>()
+            )));
+        };
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if !is_bucket_name(bucket) {
+            return Err(bad(format!(
+                "SLATE_BLOB_URL: `{bucket}` is not a bucket name (3 to 63 of a-z, 0-9, '-', '.')"
+            )));
+        }
+        let prefix = prefix.trim_matches('/');
+        if !prefix.is_empty() && BlobRef::new(prefix).is_err() {
+            return Err(bad(format!(
+                "SLATE_BLOB_URL: the prefix `{prefix}` is not a path of letters, digits, -, _, ., /"
+            )));
+        }
+        let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        // A local S3-compatible service (MinIO, moto, ...) speaks plain HTTP.
+        let endpoint = std::env::var("AWS_ENDPOINT_URL")
+            .or_else(|_| std::env::var("AWS_ENDPOINT"))
+            .unwrap_or_default();
+        if endpoint.starts_with("http://") {
+            b = b.with_allow_http(true);
+        }
+        let s3 = b.build().map_err(|e| {
+            bad(format!(
+                "SLATE_BLOB_URL: the S3 store cannot be set up: {e}"
+            ))
+        })?;
+        let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+            Arc::new(s3)
+        } else {
+            Arc::new(PrefixStore::new(s3, prefix))
+        };
+        Ok(Self::remote(store, data_dir.join("cache"), media_url))
+    }
+
+    /// Whether blobs are files on this machine (else: a remote store, with local copies).
+    pub fn is_local(&self) -> bool {
+        self.local_root.is_some()
+    }
+
     /// Files under `root` (created if missing).
     pub fn local(root: impl AsRef<Path>, media_url: Option<String>) -> Result<Self> {
         let root = root.as_ref().to_path_buf();
@@ -174,19 +272,130 @@ impl Blobs {
     /// Store bytes under `key`.
     pub async fn put(&self, key: &str, bytes: impl Into<Bytes>) -> Result<BlobRef> {
         let r = BlobRef::new(key)?;
-        self.store
-            .put(&Self::path(&r)?, bytes.into().into())
+        let bytes = bytes.into();
+        let put = self
+            .store
+            .put(&Self::path(&r)?, bytes.clone().into())
             .await
             .map_err(store_error)?;
+        if !self.is_local() {
+            // This worker will likely read it back (a media tool): keep the copy it already has.
+            self.keep_copy(&r, put.e_tag.as_deref(), |p| async move {
+                tokio::fs::write(p, &bytes).await
+            })
+            .await;
+        }
         Ok(r)
     }
 
-    /// Store a local file under `key` (the file is left where it is).
+    /// Store a local file under `key` (the file is left where it is). On a remote store a
+    /// large file goes up in parts, never whole in memory.
     pub async fn put_file(&self, key: &str, file: &Path) -> Result<BlobRef> {
-        let bytes = tokio::fs::read(file)
+        if self.is_local() {
+            let bytes = tokio::fs::read(file)
+                .await
+                .map_err(|e| ActivityError::io(format!("cannot read {}: {e}", file.display())))?;
+            return self.put(key, bytes).await;
+        }
+        let r = BlobRef::new(key)?;
+        let mut src = tokio::fs::File::open(file)
             .await
             .map_err(|e| ActivityError::io(format!("cannot read {}: {e}", file.display())))?;
-        self.put(key, bytes).await
+        let mut w = object_store::buffered::BufWriter::with_capacity(
+            self.store.clone(),
+            Self::path(&r)?,
+            PART_BYTES,
+        );
+        let copied = async {
+            tokio::io::copy(&mut src, &mut w).await?;
+            w.shutdown().await
+        }
+        .await;
+        if let Err(e) = copied {
+            let _ = w.abort().await;
+            return Err(ActivityError::new(
+                "blobs",
+                ErrorKind::Io,
+                format!("uploading {} as `{r}` failed: {e}", file.display()),
+            )
+            .retryable(true));
+        }
+        let e_tag = self.head(&r).await.ok().and_then(|m| m.e_tag);
+        let from = file.to_path_buf();
+        self.keep_copy(&r, e_tag.as_deref(), |p| async move {
+            tokio::fs::copy(&from, p).await.map(|_| ())
+        })
+        .await;
+        Ok(r)
+    }
+
+    /// Where the local copy of a remote blob lives, and the file that records its ETag.
+    fn cached(&self, r: &BlobRef) -> (PathBuf, PathBuf) {
+        let p = self.cache_dir.join(r.key());
+        let tag = self.cache_dir.join(format!("{}.etag", r.key()));
+        (p, tag)
+    }
+
+    /// Keep a local copy of a remote blob just written (best effort: a failure only costs a
+    /// download later).
+    async fn keep_copy<F, Fut>(&self, r: &BlobRef, e_tag: Option<&str>, write: F)
+    where
+        F: FnOnce(PathBuf) -> Fut,
+        Fut: std::future::Future<Output = std::io::Result<()>>,
+    {
+        let Some(e_tag) = e_tag else { return };
+        let (p, tag) = self.cached(r);
+        let tmp = p.with_extension(format!("{}.part", r.extension()));
+        let ok = async {
+            if let Some(dir) = p.parent() {
+                tokio::fs::create_dir_all(dir).await?;
+            }
+            write(tmp.clone()).await?;
+            tokio::fs::rename(&tmp, &p).await?;
+            tokio::fs::write(&tag, e_tag).await
+        }
+        .await;
+        if ok.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            let _ = tokio::fs::remove_file(&tag).await;
+        }
+    }
+
+    /// What the store says of a blob.
+    pub async fn head(&self, r: &BlobRef) -> Result<BlobMeta> {
+        let m = self
+            .store
+            .head(&Self::path(r)?)
+            .await
+            .map_err(store_error)?;
+        Ok(BlobMeta {
+            size: m.size,
+            last_modified: m.last_modified,
+            e_tag: m.e_tag,
+        })
+    }
+
+    /// A blob's bytes (those in `range`, or all), streamed from the store.
+    pub async fn stream(
+        &self,
+        r: &BlobRef,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<BlobStream> {
+        let got = self
+            .store
+            .get_opts(
+                &Self::path(r)?,
+                GetOptions {
+                    range: range.map(GetRange::Bounded),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(store_error)?;
+        Ok(got
+            .into_stream()
+            .map(|c| c.map_err(std::io::Error::other))
+            .boxed())
     }
 
     /// The bytes of a blob.
@@ -232,15 +441,34 @@ impl Blobs {
                 format!("blob `{r}` does not exist"),
             ));
         }
-        let p = self.cache_dir.join(r.key());
-        if !tokio::fs::try_exists(&p).await.unwrap_or(false) {
-            let bytes = self.get(r).await?;
-            if let Some(dir) = p.parent() {
-                tokio::fs::create_dir_all(dir).await?;
+        // The copy is good while the object is the one it was copied from: a blob made again
+        // (a scene generated anew, on any worker) is fetched again.
+        let (p, tag) = self.cached(r);
+        let now = self.head(r).await?.e_tag;
+        let kept = tokio::fs::read_to_string(&tag).await.ok();
+        if now.is_some()
+            && kept.as_deref() == now.as_deref()
+            && tokio::fs::try_exists(&p).await.unwrap_or(false)
+        {
+            return Ok(p);
+        }
+        let tmp = p.with_extension(format!("{}.part", r.extension()));
+        if let Some(dir) = p.parent() {
+            tokio::fs::create_dir_all(dir).await?;
+        }
+        let mut out = tokio::fs::File::create(&tmp).await?;
+        let mut body = self.stream(r, None).await?;
+        while let Some(chunk) = body.next().await {
+            out.write_all(&chunk?).await?;
+        }
+        out.flush().await?;
+        drop(out);
+        tokio::fs::rename(&tmp, &p).await?;
+        match now {
+            Some(t) => tokio::fs::write(&tag, t).await?,
+            None => {
+                let _ = tokio::fs::remove_file(&tag).await;
             }
-            let tmp = p.with_extension(format!("{}.part", r.extension()));
-            tokio::fs::write(&tmp, &bytes).await?;
-            tokio::fs::rename(&tmp, &p).await?;
         }
         Ok(p)
     }
@@ -331,6 +559,27 @@ mod tests {
             assert!(BlobRef::new(bad).is_err(), "{bad}");
         }
         assert_eq!(BlobRef::new("x/y.MP4").unwrap().content_type(), "video/mp4");
+    }
+
+    #[test]
+    fn the_store_is_chosen_by_url_and_a_bad_url_says_why() {
+        let dir = std::env::temp_dir().join(format!("slate-open-{}", uuid::Uuid::new_v4()));
+        assert!(Blobs::open(None, &dir, None).unwrap().is_local());
+        let file = format!("file://{}", dir.join("elsewhere").display());
+        assert!(Blobs::open(Some(&file), &dir, None).unwrap().is_local());
+        assert!(dir.join("elsewhere").is_dir());
+        let s3 = Blobs::open(Some("s3://films-bucket/studio/a"), &dir, None).unwrap();
+        assert!(!s3.is_local());
+        for (bad, says) in [
+            ("ftp://x/y", "neither file:///path nor s3://"),
+            ("file://relative/dir", "absolute"),
+            ("s3://No_Such", "not a bucket name"),
+            ("s3://ok-bucket/../up", "prefix"),
+        ] {
+            let e = Blobs::open(Some(bad), &dir, None).unwrap_err();
+            assert!(e.message.contains(says), "{bad}: {}", e.message);
+        }
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[tokio::test]

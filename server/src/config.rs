@@ -18,6 +18,7 @@ use slate_activities::{PROVIDER_VARIABLES, ProviderSettings, ProviderVars, Secre
 /// `SLATE_TEST_*` variables by the tests only.)
 pub const SERVER_VARIABLES: &[(&str, bool)] = &[
     ("SLATE_DATA_DIR", false),
+    ("SLATE_BLOB_URL", false),
     ("SLATE_DATABASE_URL", false),
     ("SLATE_LISTEN", false),
     ("SLATE_API_KEY", true),
@@ -63,6 +64,7 @@ fn variable_of(key: &str) -> String {
 #[serde(default)]
 struct ServerVars {
     data_dir: Option<PathBuf>,
+    blob_url: Option<String>,
     database_url: Option<String>,
     listen: String,
     workers: usize,
@@ -80,6 +82,7 @@ impl Default for ServerVars {
     fn default() -> Self {
         ServerVars {
             data_dir: None,
+            blob_url: None,
             database_url: None,
             listen: "127.0.0.1:8080".into(),
             workers: 16,
@@ -100,6 +103,8 @@ impl Default for ServerVars {
 pub struct Config {
     /// Where the SQLite database and the blobs live.
     pub data_dir: PathBuf,
+    /// Where the blobs live instead (`file:///dir` or `s3://bucket/prefix`), when set.
+    pub blob_url: Option<String>,
     /// `postgres://...` or `sqlite://...` (default: SQLite under the data directory).
     pub database_url: String,
     /// Address to listen on.
@@ -134,6 +139,7 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("data_dir", &self.data_dir)
+            .field("blob_url", &self.blob_url)
             .field(
                 "database_url",
                 &slate_engine::store::redact_url(&self.database_url),
@@ -294,6 +300,7 @@ impl Config {
         }
         Ok(Config {
             data_dir,
+            blob_url: s.blob_url.filter(|u| !u.trim().is_empty()),
             database_url,
             listen,
             public_url: providers.public_url.clone(),

@@ -67,7 +67,11 @@ pub async fn build_with(
     if settings.webhook_secret.is_none() {
         settings.webhook_secret = config.webhook_secret.clone();
     }
-    let blobs = Blobs::local(config.data_dir.join("blobs"), settings.media_url.clone())?;
+    let blobs = Blobs::open(
+        config.blob_url.as_deref(),
+        &config.data_dir,
+        settings.media_url.clone(),
+    )?;
     let studio = Studio::build(
         settings,
         blobs,

@@ -23,7 +23,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the HTTP API and execute runs.
-    Serve,
+    Serve {
+        /// Serve the API only; `slate worker` processes execute the runs (API processes
+        /// behind a load balancer, see docs/deploy.md).
+        #[arg(long)]
+        api_only: bool,
+    },
     /// Execute runs only (scale out: many workers on one Postgres).
     Worker,
     /// Apply database migrations and exit.
@@ -122,7 +127,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             telemetry();
             let config = Config::from_env(cli.config.as_deref()).map_err(anyhow::Error::msg)?;
             match command {
-                Command::Serve => {
+                Command::Serve { api_only } => {
                     config.check_for_serving().map_err(anyhow::Error::msg)?;
                     let state = slate_server::build(config).await?;
                     tracing::info!(listen = %state.config.listen, database = state.engine.store().dialect(), "slate serve");
@@ -136,7 +141,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                             "SLATE_WEBHOOK_SECRET is not set: anyone who can reach this server can send webhooks (they only wake runs early, but set it)"
                         );
                     }
-                    slate_server::serve(state, true, slate_server::shutdown_on_signals()).await
+                    slate_server::serve(state, !api_only, slate_server::shutdown_on_signals()).await
                 }
                 Command::Worker => {
                     let state = slate_server::build(config).await?;

@@ -346,3 +346,67 @@ async fn two_workers_on_one_bucket_make_a_film_and_survive_a_kill() {
     }
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// A film-sized blob goes up in parts and comes back whole, by key and by range.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_blob_goes_up_in_parts_and_comes_back_whole() {
+    use object_store::aws::AmazonS3Builder;
+    use object_store::prefix::PrefixStore;
+    use slate_activities::{BlobRef, Blobs};
+    let moto = Moto::start().await;
+    moto.create_bucket("big").await;
+    let s3 = AmazonS3Builder::new()
+        .with_bucket_name("big")
+        .with_endpoint(&moto.1)
+        .with_allow_http(true)
+        .with_region("us-east-1")
+        .with_access_key_id("slate-test")
+        .with_secret_access_key("slate-test-secret")
+        .build()
+        .unwrap();
+    let dir = temp_dir("s3-big");
+    let blobs = Blobs::remote(
+        std::sync::Arc::new(PrefixStore::new(s3, "p")),
+        dir.join("cache"),
+        None,
+    );
+    // 20 MiB: three parts of 8 MiB at most.
+    let data: Vec<u8> = (0..20u32 << 20).map(|i| (i * 7 % 251) as u8).collect();
+    let file = dir.join("film.mp4");
+    std::fs::write(&file, &data).unwrap();
+    let r = blobs.put_file("films/big.mp4", &file).await.unwrap();
+    assert_eq!(moto.list("big").await, vec!["p/films/big.mp4".to_string()]);
+    assert_eq!(blobs.size(&r).await.unwrap(), data.len() as u64);
+    // A fresh reader (another host: an empty cache) gets the same bytes.
+    let other = Blobs::remote(
+        std::sync::Arc::new(PrefixStore::new(
+            AmazonS3Builder::new()
+                .with_bucket_name("big")
+                .with_endpoint(&moto.1)
+                .with_allow_http(true)
+                .with_region("us-east-1")
+                .with_access_key_id("slate-test")
+                .with_secret_access_key("slate-test-secret")
+                .build()
+                .unwrap(),
+            "p",
+        )),
+        dir.join("other-cache"),
+        None,
+    );
+    let copy = other.local_path(&r).await.unwrap();
+    assert!(std::fs::read(&copy).unwrap() == data, "the copy differs");
+    // Written again with other bytes: the other host's copy is not used, it is fetched anew.
+    let changed: Vec<u8> = data.iter().map(|b| b.wrapping_add(1)).collect();
+    std::fs::write(&file, &changed).unwrap();
+    blobs.put_file("films/big.mp4", &file).await.unwrap();
+    let copy = other.local_path(&r).await.unwrap();
+    assert!(
+        std::fs::read(&copy).unwrap() == changed,
+        "a stale copy was used"
+    );
+    let missing = BlobRef::new("films/none.mp4").unwrap();
+    let e = other.local_path(&missing).await.unwrap_err();
+    assert_eq!(e.kind, slate_activities::ErrorKind::NotFound);
+    let _ = std::fs::remove_dir_all(&dir);
+}

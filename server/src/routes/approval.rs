@@ -156,21 +156,31 @@ async fn awaiting(
     Ok(Json(awaiting_in(&s, &slug).await?))
 }
 
-/// A decision on a scene's composite.
+/// A decision on a scene's composite: approve it, or reject it with a note.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DecisionBody {
-    /// `approve` (make the video from it) or `reject` (make a new composite iteration).
-    #[schema(example = "reject")]
-    pub decision: String,
-    /// What to change: required with `reject`, at most 2,000 characters.
-    #[serde(default)]
-    #[schema(example = "the lamp should be on the left of the desk")]
-    pub note: Option<String>,
-    /// The round you saw (from the awaiting list); when given, a decision on an older round
-    /// is refused with 409 instead of applying to a composite you have not seen.
-    #[serde(default)]
-    pub round: Option<u32>,
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum DecisionBody {
+    /// Make the video from it.
+    Approve {
+        /// The round you saw (from the awaiting list); when given, a decision on an older
+        /// round is refused with 409 instead of applying to a composite you have not seen.
+        #[serde(default)]
+        round: Option<u32>,
+    },
+    /// Make a new composite iteration from the note, and ask again.
+    Reject {
+        /// What to change (it goes into the new composite's prompt).
+        #[schema(
+            min_length = 1,
+            max_length = 2000,
+            pattern = r"[^\s\u0085]",
+            example = "the lamp should be on the left of the desk"
+        )]
+        note: String,
+        /// The round you saw (see `approve`).
+        #[serde(default)]
+        round: Option<u32>,
+    },
 }
 
 /// A decision delivered.
@@ -262,8 +272,12 @@ async fn decide(
     Path(p): Path<ScenePath>,
     JsonBody(b): JsonBody<DecisionBody>,
 ) -> ApiResult<Response> {
+    let (decision, note, round) = match b {
+        DecisionBody::Approve { round } => ("approve", None, round),
+        DecisionBody::Reject { note, round } => ("reject", Some(note), round),
+    };
     Ok(accepted(
-        decide_scene(&s, &p.id, &b.decision, b.note, b.round).await?,
+        decide_scene(&s, &p.id, decision, note, round).await?,
     ))
 }
 

@@ -28,6 +28,7 @@ pub const SERVER_VARIABLES: &[(&str, bool)] = &[
     ("SLATE_CONCURRENCY", false),
     ("SLATE_BODY_LIMIT_BYTES", false),
     ("SLATE_EDIT_WINDOW_SECS", false),
+    ("SLATE_PARALLEL_SCENES", false),
     ("SLATE_LOCAL_VISION_FAIL_RATE", false),
     ("MONGODB_URI", true),
 ];
@@ -72,6 +73,7 @@ struct ServerVars {
     body_limit_bytes: usize,
     concurrency: String,
     edit_window_secs: u64,
+    parallel_scenes: bool,
     local_vision_fail_rate: f64,
     api_key: Option<String>,
     admin_key: Option<String>,
@@ -90,6 +92,7 @@ impl Default for ServerVars {
             body_limit_bytes: 1 << 20,
             concurrency: String::new(),
             edit_window_secs: 10,
+            parallel_scenes: true,
             local_vision_fail_rate: 0.0,
             api_key: None,
             admin_key: None,
@@ -121,6 +124,8 @@ pub struct Config {
     pub concurrency: Vec<(String, u32)>,
     /// The qualification edit window.
     pub edit_window: Duration,
+    /// Scenes that do not need their predecessor's last frame are made at once.
+    pub parallel_scenes: bool,
     /// Share of frames the local vision check rejects on purpose.
     pub vision_fail_rate: f64,
     /// Key for the API (`SLATE_API_KEY`).
@@ -309,6 +314,7 @@ impl Config {
             body_limit: s.body_limit_bytes,
             concurrency,
             edit_window: Duration::from_secs(s.edit_window_secs),
+            parallel_scenes: s.parallel_scenes,
             vision_fail_rate: s.local_vision_fail_rate,
             api_key: s.api_key.map(Secret::new),
             admin_key: s.admin_key.map(Secret::new),

@@ -86,6 +86,7 @@ pub async fn build_with(
         repo: FilmRepo::new(db),
         docs,
         config: FilmConfig {
+            parallel_scenes: config.parallel_scenes,
             edit_window: config.edit_window,
             ..FilmConfig::default()
         },

@@ -36,6 +36,9 @@ pub struct FilmConfig {
     pub max_attempts: u32,
     /// Knowledge confidence a composite needs.
     pub knowledge_threshold: f64,
+    /// Generate scenes that do not need their predecessor's last frame at once, each chain of
+    /// dependent scenes in order (`docs/decisions/0018`); false: one scene after another.
+    pub parallel_scenes: bool,
 }
 
 impl Default for FilmConfig {
@@ -49,6 +52,7 @@ impl Default for FilmConfig {
             max_iterations: 20,
             max_attempts: 5,
             knowledge_threshold: 0.8,
+            parallel_scenes: true,
         }
     }
 }

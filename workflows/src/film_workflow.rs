@@ -1,15 +1,19 @@
-//! The film workflow (`film.generate`, the spec's phase 4): every scene in order as a child
-//! run, each seeded with the previous scene's last frame, then the clips stitched with their
-//! transitions. A scene that fails stops the film, which then waits for that scene to be
-//! retried by a person (nothing already generated is generated again) instead of failing
-//! with it.
+//! The film workflow (`film.generate`, the spec's phase 4): every scene as a child run, then
+//! the clips stitched with their transitions, in film order.
+//!
+//! A scene that needs its predecessor's last frame (the action stays in the same place, or it
+//! continues the previous clip) waits for it; the others start at once. The film is therefore
+//! a set of chains of dependent scenes, run side by side (`docs/decisions/0018`); runs started
+//! before this (their input says `parallel: false`) go one scene after another as they always
+//! did. A scene that fails stops its chain, which then waits for that scene to be retried by a
+//! person (nothing already generated is generated again) instead of failing with it.
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use slate_activities::BlobRef;
 use slate_activities::model::ClipSpec;
-use slate_engine::{Ctx, WfError, Workflow};
+use slate_engine::{Ctx, WfError, Workflow, join_all};
 
 use crate::error::IntoStep;
 use crate::film::{Film, key, record_failure};
@@ -22,6 +26,10 @@ use crate::slug::Slug;
 pub struct FilmInput {
     /// Project.
     pub project: Slug,
+    /// Chains of dependent scenes side by side (false, as in runs started before: every scene
+    /// after the one before it).
+    #[serde(default)]
+    pub parallel: bool,
 }
 
 /// The finished film.
@@ -52,10 +60,45 @@ struct SceneRef {
     transition_in: String,
     transition_out: String,
     done: Option<SceneOutput>,
+    /// `video_to_video` continues the previous clip (absent in runs started before).
+    #[serde(default)]
+    video_mode: Option<String>,
+}
+
+/// Whether `s` needs the last frame (or clip) of `prev`, the scene before it: it stays in the
+/// same place, where the composite is seeded with that frame (an unknown place counts as the
+/// same), or it continues the previous clip.
+fn needs_previous(prev: &SceneRef, s: &SceneRef) -> bool {
+    let place = |l: &Option<String>| l.as_deref().map(|x| x.trim().to_lowercase());
+    s.video_mode.as_deref() == Some("video_to_video") || place(&prev.location) == place(&s.location)
+}
+
+/// The scenes as chains: each chain's scenes depend on the one before; chains do not depend
+/// on each other. In film order.
+fn chains(scenes: &[SceneRef]) -> Vec<Vec<&SceneRef>> {
+    let mut out: Vec<Vec<&SceneRef>> = vec![];
+    for (i, s) in scenes.iter().enumerate() {
+        match out.last_mut() {
+            Some(chain) if i > 0 && needs_previous(&scenes[i - 1], s) => chain.push(s),
+            _ => out.push(vec![s]),
+        }
+    }
+    out
+}
+
+fn previous_of(s: &SceneRef, out: &SceneOutput) -> PreviousScene {
+    PreviousScene {
+        scene_id: s.id.clone(),
+        video: Some(out.video.clone()),
+        last_frame: out.last_frame.clone(),
+        location: s.location.clone(),
+        time_of_day: s.time_of_day.clone(),
+        characters: s.characters.clone(),
+    }
 }
 
 impl FilmGeneration {
-    async fn body(&self, ctx: &Ctx, slug: &Slug) -> Result<FilmOutput, WfError> {
+    async fn body(&self, ctx: &Ctx, slug: &Slug, parallel: bool) -> Result<FilmOutput, WfError> {
         let f = self.0.clone();
         let (fr, s) = (f.clone(), slug.clone());
         let scenes: Vec<SceneRef> = ctx
@@ -85,6 +128,7 @@ impl FilmGeneration {
                         characters: sc.characters_present,
                         transition_in: sc.transition_in.unwrap_or_else(|| "cut".into()),
                         transition_out: sc.transition_out.unwrap_or_else(|| "cut".into()),
+                        video_mode: sc.video_mode,
                     })
                     .collect())
             })
@@ -95,75 +139,36 @@ impl FilmGeneration {
                 format!("project `{slug}` has no scenes: qualify it first"),
             ));
         }
-        let mut previous: Option<PreviousScene> = None;
-        let mut clips = vec![];
-        for s in &scenes {
-            // A scene finished by an earlier run is not generated again.
-            let out = match &s.done {
-                Some(done) => done.clone(),
-                None => {
-                    let input = SceneInput {
-                        project: slug.clone(),
-                        scene_id: s.id.clone(),
-                        previous: previous.clone(),
-                    };
-                    let child = ctx
-                        .start_child::<SceneGeneration>(format!("scene/{}", s.number), &input)
-                        .await?;
-                    let mut outcome = child.join_step(format!("scene/{}/join", s.number)).await;
-                    // A failed scene is not the end of the film: wait for a person to fix and
-                    // retry it (the run holds nothing meanwhile), at most SCENE_RETRIES times.
-                    let mut retry = 0;
-                    while let Err(WfError::ChildFailed { .. }) = &outcome {
-                        retry += 1;
-                        if retry > SCENE_RETRIES {
-                            break;
-                        }
-                        let (fr, sl) = (f.clone(), slug.clone());
-                        ctx.step(
-                            format!("scene/{}/failed/{retry}", s.number),
-                            move |_| async move {
-                                fr.repo
-                                    .set_project_status(&sl, ProjectStatus::Failed)
-                                    .await
-                                    .step()
-                            },
-                        )
-                        .await?;
-                        outcome = child
-                            .join_step(format!("scene/{}/join/{retry}", s.number))
-                            .await;
-                        if outcome.is_ok() {
-                            let (fr, sl) = (f.clone(), slug.clone());
-                            ctx.step(
-                                format!("scene/{}/resumed/{retry}", s.number),
-                                move |_| async move {
-                                    fr.repo
-                                        .set_project_status(&sl, ProjectStatus::Generating)
-                                        .await
-                                        .step()
-                                },
-                            )
-                            .await?;
-                        }
-                    }
-                    outcome?
+        let outputs: Vec<SceneOutput> = if parallel {
+            let runs = chains(&scenes).into_iter().map(|chain| async move {
+                let mut previous = None;
+                let mut outs = vec![];
+                for s in chain {
+                    let out = self.scene(ctx, slug, s, previous.take()).await?;
+                    previous = Some(previous_of(s, &out));
+                    outs.push(out);
                 }
-            };
+                Ok(outs)
+            });
+            join_all(runs).await?.into_iter().flatten().collect()
+        } else {
+            let mut previous = None;
+            let mut outs = vec![];
+            for s in &scenes {
+                let out = self.scene(ctx, slug, s, previous.take()).await?;
+                previous = Some(previous_of(s, &out));
+                outs.push(out);
+            }
+            outs
+        };
+        let mut clips = vec![];
+        for (s, out) in scenes.iter().zip(&outputs) {
             clips.push(ClipSpec {
                 video: BlobRef::new(&out.video)
                     .map_err(|e| WfError::failed("bad_blob", e.to_string()))?,
                 duration: out.duration,
                 transition_in: s.transition_in.clone(),
                 transition_out: s.transition_out.clone(),
-            });
-            previous = Some(PreviousScene {
-                scene_id: s.id.clone(),
-                video: Some(out.video.clone()),
-                last_frame: out.last_frame.clone(),
-                location: s.location.clone(),
-                time_of_day: s.time_of_day.clone(),
-                characters: s.characters.clone(),
             });
         }
         let (media, c2, k) = (f.studio.media.clone(), clips.clone(), key(slug, "film.mp4"));
@@ -188,6 +193,68 @@ impl FilmGeneration {
             duration,
         })
     }
+
+    /// One scene: its earlier output, or a child run of it (waiting for a person to retry it
+    /// when it fails, at most SCENE_RETRIES times).
+    async fn scene(
+        &self,
+        ctx: &Ctx,
+        slug: &Slug,
+        s: &SceneRef,
+        previous: Option<PreviousScene>,
+    ) -> Result<SceneOutput, WfError> {
+        let f = &self.0;
+        // A scene finished by an earlier run is not generated again.
+        if let Some(done) = &s.done {
+            return Ok(done.clone());
+        }
+        let input = SceneInput {
+            project: slug.clone(),
+            scene_id: s.id.clone(),
+            previous,
+        };
+        let child = ctx
+            .start_child::<SceneGeneration>(format!("scene/{}", s.number), &input)
+            .await?;
+        let mut outcome = child.join_step(format!("scene/{}/join", s.number)).await;
+        // A failed scene is not the end of the film: wait for a person to fix and retry it
+        // (the run holds nothing meanwhile), at most SCENE_RETRIES times.
+        let mut retry = 0;
+        while let Err(WfError::ChildFailed { .. }) = &outcome {
+            retry += 1;
+            if retry > SCENE_RETRIES {
+                break;
+            }
+            let (fr, sl) = (f.clone(), slug.clone());
+            ctx.step(
+                format!("scene/{}/failed/{retry}", s.number),
+                move |_| async move {
+                    fr.repo
+                        .set_project_status(&sl, ProjectStatus::Failed)
+                        .await
+                        .step()
+                },
+            )
+            .await?;
+            outcome = child
+                .join_step(format!("scene/{}/join/{retry}", s.number))
+                .await;
+            if outcome.is_ok() {
+                let (fr, sl) = (f.clone(), slug.clone());
+                ctx.step(
+                    format!("scene/{}/resumed/{retry}", s.number),
+                    move |_| async move {
+                        fr.repo
+                            .set_project_status(&sl, ProjectStatus::Generating)
+                            .await
+                            .step()
+                    },
+                )
+                .await?;
+            }
+        }
+        outcome
+    }
 }
 
 impl Workflow for FilmGeneration {
@@ -201,7 +268,7 @@ impl Workflow for FilmGeneration {
     }
 
     async fn run(&self, ctx: Ctx, input: FilmInput) -> Result<FilmOutput, WfError> {
-        match self.body(&ctx, &input.project).await {
+        match self.body(&ctx, &input.project, input.parallel).await {
             Ok(v) => Ok(v),
             Err(e) => {
                 let s = input.project.clone();

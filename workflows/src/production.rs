@@ -82,6 +82,7 @@ impl Workflow for Production {
                 "film",
                 &FilmInput {
                     project: input.project.clone(),
+                    parallel: self.0.config.parallel_scenes,
                 },
             )
             .await?;

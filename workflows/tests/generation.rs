@@ -159,3 +159,124 @@ async fn from_gather_to_film_on_sqlite() {
 async fn from_gather_to_film_on_postgres() {
     gather_to_film(true).await;
 }
+
+/// The scene runs of a film, in film order, with the scenes they made.
+async fn scene_runs(
+    b: &Bench,
+    slug: &Slug,
+) -> Vec<(slate_workflows::model::Scene, slate_engine::RunRecord)> {
+    let runs = b
+        .engine
+        .list(&slate_engine::RunFilter {
+            workflow: Some("film.scene".into()),
+            limit: Some(500),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut out = vec![];
+    for sc in b.film.repo.scenes(slug).await.unwrap() {
+        let run = runs
+            .iter()
+            .find(|r| r.input["scene_id"] == sc.id.as_str())
+            .unwrap_or_else(|| panic!("no run of scene {}", sc.scene_number))
+            .clone();
+        out.push((sc, run));
+    }
+    out
+}
+
+/// Scenes in another place than the one before start at once, side by side; a scene in the
+/// same place waits for the one before and is seeded with its last frame; the film is the
+/// same, scene for scene, as one made a scene at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenes_in_other_places_are_made_side_by_side_and_the_film_is_the_same() {
+    let mut films = vec![];
+    for parallel in [true, false] {
+        let b = bench_with(
+            false,
+            slate_workflows::FilmConfig {
+                parallel_scenes: parallel,
+                ..quick_config()
+            },
+            |_| {},
+        )
+        .await;
+        let slug = examples::load(&b.film, examples::LANTERN_KEEPER, None)
+            .await
+            .unwrap();
+        let run = produce(&b, &slug).await;
+        assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
+        let out: ProduceOutput = serde_json::from_value(run.output.unwrap()).unwrap();
+        let runs = scene_runs(&b, &slug).await;
+        let place = |s: &slate_workflows::model::Scene| {
+            s.location.as_deref().map(|l| l.trim().to_lowercase())
+        };
+        let mut overlaps = 0;
+        for (i, (sc, r)) in runs.iter().enumerate() {
+            let previous = &r.input["previous"];
+            if i == 0 {
+                assert!(previous.is_null());
+                continue;
+            }
+            let (before, br) = &runs[i - 1];
+            let same_place = place(before) == place(sc);
+            if same_place || !parallel {
+                // It waited for the scene before, and started from its last frame.
+                assert!(
+                    r.created_at >= br.finished_at.unwrap(),
+                    "scene {} started before scene {} had its last frame",
+                    sc.scene_number,
+                    before.scene_number
+                );
+                assert_eq!(
+                    previous["last_frame"].as_str(),
+                    before.last_frame_url.as_deref(),
+                    "scene {}",
+                    sc.scene_number
+                );
+            } else {
+                assert!(
+                    previous.is_null(),
+                    "scene {} waited for another place",
+                    sc.scene_number
+                );
+            }
+            // Runs that were in flight together.
+            overlaps += runs[..i]
+                .iter()
+                .filter(|(_, o)| o.finished_at.unwrap() > r.created_at)
+                .count();
+        }
+        if parallel {
+            let heads = runs
+                .windows(2)
+                .filter(|w| place(&w[0].0) != place(&w[1].0))
+                .count();
+            assert!(heads >= 2, "the example changes place: {heads} times");
+            assert!(
+                overlaps >= heads,
+                "{overlaps} overlapping scene runs for {heads} changes of place"
+            );
+        } else {
+            assert_eq!(overlaps, 0, "one scene at a time");
+        }
+        let durations: Vec<(i32, f64)> = runs
+            .iter()
+            .map(|(s, _)| (s.sequence_number, s.actual_duration.unwrap()))
+            .collect();
+        films.push((out.film.unwrap(), durations, overlaps));
+        b.stop.cancel();
+    }
+    let (par, seq) = (&films[0], &films[1]);
+    println!(
+        "parallel: {} scenes, {:.2} s, {} overlapping runs; one at a time: {:.2} s",
+        par.0.scenes, par.0.duration, par.2, seq.0.duration
+    );
+    assert_eq!(par.0.scenes, seq.0.scenes);
+    assert_eq!(
+        par.1, seq.1,
+        "the same scenes, of the same lengths, in the same order"
+    );
+    assert!((par.0.duration - seq.0.duration).abs() < 0.05);
+}

@@ -58,6 +58,15 @@ pub fn quick_config() -> FilmConfig {
 
 /// A bench with the local studio, optionally changed by `tweak` (to replace an activity).
 pub async fn bench(postgres: bool, tweak: impl FnOnce(&mut Studio)) -> Bench {
+    bench_with(postgres, quick_config(), tweak).await
+}
+
+/// [`bench`] with film settings of its own.
+pub async fn bench_with(
+    postgres: bool,
+    config: FilmConfig,
+    tweak: impl FnOnce(&mut Studio),
+) -> Bench {
     let url = database(postgres).await;
     let engine = Engine::connect(&url, test_config()).await.unwrap();
     let db = FilmDb::of(&engine);
@@ -68,7 +77,7 @@ pub async fn bench(postgres: bool, tweak: impl FnOnce(&mut Studio)) -> Bench {
         studio,
         repo: FilmRepo::new(db.clone()),
         docs: Arc::new(SqlDocuments::new(db)),
-        config: quick_config(),
+        config,
     });
     film.repo.seed_templates().await.unwrap();
     slate_workflows::register(&engine, film.clone());

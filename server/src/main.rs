@@ -54,6 +54,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// How far a project's film has come: scenes done, in flight, failed, waiting.
+    Progress {
+        /// The project's slug.
+        slug: String,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The approval gate: what awaits approval, approve, reject with a note, approve all.
     Approval {
         #[command(subcommand)]
@@ -185,6 +193,37 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         println!("{}", serde_json::to_string_pretty(&c)?);
                     } else {
                         print!("{}", slate_server::runs::costs_table(&c));
+                    }
+                    Ok(())
+                }
+                Command::Progress { slug, json } => {
+                    let state = slate_server::build(config).await?;
+                    let slug = slate_workflows::slug::Slug::parse(&slug)?;
+                    state.film.repo.project(&slug).await?;
+                    let p = slate_server::routes::scenes::progress_of(
+                        &state.film.repo.scenes(&slug).await?,
+                    );
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&p)?);
+                        return Ok(());
+                    }
+                    println!(
+                        "{} of {} scenes done ({:.1} of {:.1} s); {} in flight, {} waiting, {} failed",
+                        p.completed,
+                        p.scenes,
+                        p.seconds_done,
+                        p.seconds_planned,
+                        p.in_flight.len(),
+                        p.waiting,
+                        p.failed.len()
+                    );
+                    for f in &p.in_flight {
+                        println!("  scene {:>3}  {}", f.scene_number, f.status.as_str());
+                    }
+                    for n in &p.failed {
+                        println!(
+                            "  scene {n:>3}  failed: retry it with POST /api/scenes/{{id}}/generate"
+                        );
                     }
                     Ok(())
                 }

@@ -145,6 +145,13 @@ async fn the_gate_stops_every_scene_before_video_and_survives_a_kill() {
     let first_composite = a[0]["composite"].as_str().unwrap().to_string();
     let layers = a[0]["iterations"].as_u64().unwrap();
     assert!(layers >= 1, "{list}");
+    // Progress says the scene is in flight, at its composite.
+    let pr = api.get(&format!("/api/projects/{slug}/progress")).await;
+    let in_flight = pr["in_flight"].as_array().unwrap();
+    assert_eq!(in_flight.len(), 1, "{pr}");
+    assert_eq!(in_flight[0]["scene_id"], scene.as_str());
+    assert_eq!(in_flight[0]["status"], "verifying_composite");
+    assert_eq!(pr["completed"], 0);
     // It stays stopped: a moment later still no video, and the run waits.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(tasks.video_submissions().is_empty());
@@ -318,6 +325,9 @@ async fn the_gate_stops_every_scene_before_video_and_survives_a_kill() {
         "no video from the rejected composite"
     );
     assert_eq!(gated, 2, "the scenes that reached the gate while it was on");
+    let pr = api.get(&format!("/api/projects/{slug}/progress")).await;
+    assert_eq!(pr["completed"].as_u64().unwrap() as usize, scenes.len(), "{pr}");
+    assert!(pr["in_flight"].as_array().unwrap().is_empty(), "{pr}");
     let one = scenes.iter().find(|s| s["id"] == scene.as_str()).unwrap();
     let history = one["approval"]["history"].as_array().unwrap();
     assert_eq!(history.len(), 2, "{one}");

@@ -20,6 +20,7 @@ use crate::extract::{JsonBody, RunStarted, SlugPath, accepted, slug};
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_scenes))
+        .routes(routes!(progress))
         .routes(routes!(get_scene, edit_scene))
         .routes(routes!(generate_scene))
 }
@@ -54,6 +55,91 @@ async fn list_scenes(
     Ok(Json(Scenes {
         scenes: s.film.repo.scenes(&slug).await?,
     }))
+}
+
+/// Where a project's scenes stand.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Progress {
+    /// Scenes in the film.
+    pub scenes: usize,
+    /// Finished (clip and last frame).
+    pub completed: usize,
+    /// Being made now, in film order (several at once where they are in different places).
+    pub in_flight: Vec<InFlight>,
+    /// Stopped, waiting for a person to retry them.
+    pub failed: Vec<i32>,
+    /// Not started yet.
+    pub waiting: usize,
+    /// Seconds of film finished, of the seconds planned.
+    pub seconds_done: f64,
+    /// Seconds planned.
+    pub seconds_planned: f64,
+}
+
+/// A scene being made.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InFlight {
+    /// Its number.
+    pub scene_number: i32,
+    /// Scene id.
+    pub scene_id: String,
+    /// Its state (`generating_composite`, `verifying_composite`, `generating_video`).
+    pub status: SceneStatus,
+}
+
+/// The progress of a project's scenes.
+pub fn progress_of(scenes: &[Scene]) -> Progress {
+    let busy = |s: &Scene| {
+        matches!(
+            s.status,
+            SceneStatus::GeneratingComposite
+                | SceneStatus::VerifyingComposite
+                | SceneStatus::GeneratingVideo
+        )
+    };
+    Progress {
+        scenes: scenes.len(),
+        completed: scenes
+            .iter()
+            .filter(|s| s.status == SceneStatus::Completed)
+            .count(),
+        in_flight: scenes
+            .iter()
+            .filter(|s| busy(s))
+            .map(|s| InFlight {
+                scene_number: s.scene_number,
+                scene_id: s.id.clone(),
+                status: s.status,
+            })
+            .collect(),
+        failed: scenes
+            .iter()
+            .filter(|s| s.status == SceneStatus::Failed)
+            .map(|s| s.scene_number)
+            .collect(),
+        waiting: scenes
+            .iter()
+            .filter(|s| s.status == SceneStatus::ReadyForGeneration)
+            .count(),
+        seconds_done: scenes
+            .iter()
+            .filter(|s| s.status == SceneStatus::Completed)
+            .map(|s| s.actual_duration.unwrap_or(s.expected_duration))
+            .sum(),
+        seconds_planned: scenes.iter().map(|s| s.expected_duration).sum(),
+    }
+}
+
+/// How far the film has come: scenes done, in flight (several at once), failed, waiting.
+#[utoipa::path(get, path = "/api/projects/{slug}/progress", tag = "scenes", params(SlugPath),
+    responses(
+        (status = 200, description = "Where the scenes stand", body = Progress),
+        (status = 404, description = "No such project", body = ErrorBody),
+    ))]
+async fn progress(State(s): State<AppState>, Path(p): Path<SlugPath>) -> ApiResult<Json<Progress>> {
+    let slug = p.slug()?;
+    s.film.repo.project(&slug).await?;
+    Ok(Json(progress_of(&s.film.repo.scenes(&slug).await?)))
 }
 
 /// A scene with its iterations, verifications, continuity checks, clip and last frame.

@@ -87,7 +87,17 @@ pub(crate) async fn grid(
             }
         }
         section #scenes data-live {
-            p.muted { (done) " of " (all.len()) " scenes done · " (format!("{seconds:.1}")) " s of film" }
+            @let pr = crate::routes::scenes::progress_of(&all);
+            p.muted #progress {
+                (done) " of " (all.len()) " scenes done · " (format!("{seconds:.1}")) " s of film"
+                @if !pr.in_flight.is_empty() {
+                    " · " strong { (pr.in_flight.len()) " in flight" } ": "
+                    (pr.in_flight.iter().map(|f| format!("scene {}", f.scene_number)).collect::<Vec<_>>().join(", "))
+                }
+                @if !pr.failed.is_empty() {
+                    " · " (pr.failed.len()) " failed"
+                }
+            }
             @if all.is_empty() { p.empty { "No scenes yet: qualification writes them (phase B)." } }
             div.grid {
                 @for sc in &scenes {

@@ -326,7 +326,11 @@ async fn the_gate_stops_every_scene_before_video_and_survives_a_kill() {
     );
     assert_eq!(gated, 2, "the scenes that reached the gate while it was on");
     let pr = api.get(&format!("/api/projects/{slug}/progress")).await;
-    assert_eq!(pr["completed"].as_u64().unwrap() as usize, scenes.len(), "{pr}");
+    assert_eq!(
+        pr["completed"].as_u64().unwrap() as usize,
+        scenes.len(),
+        "{pr}"
+    );
     assert!(pr["in_flight"].as_array().unwrap().is_empty(), "{pr}");
     let one = scenes.iter().find(|s| s["id"] == scene.as_str()).unwrap();
     let history = one["approval"]["history"].as_array().unwrap();

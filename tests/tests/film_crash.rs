@@ -73,6 +73,13 @@ async fn a_crash_in_phase_a_regenerates_no_view() {
     let slug = examples::load(&f, examples::LANTERN_KEEPER, None)
         .await
         .unwrap();
+    // Two images at a time (the limit is kept in the database, so the worker process holds
+    // to it): the views finish a pair at a time, and the kill below lands among them rather
+    // than after all eighteen finished together.
+    engine
+        .set_concurrency_limit("images", Some(2))
+        .await
+        .unwrap();
     let id = engine
         .start::<Qualification>(
             &QualifyInput {

@@ -115,6 +115,10 @@ pub struct ProviderSettings {
     /// The webhook secret (`SLATE_WEBHOOK_SECRET`): callback URLs we hand to providers carry a
     /// token derived from it, never the secret itself.
     pub webhook_secret: Option<Secret>,
+    /// How often a job awaited inside one call (a voice, a last-frame task, a vision question)
+    /// is polled; `None`: every 2 s (vision: 500 ms). Benchmarks on providers scaled down in
+    /// time shorten it.
+    pub poll_every: Option<Duration>,
 }
 
 /// Who makes the videos. `Auto` (the default) picks fal.ai when `FAL_KEY` is set, else the
@@ -375,6 +379,7 @@ impl ProviderSettings {
                 .map(|u| http_url("SLATE_MEDIA_URL", u))
                 .transpose()?,
             webhook_secret: v.webhook_secret.map(Secret::new),
+            poll_every: None,
         })
     }
 

@@ -2,6 +2,7 @@
 //! default; a remote client is used when its key is set.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::blob::Blobs;
 use crate::config::{ProviderSettings, VideoProvider};
@@ -72,7 +73,13 @@ impl Studio {
                     blobs.clone(),
                     hook("/api/webhooks/fal"),
                 )),
-                Arc::new(FalVision::new(c.clone(), blobs.clone())),
+                Arc::new({
+                    let v = FalVision::new(c.clone(), blobs.clone());
+                    match settings.poll_every {
+                        Some(every) => v.polling(every),
+                        None => v,
+                    }
+                }),
             ),
             None => (
                 Arc::new(Storyboard::new(blobs.clone())),
@@ -100,12 +107,23 @@ impl Studio {
             _ => Arc::new(LocalVideo::new(blobs.clone())),
         };
         let voice: Arc<dyn Voice> = match &tasks {
-            Some(t) => Arc::new(TasksVoice::new(t.clone(), blobs.clone())),
+            Some(t) => {
+                let v = TasksVoice::new(t.clone(), blobs.clone());
+                Arc::new(match settings.poll_every {
+                    Some(every) => v.polling(every, Duration::from_secs(120)),
+                    None => v,
+                })
+            }
             None => Arc::new(LocalVoice::new(blobs.clone())),
         };
         let media: Arc<dyn Media> = match &settings.last_frame {
             Some(s) => Arc::new(RemoteMedia::new(
-                LastFrameClient::new(s.clone()),
+                match settings.poll_every {
+                    Some(every) => {
+                        LastFrameClient::new(s.clone()).polling(every, Duration::from_secs(600))
+                    }
+                    None => LastFrameClient::new(s.clone()),
+                },
                 blobs.clone(),
                 hook("/api/webhooks/last-frame-complete"),
             )),

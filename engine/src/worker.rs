@@ -824,6 +824,7 @@ async fn record(shared: &Shared, run: &RunRecord, t: Transition, next_seq: i64) 
         events,
         cost: crate::model::Cost::default(),
         release_slot: None,
+        hold_slot: false,
         finish: Some(finish),
     };
     match shared.committer.commit_outcome(op).await {

@@ -388,6 +388,44 @@ impl Workflow for Keyed {
     }
 }
 
+/// A provider's job: the slot is taken when it is submitted and kept (held) across a durable
+/// wait until the job is seen done; `fail` ends the run with the slot still held.
+struct HeldJob(Arc<Probe>);
+impl Workflow for HeldJob {
+    const NAME: &'static str = "t.held";
+    type Input = bool;
+    type Output = ();
+    async fn run(&self, ctx: Ctx, fail: bool) -> Result<(), WfError> {
+        let p = self.0.clone();
+        ctx.step_with(
+            "submit",
+            StepOptions::new().concurrency_held("gpu"),
+            |_| async move {
+                let now = p.current.fetch_add(1, Ordering::SeqCst) + 1;
+                p.max.fetch_max(now, Ordering::SeqCst);
+                Ok(())
+            },
+        )
+        .await?;
+        // The run suspends here, as a run waiting for a provider's webhook does.
+        ctx.sleep("wait", Duration::from_millis(150)).await?;
+        let p = self.0.clone();
+        ctx.step("done", |_| async move {
+            p.current.fetch_sub(1, Ordering::SeqCst);
+            p.hit("held");
+            if fail {
+                return Err(StepError::fatal("boom", "the job's result was unusable"));
+            }
+            Ok(())
+        })
+        .await?;
+        ctx.release_slot("gpu", "submit").await?;
+        // Another suspension after the release: the replay gives it back again, harmlessly.
+        ctx.sleep("after", Duration::from_millis(20)).await?;
+        ctx.release_slot("gpu", "submit").await
+    }
+}
+
 struct Spender(Arc<Probe>);
 impl Workflow for Spender {
     const NAME: &'static str = "t.spend";
@@ -508,6 +546,7 @@ fn register_all(e: &Engine, p: &Arc<Probe>) {
         .register(Parent)
         .register(Blocking(p.clone()))
         .register(Keyed(p.clone()))
+        .register(HeldJob(p.clone()))
         .register(Spender(p.clone()))
         .register(CarefulSpender(p.clone()))
         .register(Big)
@@ -1061,6 +1100,39 @@ async fn per_key_concurrency(h: H) {
     );
 }
 
+/// A held slot bounds the work it stands for, not only the step that started it: it survives
+/// the run's suspensions, is given back when the work is done, and a run that ends without
+/// giving it back frees it.
+async fn held_slots_bound_work_across_suspensions(h: H) {
+    h.engine
+        .set_concurrency_limit("gpu", Some(2))
+        .await
+        .unwrap();
+    let failing = start::<HeldJob>(&h, true).await;
+    let mut ids = vec![];
+    for _ in 0..6 {
+        ids.push(start::<HeldJob>(&h, false).await);
+    }
+    let r = h.engine.wait_for(failing, WAIT).await.unwrap();
+    assert_eq!(r.status, RunStatus::Failed);
+    for id in ids {
+        let r = h.engine.wait_for(id, WAIT).await.unwrap();
+        assert_eq!(r.status, RunStatus::Completed, "{:?}", r.error);
+    }
+    assert_eq!(h.probe.hits("held"), 7);
+    assert_eq!(
+        h.probe.max.load(Ordering::SeqCst),
+        2,
+        "at most two jobs between submission and completion, though each run suspended"
+    );
+    let usage = h.engine.store().concurrency_usage().await.unwrap();
+    assert_eq!(
+        usage,
+        vec![("gpu".to_string(), 0, Some(2))],
+        "every slot was given back, the failed run's too"
+    );
+}
+
 async fn budget_stops_spending(h: H) {
     let s = h
         .engine
@@ -1179,6 +1251,7 @@ async fn stale_lease_holders_are_fenced(h: H) {
         }],
         cost: Cost::default(),
         release_slot: None,
+        hold_slot: false,
         finish: None,
     };
     let last = second.events.last().unwrap().seq;
@@ -1383,6 +1456,7 @@ conformance!(
     reset_to_a_step,
     idempotent_start,
     per_key_concurrency,
+    held_slots_bound_work_across_suspensions,
     budget_stops_spending,
     a_budget_is_never_crossed_by_a_step_with_an_estimate,
     large_results_are_refused,

@@ -1,6 +1,8 @@
 //! `slate bench engine`: the engine benchmark on Postgres and SQLite, each on a database of its
 //! own, against the bare single-row INSERT commit rate of the same database.
 //!
+//! `slate bench film`: a generated film against latency-scaled providers ([`crate::bench_film`]).
+//!
 //! `slate bench dashboard`: how long the dashboard takes to serve the page of a run with
 //! thousands of events.
 
@@ -43,6 +45,9 @@ pub enum BenchCommand {
         #[arg(long)]
         committers: Option<usize>,
     },
+    /// A generated N-scene film against latency-scaled fake providers: wall time against the
+    /// sequential time and the lower bound the providers and limits allow.
+    Film(crate::bench_film::FilmBenchArgs),
     /// The run page of a run with E events, served R times, on SQLite and Postgres.
     Dashboard {
         /// Events in the run's history (E).
@@ -87,6 +92,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             )
             .await
         }
+        BenchCommand::Film(args) => crate::bench_film::run(args).await,
         BenchCommand::Dashboard {
             events,
             requests,

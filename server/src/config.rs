@@ -120,8 +120,10 @@ pub struct Config {
     pub lease: Duration,
     /// Largest request body.
     pub body_limit: usize,
-    /// Concurrency limits by key (`fal=4,video=2`).
-    pub concurrency: Vec<(String, u32)>,
+    /// Concurrency limits by key as set (`images=8,video=off`): a number, or `None` to
+    /// remove the key's limit. Keys not set keep their stored limit, or get
+    /// [`DEFAULT_LIMITS`] when they have none.
+    pub concurrency: Vec<(String, Option<u32>)>,
     /// The qualification edit window.
     pub edit_window: Duration,
     /// Scenes that do not need their predecessor's last frame are made at once.
@@ -163,22 +165,46 @@ impl std::fmt::Debug for Config {
     }
 }
 
-fn parse_limits(s: &str) -> Result<Vec<(String, u32)>, String> {
+/// The concurrency keys Slate's steps take, with the limit each has unless set otherwise: the
+/// generation jobs that may run at once at the providers, across every worker (a provider
+/// queues what is over its account's limit, so more would only wait there, unseen). A new fal
+/// account runs 2 requests at once, raised to 40 as credits are bought.
+pub const DEFAULT_LIMITS: &[(&str, u32)] = &[("images", 4), ("video", 2)];
+
+fn parse_limits(s: &str) -> Result<Vec<(String, Option<u32>)>, String> {
+    let known = || {
+        DEFAULT_LIMITS
+            .iter()
+            .map(|(k, _)| *k)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     s.split(',')
         .map(str::trim)
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p
                 .split_once('=')
-                .ok_or_else(|| format!("`{p}` is not key=number (for example fal=4)"))?;
-            let n: u32 = v
-                .trim()
-                .parse()
-                .map_err(|_| format!("`{v}` in `{p}` is not a whole number"))?;
-            if n == 0 {
-                return Err(format!("the limit of `{k}` must be at least 1"));
+                .ok_or_else(|| format!("`{p}` is not key=number (for example images=4)"))?;
+            let k = k.trim();
+            if !DEFAULT_LIMITS.iter().any(|(d, _)| *d == k) {
+                return Err(format!(
+                    "`{k}` is not a key Slate's steps take; the keys are {}",
+                    known()
+                ));
             }
-            Ok((k.trim().to_string(), n))
+            if v.trim().eq_ignore_ascii_case("off") {
+                return Ok((k.to_string(), None));
+            }
+            let n: u32 = v.trim().parse().map_err(|_| {
+                format!("`{v}` in `{p}` is not a whole number (or `off` for no limit)")
+            })?;
+            if n == 0 {
+                return Err(format!(
+                    "the limit of `{k}` must be at least 1 (`{k}=off` removes it)"
+                ));
+            }
+            Ok((k.to_string(), Some(n)))
         })
         .collect()
 }
@@ -379,12 +405,20 @@ mod tests {
                 .unwrap_err()
                 .contains("neither")
         );
+        // A key no step takes would limit nothing: it is refused, naming the keys.
+        let e = load(&[("SLATE_CONCURRENCY", "fal=4")]).unwrap_err();
+        assert!(e.contains("`fal`") && e.contains("images, video"), "{e}");
+        let e = load(&[("SLATE_CONCURRENCY", "video=0")]).unwrap_err();
+        assert!(e.contains("video=off"), "{e}");
         let c = load(&[
-            ("SLATE_CONCURRENCY", "fal=4, video=2"),
+            ("SLATE_CONCURRENCY", "images=8, video=OFF"),
             ("SLATE_API_KEY", "k"),
         ])
         .unwrap();
-        assert_eq!(c.concurrency, vec![("fal".into(), 4), ("video".into(), 2)]);
+        assert_eq!(
+            c.concurrency,
+            vec![("images".into(), Some(8)), ("video".into(), None)]
+        );
         assert!(!format!("{c:?}").contains("\"k\""));
         let c = load(&[("SLATE_LISTEN", "0.0.0.0:80")]).unwrap();
         assert!(c.check_for_serving().unwrap_err().contains("SLATE_API_KEY"));

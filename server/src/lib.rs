@@ -7,6 +7,7 @@
 pub mod app;
 pub mod approvals;
 pub mod bench;
+pub mod bench_film;
 pub mod config;
 pub mod demo;
 pub mod error;
@@ -37,9 +38,16 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
 }
 
 /// [`build`] with the provider settings given (tests point them at fake providers).
-pub async fn build_with(
+pub async fn build_with(config: Config, settings: ProviderSettings) -> anyhow::Result<AppState> {
+    build_tuned(config, settings, |_| {}).await
+}
+
+/// [`build_with`], with the film workflows' settings adjusted by `tune` (a benchmark on
+/// providers scaled down in time polls them as much more often).
+pub async fn build_tuned(
     config: Config,
     mut settings: ProviderSettings,
+    tune: impl FnOnce(&mut FilmConfig),
 ) -> anyhow::Result<AppState> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("create the data directory {}", config.data_dir.display()))?;
@@ -57,8 +65,16 @@ pub async fn build_with(
             slate_engine::store::redact_url(&config.database_url)
         )
     })?;
-    for (key, max) in &config.concurrency {
-        engine.set_concurrency_limit(key, Some(*max)).await?;
+    // What is set wins; a key not set keeps the limit stored for it (a person may have changed
+    // it over the admin API), or gets its default.
+    let stored = engine.store().concurrency_usage().await?;
+    for (key, default) in crate::config::DEFAULT_LIMITS {
+        let max = match config.concurrency.iter().find(|(k, _)| k == key) {
+            Some((_, max)) => *max,
+            None if stored.iter().any(|(k, _, m)| k == key && m.is_some()) => continue,
+            None => Some(*default),
+        };
+        engine.set_concurrency_limit(key, max).await?;
     }
     let db = FilmDb::of(&engine);
     if settings.public_url.is_none() {
@@ -85,10 +101,14 @@ pub async fn build_with(
         studio,
         repo: FilmRepo::new(db),
         docs,
-        config: FilmConfig {
-            parallel_scenes: config.parallel_scenes,
-            edit_window: config.edit_window,
-            ..FilmConfig::default()
+        config: {
+            let mut c = FilmConfig {
+                parallel_scenes: config.parallel_scenes,
+                edit_window: config.edit_window,
+                ..FilmConfig::default()
+            };
+            tune(&mut c);
+            c
         },
     });
     film.repo.seed_templates().await?;

@@ -22,6 +22,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::fake_tasks::ffmpeg;
+use crate::latency::{JobStats, Jobs, Latency, typical};
+use std::time::Instant;
 
 /// One submission, as fal received it.
 #[derive(Debug, Clone)]
@@ -34,6 +36,10 @@ pub struct FalSubmission {
     pub body: Value,
 }
 
+/// A request: its model, status polls so far, when it is done (latencies on) and its drawn
+/// vision answer.
+type Request = (String, u32, Option<Instant>, Option<bool>);
+
 struct Inner {
     key: String,
     base: String,
@@ -42,8 +48,11 @@ struct Inner {
     no_every: usize,
     questions: AtomicUsize,
     submissions: Mutex<Vec<FalSubmission>>,
-    /// request id → (model, status polls so far)
-    requests: Mutex<BTreeMap<String, (String, u32)>>,
+    /// request id → (model, status polls so far, when it is done when latencies are on, and
+    /// then also the vision answer, drawn from the question so that any run answers alike)
+    requests: Mutex<BTreeMap<String, Request>>,
+    latency: Mutex<Option<Latency>>,
+    jobs: Jobs,
 }
 
 /// The fake; dropped with the test.
@@ -97,6 +106,8 @@ impl FakeFal {
             questions: AtomicUsize::new(0),
             submissions: Mutex::new(vec![]),
             requests: Mutex::new(BTreeMap::new()),
+            latency: Mutex::new(None),
+            jobs: Jobs::default(),
         });
         let app = Router::new().fallback(handle).with_state(inner.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -106,6 +117,19 @@ impl FakeFal {
     /// The queue's base URL (`SLATE_FAL_QUEUE_URL`).
     pub fn url(&self) -> &str {
         &self.inner.base
+    }
+
+    /// From now on each request takes its provider's typical time on `latency`'s scale (images
+    /// 30-90 s, videos 2-8 min, vision a few seconds), instead of being done at the second
+    /// status poll; and the jobs are kept for [`FakeFal::jobs`].
+    pub fn set_latency(&self, latency: Latency) {
+        *self.inner.latency.lock().unwrap() = Some(latency);
+    }
+
+    /// The jobs run with latencies on, per kind (`image`, `vision`, `video`): how many, their
+    /// time, and the most running at once.
+    pub fn jobs(&self) -> BTreeMap<String, JobStats> {
+        self.inner.jobs.stats()
     }
 
     /// Every submission so far.
@@ -155,9 +179,14 @@ async fn handle(
         };
         let Some(model) = ({
             let mut r = s.requests.lock().unwrap();
-            r.get_mut(&id).map(|(m, polls)| {
+            r.get_mut(&id).map(|(m, polls, done_at, yes)| {
                 *polls += 1;
-                (m.clone(), *polls)
+                // With latencies, done when its time has come; without, at the second poll.
+                let done = match done_at {
+                    Some(t) => Instant::now() >= *t,
+                    None => *polls >= 2,
+                };
+                (m.clone(), done, *yes)
             })
         }) else {
             return answer(
@@ -165,9 +194,9 @@ async fn handle(
                 json!({"detail": "Request not found"}),
             );
         };
-        let (model, polls) = model;
+        let (model, done, drawn) = model;
         return match (method.as_str(), segments.get(pos + 2).copied()) {
-            ("GET", Some("status")) if polls < 2 => {
+            ("GET", Some("status")) if !done => {
                 answer(StatusCode::ACCEPTED, json!({"status": "IN_PROGRESS"}))
             }
             ("GET", Some("status")) => answer(StatusCode::OK, json!({"status": "COMPLETED"})),
@@ -178,7 +207,11 @@ async fn handle(
             ("GET", None) => {
                 let result = if model.contains("moondream") || model.contains("vision") {
                     let n = s.questions.fetch_add(1, Ordering::SeqCst) + 1;
-                    if s.no_every > 0 && n % s.no_every == 0 {
+                    let no = match drawn {
+                        Some(yes) => !yes,
+                        None => s.no_every > 0 && n % s.no_every == 0,
+                    };
+                    if no {
                         json!({"output": "NO, the frame does not match what was asked."})
                     } else {
                         json!({"output": "YES, the frame shows what was asked."})
@@ -209,6 +242,25 @@ async fn handle(
         );
     };
     let model = path.clone();
+    let latency = *s.latency.lock().unwrap();
+    // With latencies on, one question in `no_every` is answered NO by its content.
+    let yes = latency.map(|l| {
+        s.no_every == 0
+            || l.draw("verdict", &input, (0.0, 60.0 * s.no_every as f64)) >= l.scaled(60.0)
+    });
+    let done_at = latency.map(|l| {
+        let (kind, range) = if model.contains("moondream") || model.contains("vision") {
+            ("vision", typical::VISION)
+        } else if model.contains("video") {
+            ("video", typical::VIDEO)
+        } else {
+            ("image", typical::IMAGE)
+        };
+        let took = l.draw(kind, &input, range);
+        let now = Instant::now();
+        s.jobs.record(kind, now, took);
+        now + took
+    });
     let id = {
         let mut subs = s.submissions.lock().unwrap();
         let id = format!("req-{}", subs.len() + 1);
@@ -220,7 +272,7 @@ async fn handle(
         s.requests
             .lock()
             .unwrap()
-            .insert(id.clone(), (model.clone(), 0));
+            .insert(id.clone(), (model.clone(), 0, done_at, yes));
         id
     };
     // The URLs omit the endpoint's sub-path: `fal-ai/nano-banana/edit` is read under

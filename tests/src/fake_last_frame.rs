@@ -276,18 +276,24 @@ async fn handle(
             Ok(f) => f,
             Err(e) => return answer(StatusCode::BAD_REQUEST, json!({"error": e})),
         };
-        let probe = run(
-            "ffprobe",
-            &[
-                "-v".into(),
-                "error".into(),
-                "-show_entries".into(),
-                "format=duration".into(),
-                "-of".into(),
-                "csv=p=0".into(),
-                src.display().to_string(),
-            ],
-        );
+        // Off the async threads: a blocking ffprobe there would stall every request (and,
+        // in one process with Slate, its workers).
+        let probe = tokio::task::spawn_blocking(move || {
+            run(
+                "ffprobe",
+                &[
+                    "-v".into(),
+                    "error".into(),
+                    "-show_entries".into(),
+                    "format=duration".into(),
+                    "-of".into(),
+                    "csv=p=0".into(),
+                    src.display().to_string(),
+                ],
+            )
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
         return match probe.ok().and_then(|d| d.trim().parse::<f64>().ok()) {
             Some(d) => answer(StatusCode::OK, json!({"duration": d})),
             None => answer(

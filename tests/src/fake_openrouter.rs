@@ -47,6 +47,7 @@ struct Inner {
     calls: Mutex<Vec<LlmCall>>,
     /// Screenplay text → the screenplay.
     screenplays: Mutex<BTreeMap<String, Screenplay>>,
+    latency: Mutex<Option<crate::latency::Latency>>,
 }
 
 /// The fake; dropped with the test.
@@ -63,6 +64,7 @@ impl FakeOpenRouter {
             key: key.to_string(),
             calls: Mutex::new(vec![]),
             screenplays: Mutex::new(BTreeMap::new()),
+            latency: Mutex::new(None),
         });
         let app = Router::new()
             .route("/api/v1/chat/completions", axum::routing::post(complete))
@@ -81,6 +83,12 @@ impl FakeOpenRouter {
     /// The completions URL (`SLATE_OPENROUTER_URL`).
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// From now on each answer takes a language model's typical time (5-20 s) on `latency`'s
+    /// scale.
+    pub fn set_latency(&self, latency: crate::latency::Latency) {
+        *self.inner.latency.lock().unwrap_or_else(|e| e.into_inner()) = Some(latency);
     }
 
     /// Every call answered.
@@ -289,6 +297,10 @@ async fn complete(
         .unwrap_or_default();
     if auth != format!("Bearer {}", inner.key) {
         return error(StatusCode::UNAUTHORIZED, "No auth credentials found");
+    }
+    let latency = *inner.latency.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(l) = latency {
+        tokio::time::sleep(l.draw("llm", &body, crate::latency::typical::LLM)).await;
     }
     let format = &body["response_format"];
     if format["type"] != "json_schema" || format["json_schema"]["strict"] != true {

@@ -20,6 +20,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde_json::{Value, json};
 
+use crate::latency::{JobStats, Jobs, Latency, typical};
+use std::time::Instant;
+
 /// One submission, as the service received it.
 #[derive(Debug, Clone)]
 pub struct Submission {
@@ -37,6 +40,18 @@ struct Task {
     status: String,
     project: String,
     task_data: Value,
+    /// With latencies on, when a `processing` task is done.
+    done_at: Option<Instant>,
+}
+
+impl Task {
+    /// Its status now.
+    fn status(&self) -> &str {
+        match self.done_at {
+            Some(t) if self.status == "processing" && Instant::now() >= t => "completed",
+            _ => &self.status,
+        }
+    }
 }
 
 struct Inner {
@@ -54,6 +69,8 @@ struct Inner {
     tasks: Mutex<BTreeMap<String, Task>>,
     submissions: Mutex<Vec<Submission>>,
     status_calls: Mutex<usize>,
+    latency: Mutex<Option<Latency>>,
+    jobs: Jobs,
 }
 
 /// The fake service; dropped with the test.
@@ -79,6 +96,11 @@ pub(crate) fn ffmpeg(args: &[&str], out: &std::path::Path) -> Vec<u8> {
 impl FakeTasks {
     /// Start the service on a free port. Its clips last `video_seconds`.
     pub async fn start(key: &str, video_seconds: f64) -> FakeTasks {
+        FakeTasks::start_sized(key, video_seconds, "640x360").await
+    }
+
+    /// [`FakeTasks::start`] with clips of `size` (`WxH`).
+    pub async fn start_sized(key: &str, video_seconds: f64, size: &str) -> FakeTasks {
         let dir = std::env::temp_dir().join(format!(
             "slate-fake-tasks-{}-{}",
             std::process::id(),
@@ -90,7 +112,7 @@ impl FakeTasks {
                 "-f",
                 "lavfi",
                 "-i",
-                &format!("testsrc2=size=640x360:rate=24:duration={video_seconds}"),
+                &format!("testsrc2=size={size}:rate=24:duration={video_seconds}"),
                 "-pix_fmt",
                 "yuv420p",
                 "-an",
@@ -117,6 +139,8 @@ impl FakeTasks {
             tasks: Mutex::new(BTreeMap::new()),
             submissions: Mutex::new(vec![]),
             status_calls: Mutex::new(0),
+            latency: Mutex::new(None),
+            jobs: Jobs::default(),
         });
         let app = Router::new()
             .route("/api/v1/tasks/submit", post(submit))
@@ -132,6 +156,18 @@ impl FakeTasks {
     /// Its base URL (`SLATE_TASKS_URL`).
     pub fn url(&self) -> &str {
         &self.inner.base
+    }
+
+    /// From now on each task takes its typical time on `latency`'s scale (videos 2-8 min,
+    /// voices 10-30 s) instead of being done at once; the jobs are kept for [`FakeTasks::jobs`].
+    pub fn set_latency(&self, latency: Latency) {
+        *self.inner.latency.lock().unwrap() = Some(latency);
+    }
+
+    /// The jobs run with latencies on, per kind (`video`, `voice`): how many, their time, and
+    /// the most running at once.
+    pub fn jobs(&self) -> BTreeMap<String, JobStats> {
+        self.inner.jobs.stats()
     }
 
     /// While held, video tasks stay `processing` until [`FakeTasks::complete`].
@@ -224,13 +260,30 @@ fn record(s: &Inner, task_type: String, body: Value) -> Option<String> {
         return None;
     }
     let held = video && s.hold.load(Ordering::SeqCst);
+    let done_at = s.latency.lock().unwrap().filter(|_| !held).map(|l| {
+        let (kind, range) = if video {
+            ("video", typical::VIDEO)
+        } else {
+            ("voice", typical::VOICE)
+        };
+        let took = l.draw(kind, &body, range);
+        let now = Instant::now();
+        s.jobs.record(kind, now, took);
+        now + took
+    });
     s.tasks.lock().unwrap().insert(
         task_id.clone(),
         Task {
             task_type: task_type.clone(),
-            status: if held { "processing" } else { "completed" }.into(),
+            status: if held || done_at.is_some() {
+                "processing"
+            } else {
+                "completed"
+            }
+            .into(),
             project: body["project_id"].as_str().unwrap_or("").to_string(),
             task_data: body["task_data"].clone(),
+            done_at,
         },
     );
     subs.push(Submission {
@@ -257,7 +310,7 @@ async fn list(
         .iter()
         .filter(|(_, t)| t.project == project)
         .map(|(id, t)| {
-            json!({"task_id": id, "task_type": t.task_type, "status": t.status, "task_data": t.task_data})
+            json!({"task_id": id, "task_type": t.task_type, "status": t.status(), "task_data": t.task_data})
         })
         .collect();
     axum::Json(json!({"tasks": tasks})).into_response()
@@ -275,7 +328,7 @@ async fn status(
     let Some(t) = s.tasks.lock().unwrap().get(&id).cloned() else {
         return err(StatusCode::NOT_FOUND, "task not found");
     };
-    let result = match (t.status.as_str(), t.task_type.as_str()) {
+    let result = match (t.status(), t.task_type.as_str()) {
         ("completed", "generate_video") => json!({
             "video_url": format!("{}/files/{id}.mp4", s.base),
             "duration": s.video_seconds,
@@ -288,7 +341,7 @@ async fn status(
     } else {
         0.01
     };
-    axum::Json(json!({"task_id": id, "status": t.status, "result": result, "cost": cost}))
+    axum::Json(json!({"task_id": id, "status": t.status(), "result": result, "cost": cost}))
         .into_response()
 }
 

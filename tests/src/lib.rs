@@ -11,6 +11,7 @@ pub mod fake_last_frame;
 pub mod fake_openrouter;
 pub mod fake_tasks;
 mod greedy;
+pub mod latency;
 pub use greedy::GreedyPlanner;
 
 use std::fs::OpenOptions;

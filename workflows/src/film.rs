@@ -233,33 +233,44 @@ pub async fn image(
     } else {
         slate_activities::pricing::CallKind::Image
     };
+    // The slot is kept from the submission until the image is seen done, so the `images`
+    // limit bounds the jobs running at the provider, across the run's waits and crashes.
+    let submit = format!("{name}/submit");
     let job: Job = ctx
         .step_with(
-            format!("{name}/submit"),
-            paid().concurrency("images").estimate(film.price(kind)),
+            submit.clone(),
+            paid().concurrency_held(IMAGES).estimate(film.price(kind)),
             move |_| async move { images.submit(&r).await.step() },
         )
         .await?;
     let images = film.studio.images.clone();
     let (every, timeout) = (film.config.image_poll, film.config.image_timeout);
-    ctx.step_with(
-        format!("{name}/await"),
-        StepOptions::new().timeout(timeout).retry(
-            RetryPolicy::attempts(5).backoff(Duration::from_secs(2), Duration::from_secs(60)),
-        ),
-        move |sc| async move {
-            loop {
-                let p = images.poll(&job, &req).await.step()?;
-                report(&sc, p.spend);
-                match p.value {
-                    JobState::Completed { output } => return Ok(output),
-                    _ => tokio::time::sleep(every).await,
+    let out = ctx
+        .step_with(
+            format!("{name}/await"),
+            StepOptions::new().timeout(timeout).retry(
+                RetryPolicy::attempts(5).backoff(Duration::from_secs(2), Duration::from_secs(60)),
+            ),
+            move |sc| async move {
+                loop {
+                    let p = images.poll(&job, &req).await.step()?;
+                    report(&sc, p.spend);
+                    match p.value {
+                        JobState::Completed { output } => return Ok(output),
+                        _ => tokio::time::sleep(every).await,
+                    }
                 }
-            }
-        },
-    )
-    .await
+            },
+        )
+        .await?;
+    ctx.release_slot(IMAGES, &submit).await?;
+    Ok(out)
 }
+
+/// The concurrency key of image generations (a job at the provider holds one).
+pub const IMAGES: &str = "images";
+/// The concurrency key of video generations (a job at the provider holds one).
+pub const VIDEO: &str = "video";
 
 /// The identity of a failure, stable across replays: a failure recorded once is not recorded
 /// again when the run re-executes, and a later, different failure is.

@@ -86,6 +86,29 @@ fn chains(scenes: &[SceneRef]) -> Vec<Vec<&SceneRef>> {
     out
 }
 
+/// The film's chains of dependent scenes, by scene number, in film order: the ones a film run
+/// makes side by side (decision 0018). What `slate bench film` takes its lower bound from.
+pub fn chains_of(scenes: &[crate::model::Scene]) -> Vec<Vec<i32>> {
+    let refs: Vec<SceneRef> = scenes
+        .iter()
+        .map(|sc| SceneRef {
+            id: sc.id.clone(),
+            number: sc.scene_number,
+            location: sc.location.clone(),
+            time_of_day: sc.time_of_day.clone(),
+            characters: vec![],
+            transition_in: String::new(),
+            transition_out: String::new(),
+            done: None,
+            video_mode: sc.video_mode.clone(),
+        })
+        .collect();
+    chains(&refs)
+        .into_iter()
+        .map(|c| c.into_iter().map(|s| s.number).collect())
+        .collect()
+}
+
 fn previous_of(s: &SceneRef, out: &SceneOutput) -> PreviousScene {
     PreviousScene {
         scene_id: s.id.clone(),

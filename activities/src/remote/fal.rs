@@ -501,12 +501,23 @@ pub fn parse_yes_no(answer: &str) -> Option<bool> {
 pub struct FalVision {
     client: FalClient,
     blobs: Blobs,
+    poll_every: Duration,
 }
 
 impl FalVision {
     /// Vision through `client`, images from `blobs`.
     pub fn new(client: FalClient, blobs: Blobs) -> Self {
-        FalVision { client, blobs }
+        FalVision {
+            client,
+            blobs,
+            poll_every: Duration::from_millis(500),
+        }
+    }
+
+    /// Poll the question's status every `every` (500 ms by default; a question takes seconds).
+    pub fn polling(mut self, every: Duration) -> Self {
+        self.poll_every = every;
+        self
     }
 
     async fn query(&self, image: &BlobRef, prompt: &str) -> Result<Paid<String>> {
@@ -514,12 +525,7 @@ impl FalVision {
         let input = json!({"image_url": self.blobs.public_url(image).await?, "prompt": prompt});
         let Paid { value, spend } = self
             .client
-            .run(
-                &model,
-                &input,
-                Duration::from_millis(500),
-                Duration::from_secs(120),
-            )
+            .run(&model, &input, self.poll_every, Duration::from_secs(120))
             .await?;
         let out = value
             .get("output")

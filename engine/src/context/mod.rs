@@ -318,6 +318,7 @@ impl Ctx {
         events: Vec<EventData>,
         cost: Cost,
         release_slot: Option<String>,
+        hold_slot: bool,
     ) -> AppendOp {
         let now = Utc::now();
         let mut st = self.lock();
@@ -340,6 +341,7 @@ impl Ctx {
             epoch: self.inner.run.lease_epoch,
             events: out,
             cost,
+            hold_slot: hold_slot && release_slot.is_some(),
             release_slot: release_slot.map(|k| (k, step.to_string())),
             finish: None,
         }
@@ -353,9 +355,30 @@ impl Ctx {
         cost: Cost,
         release_slot: Option<String>,
     ) -> Result<(), WfError> {
-        let op = self.prepare(step, events, cost, release_slot);
+        self.commit_slot(step, events, cost, release_slot, false)
+            .await
+    }
+
+    /// [`Ctx::commit`], keeping the step's slot (held) instead of releasing it when `hold`.
+    async fn commit_slot(
+        &self,
+        step: &str,
+        events: Vec<EventData>,
+        cost: Cost,
+        release_slot: Option<String>,
+        hold: bool,
+    ) -> Result<(), WfError> {
+        let frees = release_slot.is_some() && !hold;
+        let op = self.prepare(step, events, cost, release_slot, hold);
         match self.inner.shared.committer.commit(op).await {
-            CommitResult::Committed => Ok(()),
+            CommitResult::Committed => {
+                if frees {
+                    // A run of this process may be waiting for the slot: look now, not at the
+                    // next poll.
+                    self.inner.shared.wake.notify_waiters();
+                }
+                Ok(())
+            }
             CommitResult::Fenced => {
                 self.inner.stop.lease_lost();
                 self.inner.token.cancel();
@@ -367,7 +390,7 @@ impl Ctx {
 
     /// Queue events about `step` for the next commit without waiting for it.
     fn enqueue(&self, step: &str, events: Vec<EventData>) {
-        let op = self.prepare(step, events, Cost::default(), None);
+        let op = self.prepare(step, events, Cost::default(), None, false);
         self.inner.shared.committer.enqueue(op);
     }
 
@@ -399,6 +422,21 @@ impl Ctx {
             recheck: Utc::now() + Duration::from_secs(10),
             reason: format!("step `{step}` waits for a `{key}` concurrency slot"),
         })
+    }
+
+    /// Give back the slot of `key` that step `step` kept (see
+    /// [`StepOptions::concurrency_held`]): the work it stood for is done. Call it right after
+    /// the step that saw the work finish; it is idempotent, so a replay calls it again
+    /// harmlessly. A slot not given back is given back when the run ends.
+    pub async fn release_slot(&self, key: &str, step: &str) -> Result<(), WfError> {
+        self.check_live()?;
+        self.inner
+            .shared
+            .store
+            .release_held_slot(key, self.inner.run.id, step, Utc::now())
+            .await?;
+        self.inner.shared.wake.notify_waiters();
+        Ok(())
     }
 
     /// Sleep durably: the run is suspended in the database until `duration` has passed since

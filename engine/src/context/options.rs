@@ -86,6 +86,10 @@ pub struct StepOptions {
     /// At most N steps with this key run at once across all workers (see
     /// [`crate::Engine::set_concurrency_limit`]); waiting for a slot is durable.
     pub concurrency_key: Option<String>,
+    /// Keep the concurrency slot after the step succeeds, until [`crate::Ctx::release_slot`]
+    /// or the run's end: for a step that starts work which goes on elsewhere (a provider's
+    /// job), so that the limit bounds that work and not only the call that started it.
+    pub hold_slot: bool,
     /// Give up an attempt after this long (a retryable `timeout` error).
     pub timeout: Option<Duration>,
     /// Wait until the attempt's start (with its idempotency key) is committed before calling.
@@ -115,6 +119,13 @@ impl StepOptions {
     /// Set the concurrency key.
     pub fn concurrency(mut self, key: impl Into<String>) -> Self {
         self.concurrency_key = Some(key.into());
+        self
+    }
+    /// Take a slot of `key` and keep it after the step succeeds (see
+    /// [`StepOptions::hold_slot`]); a failed attempt gives it back as usual.
+    pub fn concurrency_held(mut self, key: impl Into<String>) -> Self {
+        self.concurrency_key = Some(key.into());
+        self.hold_slot = true;
         self
     }
     /// Set the per-attempt timeout.

@@ -79,7 +79,13 @@ impl Ctx {
         self.claim_name(&name)?;
         self.check_live()?;
         let next = match self.replay(&name)? {
-            Replay::Done(v) => return v,
+            Replay::Done(v) => {
+                // A slot this step kept may still be held: the run's end must give it back.
+                if opts.hold_slot && opts.concurrency_key.is_some() {
+                    self.lock().took_slots = true;
+                }
+                return v;
+            }
             Replay::Attempt(next) => next,
         };
         self.crash_guard(&name, &opts, &next).await?;
@@ -405,7 +411,7 @@ impl Ctx {
                         .await;
                 }
                 let value = decode(name, &out)?;
-                self.commit(
+                self.commit_slot(
                     name,
                     vec![EventData::StepSucceeded {
                         attempt,
@@ -415,6 +421,7 @@ impl Ctx {
                     }],
                     cost,
                     release,
+                    opts.hold_slot,
                 )
                 .await?;
                 shared

@@ -48,6 +48,9 @@ pub struct AppendOp {
     pub cost: Cost,
     /// A concurrency slot `(key, step)` to release in the same commit.
     pub release_slot: Option<(String, String)>,
+    /// Keep that slot, marked held, instead of releasing it (a step with
+    /// [`crate::StepOptions::concurrency_held`] that succeeded).
+    pub hold_slot: bool,
     /// The run's outcome, recorded in the same commit as its events: completed or failed, or
     /// sleeping until `ready_at`. Only for runs with no parent to signal and nothing to clean
     /// up (other outcomes go through [`Store::transition`]).
@@ -409,6 +412,16 @@ pub trait Store: Send + Sync + 'static {
         step: &str,
         now: DateTime<Utc>,
     ) -> Result<SlotOutcome>;
+
+    /// Give back the slot `(key, run, step)` a step kept (held) past its end, and wake the runs
+    /// waiting for one. Idempotent: a slot already given back is nothing to do.
+    async fn release_held_slot(
+        &self,
+        key: &str,
+        run: RunId,
+        step: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
 
     /// Set (or, with `None`, remove) the number of slots of a concurrency key.
     async fn set_concurrency_limit(&self, key: &str, max: Option<u32>) -> Result<()>;

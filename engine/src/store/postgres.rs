@@ -214,7 +214,8 @@ impl PgStore {
              ), ds AS (
                 DELETE FROM slot_waiters WHERE $14 AND run_id IN (SELECT id FROM u)
              ), sl AS (
-                DELETE FROM concurrency_slots WHERE $14 AND $2 <> 'running' AND run_id IN (SELECT id FROM u)
+                DELETE FROM concurrency_slots WHERE $14 AND $2 <> 'running' AND ($7 OR NOT held)
+                  AND run_id IN (SELECT id FROM u)
                 RETURNING key
              ), ev AS (
                 INSERT INTO events (run_id, seq, at, kind, step, data)
@@ -357,7 +358,7 @@ impl Store for PgStore {
              ), ds AS (
                 DELETE FROM slot_waiters WHERE run_id IN (SELECT id FROM u)
              ), sl AS (
-                DELETE FROM concurrency_slots WHERE run_id IN (SELECT id FROM u)
+                DELETE FROM concurrency_slots WHERE NOT held AND run_id IN (SELECT id FROM u)
              ), ev AS (
                 INSERT INTO events (run_id, seq, at, kind, step, data)
                 SELECT u.id,
@@ -547,15 +548,26 @@ impl Store for PgStore {
                 if let Some((key, step)) = &op.release_slot
                     && ok.contains(&(op.run_id.0, op.epoch))
                 {
-                    sqlx::query(
-                        "DELETE FROM concurrency_slots WHERE key = $1 AND run_id = $2 AND step = $3",
-                    )
-                    .bind(key)
-                    .bind(op.run_id.0)
-                    .bind(step)
-                    .execute(&mut *tx)
-                    .await?;
-                    keys.insert(key.clone());
+                    if op.hold_slot {
+                        sqlx::query(
+                            "UPDATE concurrency_slots SET held = true WHERE key = $1 AND run_id = $2 AND step = $3",
+                        )
+                        .bind(key)
+                        .bind(op.run_id.0)
+                        .bind(step)
+                        .execute(&mut *tx)
+                        .await?;
+                    } else {
+                        sqlx::query(
+                            "DELETE FROM concurrency_slots WHERE key = $1 AND run_id = $2 AND step = $3",
+                        )
+                        .bind(key)
+                        .bind(op.run_id.0)
+                        .bind(step)
+                        .execute(&mut *tx)
+                        .await?;
+                        keys.insert(key.clone());
+                    }
                 }
             }
             let now = ops
@@ -707,11 +719,15 @@ impl Store for PgStore {
             }
         }
         if t.to.status() != RunStatus::Running {
-            let keys: Vec<String> =
-                sqlx::query_scalar("DELETE FROM concurrency_slots WHERE run_id = $1 RETURNING key")
-                    .bind(t.run_id.0)
-                    .fetch_all(&mut *tx)
-                    .await?;
+            // Held slots stay while the run lives (its provider's jobs run on); its end gives
+            // back everything.
+            let keys: Vec<String> = sqlx::query_scalar(
+                "DELETE FROM concurrency_slots WHERE run_id = $1 AND ($2 OR NOT held) RETURNING key",
+            )
+            .bind(t.run_id.0)
+            .bind(terminal)
+            .fetch_all(&mut *tx)
+            .await?;
             let keys: BTreeSet<String> = keys.into_iter().collect();
             if wake_slot_waiters(&mut tx, &keys, t.now).await? > 0 {
                 woke_any = true;
@@ -955,6 +971,32 @@ impl Store for PgStore {
         };
         tx.commit().await?;
         Ok(outcome)
+    }
+
+    async fn release_held_slot(
+        &self,
+        key: &str,
+        run: RunId,
+        step: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let gone = sqlx::query(
+            "DELETE FROM concurrency_slots WHERE key = $1 AND run_id = $2 AND step = $3",
+        )
+        .bind(key)
+        .bind(run.0)
+        .bind(step)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if gone > 0
+            && wake_slot_waiters(&mut tx, &BTreeSet::from([key.to_string()]), now).await? > 0
+        {
+            notify_wake(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn set_concurrency_limit(&self, key: &str, max: Option<u32>) -> Result<()> {

@@ -334,7 +334,8 @@ impl Store for SqliteStore {
             for q in [
                 "DELETE FROM signal_waits WHERE run_id = ?1",
                 "DELETE FROM slot_waiters WHERE run_id = ?1",
-                "DELETE FROM concurrency_slots WHERE run_id = ?1",
+                // Held slots stay: the provider's job they stand for runs on.
+                "DELETE FROM concurrency_slots WHERE run_id = ?1 AND held = 0",
             ] {
                 sqlx::query(q)
                     .bind(id.to_string())
@@ -452,15 +453,26 @@ impl Store for SqliteStore {
                 .await?;
             }
             if let Some((key, step)) = &op.release_slot {
-                sqlx::query(
-                    "DELETE FROM concurrency_slots WHERE key = ?1 AND run_id = ?2 AND step = ?3",
-                )
-                .bind(key)
-                .bind(&id)
-                .bind(step)
-                .execute(&mut *tx)
-                .await?;
-                keys.insert(key.clone());
+                if op.hold_slot {
+                    sqlx::query(
+                        "UPDATE concurrency_slots SET held = 1 WHERE key = ?1 AND run_id = ?2 AND step = ?3",
+                    )
+                    .bind(key)
+                    .bind(&id)
+                    .bind(step)
+                    .execute(&mut *tx)
+                    .await?;
+                } else {
+                    sqlx::query(
+                        "DELETE FROM concurrency_slots WHERE key = ?1 AND run_id = ?2 AND step = ?3",
+                    )
+                    .bind(key)
+                    .bind(&id)
+                    .bind(step)
+                    .execute(&mut *tx)
+                    .await?;
+                    keys.insert(key.clone());
+                }
             }
         }
         if !rows.is_empty() {
@@ -600,11 +612,15 @@ impl Store for SqliteStore {
             }
         }
         if cleanup && t.to.status() != RunStatus::Running {
-            let keys: Vec<String> =
-                sqlx::query_scalar("DELETE FROM concurrency_slots WHERE run_id = ?1 RETURNING key")
-                    .bind(&id)
-                    .fetch_all(&mut *tx)
-                    .await?;
+            // Held slots stay while the run lives (its provider's jobs run on); its end gives
+            // back everything.
+            let keys: Vec<String> = sqlx::query_scalar(
+                "DELETE FROM concurrency_slots WHERE run_id = ?1 AND (?2 OR held = 0) RETURNING key",
+            )
+            .bind(&id)
+            .bind(terminal)
+            .fetch_all(&mut *tx)
+            .await?;
             let keys: BTreeSet<String> = keys.into_iter().collect();
             wake_slot_waiters(&mut tx, &keys, t.now).await?;
         }
@@ -831,6 +847,30 @@ impl Store for SqliteStore {
         };
         tx.commit().await?;
         Ok(outcome)
+    }
+
+    async fn release_held_slot(
+        &self,
+        key: &str,
+        run: RunId,
+        step: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let gone = sqlx::query(
+            "DELETE FROM concurrency_slots WHERE key = ?1 AND run_id = ?2 AND step = ?3",
+        )
+        .bind(key)
+        .bind(run.to_string())
+        .bind(step)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if gone > 0 {
+            wake_slot_waiters(&mut tx, &BTreeSet::from([key.to_string()]), now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn set_concurrency_limit(&self, key: &str, max: Option<u32>) -> Result<()> {

@@ -14,7 +14,7 @@ use slate_engine::{RetryPolicy, StepOptions, WfError};
 use super::Take;
 use super::composite::{Composite, Refs};
 use crate::error::IntoStep;
-use crate::film::{paid, report};
+use crate::film::{VIDEO, paid, report};
 use crate::model::{Scene, SceneStatus};
 
 impl Take<'_> {
@@ -111,7 +111,9 @@ impl Take<'_> {
         self.ctx
             .step_with(
                 "video/submit",
-                paid().concurrency("video").estimate(usd),
+                // Kept until the clip is seen done (`await_video`): the `video` limit bounds
+                // the jobs running at the provider.
+                paid().concurrency_held(VIDEO).estimate(usd),
                 |sc| async move {
                     // The step's key is the same in every attempt: the provider's list finds
                     // an attempt whose answer was lost.
@@ -150,6 +152,7 @@ impl Take<'_> {
                 )
                 .await?;
             if let JobState::Completed { output } = state {
+                self.ctx.release_slot(VIDEO, "video/submit").await?;
                 return Ok(output);
             }
             let wait = format!("video/wait/{k}");

@@ -659,6 +659,24 @@ async fn a_person_approves_and_rejects_composites_in_the_dashboard() {
     assert!(b.text_of("#approvals").await.contains("Scene 1"));
     b.shot("approval").await;
 
+    // The film's run page names the scene in flight (waiting at the gate) with a link to it.
+    let films = s.api.get("/api/runs?workflow=film.generate").await;
+    let film = films["runs"][0]["id"].as_str().unwrap().to_string();
+    b.goto(&format!("{base}/runs/{film}")).await;
+    let flying = b.text_of("#scenes-in-flight").await;
+    assert!(
+        flying.contains(" in flight: ") && flying.contains("scene 1 (waiting)"),
+        "{flying}"
+    );
+    b.shot("film-run-in-flight").await;
+    b.goto(&format!("{base}/projects/{slug}/scenes")).await;
+    b.wait_js(
+        "the composite again",
+        "return !!document.querySelector('#approvals article.approval[data-round=\"1\"] img');",
+        LONG,
+    )
+    .await;
+
     // Reject with a note: the card comes back at round 2 with the note under it.
     let note = "the kite should be red, not blue";
     let area = b.find("#approvals form.reject textarea[name=note]").await;

@@ -178,6 +178,22 @@ pub(crate) async fn show(
                 dt { "Cost" } dd { (usd(d.tree_cost_usd)) " with its children" }
                 dt { "Budget" } dd { @match d.budget_usd { Some(b) => { (usd(b)) " (" (((d.tree_cost_usd / b.max(1e-9)) * 100.0).round()) " % spent)" }, None => { "none" } } }
                 @if let Some(c) = &d.current_step { dt { "Now" } dd { code { (c) } } }
+                @let scene_runs: Vec<&RunRecord> = children.iter().filter(|c| c.workflow == "film.scene").collect();
+                @if !scene_runs.is_empty() {
+                    @let flying: Vec<&&RunRecord> = scene_runs.iter().filter(|c| !c.status.is_terminal()).collect();
+                    dt { "Scenes" }
+                    dd #scenes-in-flight {
+                        (scene_runs.iter().filter(|c| c.status == RunStatus::Completed).count()) " done"
+                        @if !flying.is_empty() {
+                            " · " strong { (flying.len()) " in flight" } ": "
+                            @for (i, c) in flying.iter().enumerate() {
+                                @if i > 0 { ", " }
+                                a href=(format!("/runs/{}", c.id)) { (c.parent_step.clone().unwrap_or_else(|| "scene".into()).replace('/', " ")) }
+                                " (" (c.status.as_str()) ")"
+                            }
+                        }
+                    }
+                }
                 @if let Some(a) = &d.alive {
                     dt { "Alive" }
                     dd {

@@ -309,6 +309,22 @@ async fn production(db: Db, studio: Studio, kills: usize, rng: &mut rand::rngs::
             assert!(n <= 5, "step {step} of {} failed {n} times", r["workflow"]);
         }
     }
+    // No concurrency slot is left held (decision 0019): every run ended, and a run's end gives
+    // back what it held, whatever the kills interrupted.
+    let db_url = env
+        .iter()
+        .find(|(k, _)| k == "SLATE_DATABASE_URL")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    let store = slate_engine::Engine::connect(&db_url, slate_engine::testing::test_config())
+        .await
+        .unwrap();
+    let usage = store.store().concurrency_usage().await.unwrap();
+    assert!(
+        usage.iter().all(|(_, held, _)| *held == 0),
+        "slots left held after {done} kills: {usage:?}"
+    );
+    drop(store);
     drop(serve);
     drop(worker);
     let paid = fakes.as_ref().map(Fakes::paid).unwrap_or_default();

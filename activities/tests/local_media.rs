@@ -415,3 +415,150 @@ async fn voices_mix_into_a_provider_clip_without_an_audio_track() {
     let _ = std::fs::remove_file(src);
     let _ = std::fs::remove_file(tone);
 }
+
+/// The MP4 reader that spares a process per question gives what ffprobe gives, on the kinds of
+/// file the studio meets: a provider's silent clip, one with sound, the studio's own clips,
+/// trimmed ones, voiced ones, a QuickTime file and a file written without `faststart` (its
+/// index at the end); and it leaves what it does not know (a WAV, a WebM) to ffprobe.
+#[tokio::test]
+async fn the_mp4_reader_agrees_with_ffprobe() {
+    use slate_activities::local::media::ffprobe_duration;
+    use slate_activities::local::mp4;
+    let dir = std::env::temp_dir().join(format!("slate-mp4-{}", uuid_like()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let silent = dir.join("silent.mp4");
+    lavfi(
+        "testsrc2=size=320x180:rate=24:duration=4.3",
+        &["-pix_fmt", "yuv420p", "-an"],
+        &silent,
+    )
+    .await;
+    let sound = dir.join("sound.mp4");
+    lavfi(
+        "testsrc2=size=320x180:rate=30:duration=2.5",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=220:duration=3.1",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+        ],
+        &sound,
+    )
+    .await;
+    let mov = dir.join("clip.mov");
+    lavfi(
+        "testsrc2=size=320x180:rate=25:duration=1.7",
+        &["-pix_fmt", "yuv420p"],
+        &mov,
+    )
+    .await;
+    let streamed = dir.join("streamed.mp4");
+    lavfi(
+        "testsrc2=size=320x180:rate=24:duration=3",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "anullsrc=r=44100:cl=mono",
+            "-t",
+            "3",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+        ],
+        &streamed,
+    )
+    .await;
+    let blobs = blobs();
+    let media = LocalMedia::new(blobs.clone());
+    let own = clip(&blobs, "own", 4.0, "zoom").await;
+    let trimmed = media
+        .trim(&own.video, 2.75, "clips/trimmed.mp4")
+        .await
+        .unwrap();
+    let provider = blobs
+        .put("clips/silent.mp4", std::fs::read(&silent).unwrap())
+        .await
+        .unwrap();
+    let provider_trimmed = media
+        .trim(&provider, 3.5, "clips/silent-trimmed.mp4")
+        .await
+        .unwrap();
+    let tone = dir.join("tone.wav");
+    lavfi("sine=frequency=440:duration=1", &[], &tone).await;
+    let line = blobs
+        .put("voices/tone.wav", std::fs::read(&tone).unwrap())
+        .await
+        .unwrap();
+    let voiced = media
+        .mix_voices(&provider_trimmed, &[(line, 0.5)], "clips/voiced.mp4")
+        .await
+        .unwrap();
+    let mut files = vec![
+        (silent.clone(), false),
+        (sound, true),
+        (mov, false),
+        (streamed, true),
+    ];
+    for (b, audio) in [
+        (&own.video, true),
+        (&trimmed, true),
+        (&provider_trimmed, false),
+        (&voiced, true),
+    ] {
+        files.push((blobs.local_path(b).await.unwrap(), audio));
+    }
+    for (f, audio) in &files {
+        let info = mp4::read(f).unwrap_or_else(|| panic!("{} should be read", f.display()));
+        let probed = ffprobe_duration(f).await.unwrap();
+        assert!(
+            (info.length() - probed).abs() < 0.0015,
+            "{}: the reader says {} s, ffprobe {probed} s",
+            f.display(),
+            info.length()
+        );
+        let format = run(
+            "ffprobe",
+            &[
+                "-v".to_string(),
+                "error".into(),
+                "-show_entries".into(),
+                "format=duration".into(),
+                "-of".into(),
+                "csv=p=0".into(),
+                f.display().to_string(),
+            ],
+        )
+        .await
+        .unwrap();
+        let format: f64 = format.trim().parse().unwrap();
+        assert!(
+            (info.duration - format).abs() < 0.0015,
+            "{}: the reader says the movie lasts {} s, ffprobe {format} s",
+            f.display(),
+            info.duration
+        );
+        assert_eq!(info.has_audio(), *audio, "{}", f.display());
+        let frames = count_frames(f).await.unwrap();
+        assert_eq!(info.video().unwrap().samples, frames, "{}", f.display());
+    }
+    for other in [&tone] {
+        assert_eq!(mp4::read(other), None);
+        assert!(probe_duration(other).await.unwrap() > 0.9);
+    }
+    let webm = dir.join("clip.webm");
+    lavfi(
+        "testsrc2=size=160x90:rate=24:duration=1",
+        &["-c:v", "libvpx", "-b:v", "200k"],
+        &webm,
+    )
+    .await;
+    assert_eq!(mp4::read(&webm), None);
+    assert!((probe_duration(&webm).await.unwrap() - 1.0).abs() < 0.05);
+    let _ = std::fs::remove_dir_all(&dir);
+}

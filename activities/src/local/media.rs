@@ -60,8 +60,26 @@ fn p(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
-/// Length of a media file, seconds (the video stream's when there is one).
+/// What the MP4 reader makes of a file (off the async threads: it reads the disk).
+async fn mp4_info(path: &Path) -> Option<super::mp4::Info> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || super::mp4::read(&path))
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Length of a media file, seconds (the video stream's when there is one): read from the file
+/// when it is an MP4 ([`super::mp4`]), else asked of ffprobe.
 pub async fn probe_duration(path: &Path) -> Result<f64> {
+    match mp4_info(path).await {
+        Some(info) => Ok(info.length()),
+        None => ffprobe_duration(path).await,
+    }
+}
+
+/// Length of a media file as ffprobe reports it (the video stream's when there is one).
+pub async fn ffprobe_duration(path: &Path) -> Result<f64> {
     let v = run(
         "ffprobe",
         &a([
@@ -239,6 +257,9 @@ async fn is_normal(path: &Path) -> Result<bool> {
 
 /// Whether a media file has an audio stream (providers' clips are often silent).
 async fn has_audio(src: &Path) -> Result<bool> {
+    if let Some(info) = mp4_info(src).await {
+        return Ok(info.has_audio());
+    }
     Ok(!run(
         "ffprobe",
         &a([

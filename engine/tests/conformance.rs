@@ -59,6 +59,8 @@ async fn harness(kind: Kind) -> H {
 
 #[derive(Default)]
 struct Probe {
+    /// Labels, in the order their runs took a slot.
+    order: Mutex<Vec<String>>,
     hits: Mutex<HashMap<String, u32>>,
     flags: Mutex<HashMap<String, bool>>,
     current: AtomicUsize,
@@ -426,6 +428,37 @@ impl Workflow for HeldJob {
     }
 }
 
+/// A run that takes a `lane` slot with a priority: the `hold` one keeps it until signalled.
+struct Ranked(Arc<Probe>);
+impl Workflow for Ranked {
+    const NAME: &'static str = "t.ranked";
+    type Input = (String, i32, bool);
+    type Output = ();
+    async fn run(
+        &self,
+        ctx: Ctx,
+        (label, priority, hold): (String, i32, bool),
+    ) -> Result<(), WfError> {
+        let p = self.0.clone();
+        let opts = if hold {
+            StepOptions::new().concurrency_held("lane")
+        } else {
+            StepOptions::new().concurrency("lane")
+        };
+        ctx.step_with("take", opts.priority(priority), |_| async move {
+            p.order.lock().unwrap().push(label);
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            Ok(())
+        })
+        .await?;
+        if hold {
+            let _: Option<Value> = ctx.wait_signal("go", "go", None).await?;
+            ctx.release_slot("lane", "take").await?;
+        }
+        Ok(())
+    }
+}
+
 struct Spender(Arc<Probe>);
 impl Workflow for Spender {
     const NAME: &'static str = "t.spend";
@@ -547,6 +580,7 @@ fn register_all(e: &Engine, p: &Arc<Probe>) {
         .register(Blocking(p.clone()))
         .register(Keyed(p.clone()))
         .register(HeldJob(p.clone()))
+        .register(Ranked(p.clone()))
         .register(Spender(p.clone()))
         .register(CarefulSpender(p.clone()))
         .register(Big)
@@ -1133,6 +1167,46 @@ async fn held_slots_bound_work_across_suspensions(h: H) {
     );
 }
 
+/// A freed slot goes to the highest-priority waiter, then to the longest waiting among equals,
+/// and wakes only the run whose turn it is (not every waiter, to find the slot taken).
+async fn a_freed_slot_goes_to_the_highest_waiter(h: H) {
+    h.engine
+        .set_concurrency_limit("lane", Some(1))
+        .await
+        .unwrap();
+    let ranked = |label: &str, p: i32, hold: bool| (label.to_string(), p, hold);
+    let blocker = start::<Ranked>(&h, ranked("blocker", 9, true)).await;
+    wait_status(&h.engine, blocker, RunStatus::Waiting).await;
+    let mut waiters = vec![];
+    for (label, p) in [("low-1", 0), ("low-2", 0), ("high", 5), ("mid", 2)] {
+        let id = start::<Ranked>(&h, ranked(label, p, false)).await;
+        wait_status(&h.engine, id, RunStatus::Waiting).await;
+        waiters.push((label, id));
+    }
+    h.engine
+        .signal(Some(blocker), "go", None, json!(null))
+        .await
+        .unwrap();
+    for (_, id) in waiters.iter().chain([&("blocker", blocker)]) {
+        let r = h.engine.wait_for(*id, WAIT).await.unwrap();
+        assert_eq!(r.status, RunStatus::Completed, "{:?}", r.error);
+    }
+    assert_eq!(
+        *h.probe.order.lock().unwrap(),
+        ["blocker", "high", "mid", "low-1", "low-2"],
+        "the highest priority first, then the longest waiting"
+    );
+    for (label, id) in waiters {
+        let r = h.engine.get(id).await.unwrap();
+        // Claimed to start, then once more when its turn came.
+        assert!(
+            r.claims <= 2,
+            "{label} was claimed {} times: woken for slots that were not its",
+            r.claims
+        );
+    }
+}
+
 async fn budget_stops_spending(h: H) {
     let s = h
         .engine
@@ -1457,6 +1531,7 @@ conformance!(
     idempotent_start,
     per_key_concurrency,
     held_slots_bound_work_across_suspensions,
+    a_freed_slot_goes_to_the_highest_waiter,
     budget_stops_spending,
     a_budget_is_never_crossed_by_a_step_with_an_estimate,
     large_results_are_refused,

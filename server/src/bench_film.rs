@@ -350,11 +350,13 @@ pub struct Produced {
     /// Processor time this process and the programs it ran (ffmpeg for Slate and for the fake
     /// providers) used while the film ran, where the system says (Linux).
     pub film_cpu: Option<Duration>,
+    /// Of which the programs it ran (ffmpeg, ffprobe).
+    pub film_cpu_tools: Option<Duration>,
 }
 
-/// Processor time of this process and its finished children so far (Linux's `/proc`, whose
-/// clock ticks are 1/100 s on every architecture it reports them for).
-fn cpu_time() -> Option<Duration> {
+/// Processor time of this process and its finished children so far, and of the children alone
+/// (Linux's `/proc`, whose clock ticks are 1/100 s on every architecture it reports them for).
+fn cpu_time() -> Option<(Duration, Duration)> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // Fields after the command name (which may hold spaces), from field 3 on.
     let rest = stat.rsplit_once(')')?.1;
@@ -364,7 +366,12 @@ fn cpu_time() -> Option<Duration> {
         .take(4)
         .filter_map(|x| x.parse().ok())
         .collect();
-    (f.len() == 4).then(|| Duration::from_millis(f.iter().sum::<u64>() * 10))
+    (f.len() == 4).then(|| {
+        (
+            Duration::from_millis(f.iter().sum::<u64>() * 10),
+            Duration::from_millis((f[2] + f[3]) * 10),
+        )
+    })
 }
 
 async fn produce(args: &FilmBenchArgs, gather: &Value, parallel: bool) -> anyhow::Result<Produced> {
@@ -474,9 +481,9 @@ async fn produce(args: &FilmBenchArgs, gather: &Value, parallel: bool) -> anyhow
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let film_cpu = match (cpu_at_film, cpu_time()) {
-        (Some(Some(a)), Some(b)) => Some(b.saturating_sub(a)),
-        _ => None,
+    let (film_cpu, film_cpu_tools) = match (cpu_at_film, cpu_time()) {
+        (Some(Some(a)), Some(b)) => (Some(b.0.saturating_sub(a.0)), Some(b.1.saturating_sub(a.1))),
+        _ => (None, None),
     };
     stop.cancel();
     let _ = worker.await;
@@ -558,6 +565,7 @@ async fn produce(args: &FilmBenchArgs, gather: &Value, parallel: bool) -> anyhow
         jobs,
         llm_calls: llm.calls().len(),
         film_cpu,
+        film_cpu_tools,
     };
     drop(state);
     if args.keep {
@@ -685,6 +693,13 @@ fn report(args: &FilmBenchArgs, m: &Measured) {
             secs(m),
             secs(cpu)
         );
+        if let Some(tools) = par.film_cpu_tools {
+            println!(
+                "    of which this process (Slate, the fakes) {}, the programs it ran (ffmpeg, ffprobe) {}",
+                secs(cpu.saturating_sub(tools)),
+                secs(tools)
+            );
+        }
     }
     println!(
         "lower bound of the parallel film: {} (the larger)",

@@ -228,6 +228,7 @@ async fn start_first_scene(
                 project: slug.clone(),
                 scene_id: scene.id.clone(),
                 previous: None,
+                priority: 0,
             },
             StartOptions::default(),
         )

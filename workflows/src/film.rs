@@ -225,6 +225,18 @@ pub async fn image(
     name: impl Into<String>,
     req: ImageRequest,
 ) -> Result<ImageOutput, WfError> {
+    image_with(ctx, film, name, req, 0).await
+}
+
+/// [`image`], first in line for an `images` slot among runs of lower `priority` (see
+/// [`slate_engine::StepOptions::priority`]).
+pub async fn image_with(
+    ctx: &Ctx,
+    film: &Film,
+    name: impl Into<String>,
+    req: ImageRequest,
+    priority: i32,
+) -> Result<ImageOutput, WfError> {
     let name = name.into();
     let images = film.studio.images.clone();
     let r = req.clone();
@@ -239,7 +251,10 @@ pub async fn image(
     let job: Job = ctx
         .step_with(
             submit.clone(),
-            paid().concurrency_held(IMAGES).estimate(film.price(kind)),
+            paid()
+                .concurrency_held(IMAGES)
+                .priority(priority)
+                .estimate(film.price(kind)),
             move |_| async move { images.submit(&r).await.step() },
         )
         .await?;

@@ -166,8 +166,12 @@ impl FilmGeneration {
             let runs = chains(&scenes).into_iter().map(|chain| async move {
                 let mut previous = None;
                 let mut outs = vec![];
-                for s in chain {
-                    let out = self.scene(ctx, slug, s, previous.take()).await?;
+                let len = chain.len();
+                for (i, s) in chain.into_iter().enumerate() {
+                    // The longest chains bound the film: their scenes go first for the
+                    // providers' slots (decision 0020).
+                    let priority = i32::try_from(len - i).unwrap_or(i32::MAX);
+                    let out = self.scene(ctx, slug, s, previous.take(), priority).await?;
                     previous = Some(previous_of(s, &out));
                     outs.push(out);
                 }
@@ -178,7 +182,7 @@ impl FilmGeneration {
             let mut previous = None;
             let mut outs = vec![];
             for s in &scenes {
-                let out = self.scene(ctx, slug, s, previous.take()).await?;
+                let out = self.scene(ctx, slug, s, previous.take(), 0).await?;
                 previous = Some(previous_of(s, &out));
                 outs.push(out);
             }
@@ -225,6 +229,7 @@ impl FilmGeneration {
         slug: &Slug,
         s: &SceneRef,
         previous: Option<PreviousScene>,
+        priority: i32,
     ) -> Result<SceneOutput, WfError> {
         let f = &self.0;
         // A scene finished by an earlier run is not generated again.
@@ -235,6 +240,7 @@ impl FilmGeneration {
             project: slug.clone(),
             scene_id: s.id.clone(),
             previous,
+            priority,
         };
         let child = ctx
             .start_child::<SceneGeneration>(format!("scene/{}", s.number), &input)

@@ -64,6 +64,7 @@ pub(crate) enum Wait {
     /// a missed wake.
     Slot {
         key: String,
+        priority: i32,
         recheck: DateTime<Utc>,
         reason: String,
     },
@@ -113,13 +114,15 @@ impl Suspension {
         let until = self.0.iter().filter_map(Wait::due).min();
         let mut signals = BTreeSet::new();
         let mut slots = BTreeSet::new();
+        let mut slot_priority: Option<i32> = None;
         for w in self.0 {
             match w {
                 Wait::Signal { name, .. } => {
                     signals.insert(name);
                 }
-                Wait::Slot { key, .. } => {
+                Wait::Slot { key, priority, .. } => {
                     slots.insert(key);
+                    slot_priority = Some(slot_priority.map_or(priority, |p| p.max(priority)));
                 }
                 Wait::Timer { .. } => {}
             }
@@ -132,6 +135,7 @@ impl Suspension {
             signals: signals.into_iter().collect(),
             consumed,
             slots: slots.into_iter().collect(),
+            slot_priority: slot_priority.unwrap_or_default(),
         })
     }
 }
@@ -416,9 +420,10 @@ impl Ctx {
         })
     }
 
-    fn suspend_slot(&self, key: &str, step: &str) -> WfError {
+    fn suspend_slot(&self, key: &str, step: &str, priority: i32) -> WfError {
         self.suspend(Wait::Slot {
             key: key.to_string(),
+            priority,
             recheck: Utc::now() + Duration::from_secs(10),
             reason: format!("step `{step}` waits for a `{key}` concurrency slot"),
         })

@@ -104,6 +104,12 @@ pub struct StepOptions {
     /// run's spend plus this would pass its budget, so a budget is crossed by at most the
     /// estimate's error, never by a whole step.
     pub estimate_micros: i64,
+    /// Among the runs waiting for a slot of the step's concurrency key, the higher goes first
+    /// (default 0): a freed slot wakes the highest waiter, and a run reaching the step finds
+    /// the slot taken while a higher one waits. Equal priorities are woken in the order they
+    /// began waiting. The film gives the scenes of its longest chains of dependent scenes the
+    /// highest (decision 0020).
+    pub priority: i32,
 }
 
 impl StepOptions {
@@ -141,6 +147,11 @@ impl StepOptions {
     /// What one attempt is expected to cost, dollars (see [`StepOptions::estimate_micros`]).
     pub fn estimate(mut self, usd: f64) -> Self {
         self.estimate_micros = (usd.max(0.0) * 1e6).round() as i64;
+        self
+    }
+    /// Set the step's priority for its concurrency slot (see [`StepOptions::priority`]).
+    pub fn priority(mut self, p: i32) -> Self {
+        self.priority = p;
         self
     }
     /// Fail the step as a crash loop after `n` consecutive interrupted attempts (at least 1).

@@ -269,11 +269,18 @@ impl Ctx {
             let run = &self.inner.run;
             match shared
                 .store
-                .acquire_slot(key, run.id, run.lease_epoch, name, Utc::now())
+                .acquire_slot(
+                    key,
+                    run.id,
+                    run.lease_epoch,
+                    name,
+                    opts.priority,
+                    Utc::now(),
+                )
                 .await?
             {
                 SlotOutcome::Acquired => self.lock().took_slots = true,
-                SlotOutcome::Full => return Err(self.suspend_slot(key, name)),
+                SlotOutcome::Full => return Err(self.suspend_slot(key, name, opts.priority)),
                 SlotOutcome::Fenced => {
                     self.inner.stop.lease_lost();
                     return Err(self.set_fatal(WfError::LeaseLost));

@@ -133,6 +133,9 @@ pub enum Target {
         consumed: Vec<i64>,
         /// Concurrency keys it waits for a slot of.
         slots: Vec<String>,
+        /// Its place among the runs waiting for those slots (higher first; see
+        /// [`crate::StepOptions::priority`]).
+        slot_priority: i32,
     },
     /// Finished with an output.
     Completed {
@@ -203,6 +206,14 @@ impl Target {
         match self {
             Target::Waiting { consumed, .. } => consumed,
             _ => &[],
+        }
+    }
+
+    /// Its priority among a slot's waiters.
+    pub fn slot_priority(&self) -> i32 {
+        match self {
+            Target::Waiting { slot_priority, .. } => *slot_priority,
+            _ => 0,
         }
     }
 
@@ -403,13 +414,15 @@ pub trait Store: Send + Sync + 'static {
         consumed: &[i64],
     ) -> Result<Option<SignalRecord>>;
 
-    /// Take a slot of `key` for `(run, step)` if one is free (re-entrant for the same holder).
+    /// Take a slot of `key` for `(run, step)` if one is free (re-entrant for the same holder)
+    /// and no run of a higher `priority` waits for one.
     async fn acquire_slot(
         &self,
         key: &str,
         run: RunId,
         epoch: i64,
         step: &str,
+        priority: i32,
         now: DateTime<Utc>,
     ) -> Result<SlotOutcome>;
 

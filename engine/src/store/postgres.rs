@@ -144,6 +144,9 @@ async fn notify_wake(tx: &mut Transaction<'static, Postgres>) -> Result<()> {
 }
 
 /// Lock concurrency keys' limit rows in a stable order, then wake the runs waiting for them.
+/// Wake, for each key, as many of its waiters as it has free slots (less those already woken
+/// and not yet back), the highest priority first, then the longest waiting (decision 0020).
+/// Waking them all would have every waiter replay to find one slot, and the winner by chance.
 async fn wake_slot_waiters(
     tx: &mut Transaction<'static, Postgres>,
     keys: &BTreeSet<String>,
@@ -151,15 +154,43 @@ async fn wake_slot_waiters(
 ) -> Result<u64> {
     let mut woken = 0;
     for key in keys {
-        sqlx::query("SELECT 1 FROM concurrency_limits WHERE key = $1 FOR UPDATE")
-            .bind(key)
-            .execute(&mut **tx)
-            .await?;
+        let max: Option<i32> = sqlx::query_scalar(
+            "SELECT max_slots FROM concurrency_limits WHERE key = $1 FOR UPDATE",
+        )
+        .bind(key)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let wake: i64 = match max {
+            None => i64::MAX,
+            Some(max) => {
+                let held: i64 =
+                    sqlx::query_scalar("SELECT count(*) FROM concurrency_slots WHERE key = $1")
+                        .bind(key)
+                        .fetch_one(&mut **tx)
+                        .await?;
+                let awake: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM slot_waiters w JOIN runs r ON r.id = w.run_id
+                     WHERE w.key = $1 AND r.status = 'waiting' AND r.ready_at <= $2",
+                )
+                .bind(key)
+                .bind(now)
+                .fetch_one(&mut **tx)
+                .await?;
+                max as i64 - held - awake
+            }
+        };
+        if wake <= 0 {
+            continue;
+        }
         woken += sqlx::query(
-            "UPDATE runs SET ready_at = $2 WHERE status = 'waiting' AND id IN (SELECT run_id FROM slot_waiters WHERE key = $1)",
+            "UPDATE runs SET ready_at = $2 WHERE id IN (
+                 SELECT w.run_id FROM slot_waiters w JOIN runs r ON r.id = w.run_id
+                 WHERE w.key = $1 AND r.status = 'waiting' AND (r.ready_at IS NULL OR r.ready_at > $2)
+                 ORDER BY w.priority DESC, w.since LIMIT $3)",
         )
         .bind(key)
         .bind(now)
+        .bind(wake)
         .execute(&mut **tx)
         .await?
         .rows_affected();
@@ -213,6 +244,7 @@ impl PgStore {
                 DELETE FROM signal_waits WHERE $14 AND run_id IN (SELECT id FROM u)
              ), ds AS (
                 DELETE FROM slot_waiters WHERE $14 AND run_id IN (SELECT id FROM u)
+                RETURNING key
              ), sl AS (
                 DELETE FROM concurrency_slots WHERE $14 AND $2 <> 'running' AND ($7 OR NOT held)
                   AND run_id IN (SELECT id FROM u)
@@ -227,7 +259,7 @@ impl PgStore {
                 SELECT pg_notify('slate_wake', '') FROM u WHERE $2 = 'pending'
              )
              SELECT (SELECT count(*) FROM u) AS updated,
-                    ARRAY(SELECT DISTINCT key FROM sl) AS keys,
+                    ARRAY(SELECT key FROM sl UNION SELECT key FROM ds) AS keys,
                     (SELECT count(*) FROM n) AS notified",
         )
         .bind(t.run_id.0)
@@ -640,10 +672,13 @@ impl Store for PgStore {
             .bind(t.run_id.0)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM slot_waiters WHERE run_id = $1")
-            .bind(t.run_id.0)
-            .execute(&mut *tx)
-            .await?;
+        // A run leaving the waiters may have been the one woken for a free slot: the next is
+        // woken in its place (below).
+        let left: Vec<String> =
+            sqlx::query_scalar("DELETE FROM slot_waiters WHERE run_id = $1 RETURNING key")
+                .bind(t.run_id.0)
+                .fetch_all(&mut *tx)
+                .await?;
         if !t.to.signals().is_empty() {
             let names: Vec<String> =
                 t.to.signals()
@@ -684,37 +719,25 @@ impl Store for PgStore {
         }
         if !t.to.slots().is_empty() {
             let keys: BTreeSet<String> = t.to.slots().iter().cloned().collect();
-            let mut free = false;
             for key in &keys {
-                let max: Option<i32> = sqlx::query_scalar(
-                    "SELECT max_slots FROM concurrency_limits WHERE key = $1 FOR UPDATE",
-                )
-                .bind(key)
-                .fetch_optional(&mut *tx)
-                .await?;
+                sqlx::query("SELECT 1 FROM concurrency_limits WHERE key = $1 FOR UPDATE")
+                    .bind(key)
+                    .execute(&mut *tx)
+                    .await?;
                 sqlx::query(
-                    "INSERT INTO slot_waiters (key, run_id, since) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    "INSERT INTO slot_waiters (key, run_id, since, priority) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (key, run_id) DO UPDATE SET priority = excluded.priority",
                 )
                 .bind(key)
                 .bind(t.run_id.0)
                 .bind(t.now)
+                .bind(t.to.slot_priority())
                 .execute(&mut *tx)
                 .await?;
-                let held: i64 =
-                    sqlx::query_scalar("SELECT count(*) FROM concurrency_slots WHERE key = $1")
-                        .bind(key)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                if max.is_none_or(|m| held < m as i64) {
-                    free = true;
-                }
             }
-            if free {
-                sqlx::query("UPDATE runs SET ready_at = $2 WHERE id = $1")
-                    .bind(t.run_id.0)
-                    .bind(t.now)
-                    .execute(&mut *tx)
-                    .await?;
+            // A slot freed while this run was on its way here: wake whoever is first for it
+            // (this run, unless a higher one waits).
+            if wake_slot_waiters(&mut tx, &keys, t.now).await? > 0 {
                 woke_any = true;
             }
         }
@@ -728,7 +751,7 @@ impl Store for PgStore {
             .bind(terminal)
             .fetch_all(&mut *tx)
             .await?;
-            let keys: BTreeSet<String> = keys.into_iter().collect();
+            let keys: BTreeSet<String> = keys.into_iter().chain(left).collect();
             if wake_slot_waiters(&mut tx, &keys, t.now).await? > 0 {
                 woke_any = true;
             }
@@ -913,6 +936,7 @@ impl Store for PgStore {
         run: RunId,
         epoch: i64,
         step: &str,
+        priority: i32,
         now: DateTime<Utc>,
     ) -> Result<SlotOutcome> {
         let mut tx = self.pool.begin().await?;
@@ -948,8 +972,25 @@ impl Store for PgStore {
         .await?;
         let total: i64 = row.try_get("total")?;
         let mine: i64 = row.try_get("mine")?;
+        // A free slot is for the highest run waiting for one: a run of lower priority arriving
+        // first waits its turn (and the higher one is woken, if it was not).
+        let outranked = mine == 0
+            && total < max as i64
+            && sqlx::query_scalar::<_, bool>(
+                "SELECT EXISTS (SELECT 1 FROM slot_waiters WHERE key = $1 AND run_id <> $2 AND priority > $3)",
+            )
+            .bind(key)
+            .bind(run.0)
+            .bind(priority)
+            .fetch_one(&mut *tx)
+            .await?;
         let outcome = if mine > 0 {
             SlotOutcome::Acquired
+        } else if outranked {
+            if wake_slot_waiters(&mut tx, &BTreeSet::from([key.to_string()]), now).await? > 0 {
+                notify_wake(&mut tx).await?;
+            }
+            SlotOutcome::Full
         } else if total < max as i64 {
             sqlx::query(
                 "INSERT INTO concurrency_slots (key, run_id, step, acquired_at) VALUES ($1, $2, $3, $4)",

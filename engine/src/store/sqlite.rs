@@ -189,6 +189,9 @@ async fn max_seq(tx: &mut Transaction<'static, Sqlite>, run: RunId) -> Result<i6
     )
 }
 
+/// Wake, for each key, as many of its waiters as it has free slots (less those already woken
+/// and not yet back), the highest priority first, then the longest waiting (decision 0020).
+/// Waking them all would have every waiter replay to find one slot, and the winner by chance.
 async fn wake_slot_waiters(
     tx: &mut Transaction<'static, Sqlite>,
     keys: &BTreeSet<String>,
@@ -196,11 +199,42 @@ async fn wake_slot_waiters(
 ) -> Result<u64> {
     let mut woken = 0;
     for key in keys {
+        let max: Option<i64> =
+            sqlx::query_scalar("SELECT max_slots FROM concurrency_limits WHERE key = ?1")
+                .bind(key)
+                .fetch_optional(&mut **tx)
+                .await?;
+        let wake: i64 = match max {
+            None => i64::MAX,
+            Some(max) => {
+                let held: i64 =
+                    sqlx::query_scalar("SELECT count(*) FROM concurrency_slots WHERE key = ?1")
+                        .bind(key)
+                        .fetch_one(&mut **tx)
+                        .await?;
+                let awake: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM slot_waiters w JOIN runs r ON r.id = w.run_id
+                     WHERE w.key = ?1 AND r.status = 'waiting' AND r.ready_at <= ?2",
+                )
+                .bind(key)
+                .bind(ms(now))
+                .fetch_one(&mut **tx)
+                .await?;
+                max - held - awake
+            }
+        };
+        if wake <= 0 {
+            continue;
+        }
         woken += sqlx::query(
-            "UPDATE runs SET ready_at = ?2 WHERE status = 'waiting' AND id IN (SELECT run_id FROM slot_waiters WHERE key = ?1)",
+            "UPDATE runs SET ready_at = ?2 WHERE id IN (
+                 SELECT w.run_id FROM slot_waiters w JOIN runs r ON r.id = w.run_id
+                 WHERE w.key = ?1 AND r.status = 'waiting' AND (r.ready_at IS NULL OR r.ready_at > ?2)
+                 ORDER BY w.priority DESC, w.since LIMIT ?3)",
         )
         .bind(key)
         .bind(ms(now))
+        .bind(wake)
         .execute(&mut **tx)
         .await?
         .rows_affected();
@@ -542,11 +576,17 @@ impl Store for SqliteStore {
                 .bind(&id)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("DELETE FROM slot_waiters WHERE run_id = ?1")
-                .bind(&id)
-                .execute(&mut *tx)
-                .await?;
         }
+        // A run leaving the waiters may have been the one woken for a free slot: the next is
+        // woken in its place (below).
+        let left: Vec<String> = if cleanup {
+            sqlx::query_scalar("DELETE FROM slot_waiters WHERE run_id = ?1 RETURNING key")
+                .bind(&id)
+                .fetch_all(&mut *tx)
+                .await?
+        } else {
+            vec![]
+        };
         if !t.to.signals().is_empty() {
             let names: Vec<&String> =
                 t.to.signals()
@@ -579,37 +619,22 @@ impl Store for SqliteStore {
             }
         }
         if !t.to.slots().is_empty() {
-            let mut free = false;
-            for key in t.to.slots().iter().collect::<BTreeSet<_>>() {
+            let keys: BTreeSet<String> = t.to.slots().iter().cloned().collect();
+            for key in &keys {
                 sqlx::query(
-                    "INSERT OR IGNORE INTO slot_waiters (key, run_id, since) VALUES (?1, ?2, ?3)",
+                    "INSERT INTO slot_waiters (key, run_id, since, priority) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (key, run_id) DO UPDATE SET priority = excluded.priority",
                 )
                 .bind(key)
                 .bind(&id)
                 .bind(ms(t.now))
+                .bind(t.to.slot_priority())
                 .execute(&mut *tx)
                 .await?;
-                let max: Option<i64> =
-                    sqlx::query_scalar("SELECT max_slots FROM concurrency_limits WHERE key = ?1")
-                        .bind(key)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                let held: i64 =
-                    sqlx::query_scalar("SELECT count(*) FROM concurrency_slots WHERE key = ?1")
-                        .bind(key)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                if max.is_none_or(|m| held < m) {
-                    free = true;
-                }
             }
-            if free {
-                sqlx::query("UPDATE runs SET ready_at = ?2 WHERE id = ?1")
-                    .bind(&id)
-                    .bind(ms(t.now))
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            // A slot freed while this run was on its way here: wake whoever is first for it
+            // (this run, unless a higher one waits).
+            wake_slot_waiters(&mut tx, &keys, t.now).await?;
         }
         if cleanup && t.to.status() != RunStatus::Running {
             // Held slots stay while the run lives (its provider's jobs run on); its end gives
@@ -621,7 +646,7 @@ impl Store for SqliteStore {
             .bind(terminal)
             .fetch_all(&mut *tx)
             .await?;
-            let keys: BTreeSet<String> = keys.into_iter().collect();
+            let keys: BTreeSet<String> = keys.into_iter().chain(left).collect();
             wake_slot_waiters(&mut tx, &keys, t.now).await?;
         }
         if !t.events.is_empty() {
@@ -790,6 +815,7 @@ impl Store for SqliteStore {
         run: RunId,
         epoch: i64,
         step: &str,
+        priority: i32,
         now: DateTime<Utc>,
     ) -> Result<SlotOutcome> {
         let mut tx = self.begin().await?;
@@ -824,8 +850,24 @@ impl Store for SqliteStore {
         .await?;
         let total: i64 = row.try_get("total")?;
         let mine: i64 = row.try_get("mine")?;
+        // A free slot is for the highest run waiting for one: a run of lower priority arriving
+        // first waits its turn (and the higher one is woken, if it was not).
+        let outranked = mine == 0
+            && total < max
+            && sqlx::query_scalar::<_, i64>(
+                "SELECT 1 FROM slot_waiters WHERE key = ?1 AND run_id <> ?2 AND priority > ?3 LIMIT 1",
+            )
+            .bind(key)
+            .bind(run.to_string())
+            .bind(priority)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
         let outcome = if mine > 0 {
             SlotOutcome::Acquired
+        } else if outranked {
+            wake_slot_waiters(&mut tx, &BTreeSet::from([key.to_string()]), now).await?;
+            SlotOutcome::Full
         } else if total < max {
             sqlx::query(
                 "INSERT INTO concurrency_slots (key, run_id, step, acquired_at) VALUES (?1, ?2, ?3, ?4)",

@@ -225,6 +225,8 @@ async fn generate_scene(
         project: slug.clone(),
         scene_id: id,
         previous,
+        // A person waits for this one: ahead of any film's scenes for the providers' slots.
+        priority: slate_workflows::scene::PERSON_PRIORITY,
     };
     let started = start_for_project::<SceneGeneration>(&s, &slug, &input, None, &[]).await?;
     Ok(accepted(RunStarted {

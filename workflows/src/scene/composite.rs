@@ -14,7 +14,7 @@ use slate_engine::{Attempt, Bounded, WfError, join2};
 
 use super::Take;
 use crate::error::IntoStep;
-use crate::film::{image, plan_priced};
+use crate::film::{image_with, plan_priced};
 use crate::model::{
     CompositeIteration, ReferenceUsed, Scene, SceneStatus, UrlItem, VerificationResult,
 };
@@ -452,7 +452,7 @@ impl Take<'_> {
                 let name = format!("composite/{n}/a{attempt}");
                 let details = details.clone();
                 async move {
-                    let out = image(self.ctx, self.film, &name, req).await?;
+                    let out = image_with(self.ctx, self.film, &name, req, self.priority).await?;
                     let v = self.verify(&format!("{name}/verify"), &out, frame).await?;
                     details
                         .lock()

@@ -51,6 +51,10 @@ pub struct PreviousScene {
     pub video: Option<String>,
 }
 
+/// The priority of a scene a person asked to make (again): ahead of every film's chains, whose
+/// scenes' priorities are the scenes left in their chain.
+pub const PERSON_PRIORITY: i32 = 1_000_000;
+
 /// Input of [`SceneGeneration`].
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SceneInput {
@@ -60,6 +64,11 @@ pub struct SceneInput {
     pub scene_id: String,
     /// The scene before it, if any.
     pub previous: Option<PreviousScene>,
+    /// Its place in line for the providers' slots: the scenes left in its chain of dependent
+    /// scenes, this one included, so that the film's longest chains go first (decision 0020;
+    /// 0 in runs started before).
+    #[serde(default)]
+    pub priority: i32,
 }
 
 /// A finished scene.
@@ -86,6 +95,7 @@ struct Take<'a> {
     slug: &'a Slug,
     id: &'a str,
     previous: Option<&'a PreviousScene>,
+    priority: i32,
 }
 
 impl SceneGeneration {
@@ -96,6 +106,7 @@ impl SceneGeneration {
             slug: &input.project,
             id: &input.scene_id,
             previous: input.previous.as_ref(),
+            priority: input.priority,
         };
         let (started_at, scene) = t.start().await?;
         let shot = t.shot_plan(&scene).await?;

@@ -113,7 +113,10 @@ impl Take<'_> {
                 "video/submit",
                 // Kept until the clip is seen done (`await_video`): the `video` limit bounds
                 // the jobs running at the provider.
-                paid().concurrency_held(VIDEO).estimate(usd),
+                paid()
+                    .concurrency_held(VIDEO)
+                    .priority(self.priority)
+                    .estimate(usd),
                 |sc| async move {
                     // The step's key is the same in every attempt: the provider's list finds
                     // an attempt whose answer was lost.

@@ -350,6 +350,34 @@ impl Workflow for Parent {
     }
 }
 
+/// Waits for `go` and returns what it carried.
+struct Listener;
+impl Workflow for Listener {
+    const NAME: &'static str = "t.listener";
+    type Input = ();
+    type Output = Option<Value>;
+    async fn run(&self, ctx: Ctx, _: ()) -> Result<Option<Value>, WfError> {
+        ctx.wait_signal("go", "go", None).await
+    }
+}
+
+/// Starts a [`Listener`], suspends, signals it, suspends again (so the send is replayed), and
+/// returns what the listener heard.
+struct Relay;
+impl Workflow for Relay {
+    const NAME: &'static str = "t.relay";
+    type Input = u32;
+    type Output = (String, Option<Value>);
+    async fn run(&self, ctx: Ctx, n: u32) -> Result<(String, Option<Value>), WfError> {
+        let child = ctx.start_child::<Listener>("listener", &()).await?;
+        ctx.sleep("before", Duration::from_millis(30)).await?;
+        ctx.send_signal("tell", child.id(), "go", json!({ "n": n }))
+            .await?;
+        ctx.sleep("after", Duration::from_millis(30)).await?;
+        Ok((child.id().to_string(), child.join_step("heard").await?))
+    }
+}
+
 struct Blocking(Arc<Probe>);
 impl Workflow for Blocking {
     const NAME: &'static str = "t.block";
@@ -581,6 +609,8 @@ fn register_all(e: &Engine, p: &Arc<Probe>) {
         .register(Keyed(p.clone()))
         .register(HeldJob(p.clone()))
         .register(Ranked(p.clone()))
+        .register(Listener)
+        .register(Relay)
         .register(Spender(p.clone()))
         .register(CarefulSpender(p.clone()))
         .register(Big)
@@ -1207,6 +1237,32 @@ async fn a_freed_slot_goes_to_the_highest_waiter(h: H) {
     }
 }
 
+/// A run signals another (its child) as a step: delivered once, though the run is replayed
+/// after sending it, and keyed so that a second send of that step is a duplicate.
+async fn a_run_signals_another_once(h: H) {
+    let id = start::<Relay>(&h, 5).await;
+    let r = h.engine.wait_for(id, WAIT).await.unwrap();
+    assert_eq!(r.status, RunStatus::Completed, "{:?}", r.error);
+    let (child, heard): (String, Option<Value>) =
+        serde_json::from_value(r.output.unwrap()).unwrap();
+    assert_eq!(heard, Some(json!({ "n": 5 })));
+    let child = slate_engine::RunId(child.parse().unwrap());
+    let again = h
+        .engine
+        .signal(
+            Some(child),
+            "go",
+            Some(format!("{id}/tell")),
+            json!({ "n": 6 }),
+        )
+        .await
+        .unwrap();
+    assert!(
+        again.duplicate,
+        "the step's signal is keyed by run and step"
+    );
+}
+
 async fn budget_stops_spending(h: H) {
     let s = h
         .engine
@@ -1532,6 +1588,7 @@ conformance!(
     per_key_concurrency,
     held_slots_bound_work_across_suspensions,
     a_freed_slot_goes_to_the_highest_waiter,
+    a_run_signals_another_once,
     budget_stops_spending,
     a_budget_is_never_crossed_by_a_step_with_an_estimate,
     large_results_are_refused,

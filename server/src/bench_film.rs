@@ -339,6 +339,9 @@ pub struct Produced {
     pub tail: Duration,
     /// Scene number → its run's (start, end), from the film run's start.
     pub scenes: BTreeMap<i32, (Duration, Duration)>,
+    /// Scene number → when its composite began (its first step that may use the previous
+    /// scene's last frame), from the film run's start.
+    pub composites: BTreeMap<i32, Duration>,
     /// The chains of dependent scenes, by scene number.
     pub chains: Vec<Vec<i32>>,
     /// The film's length, seconds.
@@ -534,12 +537,21 @@ async fn produce(args: &FilmBenchArgs, gather: &Value, parallel: bool) -> anyhow
         .map(|s| (s.id.clone(), s.scene_number))
         .collect();
     let mut times = BTreeMap::new();
+    let mut composites = BTreeMap::new();
     for r in list("film.scene").await? {
         let Some(n) = r.input["scene_id"].as_str().and_then(|id| number.get(id)) else {
             continue;
         };
         let end = r.finished_at.unwrap_or(r.updated_at);
         times.insert(*n, (since(r.created_at), since(end)));
+        let events = engine.store().events(r.id).await?;
+        if let Some(e) = events.iter().find(|e| {
+            e.step
+                .as_deref()
+                .is_some_and(|s| s.starts_with("composite/"))
+        }) {
+            composites.insert(*n, since(e.at));
+        }
     }
     let first = times.values().map(|t| t.0).min().unwrap_or_default();
     let last = times.values().map(|t| t.1).max().unwrap_or_default();
@@ -556,6 +568,7 @@ async fn produce(args: &FilmBenchArgs, gather: &Value, parallel: bool) -> anyhow
         head: first,
         tail: film_time.saturating_sub(last),
         scenes: times,
+        composites,
         chains: slate_workflows::film_workflow::chains_of(&scenes),
         film_seconds: filmrun
             .output

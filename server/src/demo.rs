@@ -192,7 +192,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 b
             });
             let pos = match s.status {
-                SceneStatus::ReadyForGeneration => 0,
+                SceneStatus::ReadyForGeneration | SceneStatus::WaitingForPrevious => 0,
                 SceneStatus::GeneratingComposite => 1,
                 SceneStatus::VerifyingComposite => 2,
                 SceneStatus::GeneratingVideo => 3,

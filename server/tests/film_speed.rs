@@ -30,18 +30,35 @@ async fn parallel_scenes_never_run_more_provider_jobs_than_the_limits() {
         "scenes in other places ran side by side: {:?}",
         p.scenes
     );
-    // Dependent scenes: each starts after the one before it has finished.
+    // Dependent scenes start early (their shot plan and references do not need the previous
+    // scene), but their composite, which starts from its last frame, only once it exists.
+    let mut early = 0;
     for chain in &p.chains {
         for w in chain.windows(2) {
             let (before, after) = (p.scenes[&w[0]], p.scenes[&w[1]]);
+            let composite = p.composites[&w[1]];
             assert!(
-                after.0 >= before.1,
-                "scene {} started before scene {} it depends on had finished",
+                composite >= before.1,
+                "scene {}'s composite began at {composite:?}, before scene {} it depends on had finished at {:?}",
                 w[1],
-                w[0]
+                w[0],
+                before.1
             );
+            if after.0 < before.1 {
+                early += 1;
+            }
         }
     }
+    assert!(
+        p.chains.iter().any(|c| c.len() > 1),
+        "the generated film has scenes that depend on the one before: {:?}",
+        p.chains
+    );
+    assert!(
+        early > 0,
+        "dependent scenes started before their predecessor was done: {:?}",
+        p.scenes
+    );
     let image = p.jobs["image"];
     let video = p.jobs["video"];
     assert_eq!(video.count, 12, "one video per scene");

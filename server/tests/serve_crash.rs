@@ -67,7 +67,12 @@ async fn a_killed_server_resumes_a_film_waiting_for_its_video_without_resubmitti
                 "/api/runs?workflow=film.scene&project={slug}&status=waiting"
             ))
             .await;
-        if let Some(r) = runs["runs"].as_array().unwrap().first()
+        // The chain's first scene; the ones after it wait for its last frame.
+        if let Some(r) = runs["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["input"]["previous_by_signal"] != true)
             && !fake.video_submissions().is_empty()
         {
             let id = r["id"].as_str().unwrap().to_string();

@@ -229,6 +229,7 @@ async fn start_first_scene(
                 scene_id: scene.id.clone(),
                 previous: None,
                 priority: 0,
+                previous_by_signal: false,
             },
             StartOptions::default(),
         )

@@ -13,12 +13,12 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use slate_activities::BlobRef;
 use slate_activities::model::ClipSpec;
-use slate_engine::{Ctx, WfError, Workflow, join_all};
+use slate_engine::{ChildHandle, Ctx, WfError, Workflow, join_all};
 
 use crate::error::IntoStep;
 use crate::film::{Film, key, record_failure};
 use crate::model::{ProjectStatus, SceneStatus};
-use crate::scene::{PreviousScene, SceneGeneration, SceneInput, SceneOutput};
+use crate::scene::{PREVIOUS_SIGNAL, PreviousScene, SceneGeneration, SceneInput, SceneOutput};
 use crate::slug::Slug;
 
 /// Input of [`FilmGeneration`].
@@ -30,6 +30,12 @@ pub struct FilmInput {
     /// after the one before it).
     #[serde(default)]
     pub parallel: bool,
+    /// With `parallel`: every scene of a chain starts at once, and the ones after its first
+    /// wait for their predecessor's last frame only where they use it (after their shot plan
+    /// and references); false in runs started before, which start each scene when the one
+    /// before it is done.
+    #[serde(default)]
+    pub early: bool,
 }
 
 /// The finished film.
@@ -121,7 +127,13 @@ fn previous_of(s: &SceneRef, out: &SceneOutput) -> PreviousScene {
 }
 
 impl FilmGeneration {
-    async fn body(&self, ctx: &Ctx, slug: &Slug, parallel: bool) -> Result<FilmOutput, WfError> {
+    async fn body(
+        &self,
+        ctx: &Ctx,
+        slug: &Slug,
+        parallel: bool,
+        early: bool,
+    ) -> Result<FilmOutput, WfError> {
         let f = self.0.clone();
         let (fr, s) = (f.clone(), slug.clone());
         let scenes: Vec<SceneRef> = ctx
@@ -164,6 +176,9 @@ impl FilmGeneration {
         }
         let outputs: Vec<SceneOutput> = if parallel {
             let runs = chains(&scenes).into_iter().map(|chain| async move {
+                if early {
+                    return self.chain_early(ctx, slug, &chain).await;
+                }
                 let mut previous = None;
                 let mut outs = vec![];
                 let len = chain.len();
@@ -221,6 +236,79 @@ impl FilmGeneration {
         })
     }
 
+    /// A chain whose scenes all start at once. Each scene after the first plans its shot and
+    /// gathers its references meanwhile, then waits for its predecessor's last frame, which
+    /// this run sends it (`scene/{n}/previous`) as soon as the predecessor is done.
+    async fn chain_early(
+        &self,
+        ctx: &Ctx,
+        slug: &Slug,
+        chain: &[&SceneRef],
+    ) -> Result<Vec<SceneOutput>, WfError> {
+        let len = chain.len();
+        let mut children = Vec::with_capacity(len);
+        let mut by_signal = Vec::with_capacity(len);
+        for (i, s) in chain.iter().enumerate() {
+            let before = i.checked_sub(1).map(|j| chain[j]);
+            // A predecessor already done gives its frame at once; one still to make, by signal.
+            let (previous, signal) = match before {
+                None => (None, false),
+                Some(p) => match &p.done {
+                    Some(out) => (Some(previous_of(p, out)), false),
+                    None => (None, true),
+                },
+            };
+            by_signal.push(signal);
+            if s.done.is_some() {
+                children.push(None);
+                continue;
+            }
+            let input = SceneInput {
+                project: slug.clone(),
+                scene_id: s.id.clone(),
+                previous,
+                priority: i32::try_from(len - i).unwrap_or(i32::MAX),
+                previous_by_signal: signal,
+            };
+            children.push(Some(
+                ctx.start_child::<SceneGeneration>(format!("scene/{}", s.number), &input)
+                    .await?,
+            ));
+        }
+        let ids: Vec<_> = children
+            .iter()
+            .map(|c| c.as_ref().map(|c| c.id()))
+            .collect();
+        let mut outs = Vec::with_capacity(len);
+        for (i, (s, child)) in chain.iter().zip(children).enumerate() {
+            let out = match (&s.done, child) {
+                (Some(done), _) => done.clone(),
+                (None, Some(child)) => self.join_scene(ctx, slug, s, child).await?,
+                (None, None) => {
+                    return Err(WfError::failed(
+                        "no_scene_run",
+                        format!("scene {} has no run and is not done", s.number),
+                    ));
+                }
+            };
+            if let (Some(true), Some(Some(next)), Some(n)) =
+                (by_signal.get(i + 1), ids.get(i + 1), chain.get(i + 1))
+            {
+                let previous = serde_json::to_value(previous_of(s, &out))
+                    .map_err(|e| WfError::failed("bad_previous", e.to_string()))?;
+                ctx.send_signal(
+                    format!("scene/{}/previous", n.number),
+                    *next,
+                    PREVIOUS_SIGNAL,
+                    previous,
+                )
+                .await?;
+            }
+            outs.push(out);
+        }
+        Ok(outs)
+    }
+
     /// One scene: its earlier output, or a child run of it (waiting for a person to retry it
     /// when it fails, at most SCENE_RETRIES times).
     async fn scene(
@@ -231,7 +319,6 @@ impl FilmGeneration {
         previous: Option<PreviousScene>,
         priority: i32,
     ) -> Result<SceneOutput, WfError> {
-        let f = &self.0;
         // A scene finished by an earlier run is not generated again.
         if let Some(done) = &s.done {
             return Ok(done.clone());
@@ -241,10 +328,24 @@ impl FilmGeneration {
             scene_id: s.id.clone(),
             previous,
             priority,
+            previous_by_signal: false,
         };
         let child = ctx
             .start_child::<SceneGeneration>(format!("scene/{}", s.number), &input)
             .await?;
+        self.join_scene(ctx, slug, s, child).await
+    }
+
+    /// Join a scene's run; when it fails, wait for a person to retry it, at most
+    /// SCENE_RETRIES times.
+    async fn join_scene(
+        &self,
+        ctx: &Ctx,
+        slug: &Slug,
+        s: &SceneRef,
+        child: ChildHandle<SceneOutput>,
+    ) -> Result<SceneOutput, WfError> {
+        let f = &self.0;
         let mut outcome = child.join_step(format!("scene/{}/join", s.number)).await;
         // A failed scene is not the end of the film: wait for a person to fix and retry it
         // (the run holds nothing meanwhile), at most SCENE_RETRIES times.
@@ -297,7 +398,10 @@ impl Workflow for FilmGeneration {
     }
 
     async fn run(&self, ctx: Ctx, input: FilmInput) -> Result<FilmOutput, WfError> {
-        match self.body(&ctx, &input.project, input.parallel).await {
+        match self
+            .body(&ctx, &input.project, input.parallel, input.early)
+            .await
+        {
             Ok(v) => Ok(v),
             Err(e) => {
                 let s = input.project.clone();

@@ -89,6 +89,9 @@ pub enum SceneStatus {
     /// Planned, nothing generated yet.
     #[default]
     ReadyForGeneration,
+    /// Planned (shot plan, references) and waiting for the previous scene's last frame, which
+    /// its composite starts from (a scene of a film started early: decision 0018).
+    WaitingForPrevious,
     /// Building the composite image.
     GeneratingComposite,
     /// Verifying the composite.
@@ -106,6 +109,7 @@ impl SceneStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             SceneStatus::ReadyForGeneration => "ready_for_generation",
+            SceneStatus::WaitingForPrevious => "waiting_for_previous",
             SceneStatus::GeneratingComposite => "generating_composite",
             SceneStatus::VerifyingComposite => "verifying_composite",
             SceneStatus::GeneratingVideo => "generating_video",

@@ -83,6 +83,7 @@ impl Workflow for Production {
                 &FilmInput {
                     project: input.project.clone(),
                     parallel: self.0.config.parallel_scenes,
+                    early: self.0.config.parallel_scenes,
                 },
             )
             .await?;

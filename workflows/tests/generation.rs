@@ -187,8 +187,9 @@ async fn scene_runs(
 }
 
 /// Scenes in another place than the one before start at once, side by side; a scene in the
-/// same place waits for the one before and is seeded with its last frame; the film is the
-/// same, scene for scene, as one made a scene at a time.
+/// same place starts early too (its shot plan and references), but its composite waits for the
+/// one before and is seeded with its last frame; the film is the same, scene for scene, as one
+/// made a scene at a time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenes_in_other_places_are_made_side_by_side_and_the_film_is_the_same() {
     let mut films = vec![];
@@ -213,6 +214,7 @@ async fn scenes_in_other_places_are_made_side_by_side_and_the_film_is_the_same()
             s.location.as_deref().map(|l| l.trim().to_lowercase())
         };
         let mut overlaps = 0;
+        let mut early = 0;
         for (i, (sc, r)) in runs.iter().enumerate() {
             let previous = &r.input["previous"];
             if i == 0 {
@@ -222,19 +224,44 @@ async fn scenes_in_other_places_are_made_side_by_side_and_the_film_is_the_same()
             let (before, br) = &runs[i - 1];
             let same_place = place(before) == place(sc);
             if same_place || !parallel {
-                // It waited for the scene before, and started from its last frame.
+                // Its composite waited for the scene before, and started from its last frame:
+                // given at its start, or sent to it when that scene was done.
+                let events = b.engine.store().events(r.id).await.unwrap();
+                let composite = events
+                    .iter()
+                    .find(|e| {
+                        e.step
+                            .as_deref()
+                            .is_some_and(|s| s.starts_with("composite/"))
+                    })
+                    .map(|e| e.at)
+                    .unwrap();
                 assert!(
-                    r.created_at >= br.finished_at.unwrap(),
-                    "scene {} started before scene {} had its last frame",
+                    composite >= br.finished_at.unwrap(),
+                    "scene {}'s composite began before scene {} had its last frame",
                     sc.scene_number,
                     before.scene_number
                 );
+                let sent = events.iter().find_map(|e| match &e.data {
+                    slate_engine::EventData::SignalReceived { payload, .. }
+                        if e.step.as_deref() == Some("previous") =>
+                    {
+                        Some(payload.clone())
+                    }
+                    _ => None,
+                });
+                let given = sent.as_ref().unwrap_or(previous);
                 assert_eq!(
-                    previous["last_frame"].as_str(),
+                    given["last_frame"].as_str(),
                     before.last_frame_url.as_deref(),
                     "scene {}",
                     sc.scene_number
                 );
+                if !parallel {
+                    assert!(r.created_at >= br.finished_at.unwrap());
+                } else if r.created_at < br.finished_at.unwrap() {
+                    early += 1;
+                }
             } else {
                 assert!(
                     previous.is_null(),
@@ -254,6 +281,10 @@ async fn scenes_in_other_places_are_made_side_by_side_and_the_film_is_the_same()
                 .filter(|w| place(&w[0].0) != place(&w[1].0))
                 .count();
             assert!(heads >= 2, "the example changes place: {heads} times");
+            assert!(
+                early > 0,
+                "scenes in the same place as the one before started early (shot plan, references)"
+            );
             assert!(
                 overlaps >= heads,
                 "{overlaps} overlapping scene runs for {heads} changes of place"

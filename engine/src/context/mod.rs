@@ -475,6 +475,41 @@ impl Ctx {
         }
     }
 
+    /// Send the signal `signal` with `payload` to the run `target` (its child, say), as the
+    /// step `name`: journaled, and keyed by this run and step, so a replay or a retry of the
+    /// step delivers it at most once. The target waits for it with [`Ctx::wait_signal`]; a
+    /// signal sent before the wait began is delivered when it does.
+    pub async fn send_signal(
+        &self,
+        name: impl Into<String>,
+        target: RunId,
+        signal: &str,
+        payload: Value,
+    ) -> Result<(), WfError> {
+        let name = name.into();
+        let event_key = format!("{}/{name}", self.inner.run.id);
+        let shared = self.inner.shared.clone();
+        let signal = signal.to_string();
+        self.step(name, move |_| async move {
+            let out = shared
+                .store
+                .send_signal(crate::store::NewSignal {
+                    run_id: Some(target),
+                    name: signal,
+                    event_key: Some(event_key),
+                    payload,
+                    now: Utc::now(),
+                })
+                .await
+                .map_err(|e| crate::StepError::retryable("signal", e.to_string()))?;
+            if out.woken > 0 {
+                shared.wake.notify_waiters();
+            }
+            Ok(())
+        })
+        .await
+    }
+
     /// Wait for the signal `signal` (a run-addressed or name-addressed signal). Returns `None`
     /// when `timeout` passes first. A signal that arrived before the wait began is delivered.
     pub async fn wait_signal<T: DeserializeOwned>(

@@ -291,6 +291,7 @@ async fn generate_film(
     let input = FilmInput {
         project: slug.clone(),
         parallel: s.film.config.parallel_scenes,
+        early: s.film.config.parallel_scenes,
     };
     let started = start_for_project::<FilmGeneration>(
         &s,

@@ -68,7 +68,7 @@ pub struct Progress {
     pub in_flight: Vec<InFlight>,
     /// Stopped, waiting for a person to retry them.
     pub failed: Vec<i32>,
-    /// Not started yet.
+    /// Not started yet, or planned and waiting for the previous scene's last frame.
     pub waiting: usize,
     /// Seconds of film finished, of the seconds planned.
     pub seconds_done: f64,
@@ -119,7 +119,12 @@ pub fn progress_of(scenes: &[Scene]) -> Progress {
             .collect(),
         waiting: scenes
             .iter()
-            .filter(|s| s.status == SceneStatus::ReadyForGeneration)
+            .filter(|s| {
+                matches!(
+                    s.status,
+                    SceneStatus::ReadyForGeneration | SceneStatus::WaitingForPrevious
+                )
+            })
             .count(),
         seconds_done: scenes
             .iter()
@@ -198,7 +203,8 @@ async fn generate_scene(
     let slug = slug(&scene.project)?;
     if matches!(
         scene.status,
-        SceneStatus::GeneratingComposite
+        SceneStatus::WaitingForPrevious
+            | SceneStatus::GeneratingComposite
             | SceneStatus::VerifyingComposite
             | SceneStatus::GeneratingVideo
     ) {
@@ -227,6 +233,7 @@ async fn generate_scene(
         previous,
         // A person waits for this one: ahead of any film's scenes for the providers' slots.
         priority: slate_workflows::scene::PERSON_PRIORITY,
+        previous_by_signal: false,
     };
     let started = start_for_project::<SceneGeneration>(&s, &slug, &input, None, &[]).await?;
     Ok(accepted(RunStarted {

@@ -69,7 +69,16 @@ pub struct SceneInput {
     /// 0 in runs started before).
     #[serde(default)]
     pub priority: i32,
+    /// The previous scene's last frame comes later, by the signal [`PREVIOUS_SIGNAL`]: the
+    /// scene plans its shot and gathers its references meanwhile, and waits for the frame
+    /// before its composite (decision 0018; false in runs started before).
+    #[serde(default)]
+    pub previous_by_signal: bool,
 }
+
+/// The signal a scene started early waits for: its [`PreviousScene`], sent by the film when
+/// the scene before it is done.
+pub const PREVIOUS_SIGNAL: &str = "scene.previous";
 
 /// A finished scene.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -111,6 +120,17 @@ impl SceneGeneration {
         let (started_at, scene) = t.start().await?;
         let shot = t.shot_plan(&scene).await?;
         let refs = t.references(&scene).await?;
+        // Started before the scene it continues was done: what follows starts from its frame.
+        let arrived: Option<PreviousScene>;
+        let t = if input.previous_by_signal {
+            arrived = Some(t.previous_scene().await?);
+            Take {
+                previous: arrived.as_ref(),
+                ..t
+            }
+        } else {
+            t
+        };
         let mut composite = t.composite(&scene, &shot, &refs).await?;
         if t.approval_required().await? {
             composite = t.approve(&scene, &refs, composite).await?;
@@ -205,6 +225,29 @@ impl Take<'_> {
         })
         .await?;
         Ok(shot)
+    }
+
+    /// Wait for the previous scene's last frame (the scene shows as waiting for it meanwhile).
+    async fn previous_scene(&self) -> Result<PreviousScene, WfError> {
+        self.record("record/waiting-for-previous", |s| {
+            s.status = SceneStatus::WaitingForPrevious;
+        })
+        .await?;
+        let previous: Option<PreviousScene> = self
+            .ctx
+            .wait_signal("previous", PREVIOUS_SIGNAL, None)
+            .await?;
+        let previous = previous.ok_or_else(|| {
+            WfError::failed(
+                "no_previous_scene",
+                "the wait for the previous scene ended without it",
+            )
+        })?;
+        self.record("record/previous-arrived", |s| {
+            s.status = SceneStatus::GeneratingComposite;
+        })
+        .await?;
+        Ok(previous)
     }
 
     /// The last frame, for the next scene, and the clip's real length.

@@ -162,6 +162,27 @@ pub(crate) async fn show(
         .await?;
     let r = &d.run;
     let terminal = r.status.is_terminal();
+    // A film's scenes started early wait for the scene before them: not in flight yet.
+    let mut before: std::collections::HashSet<String> = Default::default();
+    if children.iter().any(|c| c.workflow == "film.scene")
+        && let Some(Ok(slug)) = r.scope.as_deref().map(slate_workflows::Slug::parse)
+    {
+        before = s
+            .film
+            .repo
+            .scenes(&slug)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|sc| sc.status == slate_workflows::model::SceneStatus::WaitingForPrevious)
+            .map(|sc| sc.id)
+            .collect();
+    }
+    let waits_for_previous = |c: &RunRecord| {
+        c.input["scene_id"]
+            .as_str()
+            .is_some_and(|id| before.contains(id))
+    };
     let body = html! {
         div #head data-live {
         h1 { (r.workflow) " " (badge(r.status.as_str())) }
@@ -180,7 +201,8 @@ pub(crate) async fn show(
                 @if let Some(c) = &d.current_step { dt { "Now" } dd { code { (c) } } }
                 @let scene_runs: Vec<&RunRecord> = children.iter().filter(|c| c.workflow == "film.scene").collect();
                 @if !scene_runs.is_empty() {
-                    @let flying: Vec<&&RunRecord> = scene_runs.iter().filter(|c| !c.status.is_terminal()).collect();
+                    @let flying: Vec<&&RunRecord> = scene_runs.iter().filter(|c| !c.status.is_terminal() && !waits_for_previous(c)).collect();
+                    @let queued = scene_runs.iter().filter(|c| !c.status.is_terminal() && waits_for_previous(c)).count();
                     dt { "Scenes" }
                     dd #scenes-in-flight {
                         (scene_runs.iter().filter(|c| c.status == RunStatus::Completed).count()) " done"
@@ -191,6 +213,9 @@ pub(crate) async fn show(
                                 a href=(format!("/runs/{}", c.id)) { (c.parent_step.clone().unwrap_or_else(|| "scene".into()).replace('/', " ")) }
                                 " (" (c.status.as_str()) ")"
                             }
+                        }
+                        @if queued > 0 {
+                            " · " (queued) " planned, waiting for the scene before"
                         }
                     }
                 }

@@ -38,8 +38,9 @@ fn thumbnail(sc: &Scene) -> Option<&str> {
         })
 }
 
-const STATES: [&str; 6] = [
+const STATES: [&str; 7] = [
     "ready_for_generation",
+    "waiting_for_previous",
     "generating_composite",
     "verifying_composite",
     "generating_video",
@@ -200,7 +201,8 @@ pub(crate) async fn show(
     let doc = serde_json::to_value(&sc).unwrap_or(Value::Null);
     let busy = matches!(
         sc.status,
-        SceneStatus::GeneratingComposite
+        SceneStatus::WaitingForPrevious
+            | SceneStatus::GeneratingComposite
             | SceneStatus::VerifyingComposite
             | SceneStatus::GeneratingVideo
     );

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use bytes::Bytes;
 use futures::StreamExt;
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::prefix::PrefixStore;
@@ -26,6 +26,7 @@ use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
+use crate::config::Secret;
 use crate::error::{ActivityError, ErrorKind, Result};
 
 /// A reference to a stored blob: its key (`projects/<slug>/scenes/3/composite-1.png`).
@@ -104,9 +105,34 @@ pub struct Blobs {
     /// Where files are (local store) or cached (other stores).
     local_root: Option<PathBuf>,
     cache_dir: PathBuf,
-    /// A base URL where providers can fetch blobs; without it, [`Blobs::public_url`] inlines
-    /// them as data URIs.
+    /// A base URL where providers can fetch blobs without a key (a public bucket or CDN).
     media_url: Option<String>,
+    /// The bucket, to presign URLs of its objects (S3 stores), and the key prefix in it.
+    signer: Option<(Arc<object_store::aws::AmazonS3>, String)>,
+    /// Our public URL and the key that signs expiring `/media` URLs under it.
+    signed_media: Option<(String, Secret)>,
+}
+
+/// How long a URL handed to a provider stays good: long enough for a clip that waits hours in
+/// a provider's queue before its start image is fetched.
+pub const FETCH_URL_LIFETIME: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// The signature of an expiring `/media/{key}` URL: HMAC-SHA256 of the key and the expiry
+/// (Unix seconds) under the media secret, hex.
+pub fn media_signature(secret: &Secret, key: &str, expires: i64) -> String {
+    crate::config::webhook_token(secret, &format!("media\n{key}\n{expires}"))
+}
+
+/// Whether `sig` signs `key` until `expires`, and `expires` is still ahead of `now`.
+pub fn media_signature_valid(
+    secret: &Secret,
+    key: &str,
+    expires: i64,
+    sig: &str,
+    now: i64,
+) -> bool {
+    let want = media_signature(secret, key, expires);
+    expires >= now && crate::config::same_secret(&want, sig)
 }
 
 impl std::fmt::Debug for Blobs {
@@ -219,12 +245,42 @@ impl Blobs {
                 "SLATE_BLOB_URL: the S3 store cannot be set up: {e}"
             ))
         })?;
+        Ok(Self::s3(s3, prefix, data_dir.join("cache"), media_url))
+    }
+
+    /// Blobs in an S3 bucket under `prefix`, which also presigns URLs of its objects for
+    /// providers; local copies for media tools under `cache_dir`.
+    pub fn s3(s3: AmazonS3, prefix: &str, cache_dir: PathBuf, media_url: Option<String>) -> Self {
+        let s3 = Arc::new(s3);
         let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
-            Arc::new(s3)
+            s3.clone()
         } else {
-            Arc::new(PrefixStore::new(s3, prefix))
+            Arc::new(PrefixStore::new(s3.clone(), prefix))
         };
-        Ok(Self::remote(store, data_dir.join("cache"), media_url))
+        let mut b = Self::remote(store, cache_dir, media_url);
+        b.signer = Some((s3, prefix.to_string()));
+        b
+    }
+
+    /// Hand providers expiring `/media` URLs under `public_url`, signed with `secret` (for
+    /// blobs that are files on this machine, when no `SLATE_MEDIA_URL` is set).
+    pub fn with_signed_media(mut self, public_url: Option<String>, secret: Option<Secret>) -> Self {
+        self.signed_media = public_url.zip(secret);
+        self
+    }
+
+    /// How providers will fetch our blobs, in words (for the start banner and `slate doctor`),
+    /// or `None` when they cannot.
+    pub fn fetch_route(&self) -> Option<&'static str> {
+        if self.media_url.is_some() {
+            Some("SLATE_MEDIA_URL")
+        } else if self.signer.is_some() {
+            Some("presigned S3 URLs")
+        } else if self.signed_media.is_some() {
+            Some("signed /media URLs under SLATE_PUBLIC_URL")
+        } else {
+            None
+        }
     }
 
     /// Whether blobs are files on this machine (else: a remote store, with local copies).
@@ -248,6 +304,8 @@ impl Blobs {
             cache_dir: root.join(".cache"),
             local_root: Some(root),
             media_url,
+            signer: None,
+            signed_media: None,
         })
     }
 
@@ -262,6 +320,8 @@ impl Blobs {
             local_root: None,
             cache_dir,
             media_url,
+            signer: None,
+            signed_media: None,
         }
     }
 
@@ -291,13 +351,29 @@ impl Blobs {
     /// Store a local file under `key` (the file is left where it is). On a remote store a
     /// large file goes up in parts, never whole in memory.
     pub async fn put_file(&self, key: &str, file: &Path) -> Result<BlobRef> {
-        if self.is_local() {
-            let bytes = tokio::fs::read(file)
-                .await
-                .map_err(|e| ActivityError::io(format!("cannot read {}: {e}", file.display())))?;
-            return self.put(key, bytes).await;
-        }
         let r = BlobRef::new(key)?;
+        if let Some(root) = &self.local_root {
+            // Copied beside its place and renamed into it: whole or not at all, and never
+            // whole in memory (a film is hundreds of megabytes).
+            let dest = root.join(r.key());
+            if let Some(dir) = dest.parent() {
+                tokio::fs::create_dir_all(dir).await?;
+            }
+            let tmp = dest.with_extension(format!(
+                "{}.{}.part",
+                r.extension(),
+                uuid::Uuid::new_v4().simple()
+            ));
+            if let Err(e) = tokio::fs::copy(file, &tmp).await {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                return Err(ActivityError::io(format!(
+                    "cannot copy {} into the blob store: {e}",
+                    file.display()
+                )));
+            }
+            tokio::fs::rename(&tmp, &dest).await?;
+            return Ok(r);
+        }
         let mut src = tokio::fs::File::open(file)
             .await
             .map_err(|e| ActivityError::io(format!("cannot read {}: {e}", file.display())))?;
@@ -485,21 +561,51 @@ impl Blobs {
         Ok(dir)
     }
 
-    /// A URL a provider can fetch the blob from: under the configured media URL, or the bytes
-    /// inline as a data URI.
-    pub async fn public_url(&self, r: &BlobRef) -> Result<String> {
+    /// A URL a provider can fetch the blob from without our key: under `SLATE_MEDIA_URL`, a
+    /// presigned URL of the bucket's object, or a signed, expiring `/media` URL under
+    /// `SLATE_PUBLIC_URL`. Never the bytes inline: the spec's services take https URLs. With
+    /// none of these configured the start refuses remote services (`slate doctor` says why);
+    /// should a call get here anyway, it fails with what to set.
+    pub async fn fetch_url(&self, r: &BlobRef) -> Result<String> {
         if let Some(base) = &self.media_url {
             return Ok(format!("{base}/{}", r.key()));
         }
-        let bytes = self.get(r).await?;
-        Ok(format!(
-            "data:{};base64,{}",
-            r.content_type(),
-            base64::engine::general_purpose::STANDARD.encode(&bytes)
-        ))
+        if let Some((s3, prefix)) = &self.signer {
+            use object_store::signer::Signer;
+            let key = if prefix.is_empty() {
+                r.key().to_string()
+            } else {
+                format!("{prefix}/{}", r.key())
+            };
+            let path = ObjectPath::parse(&key)
+                .map_err(|e| ActivityError::bad_request("blobs", e.to_string()))?;
+            let url = s3
+                .signed_url(object_store::signer::Method::GET, &path, FETCH_URL_LIFETIME)
+                .await
+                .map_err(store_error)?;
+            return Ok(url.to_string());
+        }
+        if let Some((base, secret)) = &self.signed_media {
+            let expires = chrono::Utc::now().timestamp() + FETCH_URL_LIFETIME.as_secs() as i64;
+            return Ok(format!(
+                "{base}/media/{}?expires={expires}&sig={}",
+                r.key(),
+                media_signature(secret, r.key(), expires)
+            ));
+        }
+        Err(ActivityError::new(
+            "blobs",
+            ErrorKind::BadRequest,
+            "no URL a provider can fetch our images and clips from: set SLATE_PUBLIC_URL (with \
+             SLATE_MEDIA_SECRET or SLATE_WEBHOOK_SECRET), SLATE_MEDIA_URL, or keep blobs in S3 \
+             (SLATE_BLOB_URL=s3://...); `slate doctor` checks it",
+        )
+        .retryable(false))
     }
 
-    /// Download `url` (a provider's short-lived result) and keep it under `key`.
+    /// Download `url` (a provider's short-lived result) and keep it under `key`. The body is
+    /// streamed to disk: a large clip or film is never whole in memory, and it may take as long
+    /// as it takes while bytes keep coming (the client's read timeout ends a stalled one).
     pub async fn copy_from_url(
         &self,
         http: &reqwest::Client,
@@ -518,6 +624,8 @@ impl Blobs {
         }
         let resp = http
             .get(url)
+            // Overrides the client's total timeout: a download is bounded by its progress.
+            .timeout(std::time::Duration::from_secs(6 * 3600))
             .send()
             .await
             .map_err(|e| crate::http::transport_error(provider, e))?;
@@ -531,11 +639,25 @@ impl Blobs {
             .with_status(status)
             .retryable(status >= 500));
         }
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| crate::http::transport_error(provider, e))?;
-        self.put(key, bytes).await
+        let dir = self.scratch().await?;
+        let file = dir.join("download");
+        let written = async {
+            let mut out = tokio::fs::File::create(&file).await?;
+            let mut body = resp.bytes_stream();
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| crate::http::transport_error(provider, e))?;
+                out.write_all(&chunk).await?;
+            }
+            out.flush().await?;
+            Ok::<_, ActivityError>(())
+        }
+        .await;
+        let stored = match written {
+            Ok(()) => self.put_file(key, &file).await,
+            Err(e) => Err(e),
+        };
+        let _ = tokio::fs::remove_dir_all(&dir).await;
+        stored
     }
 }
 
@@ -591,8 +713,38 @@ mod tests {
         assert!(blobs.exists(&r).await.unwrap());
         assert_eq!(blobs.size(&r).await.unwrap(), 5);
         assert!(blobs.local_path(&r).await.unwrap().ends_with("a/b.txt"));
-        let url = blobs.public_url(&r).await.unwrap();
-        assert_eq!(url, "data:text/plain; charset=utf-8;base64,aGVsbG8=");
+        // No way for a provider to reach a local blob: an error that says what to set.
+        let e = blobs.fetch_url(&r).await.unwrap_err();
+        assert!(e.message.contains("SLATE_PUBLIC_URL"), "{}", e.message);
+        let signed = blobs
+            .clone()
+            .with_signed_media(Some("https://slate.example".into()), Some(Secret::new("k")));
+        let url = signed.fetch_url(&r).await.unwrap();
+        let q = url
+            .strip_prefix("https://slate.example/media/a/b.txt?expires=")
+            .unwrap();
+        let (exp, sig) = q.split_once("&sig=").unwrap();
+        let exp: i64 = exp.parse().unwrap();
+        let now = chrono::Utc::now().timestamp();
+        assert!(media_signature_valid(
+            &Secret::new("k"),
+            "a/b.txt",
+            exp,
+            sig,
+            now
+        ));
+        assert!(
+            !media_signature_valid(&Secret::new("k"), "a/c.txt", exp, sig, now),
+            "another key"
+        );
+        assert!(
+            !media_signature_valid(&Secret::new("x"), "a/b.txt", exp, sig, now),
+            "another secret"
+        );
+        assert!(
+            !media_signature_valid(&Secret::new("k"), "a/b.txt", exp, sig, exp + 1),
+            "expired"
+        );
         let copy = blobs
             .copy_from_url(
                 &crate::http::client(std::time::Duration::from_secs(1)),

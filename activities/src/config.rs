@@ -68,13 +68,20 @@ pub struct FalSettings {
     /// Image-to-video model.
     pub video_model: String,
     /// The video model's allowed clip lengths, seconds (a scene is made at the nearest allowed
-    /// length at or above its own, then trimmed).
+    /// length at or above its own, then trimmed): the model's own
+    /// ([`crate::remote::fal::VideoModel`]) unless `SLATE_FAL_VIDEO_DURATIONS` says otherwise.
     pub video_durations: Vec<f64>,
-    /// Dollars per billable unit (`x-fal-billable-units`), by model; models not listed use
-    /// built-in estimates.
+    /// Dollars per billable unit (`x-fal-billable-units`), by model, over the price table.
     pub prices: BTreeMap<String, f64>,
-    /// Per-request timeout.
+    /// Per-request timeout of API calls; a download may stall this long between two reads.
     pub timeout: Duration,
+    /// fal's storage API (`https://rest.alpha.fal.ai`): our images and clips are uploaded here
+    /// and handed to models by the URL it gives, as fal's official clients do.
+    pub storage_url: String,
+    /// fal's platform API (`https://api.fal.ai/v1`): model metadata and prices, for `slate doctor`.
+    pub api_url: String,
+    /// The keys fal signs its webhooks with (a JWKS).
+    pub jwks_url: String,
 }
 
 /// OpenRouter settings.
@@ -86,8 +93,20 @@ pub struct OpenRouterSettings {
     pub url: String,
     /// Model slug.
     pub model: String,
-    /// Per-request timeout.
+    /// Per-request timeout: long enough for an answer of `max_tokens` (decision 0021).
     pub timeout: Duration,
+    /// The longest answer asked for, tokens (`max_tokens`).
+    pub max_tokens: u32,
+}
+
+impl OpenRouterSettings {
+    /// The models list (`GET …/models`), next to the chat completions endpoint.
+    pub fn models_url(&self) -> String {
+        match self.url.strip_suffix("/chat/completions") {
+            Some(base) => format!("{base}/models"),
+            None => format!("{}/models", self.url.trim_end_matches('/')),
+        }
+    }
 }
 
 /// Every provider setting. `None` means "use the local studio".
@@ -115,6 +134,12 @@ pub struct ProviderSettings {
     /// The webhook secret (`SLATE_WEBHOOK_SECRET`): callback URLs we hand to providers carry a
     /// token derived from it, never the secret itself.
     pub webhook_secret: Option<Secret>,
+    /// The key that signs the expiring `/media` URLs handed to the spec's services
+    /// (`SLATE_MEDIA_SECRET`, else derived from the webhook secret).
+    pub media_secret: Option<Secret>,
+    /// Webhooks without a valid secret, token or signature are taken anyway: only when the
+    /// operator says so (`SLATE_WEBHOOK_AUTH=off`); refused by default.
+    pub webhook_auth_off: bool,
     /// How often a job awaited inside one call (a voice, a last-frame task, a vision question)
     /// is polled; `None`: every 2 s (vision: 500 ms). Benchmarks on providers scaled down in
     /// time shorten it.
@@ -149,6 +174,46 @@ pub fn webhook_token(secret: &Secret, path: &str) -> String {
         .collect()
 }
 
+/// Where fal publishes the keys it signs webhooks with.
+pub const DEFAULT_FAL_JWKS_URL: &str = "https://rest.alpha.fal.ai/.well-known/jwks.json";
+
+/// The default image model: Nano Banana 2 (Gemini 3.1 Flash Image) on fal.
+pub const DEFAULT_FAL_IMAGE_MODEL: &str = "fal-ai/nano-banana-2";
+/// The default image edit model (takes `image_urls`).
+pub const DEFAULT_FAL_EDIT_MODEL: &str = "fal-ai/nano-banana-2/edit";
+/// The default vision model.
+pub const DEFAULT_FAL_VISION_MODEL: &str = "fal-ai/moondream2/visual-query";
+/// The default image-to-video model.
+pub const DEFAULT_FAL_VIDEO_MODEL: &str = "fal-ai/kling-video/v2.1/standard/image-to-video";
+/// The default language model on OpenRouter (Claude Sonnet 4.5's named replacement).
+pub const DEFAULT_OPENROUTER_MODEL: &str = "anthropic/claude-sonnet-4.6";
+/// The longest answer asked of the language model, tokens: a screenplay breakdown of a
+/// feature's scenes fits.
+pub const DEFAULT_MAX_TOKENS: u32 = 16_000;
+
+/// A language-model call's timeout: long enough for `max_tokens` at a slow 20 tokens a second,
+/// plus a minute of queueing, so a timeout means a provider that stopped, not a long answer
+/// (decision 0021).
+pub fn llm_timeout_secs(max_tokens: u32) -> u64 {
+    60 + u64::from(max_tokens) / 20
+}
+
+/// The key that signs `/media` URLs when only the webhook secret is set: derived from it, so
+/// neither can be told from the other.
+pub fn media_secret_from(webhook_secret: &Secret) -> Secret {
+    Secret::new(webhook_token(webhook_secret, "slate-media-urls"))
+}
+
+/// Whether two secrets are equal, in time that depends only on their lengths.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut diff = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        diff |= (a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0)) as usize;
+    }
+    diff == 0
+}
+
 fn parse_durations(d: &str) -> Result<Vec<f64>, String> {
     let v: Vec<f64> = d
         .split(',')
@@ -180,10 +245,14 @@ pub const PROVIDER_VARIABLES: &[(&str, bool)] = &[
     ("SLATE_FAL_VIDEO_DURATIONS", false),
     ("SLATE_FAL_PRICES", false),
     ("SLATE_FAL_TIMEOUT_SECS", false),
+    ("SLATE_FAL_STORAGE_URL", false),
+    ("SLATE_FAL_API_URL", false),
+    ("SLATE_FAL_JWKS_URL", false),
     ("OPENROUTER_API_KEY", true),
     ("SLATE_OPENROUTER_URL", false),
     ("SLATE_OPENROUTER_MODEL", false),
     ("SLATE_OPENROUTER_TIMEOUT_SECS", false),
+    ("SLATE_OPENROUTER_MAX_TOKENS", false),
     ("BRAIN_SERVICE_API_KEY", true),
     ("SLATE_BRAIN_URL", false),
     ("TASK_API_KEY", true),
@@ -195,6 +264,8 @@ pub const PROVIDER_VARIABLES: &[(&str, bool)] = &[
     ("SLATE_PUBLIC_URL", false),
     ("SLATE_MEDIA_URL", false),
     ("SLATE_WEBHOOK_SECRET", true),
+    ("SLATE_MEDIA_SECRET", true),
+    ("SLATE_WEBHOOK_AUTH", false),
 ];
 
 /// The provider settings as read, before they are checked: what the configuration loader
@@ -214,10 +285,14 @@ pub struct ProviderVars {
     /// A JSON map of model to dollars per billable unit.
     pub fal_prices: Option<String>,
     pub fal_timeout_secs: Option<u64>,
+    pub fal_storage_url: Option<String>,
+    pub fal_api_url: Option<String>,
+    pub fal_jwks_url: Option<String>,
     pub openrouter_api_key: Option<String>,
     pub openrouter_url: Option<String>,
     pub openrouter_model: Option<String>,
     pub openrouter_timeout_secs: Option<u64>,
+    pub openrouter_max_tokens: Option<u32>,
     pub brain_service_api_key: Option<String>,
     pub brain_url: Option<String>,
     pub task_api_key: Option<String>,
@@ -230,6 +305,9 @@ pub struct ProviderVars {
     pub public_url: Option<String>,
     pub media_url: Option<String>,
     pub webhook_secret: Option<String>,
+    pub media_secret: Option<String>,
+    /// `required` (the default) or `off`.
+    pub webhook_auth: Option<String>,
 }
 
 fn http_url(var: &str, u: String) -> Result<String, String> {
@@ -275,6 +353,10 @@ impl ProviderSettings {
                 "SLATE_PRICES: the price of `{k}` ({p}) is not a sum of dollars"
             ));
         }
+        let video_model = v
+            .fal_video_model
+            .clone()
+            .unwrap_or_else(|| DEFAULT_FAL_VIDEO_MODEL.into());
         let fal = match v.fal_key {
             None => None,
             Some(k) => Some(FalSettings {
@@ -282,20 +364,23 @@ impl ProviderSettings {
                 queue_url: url("SLATE_FAL_QUEUE_URL", v.fal_queue_url, "https://queue.fal.run")?,
                 image_model: v
                     .fal_image_model
-                    .unwrap_or_else(|| "fal-ai/nano-banana".into()),
+                    .unwrap_or_else(|| DEFAULT_FAL_IMAGE_MODEL.into()),
                 edit_model: v
                     .fal_edit_model
-                    .unwrap_or_else(|| "fal-ai/nano-banana/edit".into()),
+                    .unwrap_or_else(|| DEFAULT_FAL_EDIT_MODEL.into()),
                 vision_model: v
                     .fal_vision_model
-                    .unwrap_or_else(|| "fal-ai/moondream2/visual-query".into()),
-                video_model: v
-                    .fal_video_model
-                    .unwrap_or_else(|| "fal-ai/kling-video/v2.1/standard/image-to-video".into()),
-                video_durations: match v.fal_video_durations {
-                    None => vec![5.0, 10.0],
-                    Some(d) => parse_durations(&d)?,
+                    .unwrap_or_else(|| DEFAULT_FAL_VISION_MODEL.into()),
+                video_durations: match (v.fal_video_durations, crate::remote::fal::VideoModel::of(&video_model)) {
+                    (Some(d), _) => parse_durations(&d)?,
+                    (None, Some(m)) => m.durations.to_vec(),
+                    (None, None) => {
+                        return Err(format!(
+                            "SLATE_FAL_VIDEO_MODEL `{video_model}` is not a model Slate knows the clip lengths of: set SLATE_FAL_VIDEO_DURATIONS to the lengths it takes (for example 5,10), and its price per second in SLATE_PRICES"
+                        ));
+                    }
                 },
+                video_model,
                 prices: match v.fal_prices {
                     None => prices.clone(),
                     Some(j) => serde_json::from_str::<BTreeMap<String, f64>>(&j).map(|mut m| {
@@ -310,6 +395,13 @@ impl ProviderSettings {
                     })?,
                 },
                 timeout: Duration::from_secs(v.fal_timeout_secs.unwrap_or(60)),
+                storage_url: url("SLATE_FAL_STORAGE_URL", v.fal_storage_url, "https://rest.alpha.fal.ai")?,
+                api_url: url("SLATE_FAL_API_URL", v.fal_api_url, "https://api.fal.ai/v1")?,
+                jwks_url: url(
+                    "SLATE_FAL_JWKS_URL",
+                    v.fal_jwks_url.clone(),
+                    DEFAULT_FAL_JWKS_URL,
+                )?,
             }),
         };
         let openrouter = match v.openrouter_api_key {
@@ -323,8 +415,15 @@ impl ProviderSettings {
                 )?,
                 model: v
                     .openrouter_model
-                    .unwrap_or_else(|| "anthropic/claude-sonnet-4.5".into()),
-                timeout: Duration::from_secs(v.openrouter_timeout_secs.unwrap_or(180)),
+                    .unwrap_or_else(|| DEFAULT_OPENROUTER_MODEL.into()),
+                max_tokens: match v.openrouter_max_tokens {
+                    Some(0) => return Err("SLATE_OPENROUTER_MAX_TOKENS must be at least 1".into()),
+                    Some(n) => n,
+                    None => DEFAULT_MAX_TOKENS,
+                },
+                timeout: Duration::from_secs(v.openrouter_timeout_secs.unwrap_or_else(|| {
+                    llm_timeout_secs(v.openrouter_max_tokens.unwrap_or(DEFAULT_MAX_TOKENS))
+                })),
             }),
         };
         let video = match v.video_provider.as_deref().map(str::trim) {
@@ -378,7 +477,21 @@ impl ProviderSettings {
                 .media_url
                 .map(|u| http_url("SLATE_MEDIA_URL", u))
                 .transpose()?,
+            media_secret: v.media_secret.map(Secret::new).or_else(|| {
+                v.webhook_secret
+                    .as_ref()
+                    .map(|w| media_secret_from(&Secret::new(w.clone())))
+            }),
             webhook_secret: v.webhook_secret.map(Secret::new),
+            webhook_auth_off: match v.webhook_auth.as_deref().map(str::trim) {
+                None | Some("required") | Some("on") => false,
+                Some("off") => true,
+                Some(other) => {
+                    return Err(format!(
+                        "SLATE_WEBHOOK_AUTH `{other}` is not `required` or `off`"
+                    ));
+                }
+            },
             poll_every: None,
         })
     }
@@ -386,10 +499,31 @@ impl ProviderSettings {
     /// Our callback URL for the webhook at `path` (for example `/api/webhooks/fal`), with its
     /// token when a webhook secret is set; none without a public URL (the workflows then poll).
     pub fn webhook_url(&self, path: &str) -> Option<String> {
+        self.webhook_url_with(path, &[])
+    }
+
+    /// [`ProviderSettings::webhook_url`] carrying `query` (our run id, our reference for the
+    /// job), so that a sender whose body names neither (the spec's callbacks) still reaches
+    /// the run it is about. The token covers the path and the query: a callback URL cannot be
+    /// pointed at another run.
+    pub fn webhook_url_with(&self, path: &str, query: &[(&str, &str)]) -> Option<String> {
         let base = self.public_url.as_ref()?;
+        let q = query
+            .iter()
+            .map(|(k, v)| format!("{k}={}", crate::remote::services::urlencode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let signed = if q.is_empty() {
+            path.to_string()
+        } else {
+            format!("{path}?{q}")
+        };
         Some(match &self.webhook_secret {
-            Some(s) => format!("{base}{path}?token={}", webhook_token(s, path)),
-            None => format!("{base}{path}"),
+            Some(s) => {
+                let sep = if q.is_empty() { '?' } else { '&' };
+                format!("{base}{signed}{sep}token={}", webhook_token(s, &signed))
+            }
+            None => format!("{base}{signed}"),
         })
     }
 
@@ -402,55 +536,62 @@ impl ProviderSettings {
             || self.last_frame.is_some()
     }
 
-    /// One line per activity: which implementation is in use (for logs and `slate demo`).
-    pub fn describe(&self) -> Vec<(&'static str, &'static str)> {
-        let pick = |remote: bool, r: &'static str, l: &'static str| if remote { r } else { l };
+    /// One line per activity: which implementation is in use, with its model (for the start
+    /// banner, logs and `slate demo`).
+    pub fn describe(&self) -> Vec<(&'static str, String)> {
+        let local = |what: &str| what.to_string();
+        let video = match (self.video, &self.fal, &self.tasks) {
+            (VideoProvider::Fal | VideoProvider::Auto, Some(f), _) => {
+                format!("fal.ai {}", f.video_model)
+            }
+            (VideoProvider::Tasks | VideoProvider::Auto, _, Some(t)) => {
+                format!("tasks service generate_video at {}", t.url)
+            }
+            _ => local("local ffmpeg (still to clip with a camera move)"),
+        };
         vec![
             (
                 "language model",
-                pick(self.openrouter.is_some(), "OpenRouter", "local planner"),
-            ),
-            (
-                "images",
-                pick(self.fal.is_some(), "fal.ai", "local storyboard renderer"),
-            ),
-            (
-                "vision",
-                pick(
-                    self.fal.is_some(),
-                    "fal.ai moondream2",
-                    "local manifest check",
-                ),
-            ),
-            (
-                "knowledge",
-                pick(
-                    self.brain.is_some(),
-                    "brain service",
-                    "local full-text search",
-                ),
-            ),
-            (
-                "video",
-                if self.fal.is_some() {
-                    "fal.ai queue"
-                } else if self.tasks.is_some() {
-                    "tasks service"
-                } else {
-                    "local ffmpeg"
+                match &self.openrouter {
+                    Some(o) => format!("OpenRouter {} (max {} tokens)", o.model, o.max_tokens),
+                    None => local("local planner"),
                 },
             ),
             (
+                "images",
+                match &self.fal {
+                    Some(f) => format!("fal.ai {} (edits: {})", f.image_model, f.edit_model),
+                    None => local("local storyboard renderer"),
+                },
+            ),
+            (
+                "vision",
+                match &self.fal {
+                    Some(f) => format!("fal.ai {}", f.vision_model),
+                    None => local("local manifest check"),
+                },
+            ),
+            (
+                "knowledge",
+                match &self.brain {
+                    Some(b) => format!("brain service at {}", b.url),
+                    None => local("local full-text search"),
+                },
+            ),
+            ("video", video),
+            (
                 "voice",
-                pick(self.tasks.is_some(), "tasks service", "local espeak-ng"),
+                match &self.tasks {
+                    Some(t) => format!("tasks service generate_character_voice at {}", t.url),
+                    None => local("local espeak-ng"),
+                },
             ),
             (
                 "media ops",
-                pick(
-                    self.last_frame.is_some(),
-                    "last-frame service",
-                    "local ffmpeg",
-                ),
+                match &self.last_frame {
+                    Some(l) => format!("last-frame service at {} (trim and voices local)", l.url),
+                    None => local("local ffmpeg"),
+                },
             ),
         ]
     }

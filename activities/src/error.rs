@@ -45,6 +45,8 @@ pub enum ErrorKind {
     Config,
     /// A local file or database operation failed.
     Io,
+    /// The answer was cut off (a language model's `max_tokens`). Never retried as is.
+    Truncated,
 }
 
 impl ErrorKind {
@@ -65,6 +67,7 @@ impl ErrorKind {
             ErrorKind::Tool => "tool_failed",
             ErrorKind::Config => "config",
             ErrorKind::Io => "io",
+            ErrorKind::Truncated => "truncated",
         }
     }
 

@@ -12,7 +12,9 @@ use crate::error::{ActivityError, ErrorKind, Result};
 
 static TLS: Once = Once::new();
 
-/// A client with a total request timeout. A hung provider becomes a retryable `timeout`.
+/// A client whose API calls have a total timeout of `timeout`, and whose downloads (which set
+/// their own, longer total) may stall at most `timeout` between two reads. A hung provider
+/// becomes a retryable `timeout`; a large clip arriving slowly is not cut.
 pub(crate) fn client(timeout: Duration) -> reqwest::Client {
     TLS.call_once(|| {
         // reqwest is built without a bundled crypto provider; ring is installed once here.
@@ -20,6 +22,7 @@ pub(crate) fn client(timeout: Duration) -> reqwest::Client {
     });
     reqwest::Client::builder()
         .timeout(timeout)
+        .read_timeout(timeout)
         .connect_timeout(Duration::from_secs(10))
         .user_agent(concat!("slate/", env!("CARGO_PKG_VERSION")))
         .build()

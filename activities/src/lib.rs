@@ -21,6 +21,7 @@
 pub mod blob;
 pub mod checkpoint;
 pub mod config;
+pub mod doctor;
 pub mod error;
 pub(crate) mod http;
 pub mod local;
@@ -29,6 +30,7 @@ pub mod pricing;
 pub mod remote;
 pub mod studio;
 pub mod traits;
+pub mod wake;
 
 pub use blob::{BlobRef, Blobs};
 pub use config::{PROVIDER_VARIABLES, ProviderSettings, ProviderVars, Secret};

@@ -61,9 +61,12 @@ impl Studio {
     /// Build from settings: remote where a key is set, local elsewhere.
     pub fn build(settings: ProviderSettings, blobs: Blobs, db: Db, opts: StudioOptions) -> Studio {
         let hook = |path: &str| settings.webhook_url(path);
+        let prices = crate::pricing::Prices::new(&settings.prices);
         let fal = settings.fal.clone().map(FalClient::new);
         let planner: Arc<dyn Planner> = match &settings.openrouter {
-            Some(s) => Arc::new(RemotePlanner::new(OpenRouterClient::new(s.clone()))),
+            Some(s) => Arc::new(RemotePlanner::new(
+                OpenRouterClient::new(s.clone()).with_prices(prices.clone()),
+            )),
             None => Arc::new(LocalPlanner),
         };
         let (images, vision): (Arc<dyn ImageGen>, Arc<dyn Vision>) = match &fal {
@@ -90,7 +93,10 @@ impl Studio {
             Some(s) => Arc::new(BrainClient::new(s.clone(), blobs.clone())),
             None => Arc::new(LocalKnowledge::new(db, blobs.clone())),
         };
-        let tasks = settings.tasks.clone().map(TasksClient::new);
+        let tasks = settings
+            .tasks
+            .clone()
+            .map(|t| TasksClient::new(t).with_prices(prices.clone()));
         let fal_video = |c: &FalClient| -> Arc<dyn VideoGen> {
             Arc::new(FalVideo::new(
                 c.clone(),
@@ -125,7 +131,7 @@ impl Studio {
                     None => LastFrameClient::new(s.clone()),
                 },
                 blobs.clone(),
-                hook("/api/webhooks/last-frame-complete"),
+                Some(settings.clone()),
             )),
             None => Arc::new(LocalMedia::new(blobs.clone())),
         };

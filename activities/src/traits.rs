@@ -18,6 +18,9 @@ pub struct Spend {
     pub units: f64,
     /// Dollars.
     pub usd: f64,
+    /// True when the provider gave no figure and `usd` is what the call was expected to cost.
+    #[serde(default)]
+    pub estimated: bool,
 }
 
 impl Spend {
@@ -25,7 +28,30 @@ impl Spend {
     pub const ZERO: Spend = Spend {
         units: 0.0,
         usd: 0.0,
+        estimated: false,
     };
+
+    /// A provider's own figure.
+    pub fn billed(units: f64, usd: f64) -> Spend {
+        Spend {
+            units,
+            usd,
+            estimated: false,
+        }
+    }
+
+    /// The provider's figure when it gave one, else `expected` (dollars), marked estimated:
+    /// a missing cost is never recorded as $0.
+    pub fn billed_or(units: f64, usd: Option<f64>, expected: f64) -> Spend {
+        match usd {
+            Some(u) if u.is_finite() && u >= 0.0 => Spend::billed(units, u),
+            _ => Spend {
+                units,
+                usd: expected,
+                estimated: true,
+            },
+        }
+    }
 }
 
 /// A value and what it cost.

@@ -14,6 +14,7 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use serde_json::{Value, json};
 use slate_activities::config::{FalSettings, OpenRouterSettings, ServiceSettings};
 use slate_activities::model::*;
@@ -124,6 +125,8 @@ struct Fal {
     base: OnceLock<String>,
     next: AtomicU32,
     polls: Mutex<HashMap<String, u32>>,
+    /// fal storage: upload id → bytes.
+    stored: Mutex<HashMap<String, Vec<u8>>>,
 }
 
 fn fal_err(status: u16, headers: &[(&'static str, &str)], body: Value) -> Response {
@@ -135,11 +138,26 @@ fn fal_err(status: u16, headers: &[(&'static str, &str)], body: Value) -> Respon
 }
 
 async fn fal_handler(State(st): State<Arc<Fal>>, req: Request) -> Response {
+    // fal storage's upload URL takes the raw bytes (a presigned PUT: no key).
+    if req.method() == "PUT" && req.uri().path().starts_with("/upload/") {
+        let id = req.uri().path().trim_start_matches("/upload/").to_string();
+        let bytes = axum::body::to_bytes(req.into_body(), 50 << 20)
+            .await
+            .unwrap();
+        st.stored.lock().unwrap().insert(id, bytes.to_vec());
+        return j(200, json!({}));
+    }
     let hit = read(req).await;
     st.log.push(hit.clone());
     let base = st.base.get().unwrap().clone();
     if hit.path.starts_with("/files/") {
         return ([("content-type", "image/png")], png()).into_response();
+    }
+    if let Some(id) = hit.path.strip_prefix("/stored/") {
+        return match st.stored.lock().unwrap().get(id) {
+            Some(b) => b.clone().into_response(),
+            None => j(404, json!({"detail": "no such file"})),
+        };
     }
     if hit
         .headers
@@ -148,6 +166,30 @@ async fn fal_handler(State(st): State<Arc<Fal>>, req: Request) -> Response {
         != Some("Key fal-test-key")
     {
         return j(401, json!({"detail": "Invalid key"}));
+    }
+    // fal storage (fal-js `storage.ts`): initiate, then PUT the bytes to `upload_url`.
+    if hit.path == "/storage/upload/initiate" {
+        assert_eq!(hit.method, "POST");
+        assert!(
+            hit.query.contains("storage_type=fal-cdn-v3"),
+            "{}",
+            hit.query
+        );
+        let (Some(ct), Some(name)) = (
+            hit.body["content_type"].as_str(),
+            hit.body["file_name"].as_str(),
+        ) else {
+            return j(
+                422,
+                json!({"detail": "content_type and file_name are required"}),
+            );
+        };
+        assert!(!ct.is_empty() && !name.is_empty());
+        let id = format!("f{}-{name}", st.next.fetch_add(1, Ordering::SeqCst));
+        return j(
+            200,
+            json!({"upload_url": format!("{base}/upload/{id}"), "file_url": format!("{base}/stored/{id}")}),
+        );
     }
     let segments: Vec<&str> = hit.path.trim_matches('/').split('/').collect();
     // Queue URLs: /{owner}/{app}/requests/{id}[/status|/cancel]
@@ -182,8 +224,11 @@ async fn fal_handler(State(st): State<Arc<Fal>>, req: Request) -> Response {
                     json!({"images": [{"url": format!("{base}/files/{id}.png"), "width": 8, "height": 8}], "description": "a market"})
                 };
                 let mut r = j(200, body);
-                r.headers_mut()
-                    .insert("x-fal-billable-units", "1.5".parse().unwrap());
+                // Some results come without the header: the cost is then the estimate.
+                if !id.starts_with("nounits") {
+                    r.headers_mut()
+                        .insert("x-fal-billable-units", "1.5".parse().unwrap());
+                }
                 r
             }
             _ => j(404, json!({"detail": "Not found"})),
@@ -248,8 +293,23 @@ async fn fal_handler(State(st): State<Arc<Fal>>, req: Request) -> Response {
             .into_response();
     }
     let n = st.next.fetch_add(1, Ordering::SeqCst);
+    // A model input that is not a URL fal can fetch is refused, as the real models refuse a
+    // data URI they do not document.
+    for field in ["image_url", "video_url"] {
+        if let Some(u) = hit.body.get(field).and_then(|u| u.as_str())
+            && !u.starts_with(&format!("{base}/stored/"))
+        {
+            return fal_err(
+                422,
+                &[],
+                json!({"detail": [{"loc": ["body", field], "msg": "the file could not be downloaded", "type": "file_download_error"}]}),
+            );
+        }
+    }
     let kind = if prompt.contains("weird") {
         "weird"
+    } else if prompt.contains("no-units") {
+        "nounits"
     } else if prompt.contains("maybe") {
         "maybe"
     } else {
@@ -311,6 +371,7 @@ async fn fake_fal() -> (String, Arc<Fal>) {
         base: OnceLock::new(),
         next: AtomicU32::new(1),
         polls: Mutex::new(HashMap::new()),
+        stored: Mutex::new(HashMap::new()),
     });
     let base = serve(Router::new().fallback(fal_handler).with_state(st.clone())).await;
     st.base.set(base.clone()).unwrap();
@@ -321,13 +382,16 @@ fn fal_settings(base: &str) -> FalSettings {
     FalSettings {
         key: Secret::new("fal-test-key"),
         queue_url: base.to_string(),
-        image_model: "fal-ai/nano-banana".into(),
-        edit_model: "fal-ai/nano-banana/edit".into(),
+        image_model: "fal-ai/nano-banana-2".into(),
+        edit_model: "fal-ai/nano-banana-2/edit".into(),
         vision_model: "fal-ai/moondream2/visual-query".into(),
         video_model: "fal-ai/kling-video/v2.1/standard/image-to-video".into(),
         video_durations: vec![5.0, 10.0],
         prices: Default::default(),
         timeout: Duration::from_secs(1),
+        storage_url: base.to_string(),
+        api_url: format!("{base}/v1"),
+        jwks_url: format!("{base}/jwks"),
     }
 }
 
@@ -362,21 +426,33 @@ async fn fal_queue_happy_path_and_cost() {
     let base_img = blobs.put("refs/base.png", png()).await.unwrap();
     let req = image_request("a market at dusk", vec![reference], Some(base_img));
     let job = images.submit(&req).await.unwrap();
-    // An edit goes to the edit endpoint with `image_urls` (base first, then references).
-    let sub = st.log.last("/fal-ai/nano-banana/edit");
-    assert_eq!(sub.body["image_urls"].as_array().unwrap().len(), 2);
-    assert!(
-        sub.body["image_urls"][0]
-            .as_str()
-            .unwrap()
-            .starts_with("data:image/png;base64,")
+    // An edit goes to the edit endpoint with `image_urls` (base first, then references),
+    // each uploaded to fal storage first and handed over by the URL it gave.
+    let sub = st.log.last("/fal-ai/nano-banana-2/edit");
+    let urls = sub.body["image_urls"].as_array().unwrap();
+    assert_eq!(urls.len(), 2);
+    for u in urls {
+        let u = u.as_str().unwrap();
+        assert!(u.starts_with(&format!("{base}/stored/")), "{u}");
+        let fetched = reqwest::get(u).await.unwrap().bytes().await.unwrap();
+        assert_eq!(
+            fetched.to_vec(),
+            png(),
+            "the storage URL serves the blob's bytes"
+        );
+    }
+    let initiate = st.log.last("/storage/upload/initiate");
+    assert_eq!(initiate.body["content_type"], "image/png");
+    assert_eq!(
+        initiate.headers.get("authorization").unwrap(),
+        "Key fal-test-key"
     );
     assert_eq!(sub.body["output_format"], "png");
     assert!(
         job.status_url
             .as_deref()
             .unwrap()
-            .contains("/fal-ai/nano-banana/requests/")
+            .contains("/fal-ai/nano-banana-2/requests/")
     );
     assert!(
         !job.status_url.as_deref().unwrap().contains("/edit/"),
@@ -403,14 +479,32 @@ async fn fal_queue_happy_path_and_cost() {
         "the result was copied in"
     );
     assert_eq!(done.spend.units, 1.5);
-    assert!((done.spend.usd - 1.5 * 0.039).abs() < 1e-9);
+    assert!((done.spend.usd - 1.5 * 0.08).abs() < 1e-9);
+    assert!(!done.spend.estimated);
+
+    // A result without `x-fal-billable-units` costs the estimate (one image), marked so.
+    let quiet = image_request("no-units please", vec![], None);
+    let qj = images.submit(&quiet).await.unwrap();
+    let paid = loop {
+        let p = images.poll(&qj, &quiet).await.unwrap();
+        if matches!(p.value, JobState::Completed { .. }) {
+            break p;
+        }
+    };
+    assert!(paid.spend.estimated, "flagged as an estimate");
+    assert_eq!(paid.spend.units, 1.0);
+    assert!(
+        (paid.spend.usd - 0.08).abs() < 1e-9,
+        "never $0: {}",
+        paid.spend.usd
+    );
 
     // A text-to-image request goes to the base model, and cancel is understood.
     let t2i = image_request("a lantern", vec![], None);
     let job2 = images.submit(&t2i).await.unwrap();
     assert!(
         st.log
-            .last("/fal-ai/nano-banana")
+            .last("/fal-ai/nano-banana-2")
             .body
             .get("image_urls")
             .is_none()
@@ -448,7 +542,7 @@ async fn fal_errors_are_classified() {
         let c = client.clone();
         let p = p.to_string();
         async move {
-            c.submit("fal-ai/nano-banana", &json!({"prompt": p}), None)
+            c.submit("fal-ai/nano-banana-2", &json!({"prompt": p}), None)
                 .await
                 .unwrap_err()
         }
@@ -485,7 +579,7 @@ async fn fal_errors_are_classified() {
         ..fal_settings(&base)
     });
     let e = bad_key
-        .submit("fal-ai/nano-banana", &json!({"prompt": "x"}), None)
+        .submit("fal-ai/nano-banana-2", &json!({"prompt": "x"}), None)
         .await
         .unwrap_err();
     assert_kind(&e, ErrorKind::Unauthorized, false);
@@ -496,7 +590,7 @@ async fn fal_errors_are_classified() {
 
     // An unknown status is "not finished", not a failure.
     let q = client
-        .submit("fal-ai/nano-banana", &json!({"prompt": "weird"}), None)
+        .submit("fal-ai/nano-banana-2", &json!({"prompt": "weird"}), None)
         .await
         .unwrap();
     assert_eq!(
@@ -520,7 +614,8 @@ async fn fal_vision_parses_yes_and_no_strictly() {
     let a = vision.ask(&q("Is Mira in the market?")).await.unwrap();
     assert!(a.value.passed);
     assert!(a.value.answer.starts_with("YES"));
-    assert!(a.spend.usd > 0.0);
+    // moondream2 is billed per 1,000 characters: 1.5 units at $0.01.
+    assert!((a.spend.usd - 0.015).abs() < 1e-9, "{}", a.spend.usd);
     let e = vision.ask(&q("maybe: is it?")).await.unwrap_err();
     assert_kind(&e, ErrorKind::Malformed, true);
 }
@@ -554,7 +649,8 @@ async fn fal_video_uses_the_models_fixed_durations() {
         sub.body["image_url"]
             .as_str()
             .unwrap()
-            .starts_with("data:image/png")
+            .starts_with(&format!("{base}/stored/")),
+        "the start image goes by fal storage"
     );
     let mut state = video.poll(&job, &req).await.unwrap().value;
     while !matches!(state, JobState::Completed { .. }) {
@@ -565,6 +661,38 @@ async fn fal_video_uses_the_models_fixed_durations() {
     };
     assert_eq!(output.duration, 5.0);
     assert!(blobs.exists(&output.video).await.unwrap());
+
+    // A text-to-video scene on an image-to-video model is planned around: made from the
+    // scene's still, never sent in a mode the model refuses.
+    let t2v = VideoRequest {
+        mode: VideoMode::TextToVideo,
+        ..req.clone()
+    };
+    video.submit(&t2v).await.unwrap();
+    let sub = st.log.last("image-to-video");
+    assert!(sub.body["image_url"].as_str().is_some());
+    assert!(sub.body.get("video_url").is_none());
+
+    // Veo takes its lengths as "4s", "6s", "8s" and is asked for no audio (our voices are
+    // mixed in, and audio off is the price in the table).
+    let veo = FalVideo::new(
+        FalClient::new(FalSettings {
+            video_model: "fal-ai/veo3/fast/image-to-video".into(),
+            video_durations: vec![4.0, 6.0, 8.0],
+            ..fal_settings(&base)
+        }),
+        blobs.clone(),
+        None,
+    );
+    veo.submit(&VideoRequest {
+        duration: 4.5,
+        ..req.clone()
+    })
+    .await
+    .unwrap();
+    let sub = st.log.last("/fal-ai/veo3");
+    assert_eq!(sub.body["duration"], "6s");
+    assert_eq!(sub.body["generate_audio"], false);
 }
 
 #[tokio::test]
@@ -650,6 +778,10 @@ async fn openrouter_handler(State(log): State<Arc<Log>>, req: Request) -> Respon
     assert_eq!(rf["type"], "json_schema");
     assert_eq!(rf["json_schema"]["strict"], true);
     assert_eq!(hit.body["provider"]["require_parameters"], true);
+    assert!(
+        hit.body["max_tokens"].as_u64().is_some_and(|m| m > 0),
+        "every call bounds its answer"
+    );
     let user = hit.body["messages"][1]["content"]
         .as_str()
         .unwrap_or("")
@@ -667,6 +799,21 @@ async fn openrouter_handler(State(log): State<Arc<Log>>, req: Request) -> Respon
         return j(
             402,
             json!({"error": {"code": 402, "message": "Insufficient credits"}}),
+        );
+    }
+    if user.contains("cutoff") {
+        // Cut off by max_tokens: half a JSON document, finish_reason `length`.
+        return j(
+            200,
+            json!({"id": "gen-3", "choices": [{"message": {"role": "assistant", "content": "{\"palette\": [\"#11"}, "finish_reason": "length"}],
+                   "usage": {"prompt_tokens": 900, "completion_tokens": 16000, "total_tokens": 16900, "cost": 0.2427}}),
+        );
+    }
+    if user.contains("choiceerror") {
+        return j(
+            200,
+            json!({"id": "gen-4", "choices": [{"message": {"role": "assistant", "content": ""}, "finish_reason": "error",
+                   "error": {"code": 502, "message": "Upstream provider disconnected"}}]}),
         );
     }
     if user.contains("midstream") {
@@ -691,12 +838,17 @@ async fn openrouter_handler(State(log): State<Arc<Log>>, req: Request) -> Respon
     } else {
         "{}".to_string()
     };
+    let usage = if user.contains("nocost") {
+        json!({"prompt_tokens": 1000, "completion_tokens": 234, "total_tokens": 1234})
+    } else {
+        json!({"prompt_tokens": 1000, "completion_tokens": 234, "total_tokens": 1234, "cost": 0.0123})
+    };
     j(
         200,
         json!({
             "id": "gen-2", "model": hit.body["model"],
             "choices": [{"message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 1000, "completion_tokens": 234, "total_tokens": 1234, "cost": 0.0123},
+            "usage": usage,
         }),
     )
 }
@@ -712,8 +864,9 @@ async fn fake_openrouter() -> (RemotePlanner, Arc<Log>) {
     let p = RemotePlanner::new(OpenRouterClient::new(OpenRouterSettings {
         key: Secret::new("or-test-key"),
         url: format!("{base}/api/v1/chat/completions"),
-        model: "anthropic/claude-sonnet-4.5".into(),
+        model: "anthropic/claude-sonnet-4.6".into(),
         timeout: Duration::from_secs(2),
+        max_tokens: 16_000,
     }));
     (p, log)
 }
@@ -738,10 +891,32 @@ async fn openrouter_structured_output_and_errors() {
     assert_eq!(style.value.palette, vec!["#112233"]);
     assert_eq!(style.spend.units, 1234.0);
     assert!((style.spend.usd - 0.0123).abs() < 1e-12);
+    assert!(!style.spend.estimated);
     assert_eq!(
         log.last("/chat/completions").body["model"],
-        "anthropic/claude-sonnet-4.5"
+        "anthropic/claude-sonnet-4.6"
     );
+    assert_eq!(log.last("/chat/completions").body["max_tokens"], 16_000);
+
+    // An answer cut off by max_tokens is reported as such, never parsed, never retried as is.
+    let e = planner.style_guide(&gather("cutoff")).await.unwrap_err();
+    assert_kind(&e, ErrorKind::Truncated, false);
+    assert!(
+        e.message.contains("SLATE_OPENROUTER_MAX_TOKENS"),
+        "{}",
+        e.message
+    );
+    // An error inside the choice of a 200 is an error.
+    let e = planner
+        .style_guide(&gather("choiceerror"))
+        .await
+        .unwrap_err();
+    assert_kind(&e, ErrorKind::Unavailable, true);
+    assert!(e.message.contains("disconnected"), "{}", e.message);
+    // No `usage.cost`: the tokens at the table's prices, marked estimated (never $0).
+    let quiet = planner.style_guide(&gather("nocost")).await.unwrap();
+    assert!(quiet.spend.estimated);
+    assert!((quiet.spend.usd - (1000.0 * 3e-6 + 234.0 * 15e-6)).abs() < 1e-12);
 
     let e = planner.style_guide(&gather("rate")).await.unwrap_err();
     assert_kind(&e, ErrorKind::RateLimited, true);
@@ -800,13 +975,62 @@ async fn openrouter_answers_are_validated_into_our_rules() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Fake brain, tasks and last-frame services
+// Fake brain, tasks and last-frame services, as the spec gives them: they take media by URL
+// and fetch it (a URL they cannot fetch is refused with 422), status bodies carry no `task_id`
+// (the spec never shows one) and spell their status as they like, and callbacks carry the
+// spec's bodies: `{scene_id, video_url, duration}`, `{video_url, image_url}`,
+// `{metadata: {project_id}, video_result_url}`.
 
 struct Services {
     log: Log,
     base: OnceLock<String>,
     polls: Mutex<HashMap<String, u32>>,
     fail_next: Mutex<Option<u16>>,
+    /// The tasks list fails (an outage) while set.
+    list_fails: Mutex<bool>,
+    /// What each media URL the services fetched answered: (url, status, bytes).
+    fetched: Mutex<Vec<(String, u16, usize)>>,
+    /// Callbacks the services sent: (url, body).
+    callbacks: Mutex<Vec<(String, Value)>>,
+}
+
+/// Fetch a media URL as a service would; `Err` with the 422 to answer when it cannot.
+async fn fetch_media(st: &Services, url: &str) -> Result<Vec<u8>, Response> {
+    let r = reqwest::get(url).await;
+    let (status, bytes) = match r {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            (
+                status,
+                r.bytes().await.map(|b| b.to_vec()).unwrap_or_default(),
+            )
+        }
+        Err(_) => (0, vec![]),
+    };
+    st.fetched
+        .lock()
+        .unwrap()
+        .push((url.to_string(), status, bytes.len()));
+    if status == 200 && !bytes.is_empty() {
+        Ok(bytes)
+    } else {
+        Err(j(
+            422,
+            json!({"detail": format!("could not fetch {url}: HTTP {status}")}),
+        ))
+    }
+}
+
+fn callback(st: &Arc<Services>, url: Option<&str>, body: Value) {
+    let Some(url) = url.map(str::to_string) else {
+        return;
+    };
+    let st = st.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let _ = reqwest::Client::new().post(&url).json(&body).send().await;
+        st.callbacks.lock().unwrap().push((url, body));
+    });
 }
 
 async fn services_handler(State(st): State<Arc<Services>>, req: Request) -> Response {
@@ -842,10 +1066,17 @@ async fn services_handler(State(st): State<Arc<Services>>, req: Request) -> Resp
             return j(401, json!({"detail": "invalid API key"}));
         }
         return match p {
-            "/api/v1/knowledge/query" => j(
-                200,
-                json!({"answer": "Mira is known; the market is known.", "confidence": 0.92, "sources": ["character/mira"]}),
-            ),
+            "/api/v1/knowledge/query" => {
+                if let Some(u) = hit.body["image_url"].as_str()
+                    && let Err(r) = fetch_media(&st, u).await
+                {
+                    return r;
+                }
+                j(
+                    200,
+                    json!({"answer": "Mira is known; the market is known.", "confidence": 0.92, "sources": ["character/mira"]}),
+                )
+            }
             "/api/v1/knowledge/store" => j(
                 200,
                 json!({"stored": hit.body["documents"].as_array().map_or(0, |d| d.len())}),
@@ -874,16 +1105,20 @@ async fn services_handler(State(st): State<Arc<Services>>, req: Request) -> Resp
         }
         if p == "/api/v1/tasks/submit" {
             let ty = hit.body["task_type"].as_str().unwrap_or("");
+            let data = &hit.body["task_data"];
+            if let Some(u) = data["start_image_url"].as_str()
+                && let Err(r) = fetch_media(&st, u).await
+            {
+                return r;
+            }
             let id = format!("{ty}-{}", st.log.count("POST", "/api/v1/tasks/submit"));
-            if let Some(cb) = hit.body["callback_url"].as_str() {
-                let (cb, id, base) = (cb.to_string(), id.clone(), base.clone());
-                tokio::spawn(async move {
-                    let http = reqwest::Client::new();
-                    let body = json!({"task_id": id, "status": "completed", "result": {"video_url": format!("{base}/files/{id}.mp4"), "duration": 4.0}});
-                    for _ in 0..2 {
-                        let _ = http.post(&cb).json(&body).send().await;
-                    }
-                });
+            if ty == "generate_video" {
+                // The spec's callback: the scene, the clip, its length; no task id.
+                callback(
+                    &st,
+                    hit.body["callback_url"].as_str(),
+                    json!({"scene_id": data["scene_id"], "video_url": format!("{base}/files/{id}.mp4"), "duration": 4.0}),
+                );
             }
             return j(200, json!({"task_id": id, "status": "queued"}));
         }
@@ -893,19 +1128,21 @@ async fn services_handler(State(st): State<Arc<Services>>, req: Request) -> Resp
                 ("GET", "status") => {
                     let n = polls(id);
                     let status = match n {
-                        1 => "queued",
-                        2 => "processing",
-                        _ => "completed",
+                        1 => "QUEUED",
+                        2 => "Processing",
+                        _ => "Completed",
                     };
                     let result = if id.starts_with("generate_video") {
                         json!({"video_url": format!("{base}/files/{id}.mp4"), "duration": 4.0})
                     } else {
                         json!({"audio_url": format!("{base}/files/{id}.wav")})
                     };
-                    j(
-                        200,
-                        json!({"task_id": id, "status": status, "result": if status == "completed" { result } else { Value::Null }, "cost": 0.25}),
-                    )
+                    // No task_id, and no cost for voices (the service does not always say).
+                    let mut body = json!({"status": status, "result": if n >= 3 { result } else { Value::Null }});
+                    if id.starts_with("generate_video") {
+                        body["cost"] = json!(0.25);
+                    }
+                    j(200, body)
                 }
                 ("DELETE", "cancel") => j(200, json!({"task_id": id, "status": "cancelled"})),
                 ("POST", "retry") => j(
@@ -916,9 +1153,13 @@ async fn services_handler(State(st): State<Arc<Services>>, req: Request) -> Resp
             };
         }
         if p.starts_with("/api/v1/projects/") {
+            if *st.list_fails.lock().unwrap() {
+                return j(503, json!({"detail": "the task index is rebuilding"}));
+            }
+            // One entry this client cannot read (no status) beside a good one.
             return j(
                 200,
-                json!({"tasks": [{"task_id": "generate_video-1", "status": "completed"}]}),
+                json!({"tasks": [{"task_id": "generate_video-1", "status": "completed"}, {"id": 7, "state": "?"}]}),
             );
         }
     }
@@ -928,26 +1169,62 @@ async fn services_handler(State(st): State<Arc<Services>>, req: Request) -> Resp
     }
     match p {
         "/api/v1/process" | "/api/v1/stitch" | "/api/v1/audio-stitch" | "/api/v1/music-track" => {
+            let mut urls: Vec<String> = vec![];
+            for field in ["video_url", "video_urls"] {
+                match &hit.body[field] {
+                    Value::String(u) => urls.push(u.clone()),
+                    Value::Array(a) => {
+                        urls.extend(a.iter().filter_map(|u| u.as_str().map(str::to_string)))
+                    }
+                    _ => {}
+                }
+            }
+            if p != "/api/v1/music-track" {
+                for u in &urls {
+                    if let Err(r) = fetch_media(&st, u).await {
+                        return r;
+                    }
+                }
+            }
             let id = format!(
                 "{}-{}",
                 p.trim_start_matches("/api/v1/"),
                 st.log.count("POST", p)
             );
+            let hook = hit.body["webhook_url"].as_str();
+            match p {
+                "/api/v1/process" => callback(
+                    &st,
+                    hook,
+                    json!({"video_url": urls.first(), "image_url": format!("{base}/files/{id}.png")}),
+                ),
+                "/api/v1/stitch" => callback(
+                    &st,
+                    hook,
+                    json!({"metadata": {"project_id": "aladdin-2024"}, "video_result_url": format!("{base}/files/{id}.mp4")}),
+                ),
+                _ => {}
+            }
             j(200, json!({"task_id": id, "status": "pending"}))
         }
-        "/api/v1/length" => j(200, json!({"duration": 4.25})),
+        "/api/v1/length" => {
+            if let Err(r) = fetch_media(&st, hit.body["media_url"].as_str().unwrap_or("")).await {
+                return r;
+            }
+            j(200, json!({"duration": 4.25}))
+        }
         _ if p.starts_with("/api/v1/status/") => {
             let id = p.trim_start_matches("/api/v1/status/").to_string();
             let n = polls(&id);
             if n < 2 {
-                return j(200, json!({"task_id": id, "status": "processing"}));
+                return j(200, json!({"status": "processing"}));
             }
             let done = if id.starts_with("process") {
-                json!({"task_id": id, "status": "completed", "image_url": format!("{base}/files/{id}.png")})
+                json!({"status": "COMPLETED", "image_url": format!("{base}/files/{id}.png")})
             } else if id.starts_with("audio") {
-                json!({"task_id": id, "status": "completed", "audio_url": format!("{base}/files/{id}.wav")})
+                json!({"status": "completed", "audio_url": format!("{base}/files/{id}.wav")})
             } else {
-                json!({"task_id": id, "status": "completed", "video_result_url": format!("{base}/files/{id}.mp4")})
+                json!({"status": "Completed", "video_result_url": format!("{base}/files/{id}.mp4")})
             };
             j(200, done)
         }
@@ -961,6 +1238,9 @@ async fn fake_services() -> (String, Arc<Services>) {
         base: OnceLock::new(),
         polls: Mutex::new(HashMap::new()),
         fail_next: Mutex::new(None),
+        list_fails: Mutex::new(false),
+        fetched: Mutex::new(vec![]),
+        callbacks: Mutex::new(vec![]),
     });
     let base = serve(
         Router::new()
@@ -980,10 +1260,44 @@ fn svc(base: &str, key: &str) -> ServiceSettings {
     }
 }
 
+/// Blobs on this machine, handed to services as signed `/media` URLs of a local server that
+/// serves them the way `slate serve` does: a valid, unexpired signature or 403.
+async fn served_blobs() -> (Blobs, String) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", l.local_addr().unwrap());
+    let secret = Secret::new("media-secret");
+    let blobs = blobs().with_signed_media(Some(base.clone()), Some(secret.clone()));
+    let b2 = blobs.clone();
+    let app = Router::new().route(
+        "/media/{*key}",
+        axum::routing::get(
+            move |axum::extract::Path(key): axum::extract::Path<String>,
+                  axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>| {
+                let (blobs, secret) = (b2.clone(), secret.clone());
+                async move {
+                    let exp: i64 = q.get("expires").and_then(|e| e.parse().ok()).unwrap_or(0);
+                    let sig = q.get("sig").cloned().unwrap_or_default();
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_secs() as i64;
+                    if !slate_activities::blob::media_signature_valid(&secret, &key, exp, &sig, now) {
+                        return StatusCode::FORBIDDEN.into_response();
+                    }
+                    let r = slate_activities::BlobRef::new(&key).unwrap();
+                    blobs.get(&r).await.unwrap().to_vec().into_response()
+                }
+            },
+        ),
+    );
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (blobs, base)
+}
+
 #[tokio::test]
 async fn brain_endpoints() {
     let (base, st) = fake_services().await;
-    let blobs = blobs();
+    let (blobs, media) = served_blobs().await;
     let brain = BrainClient::new(svc(&base, "brain-key"), blobs.clone());
     assert!(brain.health().await.unwrap());
     let img = blobs.put("f/a.png", png()).await.unwrap();
@@ -1005,11 +1319,15 @@ async fn brain_endpoints() {
     let q = st.log.last("/knowledge/query");
     assert_eq!(q.headers["x-api-key"], "brain-key");
     assert_eq!(q.body["context"]["project_id"], "aladdin-2024");
+    // The image goes as a URL the service fetched the right bytes from.
+    let url = q.body["image_url"].as_str().unwrap();
     assert!(
-        q.body["image_url"]
-            .as_str()
-            .unwrap()
-            .starts_with("data:image/png")
+        url.starts_with(&format!("{media}/media/f/a.png?expires=")),
+        "{url}"
+    );
+    assert_eq!(
+        st.fetched.lock().unwrap().last().cloned(),
+        Some((url.to_string(), 200, png().len()))
     );
     let doc = KnowledgeDoc {
         project: "aladdin-2024".into(),
@@ -1044,9 +1362,36 @@ async fn brain_endpoints() {
 }
 
 #[tokio::test]
+async fn signed_media_urls_fetch_the_right_bytes_and_refuse_tampering() {
+    let (blobs, media) = served_blobs().await;
+    let r = blobs
+        .put("clips/x.mp4", b"the clip".to_vec())
+        .await
+        .unwrap();
+    let url = blobs.fetch_url(&r).await.unwrap();
+    let got = reqwest::get(&url).await.unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.bytes().await.unwrap().to_vec(), b"the clip");
+    // Another key under the same signature, a changed expiry, no signature: refused.
+    let other = blobs.put("clips/y.mp4", b"other".to_vec()).await.unwrap();
+    for bad in [
+        url.replace("clips/x.mp4", other.key()),
+        url.replace("expires=", "expires=1"),
+        url.split('?').next().unwrap().to_string(),
+    ] {
+        assert_eq!(reqwest::get(&bad).await.unwrap().status(), 403, "{bad}");
+    }
+    // An expired signature, even a genuine one.
+    let secret = Secret::new("media-secret");
+    let sig = slate_activities::blob::media_signature(&secret, r.key(), 1_000);
+    let expired = format!("{media}/media/{}?expires=1000&sig={sig}", r.key());
+    assert_eq!(reqwest::get(&expired).await.unwrap().status(), 403);
+}
+
+#[tokio::test]
 async fn tasks_endpoints_and_video() {
     let (base, st) = fake_services().await;
-    let blobs = blobs();
+    let (blobs, _media) = served_blobs().await;
     let tasks = TasksClient::new(svc(&base, "tasks-key"));
     assert!(tasks.health().await.unwrap());
     let video = TasksVideo::new(tasks.clone(), blobs.clone());
@@ -1062,13 +1407,26 @@ async fn tasks_endpoints_and_video() {
         camera_movement: "tracking".into(),
         callback_url: None,
         output_key: "clips/scene_001.mp4".into(),
-        idempotency_key: None,
+        idempotency_key: Some("run-1/video/submit".into()),
     };
+    // The tasks list answers with an entry it cannot read beside a good one: the submission
+    // goes ahead (the unreadable entry is skipped, not fatal).
     let job = video.submit(&req).await.unwrap();
     let sub = st.log.last("/tasks/submit");
     assert_eq!(sub.body["task_type"], "generate_video");
     assert_eq!(sub.body["task_data"]["scene_id"], "scene_001");
     assert_eq!(sub.body["task_data"]["duration"], 4.0);
+    assert_eq!(
+        sub.body["task_data"]["idempotency_key"],
+        "run-1/video/submit"
+    );
+    // A failing tasks list does not block the video: it is submitted.
+    *st.list_fails.lock().unwrap() = true;
+    let before = st.log.count("POST", "/tasks/submit");
+    video.submit(&req).await.unwrap();
+    assert_eq!(st.log.count("POST", "/tasks/submit"), before + 1);
+    *st.list_fails.lock().unwrap() = false;
+    // Status bodies without task_id, status words in any case.
     assert_eq!(
         video.poll(&job, &req).await.unwrap().value,
         JobState::Queued { position: None }
@@ -1083,6 +1441,7 @@ async fn tasks_endpoints_and_video() {
     };
     assert_eq!(output.duration, 4.0);
     assert_eq!(done.spend.usd, 0.25);
+    assert!(!done.spend.estimated);
     assert!(blobs.exists(&output.video).await.unwrap());
     assert_eq!(tasks.list("aladdin-2024").await.unwrap().len(), 1);
     assert_eq!(tasks.retry(&job.id).await.unwrap(), format!("{}-r", job.id));
@@ -1107,6 +1466,9 @@ async fn tasks_endpoints_and_video() {
         .await
         .unwrap();
     assert!(blobs.exists(&line.value).await.unwrap());
+    // The voice's status named no cost: the table's price, marked estimated.
+    assert!(line.spend.estimated);
+    assert_eq!(line.spend.usd, 0.01);
     assert_eq!(
         st.log.last("/tasks/submit").body["task_type"],
         "generate_character_voice"
@@ -1129,23 +1491,33 @@ async fn tasks_endpoints_and_video() {
 #[tokio::test]
 async fn last_frame_endpoints() {
     let (base, st) = fake_services().await;
-    let blobs = blobs();
+    let (blobs, media_base) = served_blobs().await;
     let client = LastFrameClient::new(svc(&base, "lf-token"))
         .polling(Duration::from_millis(10), Duration::from_secs(5));
-    let media = RemoteMedia::new(
-        client.clone(),
-        blobs.clone(),
-        Some("https://slate.example/api/webhooks/last-frame-complete".into()),
-    );
+    let callbacks = slate_activities::ProviderSettings {
+        public_url: Some("https://slate.example".into()),
+        webhook_secret: Some(Secret::new("hook-secret")),
+        ..Default::default()
+    };
+    let media = RemoteMedia::new(client.clone(), blobs.clone(), Some(callbacks));
     let clip = blobs.put("clips/a.mp4", b"fake".to_vec()).await.unwrap();
     let frame = media.last_frame(&clip, "frames/a-last.png").await.unwrap();
     assert_eq!(blobs.get(&frame).await.unwrap().to_vec(), png());
     let p = st.log.last("/api/v1/process");
     assert_eq!(p.headers["authorization"], "Bearer lf-token");
-    assert_eq!(
-        p.body["webhook_url"],
-        "https://slate.example/api/webhooks/last-frame-complete"
+    assert!(
+        p.body["video_url"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{media_base}/media/clips/a.mp4?")),
+        "the clip goes by a signed URL the service can fetch"
     );
+    let hook = p.body["webhook_url"].as_str().unwrap();
+    assert!(
+        hook.starts_with("https://slate.example/api/webhooks/last-frame-complete?ref=process-"),
+        "{hook}"
+    );
+    assert!(hook.contains("&token="), "{hook}");
     assert_eq!(media.length(&clip).await.unwrap(), 4.25);
     let film = media
         .stitch(
@@ -1160,23 +1532,190 @@ async fn last_frame_endpoints() {
         .await
         .unwrap();
     assert!(blobs.exists(&film).await.unwrap());
+    // The stitch reports to the stitch webhook, not the last-frame one.
+    let hook = st.log.last("/api/v1/stitch").body["webhook_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        hook.starts_with("https://slate.example/api/webhooks/stitch-complete?ref=stitch-"),
+        "{hook}"
+    );
     let id = client
         .audio_stitch(&["https://x/a.wav".into()], None)
         .await
         .unwrap();
     assert_eq!(
-        client.wait(&id).await.unwrap().audio_url.unwrap(),
+        client.wait(&id, None).await.unwrap().audio_url.unwrap(),
         format!("{base}/files/{id}.wav")
     );
     let id = client
         .music_track("https://x/v.mp4", "https://x/m.mp3", 0.3, None)
         .await
         .unwrap();
-    assert!(client.wait(&id).await.unwrap().video_result_url.is_some());
+    assert!(
+        client
+            .wait(&id, None)
+            .await
+            .unwrap()
+            .video_result_url
+            .is_some()
+    );
     let wrong = LastFrameClient::new(svc(&base, "bad"));
     assert_kind(
         &wrong.length("u").await.unwrap_err(),
         ErrorKind::Unauthorized,
         false,
+    );
+    // A blob no service can reach (no public URL, media URL or bucket) is refused before
+    // anything is sent, saying what to set.
+    let unreachable = RemoteMedia::new(client.clone(), blobs_alone(), None);
+    let before = st.log.count("POST", "/api/v1/process");
+    let e = unreachable
+        .last_frame(&clip_in(&unreachable_blobs()).await, "x.png")
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("SLATE_PUBLIC_URL"), "{}", e.message);
+    assert_eq!(st.log.count("POST", "/api/v1/process"), before);
+}
+
+fn blobs_alone() -> Blobs {
+    unreachable_blobs()
+}
+
+fn unreachable_blobs() -> Blobs {
+    static B: OnceLock<Blobs> = OnceLock::new();
+    B.get_or_init(blobs).clone()
+}
+
+async fn clip_in(b: &Blobs) -> slate_activities::BlobRef {
+    b.put("clips/u.mp4", b"fake".to_vec()).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_webhook_cuts_a_media_wait_short() {
+    // The last-frame task is polled every 30 s; the spec-shaped callback, delivered to our
+    // webhook (which wakes the wait by the `ref` in its URL), ends the wait at once.
+    let (base, st) = fake_services().await;
+    let (blobs, _media) = served_blobs().await;
+    let hooks = Router::new().route(
+        "/api/webhooks/{kind}",
+        axum::routing::post(
+            |axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>| async move {
+                slate_activities::wake::wake(q.get("ref").map(String::as_str).unwrap_or(""));
+                StatusCode::OK
+            },
+        ),
+    );
+    let hook_base = serve(hooks).await;
+    let client = LastFrameClient::new(svc(&base, "lf-token"))
+        .polling(Duration::from_secs(30), Duration::from_secs(120));
+    let media = RemoteMedia::new(
+        client,
+        blobs.clone(),
+        Some(slate_activities::ProviderSettings {
+            public_url: Some(hook_base),
+            ..Default::default()
+        }),
+    );
+    let clip = blobs.put("clips/w.mp4", b"fake".to_vec()).await.unwrap();
+    let t = std::time::Instant::now();
+    media.last_frame(&clip, "frames/w.png").await.unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "woken by the callback, not the 30 s poll: {:?}",
+        t.elapsed()
+    );
+    let cbs = st.callbacks.lock().unwrap().clone();
+    assert!(
+        cbs.iter()
+            .any(|(_, b)| b.get("image_url").is_some() && b.get("task_id").is_none())
+    );
+}
+
+/// A finished clip of 200 MB that a provider sends slowly, over more than the 60 s request
+/// timeout: it is streamed to disk and arrives whole. A download that stalls for the timeout
+/// fails as a timeout (retryable).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_result_arriving_slowly_is_not_cut_but_a_stalled_one_is() {
+    const CHUNK: usize = 1 << 20;
+    const CHUNKS: usize = 200;
+    fn chunk(i: usize) -> Vec<u8> {
+        vec![(i % 251) as u8; CHUNK]
+    }
+    let app = Router::new()
+        .route(
+            "/slow.mp4",
+            axum::routing::get(|| async {
+                let stream = futures::stream::iter(0..CHUNKS).then(|i| async move {
+                    // 200 chunks, one every 310 ms: about 62 s in all.
+                    tokio::time::sleep(Duration::from_millis(310)).await;
+                    Ok::<_, std::io::Error>(axum::body::Bytes::from(chunk(i)))
+                });
+                axum::body::Body::from_stream(stream)
+            }),
+        )
+        .route(
+            "/stalls.mp4",
+            axum::routing::get(|| async {
+                let stream = futures::stream::iter(0..2).then(|i| async move {
+                    if i == 1 {
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                    }
+                    Ok::<_, std::io::Error>(axum::body::Bytes::from(chunk(i)))
+                });
+                axum::body::Body::from_stream(stream)
+            }),
+        );
+    let base = serve(app).await;
+    let blobs = blobs();
+    // The default timeout of fal's API calls: 60 s.
+    let client = FalClient::new(FalSettings {
+        timeout: Duration::from_secs(60),
+        ..fal_settings("http://127.0.0.1:9")
+    });
+    let started = std::time::Instant::now();
+    let r = blobs
+        .copy_from_url(
+            client.http(),
+            "fal",
+            &format!("{base}/slow.mp4"),
+            "clips/big.mp4",
+        )
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert!(
+        took > Duration::from_secs(60),
+        "sent over more than 60 s: {took:?}"
+    );
+    assert_eq!(blobs.size(&r).await.unwrap(), (CHUNK * CHUNKS) as u64);
+    let path = blobs.local_path(&r).await.unwrap();
+    let mut f = std::fs::File::open(path).unwrap();
+    let mut buf = vec![0u8; CHUNK];
+    for i in 0..CHUNKS {
+        std::io::Read::read_exact(&mut f, &mut buf).unwrap();
+        assert!(buf == chunk(i), "chunk {i} arrived intact");
+    }
+
+    let quick = FalClient::new(FalSettings {
+        timeout: Duration::from_secs(2),
+        ..fal_settings("http://127.0.0.1:9")
+    });
+    let e = blobs
+        .copy_from_url(
+            quick.http(),
+            "fal",
+            &format!("{base}/stalls.mp4"),
+            "clips/stalled.mp4",
+        )
+        .await
+        .unwrap_err();
+    assert!(e.retryable, "{e}");
+    assert!(
+        !blobs
+            .exists(&slate_activities::BlobRef::new("clips/stalled.mp4").unwrap())
+            .await
+            .unwrap()
     );
 }

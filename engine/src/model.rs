@@ -146,6 +146,14 @@ pub struct Cost {
     /// Money in millionths of a US dollar.
     #[serde(default)]
     pub usd_micros: i64,
+    /// The part of `usd_micros` that is an estimate: the provider gave no figure, so what the
+    /// call was expected to cost was recorded (never nothing). Zero (and left out) otherwise.
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub estimated_usd_micros: i64,
+}
+
+fn is_zero_i64(v: &i64) -> bool {
+    *v == 0
 }
 
 impl Cost {
@@ -154,7 +162,21 @@ impl Cost {
         Cost {
             units,
             usd_micros: usd_to_micros(usd),
+            estimated_usd_micros: 0,
         }
+    }
+    /// A cost the provider did not state: `usd` is the estimate, and is marked so.
+    pub fn estimated(units: f64, usd: f64) -> Self {
+        let micros = usd_to_micros(usd);
+        Cost {
+            units,
+            usd_micros: micros,
+            estimated_usd_micros: micros,
+        }
+    }
+    /// Whether any of it is an estimate.
+    pub fn is_estimated(&self) -> bool {
+        self.estimated_usd_micros != 0
     }
     /// The money part in dollars.
     pub fn usd(&self) -> f64 {
@@ -167,6 +189,7 @@ impl Cost {
     pub(crate) fn add(&mut self, other: Cost) {
         self.units += other.units;
         self.usd_micros += other.usd_micros;
+        self.estimated_usd_micros += other.estimated_usd_micros;
     }
 }
 

@@ -35,6 +35,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// What moved, for the dashboard's live pages.
     pub live: Arc<crate::ui::live::Feed>,
+    /// fal's webhook signing keys (fetched from its JWKS when first needed).
+    pub fal_keys: Arc<slate_activities::remote::fal_signature::FalWebhookKeys>,
 }
 
 /// Who may call a route.
@@ -298,15 +300,7 @@ fn presented_key(req: &Request) -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
-/// Constant-time comparison, so a key cannot be guessed byte by byte from response times.
-pub fn same_secret(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let mut diff = a.len() ^ b.len();
-    for i in 0..a.len().max(b.len()) {
-        diff |= (a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0)) as usize;
-    }
-    diff == 0
-}
+pub use slate_activities::config::same_secret;
 
 /// A request signed in through the dashboard: its role, once a request that changes state has
 /// shown the session's CSRF token (decision 0013). `None` without a valid session cookie.
@@ -332,11 +326,49 @@ fn session_role(s: &AppState, req: &Request) -> Result<Option<Role>, ApiError> {
     Ok(Some(role))
 }
 
+/// A `/media/{key}` request carrying a signature (`?expires=&sig=`, the URLs handed to the
+/// spec's services): `Some(Ok)` when it signs this key and has not expired, `Some(Err)` when
+/// it does not, `None` when the request carries none.
+fn signed_media(s: &AppState, req: &Request) -> Option<Result<(), ApiError>> {
+    let key = req.uri().path().strip_prefix("/media/")?;
+    let q = req.uri().query()?;
+    let get = |name: &str| {
+        q.split('&')
+            .find_map(|p| p.strip_prefix(name)?.strip_prefix('='))
+    };
+    let sig = get("sig")?;
+    let refuse = |m: &str| ApiError::new(StatusCode::FORBIDDEN, "forbidden", m);
+    let Some(secret) = &s.film.studio.settings.media_secret else {
+        return Some(Err(refuse("this server signs no media URLs")));
+    };
+    let Some(expires) = get("expires").and_then(|e| e.parse::<i64>().ok()) else {
+        return Some(Err(refuse(
+            "a signed media URL needs `expires` (Unix seconds)",
+        )));
+    };
+    let now = chrono::Utc::now().timestamp();
+    if expires < now {
+        return Some(Err(refuse(
+            "this media URL has expired; the step that handed it out makes a new one when it runs again",
+        )));
+    }
+    if !slate_activities::blob::media_signature_valid(secret, key, expires, sig, now) {
+        return Some(Err(refuse(
+            "this media URL's signature does not match its key and expiry",
+        )));
+    }
+    Some(Ok(()))
+}
+
 async fn require_api_key(
     State(s): State<AppState>,
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
+    if let Some(verdict) = signed_media(&s, &req) {
+        verdict?;
+        return Ok(next.run(req).await);
+    }
     if let Some(key) = &s.config.api_key {
         let admin = s.config.admin_key.as_ref().map(|a| a.expose().to_string());
         match presented_key(&req) {

@@ -402,6 +402,7 @@ async fn produce(args: &FilmBenchArgs, gather: &Value, parallel: bool) -> anyhow
             "SLATE_CONCURRENCY",
             args.concurrency.clone().unwrap_or_default(),
         ),
+        ("SLATE_FAL_STORAGE_URL", fal.url().to_string()),
         ("FAL_KEY", "fal-key".into()),
         ("SLATE_FAL_QUEUE_URL", fal.url().to_string()),
         ("TASK_API_KEY", "tasks-key".into()),

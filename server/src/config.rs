@@ -440,13 +440,22 @@ mod tests {
     fn providers_come_from_the_same_loader() {
         let c = load(&[
             ("FAL_KEY", "fal-secret"),
-            ("SLATE_FAL_VIDEO_MODEL", "m/v"),
+            ("SLATE_FAL_VIDEO_MODEL", "fal-ai/veo3/fast/image-to-video"),
             ("SLATE_PUBLIC_URL", "https://slate.example/"),
             ("SLATE_WEBHOOK_SECRET", "w"),
         ])
         .unwrap();
         let fal = c.providers.fal.as_ref().unwrap();
-        assert_eq!(fal.video_model, "m/v");
+        assert_eq!(fal.video_model, "fal-ai/veo3/fast/image-to-video");
+        // The model's own lengths, from its template.
+        assert_eq!(fal.video_durations, vec![4.0, 6.0, 8.0]);
+        // A video model Slate has no template for needs its lengths said.
+        let e = load(&[
+            ("FAL_KEY", "k"),
+            ("SLATE_FAL_VIDEO_MODEL", "someone/new-model"),
+        ])
+        .unwrap_err();
+        assert!(e.contains("SLATE_FAL_VIDEO_DURATIONS"), "{e}");
         assert_eq!(c.public_url.as_deref(), Some("https://slate.example"));
         assert_eq!(c.providers.public_url, c.public_url);
         assert!(c.webhook_secret.is_some());
@@ -473,10 +482,18 @@ mod tests {
         let e = Config::load(Some(&p), |_| None).unwrap_err();
         assert!(e.contains("not a valid"), "{e}");
         // Provider settings live in the same file, under the same rule.
-        std::fs::write(&p, "fal_video_model = \"m/file\"\nworkers = \"x\"\n").unwrap();
+        std::fs::write(
+            &p,
+            "fal_video_model = \"m/file\"\nfal_video_durations = \"5\"\nworkers = \"x\"\n",
+        )
+        .unwrap();
         let e = Config::load(Some(&p), |_| None).unwrap_err();
         assert!(e.contains("SLATE_WORKERS"), "{e}");
-        std::fs::write(&p, "fal_video_model = \"m/file\"\n").unwrap();
+        std::fs::write(
+            &p,
+            "fal_video_model = \"m/file\"\nfal_video_durations = \"5,10\"\n",
+        )
+        .unwrap();
         let c = Config::load(Some(&p), |k| (k == "FAL_KEY").then(|| "k".into())).unwrap();
         assert_eq!(c.providers.fal.unwrap().video_model, "m/file");
         // Secrets stay out of files.

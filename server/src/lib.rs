@@ -83,11 +83,20 @@ pub async fn build_tuned(
     if settings.webhook_secret.is_none() {
         settings.webhook_secret = config.webhook_secret.clone();
     }
+    if settings.media_secret.is_none() {
+        settings.media_secret = config.providers.media_secret.clone().or_else(|| {
+            settings
+                .webhook_secret
+                .as_ref()
+                .map(slate_activities::config::media_secret_from)
+        });
+    }
     let blobs = Blobs::open(
         config.blob_url.as_deref(),
         &config.data_dir,
         settings.media_url.clone(),
-    )?;
+    )?
+    .with_signed_media(settings.public_url.clone(), settings.media_secret.clone());
     let studio = Studio::build(
         settings,
         blobs,
@@ -113,11 +122,19 @@ pub async fn build_tuned(
     });
     film.repo.seed_templates().await?;
     slate_workflows::register(&engine, film.clone());
+    let jwks = film
+        .studio
+        .settings
+        .fal
+        .as_ref()
+        .map(|f| f.jwks_url.clone())
+        .unwrap_or_else(|| slate_activities::config::DEFAULT_FAL_JWKS_URL.into());
     Ok(AppState {
         engine,
         film,
         config: Arc::new(config),
         live: Arc::default(),
+        fal_keys: Arc::new(slate_activities::remote::fal_signature::FalWebhookKeys::new(jwks)),
     })
 }
 
@@ -146,6 +163,81 @@ async fn documents(
         )),
         None => Ok(Arc::new(SqlDocuments::new(db.clone()))),
     }
+}
+
+/// What a process says at start, whatever `SLATE_LOG` lets through: what it does and where,
+/// its stores, how providers reach our media, and which provider (and model) serves each
+/// activity, so a person sees at once whether a key switched a provider on.
+pub fn banner(state: &AppState, role: &str) -> String {
+    use std::fmt::Write;
+    let c = &state.config;
+    let settings = &state.film.studio.settings;
+    let mut out = String::new();
+    let _ = writeln!(out, "slate {} {role}", env!("CARGO_PKG_VERSION"));
+    if role != "worker" {
+        let _ = writeln!(out, "  address        http://{}/", c.listen);
+    }
+    let _ = writeln!(
+        out,
+        "  database       {} ({})",
+        state.engine.store().dialect(),
+        slate_engine::store::redact_url(&c.database_url)
+    );
+    let _ = writeln!(
+        out,
+        "  blobs          {}",
+        c.blob_url
+            .clone()
+            .unwrap_or_else(|| format!("{}", c.data_dir.join("blobs").display()))
+    );
+    for (what, who) in settings.describe() {
+        let _ = writeln!(out, "  {what:<14} {who}");
+    }
+    if settings.any_remote() {
+        let _ = writeln!(
+            out,
+            "  media          {}",
+            state
+                .film
+                .studio
+                .blobs
+                .fetch_route()
+                .unwrap_or("fal storage uploads only")
+        );
+        let _ = writeln!(
+            out,
+            "  callbacks      {}",
+            settings
+                .public_url
+                .as_deref()
+                .map(|u| format!("{u}/api/webhooks/…"))
+                .unwrap_or_else(|| "none (no SLATE_PUBLIC_URL): jobs are polled".into())
+        );
+    }
+    out
+}
+
+/// The start's refusal of a provider configuration that cannot work (the offline part of
+/// `slate doctor`), naming what to set; warnings are logged.
+pub fn check_providers(state: &AppState) -> anyhow::Result<()> {
+    let findings = slate_activities::doctor::offline(
+        &state.film.studio.settings,
+        &state.film.studio.blobs,
+        &slate_activities::doctor::today(),
+    );
+    for f in &findings {
+        if f.status == slate_activities::doctor::Status::Warn {
+            tracing::warn!(check = %f.check, variable = ?f.variable, "{}", f.message);
+        }
+    }
+    let report = slate_activities::doctor::Report::of(findings);
+    if !report.ok {
+        anyhow::bail!(
+            "the provider configuration cannot work:\n  {}\n(`slate doctor` checks it, online too)",
+            report.failures().join("\n  ")
+        );
+    }
+    Ok(())
 }
 
 /// Serve the API (and, with `workers`, execute runs) until `shutdown` fires.

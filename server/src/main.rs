@@ -33,6 +33,16 @@ enum Command {
     Worker,
     /// Apply database migrations and exit.
     Migrate,
+    /// Check the configured providers: keys, models served, prices, media they can fetch,
+    /// the public URL and webhook path. Exits non-zero when something would fail.
+    Doctor {
+        /// Only the checks that need no network (what `slate serve` checks at start).
+        #[arg(long)]
+        offline: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// List, inspect and administer runs.
     Runs {
         #[command(subcommand)]
@@ -138,22 +148,50 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Serve { api_only } => {
                     config.check_for_serving().map_err(anyhow::Error::msg)?;
                     let state = slate_server::build(config).await?;
-                    tracing::info!(listen = %state.config.listen, database = state.engine.store().dialect(), "slate serve");
+                    slate_server::check_providers(&state)?;
+                    let role = if api_only {
+                        "serve --api-only (the API; workers run elsewhere)"
+                    } else {
+                        "serve (the API and workers)"
+                    };
+                    // Printed, not logged: the default log filter must not hide what runs.
+                    eprint!("{}", slate_server::banner(&state, role));
                     for (what, who) in state.film.studio.settings.describe() {
-                        tracing::info!(activity = what, implementation = who, "provider");
-                    }
-                    if state.config.webhook_secret.is_none()
-                        && !state.config.listen.ip().is_loopback()
-                    {
-                        tracing::warn!(
-                            "SLATE_WEBHOOK_SECRET is not set: anyone who can reach this server can send webhooks (they only wake runs early, but set it)"
-                        );
+                        tracing::info!(activity = what, implementation = %who, "provider");
                     }
                     slate_server::serve(state, !api_only, slate_server::shutdown_on_signals()).await
                 }
+                Command::Doctor { offline, json } => {
+                    let state = slate_server::build(config).await?;
+                    let (settings, blobs) = (&state.film.studio.settings, &state.film.studio.blobs);
+                    let report = if offline {
+                        slate_activities::doctor::Report::of(slate_activities::doctor::offline(
+                            settings,
+                            blobs,
+                            &slate_activities::doctor::today(),
+                        ))
+                    } else {
+                        slate_activities::doctor::run(settings, blobs).await
+                    };
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&report)?);
+                    } else {
+                        print!("{}", slate_server::runs::doctor_table(&report));
+                    }
+                    if report.ok {
+                        Ok(())
+                    } else {
+                        anyhow::bail!("slate doctor found what would fail (see above)")
+                    }
+                }
                 Command::Worker => {
                     let state = slate_server::build(config).await?;
+                    slate_server::check_providers(&state)?;
                     let w = state.engine.worker().concurrency(state.config.workers);
+                    eprint!(
+                        "{}",
+                        slate_server::banner(&state, &format!("worker {}", w.id()))
+                    );
                     tracing::info!(worker = w.id(), "slate worker");
                     w.run(slate_server::shutdown_on_signals())
                         .await

@@ -270,5 +270,49 @@ pub fn costs_table(c: &crate::routes::production::Costs) -> String {
         "spent ${:.2}; estimated ${:.2} to ${:.2}, most likely ${:.2}",
         c.actual_usd, c.estimate.low_usd, c.estimate.high_usd, c.estimate.expected_usd
     );
+    if c.estimated_usd > 0.0 {
+        let _ = writeln!(
+            out,
+            "of which ${:.4} estimated: a provider stated no cost for those calls",
+            c.estimated_usd
+        );
+    }
+    out
+}
+
+/// `slate doctor`'s report as text: one line per finding, failures first.
+pub fn doctor_table(r: &slate_activities::doctor::Report) -> String {
+    use slate_activities::doctor::Status;
+    use std::fmt::Write;
+    let mut out = String::new();
+    let mut f = r.findings.clone();
+    f.sort_by_key(|x| match x.status {
+        Status::Fail => 0,
+        Status::Warn => 1,
+        Status::Ok => 2,
+    });
+    for x in &f {
+        let mark = match x.status {
+            Status::Ok => "ok  ",
+            Status::Warn => "warn",
+            Status::Fail => "FAIL",
+        };
+        let _ = write!(out, "{mark}  {:<28} {}", x.check, x.message);
+        if let Some(v) = &x.variable
+            && x.status != Status::Ok
+        {
+            let _ = write!(out, "  [{v}]");
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(
+        out,
+        "{}",
+        if r.ok {
+            "the configured providers should work"
+        } else {
+            "something above would fail: set what each FAIL names"
+        }
+    );
     out
 }

@@ -87,6 +87,7 @@ impl Fakes {
         [
             ("FAL_KEY", "fal-key".to_string()),
             ("SLATE_FAL_QUEUE_URL", self.fal.url().to_string()),
+            ("SLATE_FAL_STORAGE_URL", self.fal.url().to_string()),
             ("TASK_API_KEY", "tasks-key".into()),
             ("SLATE_TASKS_URL", self.tasks.url().to_string()),
             ("SLATE_VIDEO_PROVIDER", "tasks".into()),

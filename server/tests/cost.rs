@@ -57,6 +57,7 @@ async fn a_budget_below_the_estimate_is_refused_and_the_estimate_holds_against_t
         openrouter_url: Some(llm.url().into()),
         fal_key: Some("fal-key".into()),
         fal_queue_url: Some(fal.url().into()),
+        fal_storage_url: Some(fal.url().into()),
         task_api_key: Some("tasks-key".into()),
         tasks_url: Some(tasks.url().into()),
         video_provider: Some("tasks".into()),

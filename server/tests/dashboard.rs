@@ -562,6 +562,26 @@ async fn a_person_makes_a_film_in_the_dashboard() {
         b.find("main").await;
         b.shot(name).await;
     }
+    // The providers' page: who serves each activity, and the doctor's checks on request.
+    b.goto(&format!("{base}/system")).await;
+    let t = b.page_text().await;
+    assert!(
+        t.contains("tasks service") && t.contains("local storyboard renderer"),
+        "{t}"
+    );
+    assert!(t.contains("should work"), "{t}");
+    b.click(&b.find("a.button[href='/system?online=true']").await)
+        .await;
+    b.wait_js(
+        "the online checks",
+        "return document.querySelector('h2').textContent.includes('All checks');",
+        Duration::from_secs(30),
+    )
+    .await;
+    let t = b.page_text().await;
+    assert!(t.contains("the tasks service accepted TASK_API_KEY"), "{t}");
+    assert!(t.contains("came back whole"), "the media round trip: {t}");
+    b.shot("providers").await;
     b.goto(&format!("{base}/templates")).await;
     b.click(&b.find("details.template summary").await).await;
     for input in b.all("details.template[open] form.preview input").await {

@@ -1260,10 +1260,13 @@ async fn a_video_webhook_delivered_twice_and_out_of_order_has_one_effect() {
         .as_str()
         .expect("a callback URL")
         .to_string();
+    // The callback URL carries the run (the spec's callback body names no task of ours) and
+    // a token over path and query.
     assert!(
-        callback.starts_with(&format!("{}/api/webhooks/video-complete?token=", s.base)),
+        callback.starts_with(&format!("{}/api/webhooks/video-complete?run=", s.base)),
         "{callback}"
     );
+    assert!(callback.contains("&token="), "{callback}");
     assert!(!callback.contains(WEBHOOK_SECRET), "the secret stays home");
     let scene_run = || async {
         s.get(&format!("/api/runs?workflow=film.scene&project={slug}"))
@@ -1282,15 +1285,35 @@ async fn a_video_webhook_delivered_twice_and_out_of_order_has_one_effect() {
     )
     .await;
     let sid = scene_run().await.unwrap();
+    assert!(callback.contains(&format!("run={sid}")), "{callback}");
     assert_eq!(
         s.get(&format!("/api/runs/{sid}")).await["current_step"],
         "video/wait/0"
     );
 
-    // The provider finishes and calls back twice, then a stale "processing" arrives late.
+    // The provider finishes and calls back with the spec's body (no task id): that wakes the
+    // run. Then the same delivery again, and a stale "processing" late: no effect.
     fake.complete(&sub.task_id);
-    let done =
-        json!({"task_id": sub.task_id, "status": "completed", "result": {"video_url": "ignored"}});
+    let (_, spec_body) = fake
+        .callbacks()
+        .into_iter()
+        .find(|(u, _)| u == &callback)
+        .expect("the service called back");
+    assert!(spec_body.get("task_id").is_none(), "{spec_body}");
+    assert_eq!(spec_body["scene_id"], sub.body["task_data"]["scene_id"]);
+    let woken = || async {
+        s.get(&format!("/api/runs/{sid}")).await["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["name"] == "video/wait/0" && x["status"] == "received")
+    };
+    wait_until(
+        "the callback to wake the run",
+        Duration::from_secs(30),
+        || async { woken().await },
+    )
+    .await;
     let hook = |body: Value| {
         let (http, url) = (s.http.clone(), callback.clone());
         async move {
@@ -1299,22 +1322,20 @@ async fn a_video_webhook_delivered_twice_and_out_of_order_has_one_effect() {
             (st, res.json::<Value>().await.unwrap())
         }
     };
-    let (st, first) = hook(done.clone()).await;
-    assert_eq!(st, StatusCode::OK, "{first}");
+    let (st, again) = hook(spec_body.clone()).await;
+    assert_eq!(st, StatusCode::OK, "{again}");
     assert_eq!(
-        (first["duplicate"].as_bool(), first["woken"].as_u64()),
-        (Some(false), Some(1)),
-        "{first}"
-    );
-    let (_, second) = hook(done.clone()).await;
-    assert_eq!(
-        (second["duplicate"].as_bool(), second["woken"].as_u64()),
+        (again["duplicate"].as_bool(), again["woken"].as_u64()),
         (Some(true), Some(0)),
-        "{second}"
+        "{again}"
     );
     let (st, late) = hook(json!({"task_id": sub.task_id, "status": "processing"})).await;
     assert_eq!(st, StatusCode::OK, "{late}");
     assert_eq!(late["woken"], 0, "nothing waits for it any more: {late}");
+    // The callback URL cannot be pointed at another run: the token covers the query.
+    let other = callback.replace(&sid, &uuid::Uuid::new_v4().to_string());
+    let res = s.http.post(other).json(&spec_body).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 
     fake.hold_videos(false);
     let run = s.wait_run(&pid, Duration::from_secs(300)).await;

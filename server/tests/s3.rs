@@ -410,3 +410,48 @@ async fn a_large_blob_goes_up_in_parts_and_comes_back_whole() {
     assert_eq!(e.kind, slate_activities::ErrorKind::NotFound);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The spec's services fetch blobs in a bucket by presigned URLs: the right bytes, without our
+/// credentials.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_fetch_bucket_blobs_by_presigned_urls() {
+    use object_store::aws::AmazonS3Builder;
+    use slate_activities::Blobs;
+    let moto = Moto::start().await;
+    moto.create_bucket("shared").await;
+    let s3 = AmazonS3Builder::new()
+        .with_bucket_name("shared")
+        .with_endpoint(&moto.1)
+        .with_allow_http(true)
+        .with_region("us-east-1")
+        .with_access_key_id("slate-test")
+        .with_secret_access_key("slate-test-secret")
+        .build()
+        .unwrap();
+    let dir = temp_dir("s3-presign");
+    let blobs = Blobs::s3(s3, "studio", dir.join("cache"), None);
+    assert_eq!(blobs.fetch_route(), Some("presigned S3 URLs"));
+    let r = blobs
+        .put(
+            "projects/p/scenes/1/still.png",
+            b"a still, in a bucket".to_vec(),
+        )
+        .await
+        .unwrap();
+    let url = blobs.fetch_url(&r).await.unwrap();
+    assert!(
+        url.starts_with(&format!(
+            "{}/shared/studio/projects/p/scenes/1/still.png?",
+            moto.1
+        )),
+        "{url}"
+    );
+    assert!(url.contains("X-Amz-Signature="), "{url}");
+    // Fetched as a service would: no credentials of ours.
+    let got = reqwest::get(&url).await.unwrap();
+    assert_eq!(got.status(), StatusCode::OK);
+    assert_eq!(got.bytes().await.unwrap().to_vec(), b"a still, in a bucket");
+    // (That a signature opens only its own object is the store's to enforce; moto's server
+    // does not check presigned signatures, so it is not asserted here.)
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -176,6 +176,9 @@ async fn a_submission_whose_answer_was_lost_is_found_not_repeated() {
         ("SLATE_DATA_DIR", data.display().to_string()),
         ("SLATE_DATABASE_URL", url),
         ("SLATE_LISTEN", format!("127.0.0.1:{port}")),
+        // The tasks service fetches start images by signed /media URLs of this server.
+        ("SLATE_PUBLIC_URL", base.clone()),
+        ("SLATE_WEBHOOK_SECRET", WEBHOOK_SECRET.into()),
         ("SLATE_API_KEY", API_KEY.into()),
         ("SLATE_ADMIN_KEY", ADMIN_KEY.into()),
         ("SLATE_LEASE_SECS", "3".into()),

@@ -9,6 +9,13 @@
 //! fal's queue has no lookup by a caller's key, so a submission repeated after a crash cannot
 //! be found again: every submission is recorded, and [`FakeFal::repeats`] counts the bodies
 //! that arrived more than once: what a crash test reports as paid twice.
+//!
+//! Media comes in as fal's official clients send it: uploaded to fal storage
+//! (`POST /storage/upload/initiate`, then a `PUT` of the bytes to the `upload_url` it answers)
+//! and handed to the model by the `file_url`; a model input that is not such a URL is refused
+//! with 422, as a model refuses what it cannot download. The platform API answers model
+//! metadata (`GET /v1/models?endpoint_id=`) and prices (`GET /v1/models/pricing`), and the
+//! fake signs webhooks with an ED25519 key it publishes as a JWKS (`GET /jwks`).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -41,6 +48,16 @@ pub struct FalSubmission {
 type Request = (String, u32, Option<Instant>, Option<bool>);
 
 struct Inner {
+    /// fal storage: upload id → bytes.
+    stored: Mutex<BTreeMap<String, Vec<u8>>>,
+    /// Models the platform API lists as served (`None`: every model asked about).
+    served: Mutex<Option<Vec<String>>>,
+    /// Prices the platform API states, by model (defaults: Slate's table).
+    prices: Mutex<BTreeMap<String, f64>>,
+    /// Results leave out `x-fal-billable-units` while set.
+    omit_units: std::sync::atomic::AtomicBool,
+    /// The webhook signing key (PKCS#8).
+    signing: Vec<u8>,
     key: String,
     base: String,
     png: Vec<u8>,
@@ -97,7 +114,22 @@ impl FakeFal {
         let _ = std::fs::remove_dir_all(&dir);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
+        let signing =
+            ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
+                .unwrap()
+                .as_ref()
+                .to_vec();
         let inner = Arc::new(Inner {
+            stored: Mutex::new(BTreeMap::new()),
+            served: Mutex::new(None),
+            prices: Mutex::new(
+                slate_activities::pricing::DEFAULT_PRICES
+                    .iter()
+                    .map(|p| (p.key.to_string(), p.usd))
+                    .collect(),
+            ),
+            omit_units: std::sync::atomic::AtomicBool::new(false),
+            signing,
             key: key.to_string(),
             base,
             png,
@@ -137,14 +169,103 @@ impl FakeFal {
         self.inner.submissions.lock().unwrap().clone()
     }
 
-    /// Submissions whose model and input had arrived before: paid twice.
+    /// Submissions whose model and input had arrived before: paid twice. Inputs are compared
+    /// with each fal storage URL replaced by what was stored there: an upload made again after
+    /// a crash has a new URL but is the same input.
     pub fn repeats(&self) -> usize {
         let subs = self.submissions();
+        let stored = self.inner.stored.lock().unwrap().clone();
+        let prefix = format!("{}/stored/", self.inner.base);
+        let canonical = |v: &Value| -> String {
+            let mut text = v.to_string();
+            for (id, bytes) in &stored {
+                let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+                let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+                text = text.replace(&format!("{prefix}{id}"), &format!("sha256:{hex}"));
+            }
+            text
+        };
         let distinct: std::collections::BTreeSet<String> = subs
             .iter()
-            .map(|s| format!("{} {}", s.model, s.body))
+            .map(|s| format!("{} {}", s.model, canonical(&s.body)))
             .collect();
         subs.len() - distinct.len()
+    }
+
+    /// The platform API lists only `models` as served (the rest: not found).
+    pub fn serve_only(&self, models: &[&str]) {
+        *self.inner.served.lock().unwrap() = Some(models.iter().map(|m| m.to_string()).collect());
+    }
+
+    /// The platform API states `usd` per unit for `model`.
+    pub fn set_price(&self, model: &str, usd: f64) {
+        self.inner.prices.lock().unwrap().insert(model.into(), usd);
+    }
+
+    /// Results leave out `x-fal-billable-units` while `omit` (the cost is then not stated).
+    pub fn omit_billable_units(&self, omit: bool) {
+        self.inner.omit_units.store(omit, Ordering::SeqCst);
+    }
+
+    /// Files uploaded to fal storage so far.
+    pub fn uploads(&self) -> usize {
+        self.inner.stored.lock().unwrap().len()
+    }
+
+    /// The settings that point Slate at this fake with `key`: `FAL_KEY` and every fal URL
+    /// (queue, storage, platform API, JWKS), as environment variables.
+    pub fn env(&self, key: &str) -> Vec<(String, String)> {
+        vec![
+            ("FAL_KEY".into(), key.into()),
+            ("SLATE_FAL_QUEUE_URL".into(), self.url().into()),
+            ("SLATE_FAL_STORAGE_URL".into(), self.url().into()),
+            ("SLATE_FAL_API_URL".into(), self.api_url()),
+            ("SLATE_FAL_JWKS_URL".into(), self.jwks_url()),
+        ]
+    }
+
+    /// Its JWKS URL (`SLATE_FAL_JWKS_URL`).
+    pub fn jwks_url(&self) -> String {
+        format!("{}/jwks", self.inner.base)
+    }
+
+    /// Its platform API (`SLATE_FAL_API_URL`).
+    pub fn api_url(&self) -> String {
+        format!("{}/v1", self.inner.base)
+    }
+
+    /// The headers fal signs a webhook delivery of `body` with, at Unix time `timestamp`;
+    /// `key` signs with another key (a forgery).
+    pub fn signed_headers(
+        &self,
+        request_id: &str,
+        body: &[u8],
+        timestamp: i64,
+        forged: bool,
+    ) -> Vec<(String, String)> {
+        let pkcs8 = if forged {
+            ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
+                .unwrap()
+                .as_ref()
+                .to_vec()
+        } else {
+            self.inner.signing.clone()
+        };
+        let pair = ring::signature::Ed25519KeyPair::from_pkcs8(&pkcs8).unwrap();
+        let ts = timestamp.to_string();
+        let msg = slate_activities::remote::fal_signature::message(request_id, "user-1", &ts, body);
+        let sig: String = pair
+            .sign(&msg)
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        vec![
+            ("x-fal-webhook-request-id".into(), request_id.into()),
+            ("x-fal-webhook-user-id".into(), "user-1".into()),
+            ("x-fal-webhook-timestamp".into(), ts),
+            ("x-fal-webhook-signature".into(), sig),
+        ]
     }
 }
 
@@ -160,6 +281,36 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let path = uri.path().trim_matches('/').to_string();
+    if path == "jwks" {
+        use base64::Engine as _;
+        use ring::signature::KeyPair as _;
+        let pair = ring::signature::Ed25519KeyPair::from_pkcs8(&s.signing).unwrap();
+        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+        return answer(
+            StatusCode::OK,
+            json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "fake-1", "use": "sig"}]}),
+        );
+    }
+    // fal storage's upload URL takes the bytes without a key (a presigned PUT).
+    if let Some(id) = path.strip_prefix("upload/") {
+        if method != Method::PUT {
+            return answer(
+                StatusCode::METHOD_NOT_ALLOWED,
+                json!({"detail": "PUT the bytes"}),
+            );
+        }
+        s.stored
+            .lock()
+            .unwrap()
+            .insert(id.to_string(), body.to_vec());
+        return answer(StatusCode::OK, json!({}));
+    }
+    if let Some(id) = path.strip_prefix("stored/") {
+        return match s.stored.lock().unwrap().get(id) {
+            Some(b) => b.clone().into_response(),
+            None => answer(StatusCode::NOT_FOUND, json!({"detail": "no such file"})),
+        };
+    }
     if let Some(name) = path.strip_prefix("files/") {
         return if name.ends_with(".mp4") {
             ([("content-type", "video/mp4")], s.video.clone()).into_response()
@@ -171,6 +322,52 @@ async fn handle(
         != Some(format!("Key {}", s.key).as_str())
     {
         return answer(StatusCode::UNAUTHORIZED, json!({"detail": "Invalid key"}));
+    }
+    if path == "storage/upload/initiate" {
+        let Ok(b) = serde_json::from_slice::<Value>(&body) else {
+            return answer(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({"detail": "JSON body"}),
+            );
+        };
+        let (Some(_), Some(name)) = (b["content_type"].as_str(), b["file_name"].as_str()) else {
+            return answer(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({"detail": "content_type and file_name are required"}),
+            );
+        };
+        let id = format!("{}-{name}", uuid::Uuid::new_v4().simple());
+        return answer(
+            StatusCode::OK,
+            json!({"upload_url": format!("{}/upload/{id}", s.base), "file_url": format!("{}/stored/{id}", s.base)}),
+        );
+    }
+    if path == "v1/models" || path == "v1/models/pricing" {
+        let asked: Vec<String> = uri
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter_map(|p| p.strip_prefix("endpoint_id="))
+            .map(|m| m.replace("%2F", "/"))
+            .collect();
+        let served = s.served.lock().unwrap().clone();
+        let listed: Vec<&String> = asked
+            .iter()
+            .filter(|m| served.as_ref().is_none_or(|v| v.contains(m)))
+            .collect();
+        if path == "v1/models" {
+            let models: Vec<Value> = listed
+                .iter()
+                .map(|m| json!({"endpoint_id": m, "metadata": {"display_name": m, "status": "active"}}))
+                .collect();
+            return answer(StatusCode::OK, json!({"models": models, "has_more": false}));
+        }
+        let prices = s.prices.lock().unwrap().clone();
+        let rows: Vec<Value> = listed
+            .iter()
+            .filter_map(|m| prices.get(*m).map(|p| json!({"endpoint_id": m, "unit_price": p, "unit": "unit", "currency": "USD"})))
+            .collect();
+        return answer(StatusCode::OK, json!({"prices": rows, "has_more": false}));
     }
     let segments: Vec<&str> = path.split('/').collect();
     if let Some(pos) = segments.iter().position(|x| *x == "requests") {
@@ -222,8 +419,10 @@ async fn handle(
                     json!({"images": [{"url": format!("{}/files/{id}.png", s.base), "width": 640, "height": 360}], "description": "a frame"})
                 };
                 let mut r = answer(StatusCode::OK, result);
-                r.headers_mut()
-                    .insert("x-fal-billable-units", "1".parse().unwrap());
+                if !s.omit_units.load(Ordering::SeqCst) {
+                    r.headers_mut()
+                        .insert("x-fal-billable-units", "1".parse().unwrap());
+                }
                 r
             }
             _ => answer(StatusCode::NOT_FOUND, json!({"detail": "Not found"})),
@@ -241,6 +440,31 @@ async fn handle(
             json!({"detail": [{"loc": ["body"], "msg": "Input should be a JSON object", "type": "json_invalid"}]}),
         );
     };
+    // Media a model takes must be a URL it can download: fal storage's.
+    let stored = format!("{}/stored/", s.base);
+    let mut urls: Vec<&str> = ["image_url", "video_url"]
+        .iter()
+        .filter_map(|f| input.get(*f).and_then(|u| u.as_str()))
+        .collect();
+    urls.extend(
+        input
+            .get("image_urls")
+            .and_then(|u| u.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|u| u.as_str()),
+    );
+    for u in urls {
+        let known = u
+            .strip_prefix(&stored)
+            .is_some_and(|id| s.stored.lock().unwrap().contains_key(id));
+        if !known {
+            return answer(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({"detail": [{"loc": ["body"], "msg": format!("could not download {}", u.chars().take(60).collect::<String>()), "type": "file_download_error"}]}),
+            );
+        }
+    }
     let model = path.clone();
     let latency = *s.latency.lock().unwrap();
     // With latencies on, one question in `no_every` is answered NO by its content.

@@ -7,7 +7,13 @@
 //!
 //! It also plays the part of the public bucket or CDN in front of Slate's blob directory
 //! (`SLATE_MEDIA_URL` = [`FakeLastFrame::media_url`]): `GET /media/{key}` reads the file from
-//! the directory it was given, with no key, as such a CDN would.
+//! the directory it was given, with no key, as such a CDN would. Any other URL it is handed
+//! (a signed `/media` URL of Slate's, a presigned bucket URL) it downloads, as the real
+//! service does; one it cannot download fails the task.
+//!
+//! Its bodies are the spec's: status answers carry no `task_id`, and when a task is done it
+//! calls the `webhook_url` it was given with `{video_url, image_url}` (a frame) or
+//! `{metadata: {project_id}, video_result_url}` (a stitch).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -115,6 +121,9 @@ fn answer(code: StatusCode, body: Value) -> Response {
 /// A URL under our own `/media` or `/files` as a local path; anything else is not reachable
 /// from here.
 fn local(s: &Inner, url: &str) -> Result<PathBuf, String> {
+    if let Some(p) = url.strip_prefix("file://") {
+        return Ok(PathBuf::from(p));
+    }
     let rest = url
         .strip_prefix(&s.base)
         .ok_or_else(|| format!("cannot download {url}"))?;
@@ -138,6 +147,36 @@ fn local(s: &Inner, url: &str) -> Result<PathBuf, String> {
     }
 }
 
+fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
+/// A URL this service is handed, as a local file: ours directly; any other downloaded (the
+/// real service fetches what it is given), or why it cannot be.
+async fn fetch_foreign(s: &Inner, url: &str) -> Result<String, String> {
+    if url.starts_with(&s.base) {
+        return local(s, url).map(|p| format!("file://{}", p.display()));
+    }
+    let r = http()
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| format!("cannot download {url}: {e}"))?;
+    if !r.status().is_success() {
+        return Err(format!(
+            "cannot download {url}: HTTP {}",
+            r.status().as_u16()
+        ));
+    }
+    let bytes = r.bytes().await.map_err(|e| e.to_string())?;
+    let f = s
+        .scratch
+        .join(format!("in-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&f, &bytes).map_err(|e| e.to_string())?;
+    Ok(format!("file://{}", f.display()))
+}
+
 fn run(cmd: &str, args: &[String]) -> Result<String, String> {
     let out = std::process::Command::new(cmd)
         .args(args)
@@ -156,7 +195,7 @@ fn work(s: &Inner, id: &str, kind: &str, body: &Value) -> Result<Value, String> 
     let p = |p: &Path| p.display().to_string();
     match kind {
         "process" => {
-            let src = local(s, body["video_url"].as_str().unwrap_or(""))?;
+            let src = local(s, body["video_url_local"].as_str().unwrap_or(""))?;
             let dst = out("png");
             run(
                 "ffmpeg",
@@ -179,7 +218,7 @@ fn work(s: &Inner, id: &str, kind: &str, body: &Value) -> Result<Value, String> 
         }
         "stitch" => {
             let mut list = String::new();
-            for u in body["video_urls"].as_array().into_iter().flatten() {
+            for u in body["video_urls_local"].as_array().into_iter().flatten() {
                 let f = local(s, u.as_str().unwrap_or(""))?;
                 list.push_str(&format!("file '{}'\n", p(&f)));
             }
@@ -254,10 +293,8 @@ async fn handle(
     }
     if let Some(id) = path.strip_prefix("/api/v1/status/") {
         if s.hold.load(std::sync::atomic::Ordering::SeqCst) {
-            return answer(
-                StatusCode::OK,
-                json!({"task_id": id, "status": "processing"}),
-            );
+            let _ = id;
+            return answer(StatusCode::OK, json!({"status": "processing"}));
         }
         return match s.tasks.lock().unwrap().get(id) {
             Some(t) => answer(StatusCode::OK, t.clone()),
@@ -272,9 +309,9 @@ async fn handle(
     };
     let kind = path.trim_start_matches("/api/v1/").to_string();
     if kind == "length" {
-        let src = match local(&s, body["media_url"].as_str().unwrap_or("")) {
-            Ok(f) => f,
-            Err(e) => return answer(StatusCode::BAD_REQUEST, json!({"error": e})),
+        let src = match fetch_foreign(&s, body["media_url"].as_str().unwrap_or("")).await {
+            Ok(f) => PathBuf::from(f.trim_start_matches("file://")),
+            Err(e) => return answer(StatusCode::UNPROCESSABLE_ENTITY, json!({"error": e})),
         };
         // Off the async threads: a blocking ffprobe there would stall every request (and,
         // in one process with Slate, its workers). An MP4 is read without starting ffprobe:
@@ -310,6 +347,29 @@ async fn handle(
     if kind != "process" && kind != "stitch" {
         return answer(StatusCode::NOT_FOUND, json!({"error": "not found"}));
     }
+    let mut body = body;
+    for field in ["video_url", "video_urls"] {
+        let urls: Vec<String> = match &body[field] {
+            Value::String(u) => vec![u.clone()],
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|u| u.as_str().map(str::to_string))
+                .collect(),
+            _ => continue,
+        };
+        let mut fetched = vec![];
+        for u in urls {
+            match fetch_foreign(&s, &u).await {
+                Ok(f) => fetched.push(Value::String(f)),
+                Err(e) => return answer(StatusCode::UNPROCESSABLE_ENTITY, json!({"error": e})),
+            }
+        }
+        body[format!("{field}_local")] = if field == "video_url" {
+            fetched.into_iter().next().unwrap_or(Value::Null)
+        } else {
+            Value::Array(fetched)
+        };
+    }
     let id = {
         let mut subs = s.submissions.lock().unwrap();
         let id = format!("{kind}-{}", subs.len() + 1);
@@ -321,20 +381,34 @@ async fn handle(
         s.tasks
             .lock()
             .unwrap()
-            .insert(id.clone(), json!({"task_id": id, "status": "processing"}));
+            .insert(id.clone(), json!({"status": "processing"}));
         id
     };
     let (s2, id2) = (s.clone(), id.clone());
-    tokio::task::spawn_blocking(move || {
-        let done = match work(&s2, &id2, &kind, &body) {
+    tokio::spawn(async move {
+        let (s3, id3, body3) = (s2.clone(), id2.clone(), body.clone());
+        let done = tokio::task::spawn_blocking(move || match work(&s3, &id3, &kind, &body3) {
             Ok(mut v) => {
-                v["task_id"] = json!(id2);
                 v["status"] = json!("completed");
-                v
+                (v, kind)
             }
-            Err(e) => json!({"task_id": id2, "status": "failed", "error_message": e}),
-        };
-        s2.tasks.lock().unwrap().insert(id2, done);
+            Err(e) => (json!({"status": "failed", "error_message": e}), kind),
+        })
+        .await;
+        let Ok((done, kind)) = done else { return };
+        s2.tasks.lock().unwrap().insert(id2, done.clone());
+        // The spec's callbacks, once the result is there to fetch.
+        if let Some(hook) = body["webhook_url"].as_str()
+            && done["status"] == "completed"
+            && !s2.hold.load(std::sync::atomic::Ordering::SeqCst)
+        {
+            let cb = if kind == "process" {
+                json!({"video_url": body["video_url"], "image_url": done["image_url"]})
+            } else {
+                json!({"metadata": {"project_id": "slate"}, "video_result_url": done["video_result_url"]})
+            };
+            let _ = http().post(hook).json(&cb).send().await;
+        }
     });
     answer(StatusCode::OK, json!({"task_id": id, "status": "pending"}))
 }

@@ -8,6 +8,10 @@
 //! Video tasks can be *held* (they stay `processing` until the test completes them), which is
 //! how a test catches a run waiting for a video. Every submission is counted: the count "at the
 //! provider" that crash tests compare with one.
+//!
+//! Its bodies are the spec's: it fetches the `start_image_url` it is given (a URL it cannot
+//! fetch is refused with 422), its status answers carry no `task_id`, and a finished video is
+//! reported to the `callback_url` with the spec's body, `{scene_id, video_url, duration}`.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,6 +46,8 @@ struct Task {
     task_data: Value,
     /// With latencies on, when a `processing` task is done.
     done_at: Option<Instant>,
+    /// Where to report a finished video.
+    callback_url: Option<String>,
 }
 
 impl Task {
@@ -71,6 +77,7 @@ struct Inner {
     status_calls: Mutex<usize>,
     latency: Mutex<Option<Latency>>,
     jobs: Jobs,
+    callbacks: Mutex<Vec<(String, Value)>>,
 }
 
 /// The fake service; dropped with the test.
@@ -141,6 +148,7 @@ impl FakeTasks {
             status_calls: Mutex::new(0),
             latency: Mutex::new(None),
             jobs: Jobs::default(),
+            callbacks: Mutex::new(vec![]),
         });
         let app = Router::new()
             .route("/api/v1/tasks/submit", post(submit))
@@ -191,11 +199,21 @@ impl FakeTasks {
         self.inner.list_calls.load(Ordering::SeqCst)
     }
 
-    /// Finish a task.
+    /// Finish a task (and call back, as the service does).
     pub fn complete(&self, task_id: &str) {
-        if let Some(t) = self.inner.tasks.lock().unwrap().get_mut(task_id) {
-            t.status = "completed".into();
-        }
+        let t = match self.inner.tasks.lock().unwrap().get_mut(task_id) {
+            Some(t) => {
+                t.status = "completed".into();
+                t.clone()
+            }
+            None => return,
+        };
+        call_back(&self.inner, task_id, &t, std::time::Duration::ZERO);
+    }
+
+    /// Callbacks sent so far: (URL, body).
+    pub fn callbacks(&self) -> Vec<(String, Value)> {
+        self.inner.callbacks.lock().unwrap().clone()
     }
 
     /// Every submission so far.
@@ -215,6 +233,34 @@ impl FakeTasks {
     pub fn status_calls(&self) -> usize {
         *self.inner.status_calls.lock().unwrap()
     }
+}
+
+fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
+/// Report a finished video to its callback URL `after` a while, with the spec's body.
+fn call_back(s: &Inner, task_id: &str, t: &Task, after: std::time::Duration) {
+    let (Some(url), true) = (t.callback_url.clone(), t.task_type == "generate_video") else {
+        return;
+    };
+    let body = json!({
+        "scene_id": t.task_data["scene_id"],
+        "video_url": format!("{}/files/{task_id}.mp4", s.base),
+        "duration": s.video_seconds,
+    });
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    s.callbacks
+        .lock()
+        .unwrap()
+        .push((url.clone(), body.clone()));
+    rt.spawn(async move {
+        tokio::time::sleep(after).await;
+        let _ = http().post(&url).json(&body).send().await;
+    });
 }
 
 fn err(code: StatusCode, detail: &str) -> Response {
@@ -237,6 +283,19 @@ async fn submit(
         return err(StatusCode::UNPROCESSABLE_ENTITY, "task_type is required");
     };
     let video = task_type == "generate_video";
+    // The service fetches the start image it is given.
+    if let Some(u) = body["task_data"]["start_image_url"].as_str() {
+        let ok = match http().get(u).send().await {
+            Ok(r) if r.status().is_success() => r.bytes().await.is_ok_and(|b| !b.is_empty()),
+            _ => false,
+        };
+        if !ok {
+            return err(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &format!("could not fetch start_image_url {u}"),
+            );
+        }
+    }
     // Recorded under the lock, answered after it (a slow answer must not hold it).
     let Some(task_id) = record(&s, task_type, body) else {
         return err(
@@ -284,8 +343,18 @@ fn record(s: &Inner, task_type: String, body: Value) -> Option<String> {
             project: body["project_id"].as_str().unwrap_or("").to_string(),
             task_data: body["task_data"].clone(),
             done_at,
+            callback_url: body["callback_url"].as_str().map(str::to_string),
         },
     );
+    if video && !held {
+        let t = s.tasks.lock().unwrap().get(&task_id).cloned();
+        if let Some(t) = t {
+            let wait = done_at
+                .map(|d| d.saturating_duration_since(Instant::now()))
+                .unwrap_or(std::time::Duration::from_millis(20));
+            call_back(s, &task_id, &t, wait);
+        }
+    }
     subs.push(Submission {
         task_id: task_id.clone(),
         task_type,
@@ -341,8 +410,8 @@ async fn status(
     } else {
         0.01
     };
-    axum::Json(json!({"task_id": id, "status": t.status(), "result": result, "cost": cost}))
-        .into_response()
+    // The spec shows no status body: no task_id here, the fields Slate reads.
+    axum::Json(json!({"status": t.status(), "result": result, "cost": cost})).into_response()
 }
 
 async fn cancel(

@@ -302,7 +302,7 @@ pub fn classify(workflow: &str, step: &str) -> Option<(&'static str, CallKind)> 
         _ => return None,
     };
     let last = step.rsplit('/').next().unwrap_or(step);
-    let kind = if step == "video/submit" || step.starts_with("video/poll/") {
+    let kind = if step == crate::generation::VIDEO_SUBMIT || step.starts_with("video/poll/") {
         CallKind::Video
     } else if last == "submit" || last == "await" {
         CallKind::Image

@@ -175,7 +175,11 @@ pub async fn checkpointed<F: std::future::Future>(sc: &StepCtx, fut: F) -> F::Ou
 /// Report a provider's spend on the step.
 pub fn report(sc: &StepCtx, s: Spend) {
     if s.units != 0.0 || s.usd != 0.0 {
-        sc.report_cost(Cost::new(s.units, s.usd));
+        sc.report_cost(if s.estimated {
+            Cost::estimated(s.units, s.usd)
+        } else {
+            Cost::new(s.units, s.usd)
+        });
     }
 }
 

@@ -4,4 +4,6 @@
 
 pub use crate::film_workflow::{FilmGeneration, FilmInput, FilmOutput};
 pub use crate::production::{ProduceInput, ProduceOutput, Production};
-pub use crate::scene::{PreviousScene, SceneGeneration, SceneInput, SceneOutput, approval};
+pub use crate::scene::{
+    PreviousScene, SceneGeneration, SceneInput, SceneOutput, VIDEO_SUBMIT, approval,
+};

@@ -196,6 +196,17 @@ pub(crate) fn classify(a: &Answer) -> ActivityError {
 pub struct FalClient {
     http: reqwest::Client,
     settings: FalSettings,
+    /// Blobs already in fal storage: the blob's key and version (size, time written, ETag) →
+    /// the URL fal gave. A blob written again is uploaded again; a repeated upload only costs
+    /// time.
+    uploaded: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
+}
+
+/// fal storage's answer to an upload's start.
+#[derive(Debug, Deserialize)]
+struct UploadStart {
+    upload_url: String,
+    file_url: String,
 }
 
 impl FalClient {
@@ -204,7 +215,67 @@ impl FalClient {
         FalClient {
             http: http::client(settings.timeout),
             settings,
+            uploaded: Default::default(),
         }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &FalSettings {
+        &self.settings
+    }
+
+    /// Put a blob in fal storage, as fal's official clients do with local files (`storage.ts`:
+    /// `POST {storage}/storage/upload/initiate` with the content type and file name, then a
+    /// `PUT` of the bytes to the `upload_url` it answers), and give the `file_url` models fetch.
+    pub async fn upload(&self, blobs: &Blobs, r: &BlobRef) -> Result<String> {
+        let meta = blobs.head(r).await?;
+        let size = meta.size;
+        let cache_key = format!(
+            "{} {size} {} {}",
+            r.key(),
+            meta.last_modified.timestamp_nanos_opt().unwrap_or_default(),
+            meta.e_tag.unwrap_or_default()
+        );
+        if let Some(u) = self
+            .uploaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&cache_key)
+        {
+            return Ok(u.clone());
+        }
+        let name = r.key().rsplit('/').next().unwrap_or("file");
+        let start = self.auth(self.http.post(format!(
+            "{}/storage/upload/initiate?storage_type=fal-cdn-v3",
+            self.settings.storage_url
+        )));
+        let a = http::send(
+            P,
+            start.json(&json!({"content_type": r.content_type(), "file_name": name})),
+        )
+        .await?;
+        if !a.status.is_success() {
+            return Err(classify(&a));
+        }
+        let up: UploadStart = http::decode(P, "the storage upload answer", &a.body)?;
+        let file = tokio::fs::File::open(blobs.local_path(r).await?).await?;
+        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
+        let put = self
+            .http
+            .put(&up.upload_url)
+            .header("Content-Type", r.content_type())
+            .header("Content-Length", size)
+            .timeout(Duration::from_secs(6 * 3600))
+            .body(body);
+        let a = http::send(P, put).await?;
+        if !a.status.is_success() {
+            return Err(classify(&a));
+        }
+        self.uploaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(cache_key, up.file_url.clone());
+        Ok(up.file_url)
     }
 
     /// The underlying HTTP client (for downloads).
@@ -265,23 +336,42 @@ impl FalClient {
         })
     }
 
-    /// A finished request's output and what it cost (`x-fal-billable-units`).
-    pub async fn result(&self, response_url: &str, model: &str) -> Result<Paid<Value>> {
+    /// A finished request's output and what it cost: `x-fal-billable-units` × the unit price,
+    /// or, where fal leaves the header out, the `expected_units` the estimate counts, marked
+    /// estimated (never $0).
+    pub async fn result(
+        &self,
+        response_url: &str,
+        model: &str,
+        expected_units: f64,
+    ) -> Result<Paid<Value>> {
         let a = http::send(P, self.auth(self.http.get(response_url))).await?;
         if !a.status.is_success() {
             return Err(classify(&a));
         }
-        let units = a
+        let billed = a
             .headers
             .get("x-fal-billable-units")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<f64>().ok())
-            .unwrap_or(0.0);
+            .filter(|u| u.is_finite() && *u >= 0.0);
+        let (units, estimated) = match billed {
+            Some(u) => (u, false),
+            None => {
+                tracing::warn!(
+                    model,
+                    expected_units,
+                    "fal sent no x-fal-billable-units; recording the estimate, marked estimated"
+                );
+                (expected_units, true)
+            }
+        };
         Ok(Paid {
             value: a.body,
             spend: Spend {
                 units,
                 usd: units * unit_price(&self.settings, model),
+                estimated,
             },
         })
     }
@@ -305,17 +395,22 @@ impl FalClient {
         )
     }
 
-    /// Submit and wait (for quick models such as the vision model), polling every `every`.
+    /// Submit and wait (for quick models such as the vision model), polling every `every`;
+    /// `expected_units` is what the call is recorded as costing if fal does not say.
     pub async fn run(
         &self,
         model: &str,
         input: &Value,
+        identity: &Value,
         every: Duration,
         max_wait: Duration,
+        expected_units: f64,
     ) -> Result<Paid<Value>> {
         // With a checkpoint in scope, the request id is kept durably right after submitting,
-        // and an attempt after a crash polls that request instead of paying for another.
-        let key = format!("fal:{model}:{}", crate::checkpoint::digest(input));
+        // and an attempt after a crash polls that request instead of paying for another. The
+        // key is the request's `identity` (blob keys, not the storage URLs an upload gives,
+        // which differ after a crash).
+        let key = format!("fal:{model}:{}", crate::checkpoint::digest(identity));
         let (q, resumed) = match crate::checkpoint::recall::<QueueSubmit>(&key) {
             Some(q) => (q, true),
             None => {
@@ -332,12 +427,20 @@ impl FalClient {
                 Err(e) if resumed && e.kind == ErrorKind::NotFound => {
                     tracing::warn!(model, error = %e, "the request kept before a crash is gone; submitting again");
                     crate::checkpoint::forget(&key);
-                    return Box::pin(self.run(model, input, every, max_wait)).await;
+                    return Box::pin(self.run(
+                        model,
+                        input,
+                        identity,
+                        every,
+                        max_wait,
+                        expected_units,
+                    ))
+                    .await;
                 }
                 Err(e) => return Err(e),
             };
             if status == QueueStatus::Completed {
-                return self.result(&q.response_url, model).await;
+                return self.result(&q.response_url, model, expected_units).await;
             }
             if tokio::time::Instant::now() >= deadline {
                 let _ = self.cancel(&q.cancel_url).await;
@@ -409,10 +512,10 @@ impl ImageGen for FalImages {
             .map_err(|m| ActivityError::bad_request(P, m))?;
         let mut image_urls = vec![];
         if let Some(b) = &req.base {
-            image_urls.push(self.blobs.public_url(b).await?);
+            image_urls.push(self.client.upload(&self.blobs, b).await?);
         }
         for r in &req.references {
-            image_urls.push(self.blobs.public_url(&r.blob).await?);
+            image_urls.push(self.client.upload(&self.blobs, &r.blob).await?);
         }
         let (model, input) = if image_urls.is_empty() {
             let mut i = json!({"prompt": req.prompt, "num_images": 1, "aspect_ratio": req.aspect_ratio, "output_format": "png"});
@@ -440,7 +543,7 @@ impl ImageGen for FalImages {
             QueueStatus::InQueue { position } => Ok(Paid::free(JobState::Queued { position })),
             QueueStatus::InProgress | QueueStatus::Unknown(_) => Ok(Paid::free(JobState::Running)),
             QueueStatus::Completed => {
-                let Paid { value, spend } = self.client.result(response_url, &j.model).await?;
+                let Paid { value, spend } = self.client.result(response_url, &j.model, 1.0).await?;
                 let url = value
                     .pointer("/images/0/url")
                     .and_then(|u| u.as_str())
@@ -522,10 +625,27 @@ impl FalVision {
 
     async fn query(&self, image: &BlobRef, prompt: &str) -> Result<Paid<String>> {
         let model = self.client.settings.vision_model.clone();
-        let input = json!({"image_url": self.blobs.public_url(image).await?, "prompt": prompt});
+        let input =
+            json!({"image_url": self.client.upload(&self.blobs, image).await?, "prompt": prompt});
+        // Billed by the characters of the exchange where the model is priced that way: the
+        // question's and, as a stand-in until the answer is in, a typical answer's.
+        let expected = match crate::pricing::Prices::unit_of(&model) {
+            Some(crate::pricing::Unit::KiloChars) => {
+                (prompt.chars().count() as f64 + 200.0) / 1000.0
+            }
+            _ => 1.0,
+        };
+        let identity = json!({"image": image.key(), "prompt": prompt});
         let Paid { value, spend } = self
             .client
-            .run(&model, &input, self.poll_every, Duration::from_secs(120))
+            .run(
+                &model,
+                &input,
+                &identity,
+                self.poll_every,
+                Duration::from_secs(120),
+                expected,
+            )
             .await?;
         let out = value
             .get("output")
@@ -583,26 +703,140 @@ impl Vision for FalVision {
     }
 }
 
-/// Video with a fal image-to-video model (fixed durations).
+/// How a video model's length is written in its request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DurationFormat {
+    /// `"5"` (Kling, Hailuo).
+    Seconds,
+    /// `"8s"` (Veo).
+    SecondsSuffix,
+}
+
+/// What Slate knows of a fal video model's request: the lengths it makes, how a length is
+/// written, which modes it takes, the field names of its inputs, and fields it needs set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoModel {
+    /// Clip lengths it makes, seconds.
+    pub durations: &'static [f64],
+    /// How the length is written.
+    pub format: DurationFormat,
+    /// The modes it takes.
+    pub modes: &'static [VideoMode],
+    /// The start image's field (image-to-video).
+    pub image_field: &'static str,
+    /// Fixed fields added to every request (Veo: no generated audio; our voices are mixed in,
+    /// and audio off is the price in the table).
+    pub fixed: &'static [(&'static str, &'static str)],
+}
+
+const I2V: &[VideoMode] = &[VideoMode::ImageToVideo];
+const T2V: &[VideoMode] = &[VideoMode::TextToVideo];
+const V2V: &[VideoMode] = &[VideoMode::VideoToVideo];
+
+impl VideoModel {
+    /// The request template of a model path, if Slate knows its family.
+    pub fn of(model: &str) -> Option<VideoModel> {
+        let m = model.trim_matches('/');
+        let modes = if m.ends_with("/text-to-video") {
+            T2V
+        } else if m.ends_with("/video-to-video") || m.contains("/extend") {
+            V2V
+        } else if m.ends_with("/image-to-video") {
+            I2V
+        } else {
+            return None;
+        };
+        let base = VideoModel {
+            durations: &[5.0, 10.0],
+            format: DurationFormat::Seconds,
+            modes,
+            image_field: "image_url",
+            fixed: &[],
+        };
+        if m.starts_with("fal-ai/kling-video/") {
+            Some(base)
+        } else if m.starts_with("fal-ai/veo3") {
+            Some(VideoModel {
+                durations: &[4.0, 6.0, 8.0],
+                format: DurationFormat::SecondsSuffix,
+                fixed: &[("generate_audio", "false"), ("resolution", "720p")],
+                ..base
+            })
+        } else if m.starts_with("fal-ai/minimax/hailuo-02/") {
+            Some(VideoModel {
+                durations: &[6.0, 10.0],
+                ..base
+            })
+        } else {
+            None
+        }
+    }
+
+    /// `d` seconds as the model writes it.
+    pub fn duration(&self, d: f64) -> String {
+        match self.format {
+            DurationFormat::Seconds => format!("{}", d.round() as u32),
+            DurationFormat::SecondsSuffix => format!("{}s", d.round() as u32),
+        }
+    }
+}
+
+/// Video with a fal video model (fixed durations).
 #[derive(Debug, Clone)]
 pub struct FalVideo {
     client: FalClient,
     blobs: Blobs,
     webhook: Option<String>,
+    model: VideoModel,
 }
 
 impl FalVideo {
-    /// Video through `client`, at the lengths its settings allow (Kling: 5 and 10 s).
+    /// Video through `client`, at the lengths its settings allow (Kling: 5 and 10 s). A model
+    /// Slate has no template for is sent Kling's shape (image-to-video, `"5"`), at the lengths
+    /// `SLATE_FAL_VIDEO_DURATIONS` gives, which the start requires for such a model.
     pub fn new(client: FalClient, blobs: Blobs, webhook: Option<String>) -> Self {
+        let model = VideoModel::of(&client.settings.video_model).unwrap_or(VideoModel {
+            durations: &[],
+            format: DurationFormat::Seconds,
+            modes: I2V,
+            image_field: "image_url",
+            fixed: &[],
+        });
         FalVideo {
             client,
             blobs,
             webhook,
+            model,
         }
     }
 
     fn allowed(&self) -> &[f64] {
         &self.client.settings.video_durations
+    }
+
+    /// The mode a request is sent in: its own when the model takes it; else image-to-video from
+    /// the scene's composite (a mode the model cannot do is planned around, never sent to fail
+    /// with a 422).
+    fn mode_for(&self, req: &VideoRequest) -> Result<VideoMode> {
+        if self.model.modes.contains(&req.mode) {
+            return Ok(req.mode);
+        }
+        if self.model.modes.contains(&VideoMode::ImageToVideo) && req.start_image.is_some() {
+            tracing::info!(
+                model = %self.client.settings.video_model,
+                asked = ?req.mode,
+                "the video model does not take this mode; making the clip from the scene's still"
+            );
+            return Ok(VideoMode::ImageToVideo);
+        }
+        Err(ActivityError::bad_request(
+            P,
+            format!(
+                "the video model {} cannot make a {:?} clip and the request has no start image; \
+                 set SLATE_FAL_VIDEO_MODEL to a model that can",
+                self.client.settings.video_model, req.mode
+            ),
+        ))
     }
 }
 
@@ -630,13 +864,16 @@ impl VideoGen for FalVideo {
     async fn submit(&self, req: &VideoRequest) -> Result<Job> {
         let model = self.client.settings.video_model.clone();
         let d = pick_duration(self.allowed(), req.duration);
-        let mut input = json!({"prompt": req.prompt, "duration": format!("{}", d as u32)});
-        match (req.mode, &req.start_image, &req.source_video) {
+        let mut input = json!({"prompt": req.prompt, "duration": self.model.duration(d)});
+        for (k, v) in self.model.fixed {
+            input[*k] = serde_json::from_str(v).unwrap_or_else(|_| json!(v));
+        }
+        match (self.mode_for(req)?, &req.start_image, &req.source_video) {
             (VideoMode::ImageToVideo, Some(img), _) => {
-                input["image_url"] = json!(self.blobs.public_url(img).await?)
+                input[self.model.image_field] = json!(self.client.upload(&self.blobs, img).await?)
             }
             (VideoMode::VideoToVideo, _, Some(v)) => {
-                input["video_url"] = json!(self.blobs.public_url(v).await?)
+                input["video_url"] = json!(self.client.upload(&self.blobs, v).await?)
             }
             (VideoMode::TextToVideo, _, _) => {}
             _ => {
@@ -659,7 +896,9 @@ impl VideoGen for FalVideo {
             QueueStatus::InQueue { position } => Ok(Paid::free(JobState::Queued { position })),
             QueueStatus::InProgress | QueueStatus::Unknown(_) => Ok(Paid::free(JobState::Running)),
             QueueStatus::Completed => {
-                let Paid { value, spend } = self.client.result(response_url, &j.model).await?;
+                let made = pick_duration(self.allowed(), req.duration);
+                let Paid { value, spend } =
+                    self.client.result(response_url, &j.model, made).await?;
                 let url = value
                     .pointer("/video/url")
                     .and_then(|u| u.as_str())
@@ -674,7 +913,7 @@ impl VideoGen for FalVideo {
                     value: JobState::Completed {
                         output: VideoOutput {
                             video,
-                            duration: pick_duration(self.allowed(), req.duration),
+                            duration: made,
                         },
                     },
                     spend,
@@ -702,6 +941,24 @@ mod tests {
         assert_eq!(pick_duration(&[5.0, 10.0], 6.5), 10.0);
         assert_eq!(pick_duration(&[4.0, 6.0, 8.0], 7.0), 8.0);
         assert_eq!(pick_duration(&[], 4.5), 4.5);
+    }
+
+    #[test]
+    fn video_requests_follow_each_models_template() {
+        let kling = VideoModel::of("fal-ai/kling-video/v2.1/standard/image-to-video").unwrap();
+        assert_eq!(kling.duration(5.0), "5");
+        assert_eq!(kling.modes, I2V);
+        let veo = VideoModel::of("fal-ai/veo3/fast/image-to-video").unwrap();
+        assert_eq!(veo.duration(6.0), "6s");
+        assert_eq!(veo.durations, &[4.0, 6.0, 8.0]);
+        assert!(veo.fixed.contains(&("generate_audio", "false")));
+        assert_eq!(
+            VideoModel::of("fal-ai/kling-video/v2.1/standard/text-to-video")
+                .unwrap()
+                .modes,
+            T2V
+        );
+        assert_eq!(VideoModel::of("someone/unknown-model"), None);
     }
 
     #[test]

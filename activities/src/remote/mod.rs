@@ -2,6 +2,7 @@
 //! API with a timeout, typed errors (retryable or final) and its secret from the environment.
 
 pub mod fal;
+pub mod fal_signature;
 pub mod openrouter;
 pub mod services;
 

@@ -23,6 +23,7 @@ const P: &str = "openrouter";
 pub struct OpenRouterClient {
     http: reqwest::Client,
     settings: OpenRouterSettings,
+    prices: crate::pricing::Prices,
 }
 
 fn classify(a: &Answer, err: Option<&Value>) -> ActivityError {
@@ -60,7 +61,14 @@ impl OpenRouterClient {
         OpenRouterClient {
             http: http::client(settings.timeout),
             settings,
+            prices: crate::pricing::Prices::default(),
         }
+    }
+
+    /// Price missing costs with `prices` (the defaults and `SLATE_PRICES`).
+    pub fn with_prices(mut self, prices: crate::pricing::Prices) -> Self {
+        self.prices = prices;
+        self
     }
 
     /// Ask for a JSON answer matching `schema` (a strict JSON schema whose root is an object),
@@ -83,6 +91,7 @@ impl OpenRouterClient {
                 "json_schema": {"name": name, "strict": true, "schema": schema},
             },
             "provider": {"require_parameters": true},
+            "max_tokens": self.settings.max_tokens,
         });
         let rb = self
             .http
@@ -95,6 +104,47 @@ impl OpenRouterClient {
         }
         if !a.status.is_success() {
             return Err(classify(&a, None));
+        }
+        // An error after generation started arrives as a 200 whose choice carries it.
+        if let Some(err) = a.body.pointer("/choices/0/error") {
+            return Err(classify(&a, Some(err)));
+        }
+        let finish = a
+            .body
+            .pointer("/choices/0/finish_reason")
+            .and_then(|f| f.as_str())
+            .unwrap_or("");
+        match finish {
+            // Cut off: the JSON is incomplete. Asking again with the same limit would be cut
+            // again, so it is final and says what to change.
+            "length" => {
+                return Err(ActivityError::new(
+                    P,
+                    ErrorKind::Truncated,
+                    format!(
+                        "the `{name}` answer was cut off at max_tokens = {} before it was complete; raise SLATE_OPENROUTER_MAX_TOKENS",
+                        self.settings.max_tokens
+                    ),
+                )
+                .retryable(false));
+            }
+            "content_filter" => {
+                return Err(ActivityError::new(
+                    P,
+                    ErrorKind::ContentPolicy,
+                    format!("the `{name}` answer was withheld by the provider's content filter"),
+                )
+                .retryable(false));
+            }
+            "error" => {
+                return Err(ActivityError::new(
+                    P,
+                    ErrorKind::Unavailable,
+                    format!("the `{name}` answer ended in an error at the provider"),
+                )
+                .retryable(true));
+            }
+            _ => {}
         }
         let content = a
             .body
@@ -116,20 +166,25 @@ impl OpenRouterClient {
             .with_details(Value::String(http::truncate(content, 500)))
         })?;
         let parsed: T = http::decode(P, &format!("the `{name}` answer"), &value)?;
-        let usage = a.body.get("usage");
         Ok(Paid {
             value: parsed,
-            spend: Spend {
-                units: usage
-                    .and_then(|u| u.get("total_tokens"))
-                    .and_then(|t| t.as_f64())
-                    .unwrap_or(0.0),
-                usd: usage
-                    .and_then(|u| u.get("cost"))
-                    .and_then(|c| c.as_f64())
-                    .unwrap_or(0.0),
-            },
+            spend: self.spend(&a.body, user),
         })
+    }
+
+    /// What an answer cost: `usage.cost` as OpenRouter reports it; where it is missing, the
+    /// tokens it reports at the table's prices (or the prompt's length), marked estimated.
+    fn spend(&self, body: &Value, prompt: &str) -> Spend {
+        let usage = body.get("usage");
+        let n = |k: &str| usage.and_then(|u| u.get(k)).and_then(|t| t.as_f64());
+        let tokens_in =
+            n("prompt_tokens").unwrap_or(prompt.len() as f64 / crate::pricing::CHARS_PER_TOKEN);
+        let tokens_out = n("completion_tokens").unwrap_or(crate::pricing::TYPICAL_CALL_TOKENS.1);
+        let units = n("total_tokens").unwrap_or(tokens_in + tokens_out);
+        let expected = self
+            .prices
+            .llm_call(&self.settings.model, tokens_in, tokens_out);
+        Spend::billed_or(units, n("cost"), expected)
     }
 }
 

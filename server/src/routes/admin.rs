@@ -22,6 +22,40 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(set_budget))
         .routes(routes!(redrive))
         .routes(routes!(set_limit))
+        .routes(routes!(doctor))
+}
+
+/// Which checks.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DoctorQuery {
+    /// Only the checks that need no network (what the start checks).
+    pub offline: Option<bool>,
+}
+
+/// Will the configured providers work: each key, each model served and its price against the
+/// table, media the providers can fetch, the public URL and webhook path. Each finding names
+/// the variable to set; `ok` is false when something would fail.
+#[utoipa::path(get, path = "/api/system/doctor", tag = "admin",
+    params(DoctorQuery),
+    responses(
+        (status = 200, description = "The findings", body = slate_activities::doctor::Report),
+    ))]
+async fn doctor(
+    State(s): State<AppState>,
+    q: Result<axum::extract::Query<DoctorQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<slate_activities::doctor::Report>> {
+    let offline = q?.0.offline.unwrap_or(false);
+    let (settings, blobs) = (&s.film.studio.settings, &s.film.studio.blobs);
+    Ok(Json(if offline {
+        slate_activities::doctor::Report::of(slate_activities::doctor::offline(
+            settings,
+            blobs,
+            &slate_activities::doctor::today(),
+        ))
+    } else {
+        slate_activities::doctor::run(settings, blobs).await
+    }))
 }
 
 /// Why.

@@ -136,6 +136,9 @@ pub struct Costs {
     pub comparison: Vec<slate_workflows::estimate::CostComparison>,
     /// Spent by every run of the project, dollars.
     pub actual_usd: f64,
+    /// The part of `actual_usd` that is an estimate: calls whose provider stated no cost are
+    /// recorded at what they were expected to cost, never as nothing.
+    pub estimated_usd: f64,
 }
 
 /// What the project's runs spent, per kind of call, against the estimate.
@@ -155,6 +158,7 @@ pub async fn project_costs(s: &AppState, slug: &slate_workflows::slug::Slug) -> 
     s.film.repo.project(slug).await?;
     let estimate = slate_workflows::estimate::estimate(&s.film, slug).await?;
     let mut spent = vec![];
+    let mut estimated_micros = 0i64;
     let mut before = None;
     loop {
         let page = s
@@ -169,6 +173,7 @@ pub async fn project_costs(s: &AppState, slug: &slate_workflows::slug::Slug) -> 
         for r in &page {
             let d = s.engine.inspect(r.id).await?;
             for st in d.steps {
+                estimated_micros += st.cost.estimated_usd_micros;
                 if st.cost.usd_micros != 0 {
                     spent.push((
                         r.workflow.clone(),
@@ -189,6 +194,7 @@ pub async fn project_costs(s: &AppState, slug: &slate_workflows::slug::Slug) -> 
         comparison: slate_workflows::estimate::compare(&estimate, &spent),
         estimate,
         actual_usd,
+        estimated_usd: estimated_micros as f64 / 1e6,
     })
 }
 

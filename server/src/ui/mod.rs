@@ -41,6 +41,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/runs", get(pages::runs::list))
         .route("/runs/{id}", get(pages::runs::show))
         .route("/templates", get(pages::templates::list))
+        .route("/system", get(pages::system::show))
         .route("/ui/live", get(live::stream))
         .route_layer(middleware::from_fn_with_state(state, require_viewer));
     Router::new()

@@ -15,6 +15,7 @@ pub(crate) enum Nav {
     Projects,
     Runs,
     Templates,
+    System,
 }
 
 /// A page in the frame. `watch` says what the live stream should refresh it for:
@@ -46,6 +47,7 @@ pub(crate) async fn page(
                         a href="/" class=[(nav == Nav::Projects).then_some("active")] { "Projects" }
                         a href="/runs" class=[(nav == Nav::Runs).then_some("active")] { "Runs" }
                         a href="/templates" class=[(nav == Nav::Templates).then_some("active")] { "Templates" }
+                        a href="/system" class=[(nav == Nav::System).then_some("active")] { "Providers" }
                     }
                     span.who title="What this session may do" {
                         @if viewer.is_admin() { "admin" } @else { "viewer" }

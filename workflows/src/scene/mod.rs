@@ -18,6 +18,7 @@ pub(crate) fn breakdown_of(scene: &crate::model::Scene) -> slate_activities::mod
 }
 mod continuity;
 mod video;
+pub use video::VIDEO_SUBMIT;
 
 use std::sync::Arc;
 

@@ -17,6 +17,11 @@ use crate::error::IntoStep;
 use crate::film::{VIDEO, paid, report};
 use crate::model::{Scene, SceneStatus};
 
+/// The step that pays for the clip; its output is the provider's [`Job`]. A durable name:
+/// runs in flight have it in their journals, and the video webhook reads it back to find the
+/// job a spec-shaped callback (which names no task) is about.
+pub const VIDEO_SUBMIT: &str = "video/submit";
+
 impl Take<'_> {
     /// What to ask the video provider for.
     pub(super) async fn video_request(
@@ -43,11 +48,12 @@ impl Take<'_> {
                 .and_then(|v| BlobRef::new(v).ok()),
             duration,
             camera_movement: shot.camera_movement.clone(),
-            callback_url: self
-                .film
-                .studio
-                .settings
-                .webhook_url(&webhook_path(VIDEO_COMPLETE)),
+            // The run travels in the callback URL's query: the spec's callback body names the
+            // scene, the clip and its length, not our task.
+            callback_url: self.film.studio.settings.webhook_url_with(
+                &webhook_path(VIDEO_COMPLETE),
+                &[("run", &self.ctx.run_id().to_string())],
+            ),
             output_key: self.key("video-raw.mp4"),
             idempotency_key: None,
         }
@@ -110,7 +116,7 @@ impl Take<'_> {
         let usd = self.film.video_price(req.duration);
         self.ctx
             .step_with(
-                "video/submit",
+                VIDEO_SUBMIT,
                 // Kept until the clip is seen done (`await_video`): the `video` limit bounds
                 // the jobs running at the provider.
                 paid()
@@ -155,7 +161,7 @@ impl Take<'_> {
                 )
                 .await?;
             if let JobState::Completed { output } = state {
-                self.ctx.release_slot(VIDEO, "video/submit").await?;
+                self.ctx.release_slot(VIDEO, VIDEO_SUBMIT).await?;
                 return Ok(output);
             }
             let wait = format!("video/wait/{k}");

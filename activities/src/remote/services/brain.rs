@@ -94,7 +94,7 @@ impl Knowledge for BrainClient {
 
     async fn query(&self, q: &KnowledgeQuery) -> Result<Paid<KnowledgeAnswer>> {
         let image_url = match &q.image {
-            Some(i) => Some(self.blobs.public_url(i).await?),
+            Some(i) => Some(self.blobs.fetch_url(i).await?),
             None => None,
         };
         let a = call(

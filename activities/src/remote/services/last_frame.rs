@@ -16,10 +16,13 @@ use crate::traits::Media;
 
 const LF: &str = "last-frame";
 
-/// A last-frame service task.
+/// A last-frame service task. The spec's status body (`{status, image_url |
+/// video_result_url | audio_url, error_message}`) carries no `task_id`; status words are
+/// matched without regard to case.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LastFrameStatus {
-    /// Id.
+    /// Id (filled in from the request when the body leaves it out).
+    #[serde(default)]
     pub task_id: String,
     /// `pending`, `processing`, `completed` or `failed`.
     pub status: String,
@@ -160,17 +163,24 @@ impl LastFrameClient {
                 .bearer_auth(self.s.key.expose()),
         )
         .await?;
-        http::decode(LF, "the task status", &a.body)
+        let mut s: LastFrameStatus = http::decode(LF, "the task status", &a.body)?;
+        if s.task_id.is_empty() {
+            s.task_id = task_id.to_string();
+        }
+        s.status = s.status.trim().to_ascii_lowercase();
+        Ok(s)
     }
 
-    /// Poll a task until it completes (or fails, or `max_wait` passes).
-    pub async fn wait(&self, task_id: &str) -> Result<LastFrameStatus> {
+    /// Poll a task until it completes (or fails, or `max_wait` passes). A webhook received by
+    /// this process under `wake` (see [`crate::wake`]) ends a poll interval early.
+    pub async fn wait(&self, task_id: &str, wake: Option<&str>) -> Result<LastFrameStatus> {
+        let waiter = wake.map(crate::wake::Waiter::new);
         let deadline = tokio::time::Instant::now() + self.max_wait;
         loop {
             let s = self.status(task_id).await?;
             match s.status.as_str() {
-                "completed" => return Ok(s),
-                "failed" => {
+                "completed" | "complete" | "succeeded" | "success" => return Ok(s),
+                "failed" | "error" => {
                     return Err(ActivityError::new(
                         LF,
                         ErrorKind::Unavailable,
@@ -186,10 +196,18 @@ impl LastFrameClient {
                     format!("task {task_id} did not finish in {:?}", self.max_wait),
                 ));
             }
-            tokio::time::sleep(self.poll_every).await;
+            match &waiter {
+                Some(w) => w.wait(self.poll_every).await,
+                None => tokio::time::sleep(self.poll_every).await,
+            }
         }
     }
 }
+
+/// Our webhook for finished extractions.
+pub const LAST_FRAME_COMPLETE: &str = "last-frame-complete";
+/// Our webhook for finished stitches.
+pub const STITCH_COMPLETE: &str = "stitch-complete";
 
 /// Media operations through the last-frame service. It has no trim or voice-mix endpoint, so
 /// those run locally with ffmpeg on downloaded copies; it stitches by URL only, so transitions
@@ -199,18 +217,32 @@ pub struct RemoteMedia {
     client: LastFrameClient,
     blobs: Blobs,
     local: crate::local::LocalMedia,
-    webhook: Option<String>,
+    /// Builds our callback URLs (none without `SLATE_PUBLIC_URL`: the task is polled).
+    callbacks: Option<crate::config::ProviderSettings>,
 }
 
 impl RemoteMedia {
-    /// Media through `client`, results copied into `blobs`.
-    pub fn new(client: LastFrameClient, blobs: Blobs, webhook: Option<String>) -> Self {
+    /// Media through `client`, results copied into `blobs`; callbacks to the webhooks under
+    /// `callbacks`' public URL when it has one.
+    pub fn new(
+        client: LastFrameClient,
+        blobs: Blobs,
+        callbacks: Option<crate::config::ProviderSettings>,
+    ) -> Self {
         RemoteMedia {
             local: crate::local::LocalMedia::new(blobs.clone()),
             client,
             blobs,
-            webhook,
+            callbacks: callbacks.filter(|c| c.public_url.is_some()),
         }
+    }
+
+    /// The callback URL for a task of `kind` we refer to as `reference`: the spec's callback
+    /// bodies name no task of ours, so the reference travels in the URL's query.
+    fn callback(&self, kind: &str, reference: &str) -> Option<String> {
+        self.callbacks
+            .as_ref()?
+            .webhook_url_with(&super::tasks::webhook_path(kind), &[("ref", reference)])
     }
 }
 
@@ -225,12 +257,20 @@ impl RemoteMedia {
         submit: F,
     ) -> Result<LastFrameStatus>
     where
-        F: Fn() -> Fut,
+        F: Fn(Option<String>) -> Fut,
         Fut: std::future::Future<Output = Result<String>>,
     {
-        let key = format!("last-frame:{kind}:{}", crate::checkpoint::digest(input));
+        let digest = crate::checkpoint::digest(input);
+        let key = format!("last-frame:{kind}:{digest}");
+        // Our reference for the task: what a callback names in its URL to wake this wait.
+        let reference = format!("{kind}-{digest}");
+        let hook = if kind == "stitch" {
+            STITCH_COMPLETE
+        } else {
+            LAST_FRAME_COMPLETE
+        };
         if let Some(id) = crate::checkpoint::recall::<String>(&key) {
-            match self.client.wait(&id).await {
+            match self.client.wait(&id, Some(&reference)).await {
                 Err(e) if e.kind == ErrorKind::NotFound => {
                     tracing::warn!(task = %id, "the task kept before a crash is gone; submitting again");
                     crate::checkpoint::forget(&key);
@@ -238,9 +278,11 @@ impl RemoteMedia {
                 r => return r,
             }
         }
-        let id = submit().await?;
+        // Registered before the submission, so a callback that beats our first poll counts.
+        let _early = crate::wake::Waiter::new(reference.clone());
+        let id = submit(self.callback(hook, &reference)).await?;
         crate::checkpoint::keep(LF, &key, &id).await?;
-        self.client.wait(&id).await
+        self.client.wait(&id, Some(&reference)).await
     }
 }
 
@@ -251,10 +293,12 @@ impl Media for RemoteMedia {
     }
 
     async fn last_frame(&self, video: &BlobRef, output_key: &str) -> Result<BlobRef> {
-        let url = self.blobs.public_url(video).await?;
+        let url = self.blobs.fetch_url(video).await?;
+        // Keyed by the blob, not its URL: a presigned or signed URL changes with every call.
         let s = self
-            .once("process", &url, || {
-                self.client.process(&url, self.webhook.as_deref())
+            .once("process", &video.key(), |hook| {
+                let url = url.clone();
+                async move { self.client.process(&url, hook.as_deref()).await }
             })
             .await?;
         let img = s.image_url.ok_or_else(|| {
@@ -271,7 +315,7 @@ impl Media for RemoteMedia {
 
     async fn length(&self, media: &BlobRef) -> Result<f64> {
         self.client
-            .length(&self.blobs.public_url(media).await?)
+            .length(&self.blobs.fetch_url(media).await?)
             .await
     }
 
@@ -291,11 +335,13 @@ impl Media for RemoteMedia {
     async fn stitch(&self, clips: &[ClipSpec], output_key: &str) -> Result<BlobRef> {
         let mut urls = vec![];
         for c in clips {
-            urls.push(self.blobs.public_url(&c.video).await?);
+            urls.push(self.blobs.fetch_url(&c.video).await?);
         }
+        let keys: Vec<&str> = clips.iter().map(|c| c.video.key()).collect();
         let s = self
-            .once("stitch", &urls, || {
-                self.client.stitch(&urls, self.webhook.as_deref())
+            .once("stitch", &keys, |hook| {
+                let urls = urls.clone();
+                async move { self.client.stitch(&urls, hook.as_deref()).await }
             })
             .await?;
         let v = s.video_result_url.ok_or_else(|| {

@@ -29,7 +29,8 @@ pub(crate) async fn call(provider: &str, rb: reqwest::RequestBuilder) -> Result<
     Ok(a)
 }
 
-pub(crate) fn urlencode(s: &str) -> String {
+/// Percent-encode a path segment or query value.
+pub fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

@@ -16,10 +16,13 @@ use crate::traits::{Paid, Spend, VideoGen, Voice};
 
 const TASKS: &str = "tasks";
 
-/// A task as the tasks service reports it.
+/// A task as the tasks service reports it. The spec never shows a status body, so only
+/// `status` is required: `task_id` is read where it is sent, and status words are matched
+/// without regard to case.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TaskStatus {
-    /// Id.
+    /// Id (the spec's bodies may leave it out; the caller knows which task it asked about).
+    #[serde(default)]
     pub task_id: String,
     /// `queued`, `processing`, `completed`, `failed`, `cancelled` (others: not finished).
     pub status: String,
@@ -42,6 +45,7 @@ pub struct TaskStatus {
 pub struct TasksClient {
     http: reqwest::Client,
     s: ServiceSettings,
+    prices: crate::pricing::Prices,
 }
 
 impl TasksClient {
@@ -50,7 +54,25 @@ impl TasksClient {
         TasksClient {
             http: http::client(s.timeout),
             s,
+            prices: crate::pricing::Prices::default(),
         }
+    }
+
+    /// Price a task whose status carries no `cost` with `prices` (recorded as estimated).
+    pub fn with_prices(mut self, prices: crate::pricing::Prices) -> Self {
+        self.prices = prices;
+        self
+    }
+
+    /// What a task of `task_type` that reports `cost` (or none) is recorded as costing.
+    fn spend(&self, task_type: &str, cost: Option<f64>) -> Spend {
+        Spend::billed_or(
+            1.0,
+            cost,
+            self.prices
+                .get(&format!("tasks:{task_type}"))
+                .unwrap_or(0.0),
+        )
     }
 
     fn req(&self, m: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
@@ -100,7 +122,12 @@ impl TasksClient {
             ),
         )
         .await?;
-        http::decode(TASKS, "the task status", &a.body)
+        let mut t: TaskStatus = http::decode(TASKS, "the task status", &a.body)?;
+        if t.task_id.is_empty() {
+            t.task_id = task_id.to_string();
+        }
+        t.status = t.status.trim().to_ascii_lowercase();
+        Ok(t)
     }
 
     /// `GET /api/v1/projects/{project}/tasks`.
@@ -113,11 +140,24 @@ impl TasksClient {
             ),
         )
         .await?;
-        http::decode(
-            TASKS,
-            "the task list",
-            a.body.get("tasks").unwrap_or(&a.body),
-        )
+        // Entries that do not fit are skipped, not fatal: the list only finds an earlier
+        // submission again, and one unreadable task must not block every video.
+        let items = a.body.get("tasks").unwrap_or(&a.body);
+        let Some(items) = items.as_array() else {
+            return Err(ActivityError::new(
+                TASKS,
+                ErrorKind::Malformed,
+                "the task list is not a list (nor {tasks: [...]})",
+            ));
+        };
+        Ok(items
+            .iter()
+            .filter_map(|t| serde_json::from_value::<TaskStatus>(t.clone()).ok())
+            .map(|mut t| {
+                t.status = t.status.trim().to_ascii_lowercase();
+                t
+            })
+            .collect())
     }
 
     /// `DELETE /api/v1/tasks/{id}/cancel`.
@@ -163,8 +203,10 @@ fn task_state<T>(
     done: impl FnOnce(&TaskStatus) -> Result<T>,
 ) -> Result<JobState<T>> {
     match t.status.as_str() {
-        "completed" => Ok(JobState::Completed { output: done(t)? }),
-        "failed" => {
+        "completed" | "complete" | "succeeded" | "success" => {
+            Ok(JobState::Completed { output: done(t)? })
+        }
+        "failed" | "error" => {
             let msg = t.error.clone().unwrap_or_else(|| "the task failed".into());
             let kind = if msg.contains("content_policy") {
                 ErrorKind::ContentPolicy
@@ -173,7 +215,7 @@ fn task_state<T>(
             };
             Err(ActivityError::new(TASKS, kind, msg).retryable(kind != ErrorKind::ContentPolicy))
         }
-        "cancelled" => Err(ActivityError::new(
+        "cancelled" | "canceled" => Err(ActivityError::new(
             TASKS,
             ErrorKind::Cancelled,
             format!("task {} was cancelled", t.task_id),
@@ -243,17 +285,20 @@ impl VideoGen for TasksVideo {
                         });
                     }
                 }
-                // A service without task lists: submit as before.
-                Err(e) if e.kind == ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
+                // A list that fails (a service without task lists, an outage, an answer we
+                // cannot read) does not block the video: it is submitted, and the idempotency
+                // key in `task_data` still lets the service recognise a repeat.
+                Err(e) => {
+                    tracing::warn!(error = %e, project = %req.project, "the tasks list failed; submitting the video");
+                }
             }
         }
         let start = match &req.start_image {
-            Some(i) => Some(self.blobs.public_url(i).await?),
+            Some(i) => Some(self.blobs.fetch_url(i).await?),
             None => None,
         };
         let source = match &req.source_video {
-            Some(v) => Some(self.blobs.public_url(v).await?),
+            Some(v) => Some(self.blobs.fetch_url(v).await?),
             None => None,
         };
         let id = self
@@ -282,10 +327,7 @@ impl VideoGen for TasksVideo {
 
     async fn poll(&self, job: &Job, req: &VideoRequest) -> Result<Paid<JobState<VideoOutput>>> {
         let t = self.client.status(&job.id).await?;
-        let spend = Spend {
-            units: 1.0,
-            usd: t.cost.unwrap_or(0.0),
-        };
+        let spend = self.client.spend("generate_video", t.cost);
         let state = task_state(&t, |t| Ok(t.result.clone()))?;
         Ok(match state {
             JobState::Completed { output } => {
@@ -395,10 +437,7 @@ impl Voice for TasksVoice {
                     .await?;
                 return Ok(Paid {
                     value: audio,
-                    spend: Spend {
-                        units: 1.0,
-                        usd: t.cost.unwrap_or(0.0),
-                    },
+                    spend: self.client.spend("generate_character_voice", t.cost),
                 });
             }
             if tokio::time::Instant::now() >= deadline {

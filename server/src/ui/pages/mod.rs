@@ -8,6 +8,7 @@ pub(crate) mod qualification;
 pub(crate) mod runs;
 pub(crate) mod scenes;
 pub(crate) mod story;
+pub(crate) mod system;
 pub(crate) mod templates;
 
 use maud::{Markup, html};

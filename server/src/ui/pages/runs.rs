@@ -394,7 +394,12 @@ fn steps(d: &RunDetail, admin: bool, from: usize) -> Markup {
                             td { (badge(st.status)) }
                             td { (st.attempts) }
                             td { (duration_ms(st.duration_ms)) }
-                            td { (usd(st.cost.usd())) }
+                            td {
+                                (usd(st.cost.usd()))
+                                @if st.cost.is_estimated() {
+                                    " " span.muted title="the provider stated no cost; this is what the call was expected to cost" { "(estimated)" }
+                                }
+                            }
                             @if admin {
                                 td.row-actions {
                                     @if failed_run && matches!(st.status, "failed" | "limit_exceeded") {

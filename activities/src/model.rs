@@ -245,6 +245,9 @@ pub struct DialogueLine {
     pub character: String,
     /// The line.
     pub line: String,
+    /// How it is said, as a screenplay's parenthetical gives it ("whispering").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parenthetical: Option<String>,
 }
 
 /// The screenplay (story department).
@@ -282,6 +285,12 @@ pub struct Sequence {
     /// the action keep their place. Empty: every line follows the first action line.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub line_positions: Vec<usize>,
+    /// How the sequence begins, when the screenplay's transition says (`dissolve`, `fade_in`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transition_in: Option<String>,
+    /// How it ends, when the screenplay says (`fade_out`, `dissolve`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transition_out: Option<String>,
 }
 
 /// A scene of the breakdown: 3-7 seconds, with what the shot needs.

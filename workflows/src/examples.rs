@@ -22,6 +22,12 @@ pub const FIELD_NOTES: &str = include_str!("../../examples/field-notes/gather.js
 /// `cast`, `places` and `objects`.
 pub const LONG_ROAD: &str = include_str!("../../examples/long-road/gather.json");
 
+/// The Night Bus: a screenplay in Fountain (`examples/night-bus/screenplay.fountain`), six
+/// scene headings and four speakers, as it is imported: one document holding the script.
+pub const NIGHT_BUS: &str = include_str!("../../examples/night-bus/gather.json");
+/// The screenplay the Night Bus example holds, as written.
+pub const NIGHT_BUS_FOUNTAIN: &str = include_str!("../../examples/night-bus/screenplay.fountain");
+
 /// Every bundled example, by the name `slate demo --example` takes.
 pub const ALL: &[(&str, &str)] = &[
     ("lantern-keeper", LANTERN_KEEPER),
@@ -29,6 +35,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("one-liners", ONE_LINERS),
     ("field-notes", FIELD_NOTES),
     ("long-road", LONG_ROAD),
+    ("night-bus", NIGHT_BUS),
 ];
 
 /// An example by name.

@@ -141,6 +141,9 @@ pub struct SceneDialogue {
     pub line: String,
     /// Synthesized audio (blob key).
     pub audio_url: Option<String>,
+    /// How it is said, as the screenplay's parenthetical gives it ("whispering").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parenthetical: Option<String>,
 }
 
 /// A sound effect cue.

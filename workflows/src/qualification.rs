@@ -725,6 +725,7 @@ pub fn scene_record(slug: &Slug, b: &SceneBreakdown, style: &StyleGuide, planner
                 character: d.character.clone(),
                 line: d.line.clone(),
                 audio_url: None,
+                parenthetical: d.parenthetical.clone(),
             })
             .collect(),
         transition_in: Some(b.transition_in.clone()),

@@ -23,6 +23,7 @@ const IDEAS: &[(&str, usize)] = &[
     ("one-liners", 6),
     ("field-notes", 4),
     ("long-road", 26),
+    ("night-bus", 6),
 ];
 
 /// The gather snapshot of an example, as `Film::gather` builds it (a document's `id` stays).
@@ -274,6 +275,101 @@ async fn field_notes_become_a_film() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_six_ideas_become_a_film() {
     example_film("long-road").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fountain_screenplay_becomes_a_film() {
+    example_film("night-bus").await;
+}
+
+/// The Night Bus example holds its screenplay exactly as the `.fountain` file has it.
+#[test]
+fn the_screenplay_example_is_its_fountain_file() {
+    let ex: Value = serde_json::from_str(examples::NIGHT_BUS).unwrap();
+    assert_eq!(
+        ex["collections"]["screenplay"][0]["text"].as_str().unwrap(),
+        examples::NIGHT_BUS_FOUNTAIN
+    );
+}
+
+/// A screenplay's scenes follow its headings in order, with the heading's place, interior or
+/// exterior and time of day; every line has its speaker and keeps its parenthetical.
+#[tokio::test]
+async fn a_screenplays_scenes_follow_its_headings() {
+    let ex: Value = serde_json::from_str(examples::NIGHT_BUS).unwrap();
+    let (sp, scenes) = scenes_of(&snapshot(&ex)).await;
+    let headings: Vec<&str> = sp.sequences.iter().map(|s| s.heading.as_str()).collect();
+    assert_eq!(
+        headings,
+        vec![
+            "EXT. BUS DEPOT - NIGHT",
+            "INT. NIGHT BUS - NIGHT",
+            "EXT. COAST ROAD - NIGHT",
+            "INT. NIGHT BUS - NIGHT",
+            "EXT. LIGHTHOUSE POINT - DAWN",
+            "INT. LIGHTHOUSE KITCHEN - MORNING",
+        ]
+    );
+    // Scenes in heading order: their places and times, run together, are the headings'.
+    let mut order: Vec<(String, String)> = vec![];
+    for s in &scenes {
+        let at = (s.location.clone(), s.time_of_day.clone());
+        if order.last() != Some(&at) {
+            order.push(at);
+        }
+    }
+    let want: Vec<(String, String)> = [
+        ("Bus Depot", "night"),
+        ("Night Bus", "night"),
+        ("Coast Road", "night"),
+        ("Night Bus", "night"),
+        ("Lighthouse Point", "dawn"),
+        ("Lighthouse Kitchen", "morning"),
+    ]
+    .iter()
+    .map(|(p, t)| (p.to_string(), t.to_string()))
+    .collect();
+    assert_eq!(order, want);
+    let lines: Vec<(&str, &str, Option<&str>)> = scenes
+        .iter()
+        .flat_map(|s| s.dialogue.iter())
+        .map(|d| {
+            (
+                d.character.as_str(),
+                d.line.as_str(),
+                d.parenthetical.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(lines.len(), 10, "{lines:?}");
+    assert_eq!(
+        lines[0],
+        (
+            "ada",
+            "It's the last one. If we miss it, we walk.",
+            Some("whispering")
+        )
+    );
+    assert_eq!(lines[3], ("ada", "Told you it was real.", Some("to Tom")));
+    assert_eq!(lines[5].0, "radio");
+    assert_eq!(lines[9], ("tom", "We didn't miss it.", None));
+    // How scenes meet: a dissolve into the dawn, a fade out at the end.
+    let dawn = scenes.iter().position(|s| s.time_of_day == "dawn").unwrap();
+    assert_eq!(scenes[dawn].transition_in, "dissolve");
+    assert_eq!(scenes[dawn - 1].transition_out, "dissolve");
+    assert_eq!(scenes.last().unwrap().transition_out, "fade_out");
+    // A screenplay is ready for the character and story departments as it is.
+    let ready = LocalPlanner.readiness(&snapshot(&ex)).await.unwrap().value;
+    for dept in ["character", "story"] {
+        let d = ready.iter().find(|d| d.department == dept).unwrap();
+        assert!(d.ready, "{dept}: {d:?}");
+    }
+    // The film's content is the screenplay, written back.
+    assert!(
+        sp.content.contains("ADA\n(whispering)\nIt's the last one."),
+        "{}",
+        sp.content
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

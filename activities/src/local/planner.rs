@@ -275,7 +275,12 @@ impl Planner for LocalPlanner {
                 .find(|p| p.name == location)
                 .map(|p| p.description.clone())
                 .unwrap_or_default();
-            let ext = !render::setting_of(&location, &description).is_interior();
+            // The heading's INT./EXT. where the gather data gave one (a screenplay); else what
+            // the place is.
+            let ext = match idea.interior {
+                Some(interior) => !interior,
+                None => !render::setting_of(&location, &description).is_interior(),
+            };
             let heading = format!(
                 "{}. {} - {}",
                 if ext { "EXT" } else { "INT" },
@@ -286,14 +291,15 @@ impl Planner for LocalPlanner {
             for u in &idea.units {
                 match u {
                     ReadUnit::Action(a) => action.push(a.clone()),
-                    ReadUnit::Line(who, line) if id_known(who) => {
+                    ReadUnit::Line(who, line, how) if id_known(who) => {
                         positions.push(action.len());
                         dialogue.push(DialogueLine {
                             character: who.clone(),
                             line: line.clone(),
+                            parenthetical: how.clone(),
                         });
                     }
-                    ReadUnit::Line(_, line) => action.push(format!("\"{line}\"")),
+                    ReadUnit::Line(_, line, _) => action.push(format!("\"{line}\"")),
                 }
             }
             content.push_str(&heading);
@@ -325,6 +331,8 @@ impl Planner for LocalPlanner {
                 props: idea.props.clone(),
                 weather: Some(idea.weather.clone()),
                 line_positions: positions,
+                transition_in: idea.transition_in.clone(),
+                transition_out: idea.transition_out.clone(),
             });
         }
         Ok(Paid::free(Screenplay {
@@ -501,15 +509,21 @@ impl Planner for LocalPlanner {
                         Unit::Line(l) => vec![l.clone()],
                         Unit::Action(_) => vec![],
                     },
-                    transition_in: if first_of_film {
-                        "fade_in"
-                    } else if ui == 0 {
-                        "dissolve"
-                    } else {
-                        "cut"
-                    }
-                    .into(),
-                    transition_out: if last_of_film { "fade_out" } else { "cut" }.into(),
+                    // A screenplay's transitions where it gives them; else fade in, dissolve
+                    // between sequences, cut within one, fade out.
+                    transition_in: match (&seq.transition_in, ui) {
+                        (Some(t), 0) if options::TRANSITION_IN.contains(&t.as_str()) => t.clone(),
+                        _ if first_of_film => "fade_in".into(),
+                        _ if ui == 0 => "dissolve".into(),
+                        _ => "cut".into(),
+                    },
+                    transition_out: match &seq.transition_out {
+                        Some(t) if ui + 1 == n && options::TRANSITION_OUT.contains(&t.as_str()) => {
+                            t.clone()
+                        }
+                        _ if last_of_film => "fade_out".into(),
+                        _ => "cut".into(),
+                    },
                 });
             }
         }
@@ -665,7 +679,10 @@ fn push_line(content: &mut String, characters: &[CharacterProfile], d: &Dialogue
         .find(|c| c.character_id == d.character)
         .map(|c| c.name.to_uppercase())
         .unwrap_or_else(|| d.character.to_uppercase());
-    content.push_str(&format!("\n{name}\n{}\n\n", d.line));
+    match &d.parenthetical {
+        Some(how) => content.push_str(&format!("\n{name}\n({how})\n{}\n\n", d.line)),
+        None => content.push_str(&format!("\n{name}\n{}\n\n", d.line)),
+    }
 }
 
 #[cfg(test)]

@@ -104,6 +104,7 @@ pub(super) fn breakdown(scene: &Scene) -> SceneBreakdown {
             .map(|d| DialogueLine {
                 character: d.character.clone(),
                 line: d.line.clone(),
+                parenthetical: d.parenthetical.clone(),
             })
             .collect(),
         transition_in: or(&scene.transition_in, "cut"),

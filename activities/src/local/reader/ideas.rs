@@ -383,7 +383,7 @@ fn build_idea(r: &mut Reading, parts: IdeaParts, prev: Option<&Idea>) -> Idea {
             .chunks(2)
         {
             // Two short sentences of one speaker make one close-up.
-            units.push(Unit::Line(id.clone(), part.join(" ")));
+            units.push(Unit::Line(id.clone(), part.join(" "), None));
         }
         if !present.contains(&id) {
             present.push(id);
@@ -503,6 +503,9 @@ fn build_idea(r: &mut Reading, parts: IdeaParts, prev: Option<&Idea>) -> Idea {
         units,
         characters: present,
         props,
+        interior: None,
+        transition_in: None,
+        transition_out: None,
     }
 }
 

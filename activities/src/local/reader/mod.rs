@@ -26,7 +26,10 @@ mod entities;
 mod ideas;
 #[rustfmt::skip]
 mod lexicon;
+mod screenplay;
 mod text;
+
+pub use screenplay::{heading as screenplay_heading, looks_like_screenplay};
 
 pub use text::*;
 
@@ -50,6 +53,8 @@ pub const LATER_WINS: &str = "where gather documents disagree, the one read late
 pub struct Reading {
     /// The film's title, when the gather data names one.
     pub title: Option<String>,
+    /// Credits a screenplay's title page gives ("Written by: …").
+    pub credits: Vec<String>,
     /// A one-sentence premise, when the gather data gives one.
     pub logline: Option<String>,
     /// Characters, merged.
@@ -130,8 +135,9 @@ pub struct PropSketch {
 pub enum Unit {
     /// A piece of action (at most [`MAX_UNIT_WORDS`] words).
     Action(String),
-    /// A line: speaker's character id, the words.
-    Line(String, String),
+    /// A line: speaker's character id, the words, and how it is said (a screenplay's
+    /// parenthetical: "whispering", "to Tom").
+    Line(String, String, Option<String>),
 }
 
 /// A scene idea.
@@ -155,6 +161,12 @@ pub struct Idea {
     pub characters: Vec<String>,
     /// Prop names present.
     pub props: Vec<String>,
+    /// Interior (`Some(true)`) or exterior, when a scene heading says (`INT.`, `EXT.`).
+    pub interior: Option<bool>,
+    /// How it begins, when a screenplay's transition says (the spec's values: `dissolve`...).
+    pub transition_in: Option<String>,
+    /// How it ends, when a screenplay's transition says.
+    pub transition_out: Option<String>,
 }
 
 // --- what a collection holds -------------------------------------------------------------------
@@ -373,8 +385,30 @@ pub fn canonical_role(text: &str) -> Option<String> {
 
 // --- the reader ---------------------------------------------------------------------------------
 
+/// Take every screenplay out of `v` (a string of any document, at any depth, that reads as
+/// one), leaving the rest to be read as usual.
+fn take_screenplays(v: &mut Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) if looks_like_screenplay(s) => {
+            out.push(std::mem::take(s));
+            *v = Value::Null;
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| take_screenplays(x, out)),
+        Value::Object(m) => m.values_mut().for_each(|x| take_screenplays(x, out)),
+        _ => {}
+    }
+}
+
 /// Read a project's gather data.
 pub fn read(g: &GatherSnapshot) -> Reading {
+    let mut screenplays = vec![];
+    let mut rest = g.clone();
+    for docs in rest.collections.values_mut() {
+        for d in docs.iter_mut() {
+            take_screenplays(d, &mut screenplays);
+        }
+    }
+    let g = &rest;
     let mut r = Reading::default();
     let mut scene_docs: Vec<Doc> = vec![];
     let mut labelled_ideas: Vec<String> = vec![];
@@ -433,6 +467,12 @@ pub fn read(g: &GatherSnapshot) -> Reading {
         scene_docs.push(flatten(&Value::String(t)));
     }
     let mut prev: Option<Idea> = None;
+    for text in &screenplays {
+        for idea in screenplay::read_screenplay(&mut r, text, prev.as_ref()) {
+            prev = Some(idea.clone());
+            r.ideas.push(idea);
+        }
+    }
     for d in &scene_docs {
         let idea = idea_from(&mut r, d, prev.as_ref());
         if idea.units.is_empty() {

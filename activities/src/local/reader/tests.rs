@@ -52,7 +52,7 @@ fn a_new_users_gather_data_is_understood() {
         .units
         .iter()
         .find_map(|u| match u {
-            Unit::Line(who, l) => Some((who.clone(), l.clone())),
+            Unit::Line(who, l, _) => Some((who.clone(), l.clone())),
             _ => None,
         })
         .unwrap();
@@ -163,7 +163,7 @@ fn notes_carry_labels_ideas_characters_and_titles() {
     assert!(r.characters[0].costume.contains("yellow raincoat"));
     assert_eq!(r.rules.len(), 1, "always makes a rule: {:?}", r.rules);
     assert!(
-        matches!(&r.ideas[1].units[0], Unit::Line(w, l) if w == "maren" && l == "Where is Tom?"),
+        matches!(&r.ideas[1].units[0], Unit::Line(w, l, _) if w == "maren" && l == "Where is Tom?"),
         "{:?}",
         r.ideas[1].units
     );
@@ -178,8 +178,154 @@ fn dialogue_pairs_are_found_whatever_their_keys_are_called() {
                         "spoken": [{"a": "Mira", "b": "It's warm. Why is it warm?"}]}]
     })));
     assert!(
-        matches!(&r.ideas[0].units[1], Unit::Line(w, _) if w == "mira"),
+        matches!(&r.ideas[0].units[1], Unit::Line(w, _, _) if w == "mira"),
         "{:?}",
         r.ideas[0].units
     );
+}
+
+const NIGHT_BUS: &str = include_str!("../../../../examples/night-bus/screenplay.fountain");
+
+/// (place, interior, time, speakers in order, lines with their delivery) of each idea.
+type Shape = Vec<(
+    String,
+    Option<bool>,
+    String,
+    Vec<(String, String, Option<String>)>,
+)>;
+
+fn shape(r: &Reading) -> Shape {
+    r.ideas
+        .iter()
+        .map(|i| {
+            (
+                i.place.clone().unwrap_or_default(),
+                i.interior,
+                i.time_of_day.clone(),
+                i.units
+                    .iter()
+                    .filter_map(|u| match u {
+                        Unit::Line(w, l, how) => Some((w.clone(), l.clone(), how.clone())),
+                        Unit::Action(_) => None,
+                    })
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_fountain_screenplay_makes_one_idea_per_heading() {
+    let r = read(&snap(json!({"my_script": [{"text": NIGHT_BUS}]})));
+    assert_eq!(r.title.as_deref(), Some("The Night Bus"));
+    assert!(
+        r.credits.iter().any(|c| c.contains("Slate Examples")),
+        "{:?}",
+        r.credits
+    );
+    let s = shape(&r);
+    let places: Vec<(&str, Option<bool>, &str)> = s
+        .iter()
+        .map(|(p, i, t, _)| (p.as_str(), *i, t.as_str()))
+        .collect();
+    assert_eq!(
+        places,
+        vec![
+            ("Bus Depot", Some(false), "night"),
+            ("Night Bus", Some(true), "night"),
+            ("Coast Road", Some(false), "night"),
+            ("Night Bus", Some(true), "night"),
+            ("Lighthouse Point", Some(false), "dawn"),
+            ("Lighthouse Kitchen", Some(true), "morning"),
+        ]
+    );
+    // Every line with its speaker, parentheticals kept as the delivery.
+    let lines: Vec<(&str, &str, Option<&str>)> = s
+        .iter()
+        .flat_map(|(_, _, _, l)| l.iter())
+        .map(|(w, l, h)| (w.as_str(), l.as_str(), h.as_deref()))
+        .collect();
+    assert_eq!(
+        lines[0],
+        (
+            "ada",
+            "It's the last one. If we miss it, we walk.",
+            Some("whispering")
+        )
+    );
+    assert_eq!(lines[1], ("tom", "We won't miss it.", None));
+    assert_eq!(lines[2].0, "mrs-okafor");
+    assert_eq!(lines[3], ("ada", "Told you it was real.", Some("to Tom")));
+    assert_eq!(
+        lines[4],
+        ("tom", "Sit down before she changes her mind.", None)
+    );
+    assert_eq!(lines[5].0, "radio");
+    assert_eq!(lines[6], ("tom", "Three more stops.", Some("quietly")));
+    assert_eq!(
+        lines[7],
+        ("mrs-okafor", "Two, if the bridge is still there.", None)
+    );
+    assert_eq!(lines.len(), 10, "{lines:?}");
+    let names: Vec<&str> = r.characters.iter().map(|c| c.name.as_str()).collect();
+    for n in ["Ada", "Tom", "Mrs. Okafor", "Radio"] {
+        assert!(names.contains(&n), "{n} in {names:?}");
+    }
+    // Introduced in capitals with a description: their looks.
+    let ada = r.characters.iter().find(|c| c.name == "Ada").unwrap();
+    assert!(
+        ada.appearance.contains("green wellies"),
+        "{}",
+        ada.appearance
+    );
+    // Notes and boneyard are not part of the script.
+    let all: String = r
+        .ideas
+        .iter()
+        .flat_map(|i| i.units.iter())
+        .map(|u| match u {
+            Unit::Action(a) => a.clone(),
+            Unit::Line(_, l, _) => l.clone(),
+        })
+        .collect();
+    assert!(
+        !all.contains("warm light") && !all.contains("fare"),
+        "{all}"
+    );
+    // Transitions: a dissolve into the dawn, a fade out at the end.
+    assert_eq!(r.ideas[3].transition_out.as_deref(), Some("dissolve"));
+    assert_eq!(r.ideas[4].transition_in.as_deref(), Some("dissolve"));
+    assert_eq!(r.ideas[5].transition_out.as_deref(), Some("fade_out"));
+}
+
+#[test]
+fn a_screenplay_pasted_as_plain_text_reads_the_same() {
+    // The ordinary layout: cues and dialogue indented, as copied from a PDF, inside a JSON
+    // field of a collection of the user's own.
+    let plain: String = NIGHT_BUS
+        .lines()
+        .map(|l| {
+            let t = l.trim();
+            let cue = !t.is_empty()
+                && t.chars()
+                    .filter(|c| c.is_alphabetic())
+                    .all(|c| c.is_uppercase())
+                && !t.starts_with("INT")
+                && !t.starts_with("EXT")
+                && !t.ends_with(':');
+            if cue {
+                format!("                         {t}")
+            } else if t.starts_with('(') {
+                format!("                    {t}")
+            } else {
+                t.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let fountain = read(&snap(json!({"script": [{"text": NIGHT_BUS}]})));
+    let pasted = read(&snap(
+        json!({"Film Stuff": [{"what": "draft", "body": plain}]}),
+    ));
+    assert_eq!(shape(&fountain), shape(&pasted));
 }

@@ -28,6 +28,7 @@ pub mod local;
 pub mod model;
 pub mod pricing;
 pub mod remote;
+pub mod screenplay;
 pub mod studio;
 pub mod traits;
 pub mod wake;

@@ -64,6 +64,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The qualified screenplay: Fountain on standard output, or files (`--fountain`, `--pdf`).
+    Screenplay {
+        /// The project's slug.
+        slug: String,
+        /// Write a PDF in the standard layout here.
+        #[arg(long)]
+        pdf: Option<PathBuf>,
+        /// Write the Fountain text here (instead of standard output).
+        #[arg(long)]
+        fountain: Option<PathBuf>,
+    },
     /// How far a project's film has come: scenes done, in flight, failed, waiting.
     Progress {
         /// The project's slug.
@@ -262,6 +273,39 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         println!(
                             "  scene {n:>3}  failed: retry it with POST /api/scenes/{{id}}/generate"
                         );
+                    }
+                    Ok(())
+                }
+                Command::Screenplay {
+                    slug,
+                    pdf,
+                    fountain,
+                } => {
+                    let state = slate_server::build(config).await?;
+                    let slug = slate_workflows::slug::Slug::parse(&slug)?;
+                    state.film.repo.project(&slug).await?;
+                    let text = state
+                        .film
+                        .screenplay_fountain(&slug)
+                        .await?
+                        .ok_or_else(|| {
+                            anyhow::anyhow!("{slug} has no screenplay yet: qualify it first")
+                        })?;
+                    if let Some(path) = &pdf {
+                        let bytes =
+                            slate_activities::screenplay::pdf(&text).context("write the PDF")?;
+                        std::fs::write(path, bytes)
+                            .with_context(|| format!("write {}", path.display()))?;
+                        eprintln!("wrote {}", path.display());
+                    }
+                    match &fountain {
+                        Some(path) => {
+                            std::fs::write(path, &text)
+                                .with_context(|| format!("write {}", path.display()))?;
+                            eprintln!("wrote {}", path.display());
+                        }
+                        None if pdf.is_none() => print!("{text}"),
+                        None => {}
                     }
                     Ok(())
                 }

@@ -562,6 +562,36 @@ async fn a_person_makes_a_film_in_the_dashboard() {
         b.find("main").await;
         b.shot(name).await;
     }
+    // The qualified screenplay downloads from the story page, as Fountain and as a PDF.
+    b.goto(&format!("{base}/projects/{SLUG}/story")).await;
+    for format in ["fountain", "pdf"] {
+        let css = format!("p.screenplay-downloads a[href$='format={format}']");
+        b.find(&css).await;
+        let href = b
+            .js(
+                "return document.querySelector(arguments[0]).getAttribute('href');",
+                json!([css]),
+            )
+            .await;
+        let href = href.as_str().unwrap().to_string();
+        let res = s
+            .http
+            .get(format!("{base}{href}"))
+            .bearer_auth(API_KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{href}");
+        let body = res.bytes().await.unwrap();
+        assert!(
+            if format == "pdf" {
+                body.starts_with(b"%PDF")
+            } else {
+                body.starts_with(b"Title: ")
+            },
+            "{href}"
+        );
+    }
     // The providers' page: who serves each activity, and the doctor's checks on request.
     b.goto(&format!("{base}/system")).await;
     let t = b.page_text().await;

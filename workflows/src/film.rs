@@ -136,6 +136,36 @@ impl Film {
             .collect())
     }
 
+    /// The qualified screenplay as Fountain (its title page, scene headings, action, cues with
+    /// the characters' names and parentheticals, transitions); `None` before the story
+    /// department has written it.
+    pub async fn screenplay_fountain(&self, slug: &Slug) -> Result<Option<String>> {
+        let Some(doc) = self.qualified(slug, "screenplay").await?.into_iter().next() else {
+            return Ok(None);
+        };
+        let sp: slate_activities::model::Screenplay = serde_json::from_value(doc).map_err(|e| {
+            crate::error::FilmError::Internal(format!("the stored screenplay: {e}"))
+        })?;
+        let names: std::collections::BTreeMap<String, String> = self
+            .qualified(slug, "character_profiles")
+            .await?
+            .into_iter()
+            .filter_map(|c| {
+                Some((
+                    c.get("character_id")?.as_str()?.to_string(),
+                    c.get("name")?.as_str()?.to_string(),
+                ))
+            })
+            .collect();
+        let credits = vec![(
+            "Source".to_string(),
+            format!("qualified by Slate from the gather data of {slug}"),
+        )];
+        Ok(Some(slate_activities::screenplay::fountain(
+            &sp, &names, &credits,
+        )))
+    }
+
     /// Store a qualified document (idempotent by id).
     pub async fn put_qualified<T: Serialize>(
         &self,

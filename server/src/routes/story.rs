@@ -19,6 +19,78 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_bible, put_bible))
         .routes(routes!(list_characters))
         .routes(routes!(put_character))
+        .routes(routes!(get_screenplay))
+}
+
+/// Which form of the screenplay.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ScreenplayQuery {
+    /// `fountain` (plain text, the default) or `pdf` (the standard layout).
+    pub format: Option<String>,
+}
+
+/// The qualified screenplay, as Fountain or as a PDF in the standard layout (Courier 12 pt,
+/// scene headings, character cues and dialogue indented).
+#[utoipa::path(get, path = "/api/projects/{slug}/screenplay", tag = "story",
+    params(SlugPath, ScreenplayQuery),
+    responses(
+        (status = 200, description = "The screenplay", content_type = "text/plain", body = String),
+        (status = 200, description = "The screenplay as a PDF", content_type = "application/pdf", body = Vec<u8>),
+        (status = 404, description = "No such project, or no screenplay yet (qualify it first)", body = ErrorBody),
+        (status = 422, description = "An unknown format", body = ErrorBody),
+    ))]
+async fn get_screenplay(
+    State(s): State<AppState>,
+    Path(p): Path<SlugPath>,
+    q: Result<axum::extract::Query<ScreenplayQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let format = q?.0.format.unwrap_or_else(|| "fountain".into());
+    if format != "fountain" && format != "pdf" {
+        return Err(crate::error::ApiError::unprocessable(format!(
+            "format `{format}` is not `fountain` or `pdf`"
+        )));
+    }
+    let slug = p.slug()?;
+    s.film.repo.project(&slug).await?;
+    let Some(text) = s.film.screenplay_fountain(&slug).await? else {
+        return Err(crate::error::ApiError::not_found(format!(
+            "{slug} has no screenplay yet: qualify it first (POST /api/projects/{slug}/qualify)"
+        )));
+    };
+    let disposition = |ext: &str| format!("attachment; filename=\"{slug}.{ext}\"");
+    if format == "pdf" {
+        let pdf = tokio::task::spawn_blocking(move || slate_activities::screenplay::pdf(&text))
+            .await
+            .map_err(crate::error::ApiError::internal)?
+            .map_err(crate::error::ApiError::internal)?;
+        return Ok((
+            [
+                (
+                    axum::http::header::CONTENT_TYPE,
+                    "application/pdf".to_string(),
+                ),
+                (axum::http::header::CONTENT_DISPOSITION, disposition("pdf")),
+            ],
+            pdf,
+        )
+            .into_response());
+    }
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; charset=utf-8".to_string(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                disposition("fountain"),
+            ),
+        ],
+        text,
+    )
+        .into_response())
 }
 
 /// The story bible with its version.

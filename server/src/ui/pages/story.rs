@@ -22,9 +22,18 @@ pub(crate) async fn show(
     let project = s.film.repo.project(&slug).await?;
     let bible = s.film.repo.story_bible(&slug).await.ok();
     let characters = s.film.repo.character_references(&slug).await?;
+    let has_screenplay = !s.film.qualified(&slug, "screenplay").await?.is_empty();
     let body = html! {
         h1 { (project.title) ": story and characters" }
         (project_tabs(slug.as_str(), "Story & characters"))
+        @if has_screenplay {
+            p.screenplay-downloads {
+                "The screenplay: "
+                a href=(format!("/api/projects/{slug}/screenplay?format=fountain")) download=(format!("{slug}.fountain")) { "Fountain" }
+                " · "
+                a href=(format!("/api/projects/{slug}/screenplay?format=pdf")) download=(format!("{slug}.pdf")) { "PDF" }
+            }
+        }
         section.card {
             h2 { "Story bible" }
             @match &bible {

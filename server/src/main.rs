@@ -64,6 +64,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A project's gathered ideas: import a file.
+    Gather {
+        #[command(subcommand)]
+        what: GatherCommand,
+    },
     /// The qualified screenplay: Fountain on standard output, or files (`--fountain`, `--pdf`).
     Screenplay {
         /// The project's slug.
@@ -94,6 +99,18 @@ enum Command {
     Bench {
         #[command(subcommand)]
         what: bench::BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum GatherCommand {
+    /// Import a screenplay (.fountain, .txt), a treatment or notes (.md, .txt) or gather
+    /// documents (.json) into a project's gather data.
+    Import {
+        /// The project's slug.
+        slug: String,
+        /// The file.
+        file: PathBuf,
     },
 }
 
@@ -273,6 +290,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         println!(
                             "  scene {n:>3}  failed: retry it with POST /api/scenes/{{id}}/generate"
                         );
+                    }
+                    Ok(())
+                }
+                Command::Gather {
+                    what: GatherCommand::Import { slug, file },
+                } => {
+                    let state = slate_server::build(config).await?;
+                    let slug = slate_workflows::slug::Slug::parse(&slug)?;
+                    state.film.repo.project(&slug).await?;
+                    let bytes =
+                        std::fs::read(&file).with_context(|| format!("read {}", file.display()))?;
+                    if bytes.len() > state.config.body_limit {
+                        anyhow::bail!(
+                            "{} is larger than {} bytes (SLATE_BODY_LIMIT_BYTES)",
+                            file.display(),
+                            state.config.body_limit
+                        );
+                    }
+                    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                    let docs = slate_workflows::import::documents_of(name, &bytes)?;
+                    let added =
+                        slate_server::routes::projects::import_documents(&state, &slug, docs)
+                            .await
+                            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+                    for d in &added {
+                        println!("added {}/{}", d.collection, d.id);
                     }
                     Ok(())
                 }

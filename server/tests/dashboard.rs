@@ -295,6 +295,34 @@ async fn a_person_makes_a_film_in_the_dashboard() {
     .await;
     assert_eq!(scratch_text().await, None, "deleted");
 
+    // --- A file imported from the project page (then taken out again, for the film below).
+    let notes = shots.join("tone-notes.md");
+    std::fs::write(&notes, "Tone: imported from a file, quiet and warm.").unwrap();
+    let input = b.find("form.upload input[type=file]").await;
+    b.fill(&input, &notes.display().to_string()).await;
+    b.click(&b.find("form.upload button[type=submit]").await)
+        .await;
+    b.wait_js(
+        "the imported file in the gather",
+        "return document.getElementById('gather').innerHTML.includes('imported from a file');",
+        Duration::from_secs(10),
+    )
+    .await;
+    let imported = s
+        .get(&format!("/api/projects/{SLUG}/gather/tone_notes"))
+        .await;
+    let id = imported["documents"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(imported["documents"][0]["body"]["file"], "tone-notes.md");
+    let (st, v) = s
+        .call(
+            Method::DELETE,
+            &format!("/api/projects/{SLUG}/gather/tone_notes/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "{v}");
+    let _ = std::fs::remove_file(&notes);
+
     // --- Readiness.
     let ready = b
         .js(

@@ -236,10 +236,11 @@ async fn auth_and_bad_input_get_clear_json_errors_and_lose_nothing() {
     };
     let res = send("not json".into()).await.unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    // Neither a task in the body nor a run in the URL: no job to wake.
     let res = send(json!({"status": "completed"}).to_string().into())
         .await
         .unwrap();
-    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
     // The server answers 413 before reading the whole body and closes the connection; on its
     // own connection, so the next request does not race that close on a pooled one.
     let res = s

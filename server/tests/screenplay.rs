@@ -179,3 +179,138 @@ fn pdftotext(file: &std::path::Path) -> String {
     );
     String::from_utf8_lossy(&out.stdout).to_string()
 }
+
+/// A screenplay file imported over the API, and by the CLI; a binary, oversized, unreadable or
+/// unknown file gets a clear 4xx and adds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_import_into_the_gather_and_bad_ones_are_refused() {
+    let s = TestServer::start(
+        Db::Sqlite,
+        ProviderSettings::default(),
+        &[("SLATE_BODY_LIMIT_BYTES", "20000")],
+    )
+    .await;
+    let (st, v) = s
+        .post(
+            "/api/projects",
+            json!({"slug": "imported", "title": "Imported"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let import = |name: &str, body: Vec<u8>| {
+        let (http, url) = (
+            s.http.clone(),
+            s.url(&format!(
+                "/api/projects/imported/gather/import?filename={name}"
+            )),
+        );
+        async move {
+            let res = http
+                .post(url)
+                .bearer_auth(API_KEY)
+                .header("content-type", "text/plain")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let st = res.status();
+            (st, res.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let fountain = slate_workflows::examples::NIGHT_BUS_FOUNTAIN;
+    let (st, v) = import("night%20bus.fountain", fountain.as_bytes().to_vec()).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(v["documents"][0]["collection"], "screenplay", "{v}");
+    let docs = s.get("/api/projects/imported/gather/screenplay").await;
+    assert_eq!(docs["documents"][0]["body"]["text"], fountain);
+    assert_eq!(docs["documents"][0]["body"]["file"], "night bus.fountain");
+    // The project reads the screenplay: six scene ideas, ready for the story department.
+    let ready = s.get("/api/projects/imported/readiness").await;
+    let story = ready["departments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["department"] == "story")
+        .unwrap()
+        .clone();
+    assert_eq!(story["ready"], true, "{ready}");
+
+    let before = s.get("/api/projects/imported/gather").await;
+    for (name, body, status, says) in [
+        (
+            "still.png",
+            vec![0x89, b'P', b'N', b'G'],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not a file Slate imports",
+        ),
+        (
+            "notes.txt",
+            vec![b'a', 0, 1, 2],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "binary",
+        ),
+        (
+            "notes.md",
+            vec![0xff, 0xfe, b'a'],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "UTF-8",
+        ),
+        (
+            "cast.json",
+            b"{\"name\": ".to_vec(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not valid JSON",
+        ),
+        (
+            "long.txt",
+            vec![b'a'; 30_000],
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "SLATE_BODY_LIMIT_BYTES",
+        ),
+    ] {
+        let (st, v) = import(name, body).await;
+        assert_eq!(st, status, "{name}: {v}");
+        assert!(is_error(&v), "{name}: {v}");
+        let m = v["error"]["message"].as_str().unwrap();
+        assert!(m.contains(says), "{name}: {m}");
+    }
+    assert_eq!(
+        s.get("/api/projects/imported/gather").await,
+        before,
+        "nothing added"
+    );
+
+    // The CLI: a treatment in Markdown.
+    let file = s.data.join("My Treatment.md");
+    std::fs::write(&file, "This is the story of two cousins, Ada and Tom.").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_slate"))
+        .args(["gather", "import", "imported"])
+        .arg(&file)
+        .env("SLATE_DATA_DIR", &s.data)
+        .env("SLATE_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("added my_treatment/"));
+    let docs = s.get("/api/projects/imported/gather/my_treatment").await;
+    assert_eq!(
+        docs["documents"][0]["body"]["text"],
+        "This is the story of two cousins, Ada and Tom."
+    );
+    let bin = s.data.join("x.json");
+    std::fs::write(&bin, [0u8, 1, 2]).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_slate"))
+        .args(["gather", "import", "imported"])
+        .arg(&bin)
+        .env("SLATE_DATA_DIR", &s.data)
+        .env("SLATE_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("binary"));
+    s.stop().await;
+}

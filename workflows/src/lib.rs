@@ -23,6 +23,7 @@ pub mod examples;
 pub mod film;
 pub mod film_workflow;
 pub mod generation;
+pub mod import;
 pub mod model;
 pub mod production;
 pub mod qualification;

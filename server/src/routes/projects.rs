@@ -27,6 +27,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(create_project, list_projects))
         .routes(routes!(get_project))
         .routes(routes!(gather_collections))
+        .routes(routes!(import_gather))
         .routes(routes!(add_gather_doc, list_gather))
         .routes(routes!(replace_gather_doc, delete_gather_doc))
         .routes(routes!(list_qualified))
@@ -398,4 +399,100 @@ async fn project_events(
     Ok(Json(ProjectEvents {
         events: s.film.repo.project_events(&slug).await?,
     }))
+}
+
+/// Which file is imported.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ImportQuery {
+    /// The file's name: its extension says how it is read (`.fountain`, `.txt`, `.md`, `.json`).
+    #[param(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"\.(fountain|txt|md|json|FOUNTAIN|TXT|MD|JSON)$"
+    )]
+    pub filename: String,
+}
+
+/// What an import added.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportedDocs {
+    /// The documents added: collection and id, in order.
+    pub documents: Vec<ImportedDoc>,
+}
+
+/// One document an import added.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportedDoc {
+    /// Its collection (`screenplay` for a screenplay).
+    pub collection: String,
+    /// Its id.
+    pub id: String,
+}
+
+/// Import a file into the gather data: a screenplay (`.fountain`, or `.txt` in the ordinary
+/// layout), a treatment or notes (`.txt`, `.md`), or gather documents (`.json`: an export with
+/// `collections`, a list of documents, or one). The body is the file's bytes (UTF-8 text, up to
+/// `SLATE_BODY_LIMIT_BYTES`); nothing is added when any of it cannot be read.
+#[utoipa::path(post, path = "/api/projects/{slug}/gather/import", tag = "projects",
+    params(SlugPath, ImportQuery),
+    request_body(content = String, content_type = "text/plain", description = "The file's bytes"),
+    responses(
+        (status = 201, description = "Added", body = ImportedDocs),
+        (status = 404, description = "No such project", body = ErrorBody),
+        (status = 409, description = "A document with one of the file's ids exists", body = ErrorBody),
+        (status = 413, description = "The file is larger than SLATE_BODY_LIMIT_BYTES", body = ErrorBody),
+        (status = 422, description = "Not a file Slate can read (binary, not UTF-8, bad JSON, another extension)", body = ErrorBody),
+        (status = 423, description = "The gather is locked: qualification started", body = ErrorBody),
+    ))]
+async fn import_gather(
+    State(s): State<AppState>,
+    Path(p): Path<SlugPath>,
+    q: Result<axum::extract::Query<ImportQuery>, axum::extract::rejection::QueryRejection>,
+    req: axum::extract::Request,
+) -> ApiResult<Response> {
+    let q = q?.0;
+    let slug = p.slug()?;
+    s.film.repo.project(&slug).await?;
+    let bytes = axum::body::to_bytes(req.into_body(), s.config.body_limit)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!(
+                    "the file is larger than {} bytes (SLATE_BODY_LIMIT_BYTES)",
+                    s.config.body_limit
+                ),
+            )
+        })?;
+    let docs = slate_workflows::import::documents_of(&q.filename, &bytes)?;
+    let documents = import_documents(&s, &slug, docs).await?;
+    Ok(created(ImportedDocs { documents }))
+}
+
+/// Add imported documents to a project's gather (the API's and the CLI's).
+pub async fn import_documents(
+    s: &AppState,
+    slug: &slate_workflows::slug::Slug,
+    docs: Vec<slate_workflows::import::Imported>,
+) -> ApiResult<Vec<ImportedDoc>> {
+    let mut out = vec![];
+    for d in docs {
+        let id = s
+            .film
+            .docs
+            .insert(
+                &Namespace::Gather(slug.clone()),
+                &d.collection,
+                d.id,
+                d.body,
+            )
+            .await?;
+        out.push(ImportedDoc {
+            collection: d.collection,
+            id,
+        });
+    }
+    Ok(out)
 }

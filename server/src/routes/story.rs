@@ -27,7 +27,17 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct ScreenplayQuery {
     /// `fountain` (plain text, the default) or `pdf` (the standard layout).
-    pub format: Option<String>,
+    pub format: Option<ScreenplayFormat>,
+}
+
+/// A screenplay's form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ScreenplayFormat {
+    /// Fountain, plain text.
+    Fountain,
+    /// A PDF in the standard layout.
+    Pdf,
 }
 
 /// The qualified screenplay, as Fountain or as a PDF in the standard layout (Courier 12 pt,
@@ -35,8 +45,10 @@ pub struct ScreenplayQuery {
 #[utoipa::path(get, path = "/api/projects/{slug}/screenplay", tag = "story",
     params(SlugPath, ScreenplayQuery),
     responses(
-        (status = 200, description = "The screenplay", content_type = "text/plain", body = String),
-        (status = 200, description = "The screenplay as a PDF", content_type = "application/pdf", body = Vec<u8>),
+        (status = 200, description = "The screenplay: Fountain text, or a PDF", content(
+            (String = "text/plain"),
+            (Vec<u8> = "application/pdf"),
+        )),
         (status = 404, description = "No such project, or no screenplay yet (qualify it first)", body = ErrorBody),
         (status = 422, description = "An unknown format", body = ErrorBody),
     ))]
@@ -46,12 +58,7 @@ async fn get_screenplay(
     q: Result<axum::extract::Query<ScreenplayQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<axum::response::Response> {
     use axum::response::IntoResponse;
-    let format = q?.0.format.unwrap_or_else(|| "fountain".into());
-    if format != "fountain" && format != "pdf" {
-        return Err(crate::error::ApiError::unprocessable(format!(
-            "format `{format}` is not `fountain` or `pdf`"
-        )));
-    }
+    let format = q?.0.format.unwrap_or(ScreenplayFormat::Fountain);
     let slug = p.slug()?;
     s.film.repo.project(&slug).await?;
     let Some(text) = s.film.screenplay_fountain(&slug).await? else {
@@ -60,7 +67,7 @@ async fn get_screenplay(
         )));
     };
     let disposition = |ext: &str| format!("attachment; filename=\"{slug}.{ext}\"");
-    if format == "pdf" {
+    if format == ScreenplayFormat::Pdf {
         let pdf = tokio::task::spawn_blocking(move || slate_activities::screenplay::pdf(&text))
             .await
             .map_err(crate::error::ApiError::internal)?

@@ -45,6 +45,7 @@ pub struct WebhookQuery {
     /// The callback URL's token (or send `X-Webhook-Secret`).
     pub token: Option<String>,
     /// The run the callback is about (video callbacks).
+    #[param(value_type = Option<String>, format = Uuid)]
     pub run: Option<String>,
     /// Our reference for the task (last-frame and stitch callbacks).
     #[serde(rename = "ref")]
@@ -73,8 +74,8 @@ pub struct TaskWebhook {
     /// The clip's length, seconds.
     pub duration: Option<f64>,
     /// The stitch callback's metadata (`project_id`).
-    #[schema(value_type = Object)]
-    pub metadata: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Map<String, Value>>,
 }
 
 /// What a webhook did.
@@ -228,6 +229,23 @@ async fn task(
     req: Request,
 ) -> ApiResult<Json<Delivered>> {
     check(&s, &headers, req.uri())?;
+    // A `run` in the URL, even an empty one, must be a run id (the query extractor reads an
+    // empty value as absent).
+    let run_given = req
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .find_map(|p| p.strip_prefix("run="))
+        .map(str::to_string);
+    if let Some(r) = run_given
+        && r.parse::<RunId>().is_err()
+    {
+        return Err(ApiError::unprocessable(format!(
+            "`{}` in the callback URL is not a run id",
+            r.chars().take(60).collect::<String>()
+        )));
+    }
     let bytes = read_body(req).await?;
     let (raw, w): (Value, TaskWebhook) = parse(&bytes)?;
     let status = w
@@ -253,8 +271,8 @@ async fn task(
             (Some(t), _) => t,
             (None, Some(run)) => video_job_of(&s, run).await?,
             (None, None) => {
-                return Err(ApiError::unprocessable(
-                    "a video callback needs `task_id` in its body, or the run in the callback URL's query (the URLs Slate sends carry it)",
+                return Err(ApiError::not_found(
+                    "no job to wake: a video callback names its task (`task_id` in the body) or its run (the callback URLs Slate sends carry `?run=`)",
                 ));
             }
         };
@@ -282,10 +300,10 @@ async fn task(
         (status = 200, description = "Received", body = Delivered),
         (status = 400, description = "The body is not JSON", body = ErrorBody),
         (status = 401, description = "Neither the secret nor this URL's token", body = ErrorBody),
-        (status = 404, description = "The run in the URL does not exist", body = ErrorBody),
+        (status = 404, description = "No job to wake: the body names no task and the URL no run or reference, or the run does not exist", body = ErrorBody),
         (status = 409, description = "The run in the URL has no video job to wake", body = ErrorBody),
         (status = 413, description = "The body is over 1 MiB", body = ErrorBody),
-        (status = 422, description = "The body names no task and the URL no run or reference", body = ErrorBody),
+        (status = 422, description = "The body or query does not fit (a run that is not an id)", body = ErrorBody),
     ))]
 async fn video_complete(
     State(s): State<AppState>,
@@ -303,10 +321,10 @@ async fn video_complete(
         (status = 200, description = "Received", body = Delivered),
         (status = 400, description = "The body is not JSON", body = ErrorBody),
         (status = 401, description = "Neither the secret nor this URL's token", body = ErrorBody),
-        (status = 404, description = "The run in the URL does not exist", body = ErrorBody),
+        (status = 404, description = "No job to wake: the body names no task and the URL no run or reference, or the run does not exist", body = ErrorBody),
         (status = 409, description = "The run in the URL has no video job to wake", body = ErrorBody),
         (status = 413, description = "The body is over 1 MiB", body = ErrorBody),
-        (status = 422, description = "The body names no task and the URL no run or reference", body = ErrorBody),
+        (status = 422, description = "The body or query does not fit (a run that is not an id)", body = ErrorBody),
     ))]
 async fn last_frame_complete(
     State(s): State<AppState>,
@@ -324,10 +342,10 @@ async fn last_frame_complete(
         (status = 200, description = "Received", body = Delivered),
         (status = 400, description = "The body is not JSON", body = ErrorBody),
         (status = 401, description = "Neither the secret nor this URL's token", body = ErrorBody),
-        (status = 404, description = "The run in the URL does not exist", body = ErrorBody),
+        (status = 404, description = "No job to wake: the body names no task and the URL no run or reference, or the run does not exist", body = ErrorBody),
         (status = 409, description = "The run in the URL has no video job to wake", body = ErrorBody),
         (status = 413, description = "The body is over 1 MiB", body = ErrorBody),
-        (status = 422, description = "The body names no task and the URL no run or reference", body = ErrorBody),
+        (status = 422, description = "The body or query does not fit (a run that is not an id)", body = ErrorBody),
     ))]
 async fn stitch_complete(
     State(s): State<AppState>,

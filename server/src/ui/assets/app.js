@@ -35,7 +35,11 @@
     const token = csrf();
     if (token) headers['X-CSRF-Token'] = token;
     const init = { method: method, headers: headers, credentials: 'same-origin' };
-    if (body !== undefined) {
+    if (body instanceof Blob) {
+      // A file, sent as it is (an import).
+      headers['Content-Type'] = body.type || 'application/octet-stream';
+      init.body = body;
+    } else if (body !== undefined) {
       headers['Content-Type'] = 'application/json';
       init.body = JSON.stringify(body);
     }
@@ -186,6 +190,15 @@
 
   document.addEventListener('submit', function (ev) {
     const form = ev.target;
+    if (form.dataset && form.dataset.upload) {
+      // A file import: its bytes as the body, its name in the query.
+      ev.preventDefault();
+      const input = form.querySelector('input[type=file]');
+      const file = input && input.files && input.files[0];
+      if (!file) { toast('Choose a file to import.'); return; }
+      run(form, { method: 'POST', url: form.dataset.upload + '?filename=' + encodeURIComponent(file.name), body: file });
+      return;
+    }
     if (!form.dataset || !form.dataset.api) return;
     ev.preventDefault();
     let req;

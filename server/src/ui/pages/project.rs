@@ -132,6 +132,12 @@ pub(crate) async fn show(
                     label { "First document" textarea name="body" rows="2" data-json spellcheck="false" placeholder=r#"{"text": "..."}"# {} }
                     button type="submit" { "Add" }
                 }
+                form.upload.inline-form data-upload=(format!("/api/projects/{slug}/gather/import")) data-then="reload" {
+                    label { "Import a file (a screenplay in .fountain or .txt, a treatment or notes in .md or .txt, gather documents in .json)"
+                        input type="file" name="file" accept=".fountain,.txt,.md,.json" required;
+                    }
+                    button type="submit" { "Import" }
+                }
             }
         }
     };

@@ -304,7 +304,82 @@ fn drop_repeats(units: Vec<String>) -> Vec<String> {
 /// the lines come before the action.
 type Piece = (String, Vec<(Option<String>, String)>, bool);
 
-fn build_idea(r: &mut Reading, parts: IdeaParts, prev: Option<&Idea>) -> Idea {
+/// Words that only move the story along in time ("Later.", "Meanwhile.", "The next day.").
+const CONNECTORS: &[&str] = &[
+    "later",
+    "meanwhile",
+    "then",
+    "next",
+    "afterwards",
+    "afterward",
+    "moments",
+    "much",
+    "soon",
+    "after",
+    "that",
+    "the",
+    "a",
+    "day",
+    "days",
+    "hours",
+    "hour",
+    "minutes",
+    "weeks",
+    "same",
+    "time",
+    "following",
+    "suddenly",
+    "now",
+    "still",
+    "again",
+];
+
+/// A piece of text too short to be a scene that only says when, in what weather, or that time
+/// passes ("Dusk.", "Rain.", "Later."): it sets the time or weather of what follows.
+fn fragment(text: &str) -> Option<(Option<&'static str>, Option<&'static str>)> {
+    let ws = words(text);
+    if ws.is_empty() || ws.len() > 3 {
+        return None;
+    }
+    let time = time_in(text);
+    let weather = weather_in(text);
+    let passing = ws.iter().all(|w| CONNECTORS.contains(&w.as_str()));
+    let only_when = ws.iter().all(|w| {
+        CONNECTORS.contains(&w.as_str())
+            || time_in(w).is_some()
+            || weather_in(w).is_some()
+            || [
+                "at", "in", "by", "of", "early", "late", "deep", "heavy", "light",
+            ]
+            .contains(&w.as_str())
+    });
+    (passing || (only_when && (time.is_some() || weather.is_some()))).then_some((time, weather))
+}
+
+fn build_idea(r: &mut Reading, mut parts: IdeaParts, prev: Option<&Idea>) -> Idea {
+    // Fragments ("Dusk.") set the time or weather of what follows; they are not scenes.
+    let mut prose = vec![];
+    for p in std::mem::take(&mut parts.prose) {
+        let kept: Vec<String> = sentences(&p)
+            .into_iter()
+            .filter(|s| match fragment(s) {
+                Some((t, w)) => {
+                    if let Some(t) = t {
+                        parts.time.get_or_insert(t);
+                    }
+                    if let Some(w) = w {
+                        parts.weather.get_or_insert(w);
+                    }
+                    false
+                }
+                None => true,
+            })
+            .collect();
+        if !kept.is_empty() {
+            prose.push(kept.join(" "));
+        }
+    }
+    parts.prose = prose;
     let all_text = parts.prose.join(" ");
     // Sentences, with their quotations taken out as lines.
     // (action, its lines, whether the lines come first)
@@ -498,6 +573,7 @@ fn build_idea(r: &mut Reading, parts: IdeaParts, prev: Option<&Idea>) -> Idea {
         summary,
         place,
         place_given,
+        time_given: parts.time.is_some() || time_in(&all_text).is_some(),
         time_of_day: time,
         weather,
         units,

@@ -153,6 +153,10 @@ pub struct Idea {
     pub place_given: bool,
     /// Time of day (the spec's values).
     pub time_of_day: String,
+    /// Whether the idea itself says when (a heading's time, a time word in its text); else
+    /// the time comes from the scene before at the same place, or the film's premise and
+    /// setting notes.
+    pub time_given: bool,
     /// Weather (the spec's values).
     pub weather: String,
     /// Action and dialogue, in order.
@@ -473,14 +477,33 @@ pub fn read(g: &GatherSnapshot) -> Reading {
             r.ideas.push(idea);
         }
     }
+    // An idea that is only a fragment ("Dusk.") is no scene: it sets the time of the next.
+    let mut carry: Option<Idea> = None;
     for d in &scene_docs {
-        let idea = idea_from(&mut r, d, prev.as_ref());
+        let mut idea = idea_from(&mut r, d, carry.as_ref().or(prev.as_ref()));
+        if carry.is_some() && !idea.units.is_empty() {
+            // Its time came from the fragment before it ("Dusk."): said, not carried.
+            idea.time_given = true;
+        }
         if idea.units.is_empty() {
+            if idea.time_of_day
+                != prev
+                    .as_ref()
+                    .map(|p| p.time_of_day.clone())
+                    .unwrap_or_default()
+            {
+                carry = Some(Idea {
+                    place: prev.as_ref().and_then(|p| p.place.clone()),
+                    ..idea
+                });
+            }
             continue;
         }
+        carry = None;
         prev = Some(idea.clone());
         r.ideas.push(idea);
     }
+    carry_times(&mut r);
     if r.logline.is_none() {
         r.logline = r.ideas.first().map(|i| i.summary.clone());
     }
@@ -493,6 +516,64 @@ pub fn read(g: &GatherSnapshot) -> Reading {
         }
     }
     r
+}
+
+/// Words of a premise or setting note that put a whole film at night.
+const NIGHT_WORDS: &[&str] = &[
+    "midnight",
+    "moon",
+    "moonlight",
+    "moonlit",
+    "dark",
+    "darkness",
+    "lamplight",
+    "starlight",
+    "candlelight",
+    "night",
+    "nights",
+    "nocturnal",
+];
+
+/// The time of day the premise and the setting notes give the whole film, if any.
+fn film_time(r: &Reading) -> Option<&'static str> {
+    let text: Vec<&str> = r
+        .logline
+        .iter()
+        .map(String::as_str)
+        .chain(r.notes.iter().map(String::as_str))
+        .chain(r.style.iter().map(String::as_str))
+        .chain(r.rules.iter().map(|(_, s)| s.as_str()))
+        .collect();
+    let all = text.join(" ");
+    if words(&all)
+        .iter()
+        .any(|w| NIGHT_WORDS.contains(&w.as_str()))
+    {
+        return Some("night");
+    }
+    time_in(&all)
+}
+
+/// A scene that says no time of day takes it from the scene before at the same place, else
+/// from the premise and setting notes, else from the scene before it.
+fn carry_times(r: &mut Reading) {
+    let film = film_time(r);
+    for i in 0..r.ideas.len() {
+        if r.ideas[i].time_given {
+            continue;
+        }
+        let same_place = r.ideas[..i]
+            .iter()
+            .rev()
+            .find(|p| p.place.is_some() && p.place == r.ideas[i].place)
+            .map(|p| p.time_of_day.clone());
+        let time = same_place
+            .or_else(|| film.map(str::to_string))
+            .or_else(|| i.checked_sub(1).map(|j| r.ideas[j].time_of_day.clone()));
+        if let Some(t) = time {
+            r.ideas[i].time_of_day = t;
+        }
+    }
 }
 
 /// A document may hold one entity or a list of them (`{"cast": [{...}, {...}]}`).

@@ -430,6 +430,8 @@ fn idea_of(r: &mut Reading, s: Scene, prev: Option<&Idea>) -> Idea {
             ),
         })
     };
+    let time_given =
+        s.time.as_deref().and_then(heading_time).is_some() || time_in(&all_text).is_some();
     let time = s
         .time
         .as_deref()
@@ -470,6 +472,7 @@ fn idea_of(r: &mut Reading, s: Scene, prev: Option<&Idea>) -> Idea {
         place_given: !s.place.is_empty(),
         place,
         time_of_day: time,
+        time_given,
         weather,
         units: s.units,
         characters,

@@ -329,3 +329,54 @@ fn a_screenplay_pasted_as_plain_text_reads_the_same() {
     ));
     assert_eq!(shape(&fountain), shape(&pasted));
 }
+
+#[test]
+fn fragments_set_the_time_of_what_follows_and_brackets_stay_whole() {
+    let r = read(&snap(json!({
+        "my_ideas": [
+            {"text": "Ada (9, green wellies. Always muddy.) runs down to the harbour wall."},
+            {"text": "Dusk."},
+            {"text": "Tom lights the lamp in the lighthouse kitchen."},
+            {"text": "Later. Rain. Tom and Ada share soup by the stove in the lighthouse kitchen."}
+        ]
+    })));
+    let texts: Vec<String> = r
+        .ideas
+        .iter()
+        .flat_map(|i| i.units.iter())
+        .filter_map(|u| match u {
+            Unit::Action(a) => Some(a.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(r.ideas.len(), 3, "no scene of a fragment: {texts:?}");
+    for t in &texts {
+        assert!(
+            words(t).len() > 3,
+            "a fragment became a scene: {t:?} in {texts:?}"
+        );
+        assert_eq!(
+            t.matches('(').count(),
+            t.matches(')').count(),
+            "cut inside brackets: {t}"
+        );
+    }
+    // "Dusk." sets the time of the next idea; "Rain." the weather of its own.
+    assert_eq!(r.ideas[1].time_of_day, "evening", "{:?}", r.ideas[1]);
+    assert_eq!(r.ideas[2].weather, "rainy");
+}
+
+#[test]
+fn a_night_film_is_drawn_at_night() {
+    // The premise says midnight and moonlight; no scene says when.
+    let r = read(&snap(json!({
+        "premise": [{"logline": "Two cousins cross the moor at midnight, by moonlight, to find a lost dog."}],
+        "my_ideas": [
+            {"text": "Ada climbs the stile at the edge of the moor."},
+            {"text": "Tom hears the dog barking across the bog."},
+            {"text": "At dawn they carry the dog home to the farm."}
+        ]
+    })));
+    let times: Vec<&str> = r.ideas.iter().map(|i| i.time_of_day.as_str()).collect();
+    assert_eq!(times, vec!["night", "night", "dawn"], "{:?}", r.ideas);
+}

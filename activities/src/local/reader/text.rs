@@ -117,12 +117,14 @@ pub fn looks_like_name(s: &str) -> bool {
     })
 }
 
-/// Split text into sentences, never inside quotes. Abbreviations such as "Mr." do not end one.
+/// Split text into sentences, never inside quotes or brackets ("Ada (9, green wellies. Always
+/// muddy.) waits." is one). Abbreviations such as "Mr." do not end one.
 pub fn sentences(text: &str) -> Vec<String> {
     let chars: Vec<char> = text.chars().collect();
     let mut out = vec![];
     let mut cur = String::new();
     let mut in_quote = false;
+    let mut depth = 0usize;
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
@@ -131,9 +133,12 @@ pub fn sentences(text: &str) -> Vec<String> {
             '"' => in_quote = !in_quote,
             '\u{201c}' => in_quote = true,
             '\u{201d}' => in_quote = false,
-            '\n' if !in_quote => {
+            '(' | '[' => depth += 1,
+            ')' | ']' => depth = depth.saturating_sub(1),
+            '\n' if !in_quote && depth == 0 => {
                 push_sentence(&mut out, &mut cur);
             }
+            '.' | '!' | '?' if !in_quote && depth > 0 => {}
             '.' | '!' | '?' if !in_quote => {
                 // Swallow closing punctuation, then end the sentence at a space or the end.
                 while i + 1 < chars.len() && matches!(chars[i + 1], '.' | '!' | '?' | ')') {
@@ -452,6 +457,18 @@ pub fn weather_in(text: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sentences_do_not_split_inside_brackets() {
+        let s = sentences("Ada (9, green wellies. Always muddy.) waits. Tom (12) runs.");
+        assert_eq!(
+            s,
+            vec![
+                "Ada (9, green wellies. Always muddy.) waits.",
+                "Tom (12) runs."
+            ]
+        );
+    }
 
     #[test]
     fn sentences_do_not_split_inside_quotes_or_after_titles() {

@@ -473,7 +473,7 @@ impl Planner for LocalPlanner {
                 let props: Vec<String> = seq
                     .props
                     .iter()
-                    .filter(|p| ui == 0 || mentions(&text, p))
+                    .filter(|p| ui == 0 || reader::mentions_object(&text, p))
                     .cloned()
                     .collect();
                 scenes.push(SceneBreakdown {

@@ -518,7 +518,7 @@ fn build_idea(r: &mut Reading, mut parts: IdeaParts, prev: Option<&Idea>) -> Ide
     }
     let mut props = parts.props.clone();
     for p in &r.props {
-        if mentions(&all_text, &p.name) && !props.contains(&p.name) {
+        if mentions_object(&all_text, &p.name) && !props.contains(&p.name) {
             props.push(p.name.clone());
         }
     }

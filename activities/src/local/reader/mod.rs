@@ -451,6 +451,23 @@ pub fn read(g: &GatherSnapshot) -> Reading {
         let c = character_from(d);
         merge_character(&mut r, c);
     }
+    // A premise among the scene ideas or the notes is about the whole film: the logline and
+    // the looks of the people it names, never a scene.
+    scene_docs.retain(|d| {
+        let text: Vec<&str> = d.leaves.iter().map(|l| l.text.as_str()).collect();
+        let text = text.join(" ");
+        if is_premise(&text) {
+            read_premise(&mut r, &text);
+            false
+        } else {
+            true
+        }
+    });
+    for n in r.notes.clone() {
+        if is_premise(&n) {
+            read_premise(&mut r, &n);
+        }
+    }
     for d in &place_docs {
         merge_place(&mut r, place_from(d), false);
     }
@@ -504,6 +521,7 @@ pub fn read(g: &GatherSnapshot) -> Reading {
         r.ideas.push(idea);
     }
     carry_times(&mut r);
+    spellings(&mut r, g, &screenplays);
     if r.logline.is_none() {
         r.logline = r.ideas.first().map(|i| i.summary.clone());
     }
@@ -516,6 +534,145 @@ pub fn read(g: &GatherSnapshot) -> Reading {
         }
     }
     r
+}
+
+/// How people begin a note about a whole film: a premise, a logline, a synopsis.
+const PREMISE_OPENINGS: &[&str] = &[
+    "this is the story of",
+    "this is a story about",
+    "this is a film about",
+    "the story of",
+    "a story about",
+    "a story of",
+    "a film about",
+    "a short film about",
+    "a tale of",
+    "the film follows",
+    "this film follows",
+    "our film follows",
+    "it is the story of",
+    "it's the story of",
+    "it's about",
+    "it is about",
+    "our story is about",
+    "the story follows",
+    "in this film",
+    "logline:",
+    "premise:",
+    "synopsis:",
+];
+
+/// Whether a text is about the whole film rather than a moment of it.
+fn is_premise(text: &str) -> bool {
+    let t = text.trim().to_lowercase();
+    PREMISE_OPENINGS.iter().any(|p| t.starts_with(p))
+        || (t.contains(" is the story of ") && words(&t).len() >= 8)
+}
+
+/// Names written with a description in brackets: "Ada (9, green wellies)" -> ("Ada", "9, green
+/// wellies"). One to three capitalised words right before the bracket.
+pub(crate) fn named_with_looks(text: &str) -> Vec<(String, String)> {
+    let mut out = vec![];
+    let mut rest = text;
+    while let Some(open) = rest.find('(') {
+        let Some(close) = rest[open..].find(')') else {
+            break;
+        };
+        let inside = rest[open + 1..open + close].trim().to_string();
+        let name: Vec<&str> = rest[..open]
+            .split_whitespace()
+            .rev()
+            .take_while(|w| {
+                w.chars().next().is_some_and(char::is_uppercase)
+                    && w.chars()
+                        .all(|c| c.is_alphabetic() || c == '\'' || c == '-')
+            })
+            .take(3)
+            .collect();
+        if !name.is_empty() && !inside.is_empty() {
+            let name: Vec<&str> = name.into_iter().rev().collect();
+            out.push((name.join(" "), inside));
+        }
+        rest = &rest[open + close + 1..];
+    }
+    out
+}
+
+/// A premise: the film's logline, and the people it names with their looks.
+fn read_premise(r: &mut Reading, text: &str) {
+    if r.logline.is_none() {
+        r.logline = Some(clip(text.trim(), 300));
+    }
+    for (name, looks) in named_with_looks(text) {
+        // "The story (2019)" is no one: a name has no digits and is not a stop word.
+        if words(&name).iter().any(|w| STOP.contains(&w.as_str())) {
+            continue;
+        }
+        merge_character(
+            r,
+            CharacterSketch {
+                id: id_for(&name),
+                name: name.clone(),
+                appearance: looks,
+                ..Default::default()
+            },
+        );
+    }
+}
+
+fn strings_of(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(a) => a.iter().for_each(|x| strings_of(x, out)),
+        Value::Object(m) => m.values().for_each(|x| strings_of(x, out)),
+        _ => {}
+    }
+}
+
+/// Each character under the spelling of their name most used in the gather data ("ada" once,
+/// "Ada" everywhere else: Ada); a tie goes to the capitalised one.
+fn spellings(r: &mut Reading, g: &GatherSnapshot, screenplays: &[String]) {
+    let mut texts: Vec<String> = screenplays.to_vec();
+    for docs in g.collections.values() {
+        for d in docs {
+            strings_of(d, &mut texts);
+        }
+    }
+    for c in r.characters.iter_mut() {
+        let target = c.name.to_lowercase();
+        let n = target.split_whitespace().count();
+        if n == 0 {
+            continue;
+        }
+        let mut counts: Vec<(String, usize)> = vec![];
+        for t in &texts {
+            let toks: Vec<&str> = t
+                .split(|ch: char| !(ch.is_alphanumeric() || ch == '\'' || ch == '.'))
+                .filter(|w| !w.is_empty())
+                .map(|w| w.trim_end_matches('.'))
+                .collect();
+            for win in toks.windows(n) {
+                let written = win.join(" ");
+                if written.to_lowercase() == target {
+                    match counts.iter_mut().find(|(w, _)| *w == written) {
+                        Some((_, k)) => *k += 1,
+                        None => counts.push((written, 1)),
+                    }
+                }
+            }
+        }
+        // A screenplay's cues are capitals by convention, not a spelling: they count as the
+        // name as people write it.
+        counts.retain(|(w, _)| w.chars().any(char::is_lowercase) || w.len() <= 1);
+        if let Some((best, _)) = counts.iter().max_by(|a, b| {
+            a.1.cmp(&b.1).then_with(|| {
+                let cap = |w: &str| w.chars().next().is_some_and(char::is_uppercase);
+                cap(&a.0).cmp(&cap(&b.0))
+            })
+        }) {
+            c.name = best.clone();
+        }
+    }
 }
 
 /// Words of a premise or setting note that put a whole film at night.

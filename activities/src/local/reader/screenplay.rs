@@ -453,7 +453,7 @@ fn idea_of(r: &mut Reading, s: Scene, prev: Option<&Idea>) -> Idea {
     let props: Vec<String> = r
         .props
         .iter()
-        .filter(|p| mentions(&all_text, &p.name))
+        .filter(|p| mentions_object(&all_text, &p.name))
         .map(|p| p.name.clone())
         .collect();
     let summary = sentences(&all_text)

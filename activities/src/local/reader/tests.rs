@@ -380,3 +380,82 @@ fn a_night_film_is_drawn_at_night() {
     let times: Vec<&str> = r.ideas.iter().map(|i| i.time_of_day.as_str()).collect();
     assert_eq!(times, vec!["night", "night", "dawn"], "{:?}", r.ideas);
 }
+
+#[test]
+fn a_premise_is_no_scene_and_gives_the_logline_and_looks() {
+    let r = read(&snap(json!({
+        "our_story": [
+            {"text": "This is the story of two cousins, Ada (9, green wellies) and Tom (12, freckles, round glasses), who cross the moor to find a lost dog."},
+            {"text": "Ada climbs the stile at the edge of the moor while Tom holds the torch."},
+            {"text": "Tom hears the dog barking across the bog and wades in after it."},
+            {"text": "They carry the dog home to the farm as the sun comes up."}
+        ]
+    })));
+    assert_eq!(
+        r.ideas.len(),
+        3,
+        "the premise makes no scene: {:?}",
+        r.ideas
+    );
+    assert!(r.ideas.iter().all(|i| !i.summary.contains("story of")));
+    assert!(
+        r.logline
+            .as_deref()
+            .unwrap_or("")
+            .contains("story of two cousins")
+    );
+    let ada = r
+        .characters
+        .iter()
+        .find(|c| c.name == "Ada")
+        .expect("Ada from the premise");
+    assert!(
+        ada.appearance.contains("green wellies"),
+        "{}",
+        ada.appearance
+    );
+    assert!(!ada.from_scenes);
+    let tom = r.characters.iter().find(|c| c.name == "Tom").expect("Tom");
+    assert!(
+        tom.appearance.contains("round glasses"),
+        "{}",
+        tom.appearance
+    );
+    // Present in the scenes that name them.
+    assert!(r.ideas[0].characters.contains(&ada.id));
+}
+
+#[test]
+fn the_most_used_spelling_of_a_name_wins() {
+    let r = read(&snap(json!({
+        "raw_characters": [{"name": "ada", "appearance": "nine, green wellies"}],
+        "my_ideas": [
+            {"text": "Ada climbs the stile at the edge of the moor."},
+            {"text": "Tom calls Ada back from the bog."},
+            {"text": "Ada and Tom carry the dog home."}
+        ]
+    })));
+    let names: Vec<&str> = r.characters.iter().map(|c| c.name.as_str()).collect();
+    assert!(
+        names.contains(&"Ada") && !names.contains(&"ada"),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn props_are_attached_to_the_scenes_that_mention_them() {
+    let r = read(&snap(json!({
+        "props": [{"name": "The Brass Key", "description": "a small brass key on a red ribbon"}],
+        "my_ideas": [
+            {"text": "Ada finds the key under the doormat of the farmhouse."},
+            {"text": "Tom climbs the hayloft of the barn."},
+            {"text": "In the cellar, Ada tries all the keys in the old door."}
+        ]
+    })));
+    let with: Vec<bool> = r
+        .ideas
+        .iter()
+        .map(|i| i.props.contains(&"Brass Key".to_string()))
+        .collect();
+    assert_eq!(with, vec![true, false, true], "{:?}", r.ideas);
+}

@@ -66,6 +66,27 @@ pub fn mentions(text: &str, name: &str) -> bool {
     })
 }
 
+/// Whether `text` mentions the object `name`: the whole name, or its head noun (the last word,
+/// "key" of "The Brass Key"), singular or plural ("lanterns", "boxes", "berries").
+pub fn mentions_object(text: &str, name: &str) -> bool {
+    if mentions(text, name) {
+        return true;
+    }
+    let Some(head) = words(name).into_iter().last().filter(|h| h.len() >= 3) else {
+        return false;
+    };
+    let plurals = [
+        format!("{head}s"),
+        format!("{head}es"),
+        head.strip_suffix('y')
+            .map(|s| format!("{s}ies"))
+            .unwrap_or_default(),
+    ];
+    words(text)
+        .iter()
+        .any(|w| *w == head || plurals.iter().any(|p| !p.is_empty() && w == p))
+}
+
 /// Up to `n` characters of `s`, cut at a word boundary, with `…` when cut.
 pub fn clip(s: &str, n: usize) -> String {
     let s = s.trim();

@@ -34,7 +34,8 @@ pub struct DemoArgs {
     pub workers: usize,
     /// Which bundled example to film: lantern-keeper (tidy), storm-lamp (messy, duplicates and
     /// contradictions), one-liners (one-line ideas only), field-notes (free-text notes),
-    /// long-road (26 scene ideas).
+    /// long-road (26 scene ideas), night-bus (a Fountain screenplay), moor-treatment (a prose
+    /// treatment).
     #[arg(long, default_value = "lantern-keeper", value_parser = example_name)]
     pub example: String,
 }

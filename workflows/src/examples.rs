@@ -28,6 +28,11 @@ pub const NIGHT_BUS: &str = include_str!("../../examples/night-bus/gather.json")
 /// The screenplay the Night Bus example holds, as written.
 pub const NIGHT_BUS_FOUNTAIN: &str = include_str!("../../examples/night-bus/screenplay.fountain");
 
+/// The Lost Dog of Harrow Moor: a one-page prose treatment in Markdown
+/// (`examples/moor-treatment/treatment.md`): a premise, characters and scenes in paragraphs
+/// under section headings, as it is imported.
+pub const MOOR_TREATMENT: &str = include_str!("../../examples/moor-treatment/gather.json");
+
 /// Every bundled example, by the name `slate demo --example` takes.
 pub const ALL: &[(&str, &str)] = &[
     ("lantern-keeper", LANTERN_KEEPER),
@@ -36,6 +41,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("field-notes", FIELD_NOTES),
     ("long-road", LONG_ROAD),
     ("night-bus", NIGHT_BUS),
+    ("moor-treatment", MOOR_TREATMENT),
 ];
 
 /// An example by name.

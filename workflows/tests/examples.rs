@@ -24,6 +24,7 @@ const IDEAS: &[(&str, usize)] = &[
     ("field-notes", 4),
     ("long-road", 26),
     ("night-bus", 6),
+    ("moor-treatment", 5),
 ];
 
 /// The gather snapshot of an example, as `Film::gather` builds it (a document's `id` stays).
@@ -280,6 +281,11 @@ async fn twenty_six_ideas_become_a_film() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fountain_screenplay_becomes_a_film() {
     example_film("night-bus").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prose_treatment_becomes_a_film() {
+    example_film("moor-treatment").await;
 }
 
 /// The Night Bus example holds its screenplay exactly as the `.fountain` file has it.

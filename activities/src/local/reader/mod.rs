@@ -403,13 +403,94 @@ fn take_screenplays(v: &mut Value, out: &mut Vec<String>) {
     }
 }
 
+/// What a section of a treatment holds, by its heading ("## Characters", "Scenes:").
+fn section_kind(heading: &str) -> Option<Kind> {
+    let h = heading
+        .trim()
+        .trim_start_matches('#')
+        .trim()
+        .trim_end_matches(':');
+    match label_of_words(h) {
+        Some(Label::Character) => Some(Kind::Character),
+        Some(Label::Place) => Some(Kind::Place),
+        Some(Label::Prop) => Some(Kind::Prop),
+        Some(Label::Scene) => Some(Kind::Scene),
+        Some(Label::Logline) => Some(Kind::Note),
+        Some(Label::Rule) | Some(Label::Style) | Some(Label::Title) => Some(Kind::Note),
+        None => {
+            let ws = words(h);
+            let any = |set: &[&str]| ws.iter().any(|w| set.contains(&w.as_str()));
+            if any(&["scenes", "story", "plot", "outline", "beats", "sequence"]) {
+                Some(Kind::Scene)
+            } else if any(&["characters", "people", "cast"]) {
+                Some(Kind::Character)
+            } else if any(&[
+                "setting",
+                "world",
+                "tone",
+                "notes",
+                "look",
+                "places",
+                "locations",
+            ]) {
+                Some(Kind::Note)
+            } else {
+                None
+            }
+        }
+    }
+}
+
+/// A treatment: one text of paragraphs (a premise, characters, scenes, notes), as a person
+/// writes a page about a film. Each paragraph is read as what its section holds: one
+/// paragraph a character, a scene idea, a note. Returns `None` for a text that is not one.
+fn treatment(text: &str) -> Option<Vec<(Kind, String)>> {
+    let paragraphs: Vec<&str> = text
+        .split("\n\n")
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    if paragraphs.len() < 3 {
+        return None;
+    }
+    let mut out = vec![];
+    let mut kind: Option<Kind> = None;
+    for p in paragraphs {
+        let first = p.lines().next().unwrap_or("");
+        let is_heading = first.starts_with('#')
+            || (p.lines().count() == 1 && first.ends_with(':') && words(first).len() <= 4);
+        if is_heading {
+            kind = section_kind(first).or(kind);
+            // A title heading ("# The Lost Dog") names the film.
+            if first.starts_with("# ") && section_kind(first).is_none() {
+                out.push((
+                    Kind::Note,
+                    format!("Title: {}", first.trim_start_matches('#').trim()),
+                ));
+            }
+            let rest: Vec<&str> = p.lines().skip(1).collect();
+            if !rest.is_empty() {
+                out.push((kind.unwrap_or(Kind::Scene), rest.join(" ")));
+            }
+            continue;
+        }
+        out.push((kind.unwrap_or(Kind::Scene), p.replace('\n', " ")));
+    }
+    Some(out)
+}
+
 /// Read a project's gather data.
 pub fn read(g: &GatherSnapshot) -> Reading {
     let mut screenplays = vec![];
     let mut rest = g.clone();
     for docs in rest.collections.values_mut() {
         for d in docs.iter_mut() {
+            let before = screenplays.len();
             take_screenplays(d, &mut screenplays);
+            if screenplays.len() > before {
+                // The rest of an imported script's document is its file name and format.
+                *d = Value::Null;
+            }
         }
     }
     let g = &rest;
@@ -420,6 +501,43 @@ pub fn read(g: &GatherSnapshot) -> Reading {
     let mut place_docs: Vec<Doc> = vec![];
     let mut prop_docs: Vec<Doc> = vec![];
 
+    // Treatments (a text of paragraphs under section headings) are read paragraph by paragraph.
+    let mut treatments: Vec<(Kind, String)> = vec![];
+    let mut rest_g = g.clone();
+    for docs in rest_g.collections.values_mut() {
+        for d in docs.iter_mut() {
+            let mut texts = vec![];
+            strings_of(d, &mut texts);
+            let mut found = false;
+            for t in texts {
+                if let Some(parts) = treatment(&t) {
+                    treatments.extend(parts);
+                    found = true;
+                }
+            }
+            if found {
+                // The rest of an imported treatment's document is its file name and format.
+                *d = Value::Null;
+            }
+        }
+    }
+    let g = &rest_g;
+    for (kind, text) in &treatments {
+        let d = flatten(&Value::String(text.clone()));
+        match kind {
+            Kind::Character => char_docs.push(d),
+            Kind::Place => place_docs.push(d),
+            Kind::Prop => prop_docs.push(d),
+            Kind::Scene => scene_docs.push(d),
+            Kind::Note => read_note(
+                &d,
+                &mut r,
+                &mut labelled_ideas,
+                &mut char_docs,
+                &mut place_docs,
+            ),
+        }
+    }
     for (coll, docs) in &g.collections {
         let kind = collection_kind(coll);
         for v in docs {

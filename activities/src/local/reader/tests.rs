@@ -459,3 +459,54 @@ fn props_are_attached_to_the_scenes_that_mention_them() {
         .collect();
     assert_eq!(with, vec![true, false, true], "{:?}", r.ideas);
 }
+
+const MOOR: &str = include_str!("../../../../examples/moor-treatment/treatment.md");
+
+#[test]
+fn a_prose_treatment_is_read_by_its_sections() {
+    let r = read(&snap(
+        json!({"treatment": [{"file": "treatment.md", "text": MOOR}]}),
+    ));
+    assert_eq!(r.title.as_deref(), Some("The Lost Dog of Harrow Moor"));
+    assert!(
+        r.logline
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("This is the story of two cousins")
+    );
+    let names: Vec<&str> = r.characters.iter().map(|c| c.name.as_str()).collect();
+    for n in ["Ada", "Tom", "Bess"] {
+        assert!(names.contains(&n), "{n} in {names:?}");
+    }
+    let ada = r.characters.iter().find(|c| c.name == "Ada").unwrap();
+    assert!(ada.appearance.contains("green wellies"), "{ada:?}");
+    // Five scene paragraphs; "The wind drops." is a scene of its own, "Dawn." only a time.
+    assert_eq!(
+        r.ideas.len(),
+        5,
+        "{:?}",
+        r.ideas.iter().map(|i| &i.summary).collect::<Vec<_>>()
+    );
+    // A film at midnight by moonlight: night until the dawn.
+    let times: Vec<&str> = r.ideas.iter().map(|i| i.time_of_day.as_str()).collect();
+    assert_eq!(
+        times,
+        vec!["night", "night", "night", "night", "dawn"],
+        "{times:?}"
+    );
+    assert!(
+        r.palette.contains(&"#e3b341".to_string()),
+        "{:?}",
+        r.palette
+    );
+    // Dialogue in the scenes, with its speakers.
+    let lines: Vec<(String, String)> = r.ideas[0]
+        .units
+        .iter()
+        .filter_map(|u| match u {
+            Unit::Line(w, l, _) => Some((w.clone(), l.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lines.len(), 2, "{:?}", r.ideas[0].units);
+}

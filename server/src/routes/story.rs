@@ -27,6 +27,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct ScreenplayQuery {
     /// `fountain` (plain text, the default) or `pdf` (the standard layout).
+    #[param(inline)]
     pub format: Option<ScreenplayFormat>,
 }
 

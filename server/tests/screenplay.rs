@@ -133,7 +133,9 @@ async fn the_qualified_screenplay_downloads_as_fountain_and_pdf() {
     let (st, v) = s
         .call(Method::GET, &format!("{path}?format=docx"), None)
         .await;
-    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    let m = v["error"]["message"].as_str().unwrap();
+    assert!(m.contains("fountain") && m.contains("pdf"), "{m}");
 
     // The CLI writes the same Fountain, and the PDF.
     let cli_pdf = s.data.join("cli.pdf");

@@ -467,6 +467,49 @@ pub struct FigureSpec {
     pub view: String,
     /// Body colour.
     pub color: String,
+    /// What the character looks like, as far as a storyboard can draw it (absent in manifests
+    /// written before looks were read: such a figure is drawn plain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub looks: Option<Looks>,
+}
+
+/// The drawable part of a character's appearance and costume: colours of what they wear, their
+/// hair, glasses, and how tall they stand. Read from the text by the local studio
+/// (`local::reader::looks_of`); every field is optional, an unknown stays undrawn.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct Looks {
+    /// Colour of the coat, jumper, dress... (`#rrggbb`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top: Option<String>,
+    /// Colour of the trousers, skirt...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legs: Option<String>,
+    /// Colour of the boots, shoes...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feet: Option<String>,
+    /// Colour of a hat or cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hat: Option<String>,
+    /// Hair colour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hair: Option<String>,
+    /// Wears glasses.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub glasses: bool,
+    /// Age in years, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub age: Option<u32>,
+    /// Height against an adult of ordinary height (1.0): a tall person 1.12, a nine-year-old
+    /// about 0.72.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<f32>,
+}
+
+impl Looks {
+    /// Whether nothing drawable is known.
+    pub fn is_empty(&self) -> bool {
+        *self == Looks::default()
+    }
 }
 
 /// A prop as drawn in a frame.
@@ -540,6 +583,7 @@ impl Composition {
             x,
             view: view.to_string(),
             color: color.to_string(),
+            looks: None,
         });
     }
 

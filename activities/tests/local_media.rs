@@ -41,6 +41,7 @@ fn composition(caption: &str) -> Composition {
             x: 0.35,
             view: "front".into(),
             color: "#2a9d8f".into(),
+            looks: None,
         }],
         props: vec![],
         caption: caption.into(),

@@ -26,6 +26,7 @@ fn mira(x: f32) -> FigureSpec {
         x,
         view: "three_quarter_left".into(),
         color: "#2a9d8f".into(),
+        looks: None,
     }
 }
 

@@ -181,6 +181,36 @@ fn weather_and_time_of_day_are_visible() {
             assert!(d >= 10.0, "{name} at {time}: {d:.1}");
         }
     }
+    // Weather does not turn night into day: a foggy or snowy night is as dark as a clear one,
+    // give or take, and far darker than a foggy afternoon.
+    let brightness = |img: &RgbImage| {
+        let (y0, y1) = (30, HEIGHT - 40);
+        let mut sum = 0u64;
+        for y in y0..y1 {
+            for x in 0..WIDTH {
+                sum += img.get_pixel(x, y).0.iter().map(|&v| v as u64).sum::<u64>();
+            }
+        }
+        sum as f64 / ((y1 - y0) * WIDTH * 3) as f64
+    };
+    let night = brightness(&draw(
+        "moor-night",
+        &comp("The Moor", "open moorland", "night", "clear"),
+    ));
+    for weather in ["foggy", "snowy"] {
+        let n = brightness(&draw(
+            &format!("moor-night-{weather}"),
+            &comp("The Moor", "open moorland", "night", weather),
+        ));
+        let day = brightness(&draw(
+            &format!("moor-afternoon-{weather}"),
+            &comp("The Moor", "open moorland", "afternoon", weather),
+        ));
+        assert!(
+            n < night + 40.0 && n < day - 60.0,
+            "{weather}: night {n:.0}, clear night {night:.0}, day {day:.0}"
+        );
+    }
 }
 
 #[test]
@@ -193,6 +223,7 @@ fn the_camera_changes_the_framing() {
             x: 0.35,
             view: "front".into(),
             color: "#d9a520".into(),
+            looks: None,
         },
         FigureSpec {
             id: "tom".into(),
@@ -200,6 +231,7 @@ fn the_camera_changes_the_framing() {
             x: 0.65,
             view: "three_quarter_left".into(),
             color: "#2a6f97".into(),
+            looks: None,
         },
     ];
     c.layers = vec!["location".into(), "characters".into()];
@@ -235,4 +267,165 @@ fn the_camera_changes_the_framing() {
             assert!(dist < 40, "{} at {s}/{a}: {p:?} vs {want:?}", f.name);
         }
     }
+}
+
+/// Colour distance (sum over channels).
+fn dist(p: &image::Rgb<u8>, want: image::Rgb<u8>) -> i32 {
+    (0..3).map(|i| (p[i] as i32 - want[i] as i32).abs()).sum()
+}
+
+/// Whether some pixel within `r` of (x, y) is within 40 of `want`.
+fn near(img: &RgbImage, (x, y): (f32, f32), r: i32, want: image::Rgb<u8>) -> bool {
+    (-r..=r).any(|dy| {
+        (-r..=r).any(|dx| {
+            let (px, py) = (x as i32 + dx, y as i32 + dy);
+            px >= 0
+                && py >= 0
+                && (px as u32) < WIDTH
+                && (py as u32) < HEIGHT
+                && dist(img.get_pixel(px as u32, py as u32), want) < 40
+        })
+    })
+}
+
+/// Rows of column `x` whose colour is within 40 of `want`.
+fn rows_of(img: &RgbImage, x: u32, want: image::Rgb<u8>) -> Vec<u32> {
+    (0..HEIGHT)
+        .filter(|&y| dist(img.get_pixel(x, y), want) < 40)
+        .collect()
+}
+
+#[test]
+fn looks_are_drawn_hair_glasses_clothes_and_height() {
+    use slate_activities::local::reader::looks_of;
+    let ada = looks_of("9, green wellies, red hair, round glasses, a blue skirt");
+    let tom = looks_of("tall, in a yellow raincoat");
+    let mut c = comp(
+        "Harrow Moor",
+        "open moorland of heather",
+        "afternoon",
+        "clear",
+    );
+    c.layers = vec!["location".into(), "characters".into()];
+    c.camera_shot = Some("medium".into());
+    let figure =
+        |id: &str, x: f32, color: &str, looks: Option<slate_activities::model::Looks>| FigureSpec {
+            id: id.into(),
+            name: id.into(),
+            x,
+            view: "front".into(),
+            color: color.into(),
+            looks,
+        };
+    // Ada in her own colour (what she wears on top is not given), Tom in his raincoat's.
+    let ada_color = "#8a5cc0";
+    let tom_color = tom.top.clone().unwrap();
+    c.characters = vec![
+        figure("Ada", 0.3, ada_color, Some(ada.clone())),
+        figure("Tom", 0.7, &tom_color, Some(tom.clone())),
+    ];
+    let img = draw("looks", &c);
+    let mut plain = c.clone();
+    for f in plain.characters.iter_mut() {
+        f.looks = None;
+    }
+    let plain_img = draw("looks-plain", &plain);
+    let px = |hex: &str| render::parse_color(hex);
+
+    let (ax, ay) = render::figure_anchor(&c, &c.characters[0]);
+    let (ax, ay) = (ax as f32, ay as f32);
+    let k = 0.72; // a nine-year-old at a medium shot
+    let head = ay - 48.0 * k;
+    // Red hair on top of the head, where the plain figure shows skin or background.
+    let hair = px(ada.hair.as_deref().unwrap());
+    assert!(near(&img, (ax, head - 11.0 * k), 1, hair), "red hair");
+    assert!(!near(&plain_img, (ax, head - 11.0 * k), 1, hair));
+    // Glasses: the lens rims beside each eye, dark on skin.
+    let rim = image::Rgb([25, 22, 20]);
+    assert!(
+        near(&img, (ax - 9.6 * k, head - 2.0 * k), 1, rim),
+        "glasses"
+    );
+    assert!(!near(&plain_img, (ax - 9.6 * k, head - 2.0 * k), 1, rim));
+    // A blue skirt on the legs, green wellies on the feet.
+    let leg_x = ax - 7.5 * k;
+    assert!(
+        near(
+            &img,
+            (leg_x, ay + 30.0 * k),
+            1,
+            px(ada.legs.as_deref().unwrap())
+        ),
+        "skirt"
+    );
+    assert!(
+        near(
+            &img,
+            (leg_x, ay + 50.0 * k),
+            1,
+            px(ada.feet.as_deref().unwrap())
+        ),
+        "wellies"
+    );
+    assert!(!near(
+        &plain_img,
+        (leg_x, ay + 50.0 * k),
+        1,
+        px(ada.feet.as_deref().unwrap())
+    ));
+    // The vision check still finds each body where the manifest says.
+    for f in &c.characters {
+        let (x, y) = render::figure_anchor(&c, f);
+        assert!(dist(img.get_pixel(x, y), px(&f.color)) < 40, "{}", f.name);
+    }
+
+    // Height: Tom (tall) stands taller than an adult drawn plain, Ada (9) shorter; all three
+    // stand on one ground line.
+    let body_rows = |img: &RgbImage, f: &FigureSpec| {
+        let (x, _) = render::figure_anchor(&c, f);
+        rows_of(img, x, px(&f.color))
+    };
+    let tall = body_rows(&img, &c.characters[1]);
+    let plain_tom = body_rows(&plain_img, &plain.characters[1]);
+    let small = body_rows(&img, &c.characters[0]);
+    let plain_ada = body_rows(&plain_img, &plain.characters[0]);
+    let span = |r: &[u32]| r.last().unwrap() - r.first().unwrap();
+    assert!(
+        span(&tall) > span(&plain_tom) + 5,
+        "Tom is tall: {} vs {}",
+        span(&tall),
+        span(&plain_tom)
+    );
+    assert!(
+        span(&small) * 10 < span(&plain_ada) * 8,
+        "Ada is nine: {} vs {}",
+        span(&small),
+        span(&plain_ada)
+    );
+    // Body bottoms sit at the same fraction of the legs: the feet share one ground line.
+    let feet = |f: &FigureSpec, h: f32| {
+        let (_, y) = render::figure_anchor(&c, f);
+        y as f32 + 56.0 * h
+    };
+    let (fa, ft) = (feet(&c.characters[0], 0.72), feet(&c.characters[1], 1.12));
+    assert!((fa - ft).abs() <= 1.5, "feet at {fa} and {ft}");
+
+    // A character sheet view draws the same looks.
+    let sheet = c.characters[0].clone();
+    let view = Composition {
+        characters: vec![sheet.clone()],
+        caption: "Ada".into(),
+        layers: vec!["character-view".into()],
+        ..Default::default()
+    };
+    let sheet_img = draw("looks-sheet", &view);
+    let (sx, sy) = render::figure_anchor(&view, &sheet);
+    let sk = 1.3 * 0.72;
+    assert!(dist(sheet_img.get_pixel(sx, sy), px(ada_color)) < 40);
+    assert!(near(
+        &sheet_img,
+        (sx as f32, sy as f32 - 48.0 * sk - 11.0 * sk),
+        1,
+        hair
+    ));
 }

@@ -145,6 +145,12 @@ pub fn view_for_angle(camera_angle: &str, index: usize) -> &'static str {
     }
 }
 
+/// The drawable looks a profile's appearance and costume describe (a storyboard draws them; a
+/// remote image model reads the same words in its prompt).
+pub fn looks_of_profile(p: &CharacterProfile) -> slate_activities::model::Looks {
+    slate_activities::local::reader::looks_of(&format!("{}; {}", p.appearance, p.costume))
+}
+
 fn character_view_request(
     slug: &Slug,
     p: &CharacterProfile,
@@ -168,6 +174,7 @@ fn character_view_request(
                 x: 0.5,
                 view: view.into(),
                 color,
+                looks: Some(looks_of_profile(p)).filter(|l| !l.is_empty()),
             }],
             caption: format!("{}: {}", p.name, p.appearance),
             layers: vec!["character-view".into()],

@@ -76,6 +76,10 @@ pub struct CharacterReference {
     /// Colour used to draw the character.
     #[serde(default)]
     pub color: String,
+    /// What a storyboard draws of their appearance (absent on sheets made before looks were
+    /// read: those characters are drawn plain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub looks: Option<slate_activities::model::Looks>,
 }
 
 /// One view of a character sheet.
@@ -96,6 +100,7 @@ impl CharacterReference {
             master_reference_url: String::new(),
             references_360: Default::default(),
             color: p.palette.first().cloned().unwrap_or_default(),
+            looks: Some(crate::qualification::looks_of_profile(p)).filter(|l| !l.is_empty()),
         }
     }
 }

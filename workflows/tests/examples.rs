@@ -388,3 +388,153 @@ async fn a_reshaped_example_makes_a_film_of_as_many_scenes() {
     assert_eq!(film.scenes, want.len());
     check_film(&b, &slug, &film, 5).await;
 }
+
+/// A premise that writes its people's looks in prose, a prop document, and scene ideas that
+/// mention the prop (once in the plural): the film's frames draw the looks on the characters
+/// and the prop in exactly the scenes that mention it.
+#[tokio::test]
+async fn looks_and_props_of_the_gather_data_are_drawn_in_the_frames() {
+    use slate_activities::local::manifest_key;
+    use slate_activities::local::reader::mentions_object;
+    use slate_activities::local::render;
+
+    let gather = json!({
+        "project": {"title": "The Lantern on the Moor"},
+        "collections": {
+            "my_notes": [{"text": "This is the story of two cousins, Ada, nine, with red hair, round glasses and green wellies, and Tom, twelve and tall, in a yellow raincoat, who cross the moor at midnight to bring a lost lamp home."}],
+            "props": [{"name": "Storm Lantern", "description": "an old storm lantern of dented brass", "color": "#c9a227"}],
+            "places": [{"name": "The Moor", "description": "open heather moorland under a wide sky, a stone wall and a stile"}],
+            "look": [{"text": "Tone: a hushed storybook night in navy and amber, lamplight on wet heather."}],
+            "rules": [{"text": "The lantern must never go out on the moor."}],
+            "what_happens": [
+                {"text": "Ada climbs over the stile onto the moor while Tom keeps watch. Tom: \"Quick, before the fog comes.\""},
+                {"text": "Tom finds the lantern lying in the heather and lifts it up."},
+                {"text": "Ada and Tom huddle by the stone wall out of the wind. Ada whispers, \"Do you hear that?\""},
+                {"text": "Ada swings both lanterns as the cousins reach the farm gate."}
+            ]
+        }
+    });
+    let b = bench(false, |_| {}).await;
+    let (slug, film) = film_of(&b, &gather.to_string(), "looks-and-props").await;
+    check_film(&b, &slug, &film, 4).await;
+    let f = &b.film;
+
+    // The premise's facts reached the qualified characters.
+    let profiles = f.repo.character_references(&slug).await.unwrap();
+    let looks_of = |name: &str| {
+        profiles
+            .iter()
+            .find(|c| c.value.name == name)
+            .unwrap_or_else(|| panic!("{name} is a character"))
+            .value
+            .looks
+            .clone()
+            .unwrap_or_else(|| panic!("{name} has looks"))
+    };
+    let (ada, tom) = (looks_of("Ada"), looks_of("Tom"));
+    assert_eq!(ada.age, Some(9));
+    assert!(
+        ada.glasses && ada.hair.is_some() && ada.feet.is_some(),
+        "{ada:?}"
+    );
+    assert!(
+        tom.top.is_some() && tom.height.unwrap_or(1.0) > 0.82,
+        "{tom:?}"
+    );
+
+    let near = |img: &image::RgbImage, (x, y): (f32, f32), want: image::Rgb<u8>| {
+        (-2..=2).any(|dy: i32| {
+            (-2..=2).any(|dx: i32| {
+                let (px, py) = (x as i32 + dx, y as i32 + dy);
+                px >= 0 && py >= 0 && (px as u32) < img.width() && (py as u32) < img.height() && {
+                    let p = img.get_pixel(px as u32, py as u32);
+                    (0..3)
+                        .map(|i| (p[i] as i32 - want[i] as i32).abs())
+                        .sum::<i32>()
+                        < 45
+                }
+            })
+        })
+    };
+    let (mut with_lantern, mut hair_seen, mut glasses_seen) = (0, 0, 0);
+    for s in f.repo.scenes(&slug).await.unwrap() {
+        let key = s.composite_final_url.clone().unwrap();
+        let png = f
+            .studio
+            .blobs
+            .get(&BlobRef::new(&key).unwrap())
+            .await
+            .unwrap();
+        let img = image::load_from_memory(&png).unwrap().to_rgb8();
+        let manifest = f
+            .studio
+            .blobs
+            .get(&BlobRef::new(manifest_key(&key)).unwrap())
+            .await
+            .unwrap();
+        let manifest: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+        let comp: Composition = serde_json::from_value(manifest["composition"].clone()).unwrap();
+        let text = s.screenplay_text.clone().unwrap_or_default();
+        let n = s.scene_number;
+
+        // The lantern: in the manifest and drawn in its colour exactly where the text names it.
+        let lantern = comp.props.iter().find(|p| p.name == "Storm Lantern");
+        assert_eq!(
+            lantern.is_some(),
+            mentions_object(&text, "Storm Lantern"),
+            "scene {n}: {text:?} has props {:?}",
+            comp.props
+        );
+        if let Some(p) = lantern {
+            with_lantern += 1;
+            let (x, y) = render::prop_anchor(&comp, p);
+            assert!(
+                near(&img, (x as f32, y as f32), render::parse_color("#c9a227")),
+                "scene {n}: the lantern is drawn"
+            );
+        }
+        // The characters: drawn with their looks; red hair above Ada's face, Tom's raincoat
+        // yellow where the vision check samples his body.
+        if comp.lighting.as_deref() == Some("silhouette") {
+            continue;
+        }
+        for fig in &comp.characters {
+            let looks = fig.looks.clone().unwrap_or_default();
+            let (x, y) = render::figure_anchor(&comp, fig);
+            let k = render::figure_scale(&comp, fig);
+            let hair_at = (x as f32, y as f32 - 48.0 * k - 11.0 * k);
+            if fig.name == "Ada" {
+                assert_eq!(looks, ada, "scene {n}");
+                if hair_at.1 > 30.0
+                    && near(
+                        &img,
+                        hair_at,
+                        render::parse_color(ada.hair.as_deref().unwrap()),
+                    )
+                {
+                    hair_seen += 1;
+                }
+                let rim = (x as f32 - 9.6 * k, y as f32 - 48.0 * k - 2.0 * k);
+                if rim.1 > 30.0 && near(&img, rim, image::Rgb([25, 22, 20])) {
+                    glasses_seen += 1;
+                }
+            } else if fig.name == "Tom" {
+                assert_eq!(looks, tom, "scene {n}");
+                assert_eq!(
+                    fig.color,
+                    tom.top.clone().unwrap(),
+                    "scene {n}: Tom in his raincoat"
+                );
+            }
+        }
+    }
+    eprintln!("lantern in {with_lantern} frames, hair {hair_seen}, glasses {glasses_seen}");
+    assert!(
+        with_lantern >= 2,
+        "the lantern is in the scenes that name it"
+    );
+    assert!(
+        hair_seen >= 2 && glasses_seen >= 2,
+        "Ada's hair in {hair_seen} frames, glasses in {glasses_seen}"
+    );
+}

@@ -370,6 +370,9 @@ impl Take<'_> {
             let view = view_for_angle(&shot.camera_angle, count + k);
             let expected = scene.characters_present.len();
             frame.place_character(cid, &c.name, view, &c.color, count + k + 1, expected);
+            if let Some(f) = frame.characters.last_mut() {
+                f.looks = c.looks.clone();
+            }
             if let Some(v) = c.references_360.get(view) {
                 out.extend(reference(ReferenceKind::Character, &v.url, &v.description));
             }

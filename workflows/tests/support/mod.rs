@@ -89,7 +89,22 @@ pub async fn bench_with(
 pub const WAIT: Duration = Duration::from_secs(180);
 
 pub async fn finished(engine: &Engine, id: RunId) -> RunRecord {
-    engine.wait_for(id, WAIT).await.unwrap()
+    match engine.wait_for(id, WAIT).await {
+        Ok(r) => r,
+        Err(e) => {
+            // Say what every run is doing, so a stuck test shows where.
+            for r in engine.list(&Default::default()).await.unwrap_or_default() {
+                eprintln!("{} {} {:?} error={:?}", r.id, r.workflow, r.status, r.error);
+                if !r.status.is_terminal()
+                    && let Ok(d) = engine.inspect(r.id).await
+                {
+                    let d = format!("{d:?}");
+                    eprintln!("  {}", &d[d.len().saturating_sub(1500)..]);
+                }
+            }
+            panic!("{e}");
+        }
+    }
 }
 
 /// The span of sequence numbers of the events of steps whose names start with `prefix`.

@@ -139,9 +139,8 @@ pub(super) fn character_from(d: &Doc) -> CharacterSketch {
             }
         }
     }
-    if c.color.is_none() {
-        c.color = colors_in(&c.costume).first().cloned();
-    }
+    // A colour not given is read from what they wear once every document is merged
+    // (`dress`), so a coat named in a premise counts too.
     c
 }
 

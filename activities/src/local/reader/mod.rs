@@ -26,9 +26,11 @@ mod entities;
 mod ideas;
 #[rustfmt::skip]
 mod lexicon;
+mod looks;
 mod screenplay;
 mod text;
 
+pub use looks::{look_phrases, looks_of};
 pub use screenplay::{heading as screenplay_heading, looks_like_screenplay};
 
 pub use text::*;
@@ -222,7 +224,9 @@ fn collection_kind(name: &str) -> Kind {
         "prop", "object", "item", "artifact", "artefact", "thing", "tool", "gear",
     ]) {
         Kind::Prop
-    } else if starts(&["scene", "idea", "beat", "shot", "moment", "sequence"]) {
+    } else if starts(&[
+        "scene", "idea", "beat", "shot", "moment", "sequence", "happen", "timeline",
+    ]) {
         Kind::Scene
     } else if starts(&[
         "note",
@@ -571,26 +575,31 @@ pub fn read(g: &GatherSnapshot) -> Reading {
     }
     // A premise among the scene ideas or the notes is about the whole film: the logline and
     // the looks of the people it names, never a scene.
+    let mut premises: Vec<String> = vec![];
     scene_docs.retain(|d| {
         let text: Vec<&str> = d.leaves.iter().map(|l| l.text.as_str()).collect();
         let text = text.join(" ");
         if is_premise(&text) {
-            read_premise(&mut r, &text);
+            premises.push(text);
             false
         } else {
             true
         }
     });
-    for n in r.notes.clone() {
-        if is_premise(&n) {
-            read_premise(&mut r, &n);
-        }
-    }
+    premises.extend(r.notes.iter().filter(|n| is_premise(n)).cloned());
     for d in &place_docs {
         merge_place(&mut r, place_from(d), false);
     }
     for d in &prop_docs {
         merge_prop(&mut r, prop_from(d));
+    }
+    let scene_text: Vec<String> = scene_docs
+        .iter()
+        .flat_map(|d| d.leaves.iter().map(|l| l.text.clone()))
+        .chain(labelled_ideas.iter().cloned())
+        .collect();
+    for p in &premises {
+        read_premise(&mut r, p, &scene_text.join("\n"));
     }
     relationships(&mut r, &char_docs);
 
@@ -640,6 +649,11 @@ pub fn read(g: &GatherSnapshot) -> Reading {
     }
     carry_times(&mut r);
     spellings(&mut r, g, &screenplays);
+    // Notes, and rules ("Abel always wears his cap") describe people too.
+    premises.extend(r.notes.iter().filter(|n| !is_premise(n)).cloned());
+    premises.extend(r.rules.iter().map(|(_, t)| t.clone()));
+    prose_looks(&mut r, &premises);
+    dress(&mut r);
     if r.logline.is_none() {
         r.logline = r.ideas.first().map(|i| i.summary.clone());
     }
@@ -716,10 +730,95 @@ pub(crate) fn named_with_looks(text: &str) -> Vec<(String, String)> {
     out
 }
 
+/// Words before a capitalised word that make it a place or a thing, not a person ("on a
+/// Yorkshire moor", "in Whitby", "the Ark").
+const NOT_BEFORE_A_PERSON: &[&str] = &[
+    "the", "a", "an", "in", "on", "at", "to", "from", "near", "into", "across", "through",
+    "towards", "toward", "under", "over", "inside", "outside", "beyond", "past", "around", "via",
+];
+
+/// The capitalised names of a text that follow no article or preposition ("Ada Lovelace" as
+/// one); with `openers`, also those that open a sentence (where every word is capitalised).
+fn capitalised_names(text: &str, openers: bool) -> Vec<String> {
+    let mut out = vec![];
+    for sentence in sentences(text) {
+        let ws = word_spans(&sentence);
+        let mut i = usize::from(!openers);
+        while i < ws.len() {
+            let cap = |j: usize| {
+                let w = &sentence[ws[j].0..ws[j].1];
+                w.chars().next().is_some_and(char::is_uppercase)
+                    && w.chars().skip(1).any(char::is_lowercase)
+                    && !STOP.contains(&ws[j].2.as_str())
+            };
+            if cap(i) && (i == 0 || !NOT_BEFORE_A_PERSON.contains(&ws[i - 1].2.as_str())) {
+                let mut j = i + 1;
+                while j < ws.len()
+                    && j - i < 3
+                    && cap(j)
+                    && sentence[ws[j - 1].1..ws[j].0].trim().is_empty()
+                {
+                    j += 1;
+                }
+                out.push(
+                    sentence[ws[i].0..ws[j - 1].1]
+                        .trim_end_matches("'s")
+                        .to_string(),
+                );
+                i = j;
+            } else {
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// People a premise names in its prose ("the story of Wren ... and her grandfather Abel"): its
+/// capitalised names ([`capitalised_names`]) that the scene ideas name the same way, and that
+/// are no known place, time or vocabulary word.
+fn premise_people(r: &Reading, text: &str, scenes: &str) -> Vec<String> {
+    let in_scenes = capitalised_names(scenes, true);
+    let mut out: Vec<String> = vec![];
+    for name in capitalised_names(text, false) {
+        let lower = name.to_lowercase();
+        let vocabulary = TIMES.iter().any(|(t, _)| *t == lower)
+            || PLACE_NOUNS.contains(&lower.as_str())
+            || r.places.iter().any(|p| mentions(&p.name, &name))
+            || r.props.iter().any(|p| mentions(&p.name, &name));
+        if !vocabulary
+            && in_scenes
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(&name) || n.starts_with(&format!("{name} ")))
+            && !out.contains(&name)
+        {
+            out.push(name);
+        }
+    }
+    out
+}
+
 /// A premise: the film's logline, and the people it names with their looks.
-fn read_premise(r: &mut Reading, text: &str) {
+fn read_premise(r: &mut Reading, text: &str, scenes: &str) {
     if r.logline.is_none() {
         r.logline = Some(clip(text.trim(), 300));
+    }
+    // A premise is the story of the people it names: the first is its lead, the others its
+    // supporting cast, unless their own documents say otherwise.
+    for (k, name) in premise_people(r, text, scenes).into_iter().enumerate() {
+        merge_character(
+            r,
+            CharacterSketch {
+                id: id_for(&name),
+                name: name.clone(),
+                ..Default::default()
+            },
+        );
+        if let Some(c) = r.characters.iter_mut().find(|c| c.name == name)
+            && c.role.is_empty()
+        {
+            c.role = if k == 0 { "protagonist" } else { "supporting" }.into();
+        }
     }
     for (name, looks) in named_with_looks(text) {
         // "The story (2019)" is no one: a name has no digits and is not a stop word.
@@ -735,6 +834,94 @@ fn read_premise(r: &mut Reading, text: &str) {
                 ..Default::default()
             },
         );
+    }
+}
+
+/// Words of a text with their byte ranges (the same words as [`words`], possessives dropped).
+fn word_spans(text: &str) -> Vec<(usize, usize, String)> {
+    let mut out = vec![];
+    let mut start = None;
+    let push = |s: usize, e: usize, out: &mut Vec<(usize, usize, String)>| {
+        let w = text[s..e].trim_matches('\'').to_lowercase();
+        let w = w.strip_suffix("'s").map(str::to_string).unwrap_or(w);
+        if !w.is_empty() {
+            out.push((s, e, w));
+        }
+    };
+    for (i, c) in text.char_indices() {
+        if c.is_alphanumeric() || c == '\'' {
+            start.get_or_insert(i);
+        } else if let Some(s) = start.take() {
+            push(s, i, &mut out);
+        }
+    }
+    if let Some(s) = start {
+        push(s, text.len(), &mut out);
+    }
+    out
+}
+
+/// Facts about people written in a premise or a note ("Tom, twelve and freckled, in a yellow
+/// raincoat"): each sentence is cut where a character is named, and what follows a name up to
+/// the next name is read for looks ([`look_phrases`]), which join that character's appearance.
+fn prose_looks(r: &mut Reading, texts: &[String]) {
+    // A character is found by their whole name, or by their first name when no one else has it.
+    let names: Vec<(usize, Vec<String>)> = r
+        .characters
+        .iter()
+        .enumerate()
+        .flat_map(|(i, c)| {
+            let full = words(&c.name);
+            let first = full.first().cloned();
+            let shared = r
+                .characters
+                .iter()
+                .filter(|o| words(&o.name).first() == first.as_ref());
+            let mut v = vec![(i, full.clone())];
+            if full.len() > 1 && shared.count() == 1 {
+                v.push((i, first.into_iter().collect()));
+            }
+            v
+        })
+        .filter(|(_, w)| !w.is_empty())
+        .collect();
+    for text in texts {
+        for sentence in sentences(text) {
+            let ws = word_spans(&sentence);
+            let mut hits: Vec<(usize, usize, usize)> = vec![];
+            let mut k = 0;
+            while k < ws.len() {
+                let found = names
+                    .iter()
+                    .filter(|(_, n)| {
+                        ws.len() - k >= n.len() && n.iter().zip(&ws[k..]).all(|(a, b)| *a == b.2)
+                    })
+                    .max_by_key(|(_, n)| n.len());
+                if let Some((who, n)) = found {
+                    hits.push((ws[k].0, ws[k + n.len() - 1].1, *who));
+                    k += n.len();
+                } else {
+                    k += 1;
+                }
+            }
+            for (j, (_, end, who)) in hits.iter().enumerate() {
+                let until = hits.get(j + 1).map(|h| h.0).unwrap_or(sentence.len());
+                for phrase in look_phrases(&sentence[*end..until]) {
+                    append(&mut r.characters[*who].appearance, &phrase);
+                }
+            }
+        }
+    }
+}
+
+/// A character's colour, when none was given, is the colour of what they wear on top (then any
+/// colour their costume names).
+fn dress(r: &mut Reading) {
+    for c in r.characters.iter_mut() {
+        if c.color.is_none() {
+            let l = looks_of(&format!("{}; {}", c.appearance, c.costume));
+            c.color = l.top.or_else(|| colors_in(&c.costume).first().cloned());
+        }
     }
 }
 

@@ -426,6 +426,43 @@ fn a_premise_is_no_scene_and_gives_the_logline_and_looks() {
 }
 
 #[test]
+fn looks_written_in_prose_reach_the_characters() {
+    // Ages, clothes, hair and glasses outside brackets, in a premise and in a note; the names
+    // are cut apart so each keeps their own.
+    let r = read(&snap(json!({
+        "my_notes": [
+            {"text": "This is the story of Wren, a nine-year-old with red hair and a green duffle coat, and her grandfather Abel, tall and bespectacled, who keep the last lighthouse on the coast."},
+            {"text": "Abel always wears his black fisherman's cap. Wren never takes off her yellow wellies."}
+        ],
+        "ideas": [
+            {"text": "Wren runs up the spiral stairs with the oil can."},
+            {"text": "Abel trims the wick while the storm rises."}
+        ]
+    })));
+    let who = |n: &str| {
+        r.characters
+            .iter()
+            .find(|c| c.name == n)
+            .unwrap_or_else(|| panic!("{n}: {:?}", r.characters))
+    };
+    let wren = looks_of(&who("Wren").appearance);
+    assert_eq!(wren.age, Some(9), "{}", who("Wren").appearance);
+    assert_eq!(wren.hair.as_deref(), Some("#a8432a"));
+    assert_eq!(wren.top.as_deref(), Some("#3f8f4a"));
+    assert_eq!(wren.feet.as_deref(), Some("#e8cf3a"));
+    assert!(!wren.glasses, "Abel's glasses stay Abel's");
+    let abel = looks_of(&who("Abel").appearance);
+    assert!(abel.glasses, "{}", who("Abel").appearance);
+    assert_eq!(abel.height, Some(1.12));
+    assert_eq!(abel.hat.as_deref(), Some("#151517"));
+    assert_eq!(abel.top, None, "Wren's coat stays Wren's");
+    // What she wears on top is her colour.
+    assert_eq!(who("Wren").color.as_deref(), Some("#3f8f4a"));
+    // The rest of the sentence is not appearance.
+    assert!(!who("Abel").appearance.contains("lighthouse"));
+}
+
+#[test]
 fn the_most_used_spelling_of_a_name_wins() {
     let r = read(&snap(json!({
         "raw_characters": [{"name": "ada", "appearance": "nine, green wellies"}],

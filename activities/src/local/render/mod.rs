@@ -165,6 +165,34 @@ impl Canvas {
         }
     }
 
+    /// The part of an ellipse above the line `cut_y` (hair over a head).
+    fn ellipse_above(&mut self, cx: f32, cy: f32, rx: f32, ry: f32, cut_y: f32, c: Rgb<u8>) {
+        let (x0, x1) = ((cx - rx).floor() as i32, (cx + rx).ceil() as i32);
+        let (y0, y1) = ((cy - ry).floor() as i32, cut_y.ceil() as i32);
+        for y in y0..=y1 {
+            for x in x0..=x1 {
+                let dx = (x as f32 + 0.5 - cx) / rx;
+                let dy = (y as f32 + 0.5 - cy) / ry;
+                if dx * dx + dy * dy <= 1.0 && (y as f32) < cut_y {
+                    self.put(x, y, c, 1.0);
+                }
+            }
+        }
+    }
+
+    /// A circle's outline `t` thick (a lens of a pair of glasses).
+    fn ring(&mut self, cx: f32, cy: f32, r: f32, t: f32, c: Rgb<u8>) {
+        let reach = (r + t).ceil() as i32;
+        for y in -reach..=reach {
+            for x in -reach..=reach {
+                let d = ((x as f32 + 0.5).powi(2) + (y as f32 + 0.5).powi(2)).sqrt();
+                if (d - r).abs() <= t / 2.0 {
+                    self.put(cx as i32 + x, cy as i32 + y, c, 1.0);
+                }
+            }
+        }
+    }
+
     /// An upright triangle: apex at (cx, top), base `w` wide, `h` tall.
     fn triangle(&mut self, cx: i32, top: i32, w: i32, h: i32, c: Rgb<u8>) {
         for dy in 0..h.max(1) {
@@ -282,15 +310,40 @@ pub fn frame(comp: &Composition) -> Frame {
     }
 }
 
-/// Where a figure's body centre is drawn (the vision check samples it).
+/// Where a figure's body centre is drawn (the vision check samples it). A figure shorter or
+/// taller than an adult ([`crate::model::Looks::height`]) keeps its feet on the same ground line.
 pub fn figure_anchor(comp: &Composition, f: &FigureSpec) -> (u32, u32) {
+    if comp.layers.first().map(String::as_str) == Some("character-view") {
+        return character_view_anchor(f);
+    }
     let fr = frame(comp);
     let cx = (f.x.clamp(0.05, 0.95) * WIDTH as f32) as u32;
     // Feet on the ground line, body centre above the props' row, whatever the framing.
     let cy = (fr.horizon as f32 + 8.0 * fr.scale + (fr.scale - 1.0) * 40.0)
-        .clamp(70.0 * fr.scale.min(1.2), 280.0) as u32;
-    (cx, cy)
+        .clamp(70.0 * fr.scale.min(1.2), 280.0);
+    (cx, (cy + FEET * fr.scale * (1.0 - height_of(f))) as u32)
 }
+
+/// How large a figure is drawn: the framing's scale times the figure's height (a head is `16 ×`
+/// this tall, its centre `48 ×` this above [`figure_anchor`]).
+pub fn figure_scale(comp: &Composition, f: &FigureSpec) -> f32 {
+    if comp.layers.first().map(String::as_str) == Some("character-view") {
+        return 1.3 * height_of(f);
+    }
+    frame(comp).scale * height_of(f)
+}
+
+/// Height of a figure against an adult's, kept to what reads in a frame.
+fn height_of(f: &FigureSpec) -> f32 {
+    f.looks
+        .as_ref()
+        .and_then(|l| l.height)
+        .unwrap_or(1.0)
+        .clamp(0.45, 1.3)
+}
+
+/// How far below its body centre a figure's feet are, at scale 1.
+const FEET: f32 = 56.0;
 
 /// Where a prop is drawn.
 pub fn prop_anchor(_comp: &Composition, p: &PropSpec) -> (u32, u32) {
@@ -380,69 +433,133 @@ fn draw_location(c: &mut Canvas, comp: &Composition) {
 
 fn draw_figure(c: &mut Canvas, comp: &Composition, f: &FigureSpec, silhouette: bool) {
     let (cx, cy) = figure_anchor(comp, f);
-    draw_figure_at(c, f, silhouette, cx as f32, cy as f32, frame(comp).scale);
+    draw_figure_at(
+        c,
+        f,
+        silhouette,
+        cx as f32,
+        cy as f32,
+        figure_scale(comp, f),
+    );
 }
 
+/// A figure: legs, body in the character's colour, head turned by the view; then what their
+/// looks say: trousers, shoes, hair, a hat, glasses.
 fn draw_figure_at(c: &mut Canvas, f: &FigureSpec, silhouette: bool, cx: f32, cy: f32, k: f32) {
+    let dark = Rgb([15, 15, 20]);
+    let looks = if silhouette { None } else { f.looks.as_ref() };
+    let paint = |o: &Option<String>| o.as_deref().map(parse_color);
     let body = if silhouette {
-        Rgb([15, 15, 20])
+        dark
     } else {
         parse_color(&f.color)
     };
     let skin = if silhouette {
-        Rgb([15, 15, 20])
+        dark
     } else {
         Rgb([235, 200, 170])
     };
     let z = |v: f32| v * k;
-    // Legs, body, head.
-    let leg = mix(body, Rgb([0, 0, 0]), 0.4);
-    c.rect(
-        (cx - z(12.0)) as i32,
-        (cy + z(20.0)) as i32,
-        z(9.0) as i32,
-        z(36.0) as i32,
-        leg,
-    );
-    c.rect(
-        (cx + z(3.0)) as i32,
-        (cy + z(20.0)) as i32,
-        z(9.0) as i32,
-        z(36.0) as i32,
-        leg,
-    );
+    // Legs, shoes, body, head.
+    let leg = looks
+        .and_then(|l| paint(&l.legs))
+        .unwrap_or(mix(body, Rgb([0, 0, 0]), 0.4));
+    for x in [-12.0, 3.0] {
+        c.rect(
+            (cx + z(x)) as i32,
+            (cy + z(20.0)) as i32,
+            z(9.0).max(1.0) as i32,
+            z(36.0) as i32,
+            leg,
+        );
+    }
+    if let Some(feet) = looks.and_then(|l| paint(&l.feet)) {
+        // Boots come up the shin, so they show at any size.
+        for x in [-14.0, 1.0] {
+            c.rect(
+                (cx + z(x)) as i32,
+                (cy + z(42.0)) as i32,
+                z(13.0).max(2.0) as i32,
+                z(FEET - 42.0).max(2.0) as i32,
+                feet,
+            );
+        }
+    }
     c.ellipse(cx, cy, z(22.0), z(34.0), body);
     let hy = cy - z(48.0);
     c.ellipse(cx, hy, z(15.0), z(16.0), skin);
+    let hair = looks.and_then(|l| paint(&l.hair));
+    if let Some(h) = hair
+        && f.view != "back"
+    {
+        // The top of the head, above the brow.
+        c.ellipse_above(cx, hy - z(1.0), z(16.5), z(17.5), hy - z(7.0), h);
+    }
     // Facing: the view decides where the eyes are, so a turned character looks turned.
     let eye = Rgb([20, 20, 30]);
+    let mut eyes: Vec<f32> = vec![];
     if !silhouette {
         let e = |c: &mut Canvas, dx: f32, dy: f32, rx: f32, ry: f32, col: Rgb<u8>| {
             c.ellipse(cx + z(dx), hy + z(dy), z(rx), z(ry), col)
         };
+        eyes = match f.view.as_str() {
+            "front" => vec![-5.0, 5.0],
+            "back" => vec![],
+            "left_side" => vec![-9.0],
+            "right_side" => vec![9.0],
+            "three_quarter_left" => vec![-8.0, 1.0],
+            _ => vec![-1.0, 8.0],
+        };
         match f.view.as_str() {
-            "front" => {
-                e(c, -5.0, -2.0, 2.0, 2.5, eye);
-                e(c, 5.0, -2.0, 2.0, 2.5, eye);
-            }
-            "back" => e(c, 0.0, -3.0, 15.0, 12.0, mix(body, Rgb([0, 0, 0]), 0.6)),
-            "left_side" => {
-                e(c, -9.0, -2.0, 2.0, 2.5, eye);
-                e(c, -16.0, 2.0, 3.0, 2.0, skin);
-            }
-            "right_side" => {
-                e(c, 9.0, -2.0, 2.0, 2.5, eye);
-                e(c, 16.0, 2.0, 3.0, 2.0, skin);
-            }
-            "three_quarter_left" => {
-                e(c, -8.0, -2.0, 2.0, 2.5, eye);
-                e(c, 1.0, -2.0, 2.0, 2.5, eye);
-            }
-            _ => {
-                e(c, -1.0, -2.0, 2.0, 2.5, eye);
-                e(c, 8.0, -2.0, 2.0, 2.5, eye);
-            }
+            "back" => e(
+                c,
+                0.0,
+                -3.0,
+                15.0,
+                12.0,
+                hair.unwrap_or(mix(body, Rgb([0, 0, 0]), 0.6)),
+            ),
+            "left_side" => e(c, -16.0, 2.0, 3.0, 2.0, skin),
+            "right_side" => e(c, 16.0, 2.0, 3.0, 2.0, skin),
+            _ => {}
         }
+        for &dx in &eyes {
+            e(c, dx, -2.0, 2.0, 2.5, eye);
+        }
+    }
+    if looks.is_some_and(|l| l.glasses) && !eyes.is_empty() {
+        let frame_col = Rgb([25, 22, 20]);
+        for &dx in &eyes {
+            c.ring(cx + z(dx), hy - z(2.0), z(4.6), z(1.3).max(1.0), frame_col);
+        }
+        if eyes.len() == 2 {
+            // The bridge between the lenses.
+            let (a, b) = (eyes[0].min(eyes[1]) + 4.6, eyes[0].max(eyes[1]) - 4.6);
+            c.rect(
+                (cx + z(a)) as i32,
+                (hy - z(2.6)) as i32,
+                (z(b - a)).max(1.0) as i32,
+                z(1.4).max(1.0) as i32,
+                frame_col,
+            );
+        }
+    }
+    if let Some(h) = looks.and_then(|l| paint(&l.hat)) {
+        // Brim, then crown.
+        c.rect(
+            (cx - z(19.0)) as i32,
+            (hy - z(15.0)) as i32,
+            z(38.0) as i32,
+            z(4.0).max(2.0) as i32,
+            h,
+        );
+        c.rect(
+            (cx - z(12.0)) as i32,
+            (hy - z(27.0)) as i32,
+            z(24.0) as i32,
+            z(12.0) as i32,
+            h,
+        );
     }
     let label_y = (cy + z(60.0)).min(HEIGHT as f32 - CAPTION_H as f32 - 16.0);
     c.label(cx, label_y, 12.0, &f.name);
@@ -498,7 +615,7 @@ pub fn render(comp: &Composition) -> Canvas {
     if comp.layers.first().map(String::as_str) == Some("character-view")
         && let Some(f) = comp.characters.first()
     {
-        return render_character_view(&f.name, &f.view, &f.color, &comp.caption);
+        return render_character_view(f, &comp.caption);
     }
     let mut c = Canvas::new(Rgb([30, 30, 36]));
     if comp.location.is_some() {
@@ -542,23 +659,27 @@ pub fn render_layer(base: Canvas, before: &Composition, after: &Composition) -> 
     c
 }
 
-/// A character sheet view: one figure, centred, on a neutral backdrop.
-pub fn render_character_view(name: &str, view: &str, color: &str, note: &str) -> Canvas {
+/// Where a character sheet draws its figure's body centre.
+pub fn character_view_anchor(f: &FigureSpec) -> (u32, u32) {
+    (
+        WIDTH / 2,
+        (223.0 + FEET * 1.3 * (1.0 - height_of(f))) as u32,
+    )
+}
+
+/// A character sheet view: one figure, centred, on a neutral backdrop, drawn larger than in a
+/// scene so the looks read.
+pub fn render_character_view(f: &FigureSpec, note: &str) -> Canvas {
     let mut c = Canvas::new(Rgb([200, 200, 206]));
     c.vgradient(0, HEIGHT, Rgb([215, 215, 222]), Rgb([160, 160, 170]));
-    let f = FigureSpec {
-        id: name.into(),
-        name: name.into(),
-        x: 0.5,
-        view: view.into(),
-        color: color.into(),
-    };
-    draw_figure_at(&mut c, &f, false, WIDTH as f32 / 2.0, 223.0, 1.0);
+    let (cx, cy) = character_view_anchor(f);
+    let k = 1.3 * height_of(f);
+    draw_figure_at(&mut c, f, false, cx as f32, cy as f32, k);
     c.label(
         WIDTH as f32 / 2.0,
         12.0,
         16.0,
-        &format!("{name} — {}", view.replace('_', " ")),
+        &format!("{} — {}", f.name, f.view.replace('_', " ")),
     );
     draw_caption(&mut c, note, &[]);
     c
@@ -580,6 +701,7 @@ mod tests {
                 x: 0.3,
                 view: "front".into(),
                 color: "#2a9d8f".into(),
+                looks: None,
             }],
             props: vec![PropSpec {
                 name: "Lantern".into(),

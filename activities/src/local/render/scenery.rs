@@ -180,14 +180,29 @@ fn weathered_sky(time: &str, weather: &str) -> (Rgb<u8>, Rgb<u8>) {
             mix(bottom, Rgb([60, 60, 75]), 0.7),
         ),
         "snowy" => (
-            mix(top, Rgb([200, 205, 215]), 0.5),
-            mix(bottom, Rgb([230, 232, 238]), 0.5),
+            mix(top, mix(fog_colour(time), Rgb([200, 205, 215]), 0.3), 0.5),
+            mix(
+                bottom,
+                mix(fog_colour(time), Rgb([230, 232, 238]), 0.3),
+                0.5,
+            ),
         ),
         "foggy" => (
-            mix(top, Rgb([200, 200, 205]), 0.6),
-            mix(bottom, Rgb([215, 215, 218]), 0.6),
+            mix(top, fog_colour(time), 0.6),
+            mix(bottom, fog_colour(time), 0.6),
         ),
         _ => (top, bottom),
+    }
+}
+
+/// The colour of mist at a time of day: pale by day, dark blue-grey at night (a foggy night is
+/// still a night).
+fn fog_colour(time: &str) -> Rgb<u8> {
+    match time {
+        "night" => Rgb([48, 54, 72]),
+        "twilight" => Rgb([92, 86, 112]),
+        "evening" | "dawn" => Rgb([176, 160, 164]),
+        _ => Rgb([215, 215, 220]),
     }
 }
 
@@ -462,7 +477,7 @@ fn weather_over(c: &mut Canvas, s: &Scene<'_>, y0: u32, y1: u32) {
             for y in y0..y1 {
                 let t = 0.35 + 0.3 * ((y as f32 / HEIGHT as f32) - 0.3).abs();
                 for x in 0..WIDTH {
-                    c.put(x as i32, y as i32, Rgb([215, 215, 220]), t);
+                    c.put(x as i32, y as i32, fog_colour(s.time), t);
                 }
             }
         }

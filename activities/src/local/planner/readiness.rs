@@ -107,7 +107,10 @@ pub(super) fn score(r: &Reading) -> Vec<DepartmentReadiness> {
         .ideas
         .iter()
         .enumerate()
-        .filter(|(_, i)| !i.place_given)
+        // A scene in the place the premise gives the whole film is placed.
+        .filter(|(_, i)| {
+            !i.place_given && (r.premise_place.is_none() || i.place != r.premise_place)
+        })
         .map(|(n, i)| format!("{} (\"{}\")", n + 1, clip(&i.summary, 40)))
         .collect();
     story.push((

@@ -545,6 +545,7 @@ fn build_idea(r: &mut Reading, mut parts: IdeaParts, prev: Option<&Idea>) -> Ide
                 None => {
                     place_given = false;
                     prev.and_then(|p| p.place.clone())
+                        .or_else(|| r.premise_place.clone())
                 }
             },
         },
@@ -583,6 +584,13 @@ fn build_idea(r: &mut Reading, mut parts: IdeaParts, prev: Option<&Idea>) -> Ide
         transition_in: None,
         transition_out: None,
     }
+}
+
+/// The place a premise names ("who cross the moor at midnight" -> Moor), made a place of the
+/// world with the premise's words about it.
+pub(super) fn premise_place_of(r: &mut Reading, text: &str) -> Option<String> {
+    let name = place_phrase(text)?;
+    Some(made_place(r, &name, text))
 }
 
 fn made_place(r: &mut Reading, name: &str, text: &str) -> String {

@@ -194,7 +194,7 @@ pub const PLACE_NOUNS: &[&str] = &[
     "marketplace", "city", "town", "village", "rooftop", "roof", "plaza", "courtyard", "yard",
     "camp", "school", "classroom", "hospital", "prison", "cell", "lab", "laboratory", "factory",
     "warehouse", "workshop", "studio", "theatre", "theater", "palace", "throne", "ruins", "island",
-    "swamp", "marsh", "glacier", "tundra", "spaceship", "cockpit", "bunker", "stable", "barn",
+    "swamp", "marsh", "moor", "moors", "moorland", "heath", "fen", "bog", "glacier", "tundra", "spaceship", "cockpit", "bunker", "stable", "barn",
     "mill", "well", "graveyard", "cemetery", "crypt", "vault", "gate", "wall", "lantern room",
 ];
 

@@ -59,6 +59,8 @@ pub struct Reading {
     pub credits: Vec<String>,
     /// A one-sentence premise, when the gather data gives one.
     pub logline: Option<String>,
+    /// Where the premise says the film happens: the place of scene ideas that name none.
+    pub premise_place: Option<String>,
     /// Characters, merged.
     pub characters: Vec<CharacterSketch>,
     /// Places, merged; places only scene ideas name are made (`made`).
@@ -802,6 +804,10 @@ fn premise_people(r: &Reading, text: &str, scenes: &str) -> Vec<String> {
 fn read_premise(r: &mut Reading, text: &str, scenes: &str) {
     if r.logline.is_none() {
         r.logline = Some(clip(text.trim(), 300));
+    }
+    // Where it happens: a place the gather data describes, or the place the premise names.
+    if r.premise_place.is_none() {
+        r.premise_place = find_place(r, text).or_else(|| premise_place_of(r, text));
     }
     // A premise is the story of the people it names: the first is its lead, the others its
     // supporting cast, unless their own documents say otherwise.

@@ -463,6 +463,43 @@ fn looks_written_in_prose_reach_the_characters() {
 }
 
 #[test]
+fn a_premise_gives_the_place_of_ideas_that_name_none() {
+    let r = read(&snap(json!({
+        "pitch": [{"text": "This is the story of Wren and her grandfather Abel, who keep the last lighthouse on a wild northern coast."}],
+        "ideas": [
+            {"text": "Wren polishes the great lens until it shines."},
+            {"text": "Abel tells Wren about the wreck of the Mary Rose."},
+            {"text": "A ship's horn sounds out of the fog and Wren runs to the window."}
+        ]
+    })));
+    assert_eq!(r.ideas.len(), 3, "{:?}", r.ideas);
+    let place = r.premise_place.clone().expect("the premise names a place");
+    assert!(
+        ["Lighthouse", "Wild Northern Coast"].contains(&place.as_str()),
+        "a place the premise names: {place}"
+    );
+    assert!(
+        r.places.iter().any(|p| p.name == place),
+        "a place of the world"
+    );
+    for i in &r.ideas {
+        assert_eq!(i.place.as_deref(), Some(place.as_str()), "{}", i.summary);
+    }
+    // Wren leads: the premise is her story.
+    let wren = r
+        .characters
+        .iter()
+        .find(|c| c.name == "Wren")
+        .expect("Wren");
+    assert_eq!(wren.role, "protagonist");
+    assert!(r.characters.iter().any(|c| c.name == "Abel"));
+    assert!(
+        !r.characters.iter().any(|c| c.name.contains("Mary")),
+        "a ship is no one"
+    );
+}
+
+#[test]
 fn the_most_used_spelling_of_a_name_wins() {
     let r = read(&snap(json!({
         "raw_characters": [{"name": "ada", "appearance": "nine, green wellies"}],

@@ -2,12 +2,10 @@
 //!
 //! The HTTP API (axum) with its OpenAPI document at `/openapi.json`, webhooks that wake waiting
 //! runs, media serving, health and Prometheus metrics; and the `slate` command line: `serve`,
-//! `worker`, `migrate`, `runs`, `demo`, `bench`.
+//! `worker`, `migrate`, `runs`, `demo` (the benchmarks are `slate-bench`, crate `bench`).
 
 pub mod app;
 pub mod approvals;
-pub mod bench;
-pub mod bench_film;
 pub mod config;
 pub mod demo;
 pub mod error;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use slate_server::{bench, config::Config, demo, runs};
+use slate_server::{config::Config, demo, runs};
 
 #[derive(Parser)]
 #[command(
@@ -95,11 +95,6 @@ enum Command {
     },
     /// Make the bundled example film end to end, offline.
     Demo(demo::DemoArgs),
-    /// Benchmarks.
-    Bench {
-        #[command(subcommand)]
-        what: bench::BenchCommand,
-    },
 }
 
 #[derive(Subcommand)]
@@ -164,10 +159,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => {
             quiet_logs();
             demo::run(args).await
-        }
-        Command::Bench { what } => {
-            quiet_logs();
-            bench::run(what).await
         }
         command => {
             telemetry();
@@ -356,7 +347,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     let state = slate_server::build(config).await?;
                     slate_server::approvals::run(&state, what).await
                 }
-                Command::Demo(_) | Command::Bench { .. } => unreachable!("handled above"),
+                Command::Demo(_) => unreachable!("handled above"),
             }
         }
     }

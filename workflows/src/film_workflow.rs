@@ -93,7 +93,7 @@ fn chains(scenes: &[SceneRef]) -> Vec<Vec<&SceneRef>> {
 }
 
 /// The film's chains of dependent scenes, by scene number, in film order: the ones a film run
-/// makes side by side (decision 0018). What `slate bench film` takes its lower bound from.
+/// makes side by side (decision 0018). What `slate-bench film` takes its lower bound from.
 pub fn chains_of(scenes: &[crate::model::Scene]) -> Vec<Vec<i32>> {
     let refs: Vec<SceneRef> = scenes
         .iter()

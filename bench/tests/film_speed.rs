@@ -1,14 +1,14 @@
 //! Scenes in parallel under the providers' limits (issue 14), on the fake remote providers
-//! with latencies (the spec's, scaled down): a generated film made as `slate bench film` makes
+//! with latencies (the spec's, scaled down): a generated film made as `slate-bench film` makes
 //! it, with limits other than the defaults.
 //!
 //! What is checked is what a person paying the providers cares about: scenes in other places
 //! ran side by side, and at no moment did more jobs run at a provider than its limit allows,
 //! counted by the provider itself from when each job started and ended, across the runs'
 //! suspensions (a video's wait holds its slot while the run sleeps). How fast this is, is the
-//! benchmark's to say (`slate bench film`, `docs/benchmarks.md`), not a test's.
+//! benchmark's to say (`slate-bench film`, `docs/benchmarks.md`), not a test's.
 
-use slate_server::bench_film::{FilmBenchArgs, measure, peak_in_flight};
+use slate_bench::film::{FilmBenchArgs, measure, peak_in_flight};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parallel_scenes_never_run_more_provider_jobs_than_the_limits() {

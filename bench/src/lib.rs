@@ -1,10 +1,15 @@
-//! `slate bench engine`: the engine benchmark on Postgres and SQLite, each on a database of its
+//! Slate's benchmarks, in a binary of their own (`slate-bench`) so that the fake providers they
+//! run against and the engine's benchmark hooks never ship in `slate` (decision 0024).
+//!
+//! `slate-bench engine`: the engine benchmark on Postgres and SQLite, each on a database of its
 //! own, against the bare single-row INSERT commit rate of the same database.
 //!
-//! `slate bench film`: a generated film against latency-scaled providers ([`crate::bench_film`]).
+//! `slate-bench film`: a generated film against latency-scaled providers ([`crate::film`]).
 //!
-//! `slate bench dashboard`: how long the dashboard takes to serve the page of a run with
+//! `slate-bench dashboard`: how long the dashboard takes to serve the page of a run with
 //! thousands of events.
+
+pub mod film;
 
 use anyhow::Context;
 use clap::Subcommand;
@@ -12,7 +17,7 @@ use slate_engine::bench::{BenchOptions, BenchReport};
 use slate_engine::testing::{fresh_postgres_url_on, fresh_sqlite_path, postgres_admin_url};
 use slate_engine::{Engine, EngineConfig};
 
-/// `slate bench ...`
+/// `slate-bench ...`
 #[derive(Subcommand)]
 pub enum BenchCommand {
     /// W runs of S no-op steps at concurrency C, on Postgres and SQLite.
@@ -47,7 +52,7 @@ pub enum BenchCommand {
     },
     /// A generated N-scene film against latency-scaled fake providers: wall time against the
     /// sequential time and the lower bound the providers and limits allow.
-    Film(crate::bench_film::FilmBenchArgs),
+    Film(crate::film::FilmBenchArgs),
     /// The run page of a run with E events, served R times, on SQLite and Postgres.
     Dashboard {
         /// Events in the run's history (E).
@@ -92,7 +97,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             )
             .await
         }
-        BenchCommand::Film(args) => crate::bench_film::run(args).await,
+        BenchCommand::Film(args) => crate::film::run(args).await,
         BenchCommand::Dashboard {
             events,
             requests,
@@ -128,7 +133,7 @@ async fn engine(
         bare_duration: std::time::Duration::from_secs(bare_seconds),
     };
     println!(
-        "slate bench engine: W={runs} runs x S={steps} no-op steps, C={concurrency} concurrent runs \
+        "slate-bench engine: W={runs} runs x S={steps} no-op steps, C={concurrency} concurrent runs \
          (after a warm-up of {} runs); baseline: bare single-row INSERT commits from {concurrency} connections for {bare_seconds}s",
         runs.div_ceil(10).max(concurrency)
     );
@@ -191,7 +196,7 @@ async fn dashboard(
     no_postgres: bool,
 ) -> anyhow::Result<()> {
     println!(
-        "slate bench dashboard: the page of a run with about {events} events, requested {requests} times (in process, rendering included)"
+        "slate-bench dashboard: the page of a run with about {events} events, requested {requests} times (in process, rendering included)"
     );
     let admin = postgres.unwrap_or_else(postgres_admin_url);
     let mut stores = vec![("sqlite", None)];
@@ -209,13 +214,13 @@ async fn dashboard(
         let db = url
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", dir.join("slate.db").display()));
-        let config = crate::config::Config::load(None, |k| match k {
+        let config = slate_server::config::Config::load(None, |k| match k {
             "SLATE_DATA_DIR" => Some(dir.display().to_string()),
             "SLATE_DATABASE_URL" => Some(db.clone()),
             _ => None,
         })
         .map_err(anyhow::Error::msg)?;
-        let state = crate::build(config).await?;
+        let state = slate_server::build(config).await?;
         state.engine.register(ManySteps);
         let stop = tokio_util::sync::CancellationToken::new();
         let worker = state.engine.worker().concurrency(1);
@@ -238,7 +243,7 @@ async fn dashboard(
             done.status
         );
         let n = state.engine.store().events(run).await?.len();
-        let app = crate::app::router(state.clone());
+        let app = slate_server::app::router(state.clone());
         let mut times = vec![];
         let mut bytes = 0;
         for _ in 0..requests.max(1) {

@@ -1,4 +1,4 @@
-//! `slate bench film`: how long a film takes, against how long its providers make it take.
+//! `slate-bench film`: how long a film takes, against how long its providers make it take.
 //!
 //! A generated project of N scenes (its places change every one to five scenes, as films do) is
 //! produced twice, each time from nothing on a SQLite database of its own: once as Slate makes
@@ -34,9 +34,9 @@ use slate_tests::latency::{JobStats, Latency};
 use slate_workflows::generation::{ProduceInput, Production};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, DEFAULT_LIMITS};
+use slate_server::config::{Config, DEFAULT_LIMITS};
 
-/// Options of `slate bench film`.
+/// Options of `slate-bench film`.
 #[derive(Args, Debug, Clone)]
 pub struct FilmBenchArgs {
     /// Scenes in the generated project (N).
@@ -95,7 +95,7 @@ pub async fn run(args: FilmBenchArgs) -> anyhow::Result<()> {
     let places = places_in(&gather);
     let limits = limits(args.concurrency.as_deref())?;
     println!(
-        "slate bench film: N={} generated scenes (seed {}, {} changes of place), providers 1 min -> {} ms, clips {}, limits {}",
+        "slate-bench film: N={} generated scenes (seed {}, {} changes of place), providers 1 min -> {} ms, clips {}, limits {}",
         args.scenes,
         args.seed,
         places.saturating_sub(1),
@@ -112,7 +112,7 @@ pub async fn run(args: FilmBenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Both productions, measured (what `slate bench film` prints).
+/// Both productions, measured (what `slate-bench film` prints).
 #[derive(Debug)]
 pub struct Measured {
     /// The limits in force, by key (`None`: no limit).
@@ -420,7 +420,7 @@ async fn produce(args: &FilmBenchArgs, gather: &Value, parallel: bool) -> anyhow
     let mut settings = config.providers.clone();
     // Polled as often, on the scaled clock, as Slate polls real providers.
     settings.poll_every = Some(latency.scaled(2.0));
-    let state = crate::build_tuned(config, settings, |c| {
+    let state = slate_server::build_tuned(config, settings, |c| {
         c.image_poll = latency.scaled(1.0);
         c.video_wait = latency.scaled(10.0);
         // The same 10-minute deadline, scaled, with room for the polls' own time.

@@ -461,7 +461,7 @@ async fn produce(args: &FilmBenchArgs, gather: &Value, parallel: bool) -> anyhow
         if cpu_at_film.is_none()
             && !engine
                 .list(&RunFilter {
-                    workflow: Some("film.generate".into()),
+                    workflow: Some(slate_workflows::names::workflow::GENERATE.into()),
                     limit: Some(1),
                     ..Default::default()
                 })
@@ -516,8 +516,14 @@ async fn produce(args: &FilmBenchArgs, gather: &Value, parallel: bool) -> anyhow
             .next()
             .with_context(|| format!("no {what} run"))
     };
-    let qual = one(list("film.qualify").await?, "qualification")?;
-    let filmrun = one(list("film.generate").await?, "film")?;
+    let qual = one(
+        list(slate_workflows::names::workflow::QUALIFY).await?,
+        "qualification",
+    )?;
+    let filmrun = one(
+        list(slate_workflows::names::workflow::GENERATE).await?,
+        "film",
+    )?;
     let span = |r: &RunRecord| {
         (r.finished_at.unwrap_or(r.updated_at) - r.created_at)
             .to_std()
@@ -539,7 +545,7 @@ async fn produce(args: &FilmBenchArgs, gather: &Value, parallel: bool) -> anyhow
         .collect();
     let mut times = BTreeMap::new();
     let mut composites = BTreeMap::new();
-    for r in list("film.scene").await? {
+    for r in list(slate_workflows::names::workflow::SCENE).await? {
         let Some(n) = r.input["scene_id"].as_str().and_then(|id| number.get(id)) else {
             continue;
         };

@@ -154,7 +154,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 ..Default::default()
             })
             .await?;
-        if let Some(q) = children.iter().find(|c| c.workflow == "film.qualify") {
+        if let Some(q) = children
+            .iter()
+            .find(|c| c.workflow == slate_workflows::names::workflow::QUALIFY)
+        {
             let events = engine.store().events(q.id).await?;
             let phase = if q.status == RunStatus::Completed {
                 5

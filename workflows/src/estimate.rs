@@ -295,14 +295,18 @@ pub async fn estimate(f: &Film, slug: &Slug) -> Result<Estimate> {
 /// journal contract, so this reading stays valid for old runs). `None` for steps that call no
 /// provider.
 pub fn classify(workflow: &str, step: &str) -> Option<(&'static str, CallKind)> {
-    let stage = match workflow {
-        "film.qualify" => "qualification",
-        "film.scene" => "scenes",
-        "film.generate" => "film",
-        _ => return None,
+    use crate::names::{film, qualify, scene, workflow as wf};
+    let stage = if workflow == wf::QUALIFY {
+        "qualification"
+    } else if workflow == wf::SCENE {
+        "scenes"
+    } else if workflow == wf::GENERATE {
+        "film"
+    } else {
+        return None;
     };
     let last = step.rsplit('/').next().unwrap_or(step);
-    let kind = if step == crate::generation::VIDEO_SUBMIT || step.starts_with("video/poll/") {
+    let kind = if step == scene::VIDEO_SUBMIT || step.starts_with(scene::VIDEO_POLL_PREFIX) {
         CallKind::Video
     } else if last == "submit" || last == "await" {
         CallKind::Image
@@ -310,22 +314,11 @@ pub fn classify(workflow: &str, step: &str) -> Option<(&'static str, CallKind)> 
         CallKind::Vision
     } else if last == "knowledge" {
         CallKind::Knowledge
-    } else if step.starts_with("voice/") {
+    } else if step.starts_with(scene::VOICE_PREFIX) {
         CallKind::Voice
-    } else if matches!(step, "last-frame" | "stitch" | "finish") {
+    } else if [scene::LAST_FRAME, film::STITCH, film::FINISH].contains(&step) {
         CallKind::Media
-    } else if matches!(
-        step,
-        "shot-plan"
-            | "characters/profiles"
-            | "world/story-bible"
-            | "visual/style-guide"
-            | "story/screenplay"
-            | "story/breakdown"
-            | "locations/details"
-            | "props/catalog"
-            | "audio/casting"
-    ) {
+    } else if step == scene::SHOT_PLAN || qualify::PLANNER_STEPS.contains(&step) {
         CallKind::Llm
     } else {
         return None;

@@ -215,7 +215,7 @@ impl FilmGeneration {
         }
         let (media, c2, k) = (f.studio.media.clone(), clips.clone(), key(slug, "film.mp4"));
         let film: BlobRef = ctx
-            .step("stitch", move |sc| async move {
+            .step(crate::names::film::STITCH, move |sc| async move {
                 crate::film::checkpointed(&sc, media.stitch(&c2, &k))
                     .await
                     .step()
@@ -223,7 +223,7 @@ impl FilmGeneration {
             .await?;
         let (fr, s2, fk) = (f.clone(), slug.clone(), film.clone());
         let duration: f64 = ctx
-            .step("finish", move |_| async move {
+            .step(crate::names::film::FINISH, move |_| async move {
                 let d = fr.studio.media.length(&fk).await.step()?;
                 fr.repo.set_final_video(&s2, fk.key()).await.step()?;
                 Ok(d)
@@ -388,7 +388,7 @@ impl FilmGeneration {
 }
 
 impl Workflow for FilmGeneration {
-    const NAME: &'static str = "film.generate";
+    const NAME: &'static str = crate::names::workflow::GENERATE;
     type Input = FilmInput;
     type Output = FilmOutput;
 

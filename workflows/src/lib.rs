@@ -25,6 +25,7 @@ pub mod film_workflow;
 pub mod generation;
 pub mod import;
 pub mod model;
+pub mod names;
 pub mod production;
 pub mod qualification;
 pub mod repo;

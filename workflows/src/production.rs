@@ -37,7 +37,7 @@ pub struct ProduceOutput {
 pub struct Production(pub Arc<Film>);
 
 impl Workflow for Production {
-    const NAME: &'static str = "film.produce";
+    const NAME: &'static str = crate::names::workflow::PRODUCE;
     type Input = ProduceInput;
     type Output = ProduceOutput;
 

@@ -29,6 +29,7 @@ use slate_engine::{Ctx, WfError, Workflow, join_all, join3};
 use crate::error::IntoStep;
 use crate::film::{Film, image, key, plan_priced, record_failure};
 use crate::model::{ProjectStatus, Scene, SceneDialogue, SceneProp, SceneStatus};
+use crate::names;
 use crate::repo::{CharacterReference, ViewReference};
 use crate::slug::Slug;
 use slate_activities::pricing::CallKind;
@@ -44,24 +45,7 @@ pub const PHASES: [&str; 6] = [
     "qualified",
 ];
 
-/// The stage a qualification step belongs to (an index into [`PHASES`]). Step names are
-/// journal names, a contract: this reads them, it does not define them.
-pub fn phase_of(step: &str) -> usize {
-    match department_of(step) {
-        Some("knowledge") | Some("finish") => 4,
-        Some("locations" | "props" | "audio") => 3,
-        Some("story") => 2,
-        Some("characters" | "world" | "visual" | "lock-gather") => 1,
-        _ => 0,
-    }
-}
-
-/// The department a qualification step works for: the first part of its name
-/// (`characters/…` → `characters`).
-pub fn department_of(step: &str) -> Option<&str> {
-    let d = step.split('/').next().filter(|d| !d.is_empty())?;
-    Some(d)
-}
+pub use crate::names::qualify::{department_of, phase_of};
 
 /// The signal that ends the edit window early.
 pub const EDIT_WINDOW_SIGNAL: &str = "edit-window";
@@ -272,7 +256,7 @@ impl Qualification {
         let s = slug.clone();
         let profiles: Vec<CharacterProfile> = plan_priced(
             ctx,
-            "characters/profiles",
+            names::qualify::PROFILES,
             self.0.price(CallKind::Llm),
             move || async move {
                 let g = f.gather(&s).await.map_err(to_activity)?;
@@ -313,7 +297,7 @@ impl Qualification {
         let (f, s) = (self.0.clone(), slug.clone());
         let bible: StoryBible = plan_priced(
             ctx,
-            "world/story-bible",
+            names::qualify::STORY_BIBLE,
             self.0.price(CallKind::Llm),
             move || async move {
                 let g = f.gather(&s).await.map_err(to_activity)?;
@@ -341,7 +325,7 @@ impl Qualification {
         let (f, s) = (self.0.clone(), slug.clone());
         let style: StyleGuide = plan_priced(
             ctx,
-            "visual/style-guide",
+            names::qualify::STYLE_GUIDE,
             self.0.price(CallKind::Llm),
             move || async move {
                 let g = f.gather(&s).await.map_err(to_activity)?;
@@ -375,7 +359,7 @@ impl Qualification {
         );
         let screenplay: Screenplay = plan_priced(
             ctx,
-            "story/screenplay",
+            names::qualify::SCREENPLAY,
             self.0.price(CallKind::Llm),
             move || async move {
                 let g = f.gather(&s).await.map_err(to_activity)?;
@@ -404,7 +388,7 @@ impl Qualification {
         );
         let scenes: Vec<SceneBreakdown> = plan_priced(
             ctx,
-            "story/breakdown",
+            names::qualify::BREAKDOWN,
             self.0.price(CallKind::Llm),
             move || async move {
                 let r = f.studio.planner.breakdown(&sp, &b, &p).await?;
@@ -462,7 +446,7 @@ impl Qualification {
             let (f2, s, b) = (f.clone(), slug.clone(), bible.clone());
             let locs: Vec<LocationDetail> = plan_priced(
                 ctx,
-                "locations/details",
+                names::qualify::LOCATIONS,
                 self.0.price(CallKind::Llm),
                 move || async move {
                     let g = f2.gather(&s).await.map_err(to_activity)?;
@@ -517,7 +501,7 @@ impl Qualification {
             let (f2, s, sp) = (f.clone(), slug.clone(), screenplay.clone());
             let items: Vec<PropItem> = plan_priced(
                 ctx,
-                "props/catalog",
+                names::qualify::PROPS,
                 self.0.price(CallKind::Llm),
                 move || async move {
                     let g = f2.gather(&s).await.map_err(to_activity)?;
@@ -569,7 +553,7 @@ impl Qualification {
             let (f2, ps) = (f.clone(), profiles.to_vec());
             let voices: Vec<VoiceCasting> = plan_priced(
                 ctx,
-                "audio/casting",
+                names::qualify::CASTING,
                 self.0.price(CallKind::Llm),
                 move || async move { f2.studio.planner.voices(&ps).await },
             )
@@ -591,7 +575,7 @@ impl Qualification {
 
     async fn ingest(&self, ctx: &Ctx, slug: &Slug) -> Result<usize, WfError> {
         let (f, s) = (self.0.clone(), slug.clone());
-        ctx.step("knowledge/ingest", move |_| async move {
+        ctx.step(names::qualify::KNOWLEDGE, move |_| async move {
             let docs = knowledge_docs(&f, &s).await.step()?;
             f.studio.knowledge.store(&docs).await.step()
         })
@@ -600,7 +584,7 @@ impl Qualification {
 
     async fn body(&self, ctx: &Ctx, slug: &Slug) -> Result<QualifyOutput, WfError> {
         let (f, s) = (self.0.clone(), slug.clone());
-        ctx.step("lock-gather", move |_| async move {
+        ctx.step(names::qualify::LOCK_GATHER, move |_| async move {
             f.repo.lock_gather(&s).await.step()
         })
         .await?;
@@ -640,7 +624,7 @@ impl Qualification {
             )
             .await?;
         let (f, s) = (self.0.clone(), slug.clone());
-        ctx.step("finish", move |_| async move {
+        ctx.step(names::qualify::FINISH, move |_| async move {
             f.repo
                 .set_project_status(&s, ProjectStatus::Qualified)
                 .await
@@ -859,7 +843,7 @@ pub async fn knowledge_docs(f: &Film, slug: &Slug) -> crate::error::Result<Vec<K
 }
 
 impl Workflow for Qualification {
-    const NAME: &'static str = "film.qualify";
+    const NAME: &'static str = crate::names::workflow::QUALIFY;
     type Input = QualifyInput;
     type Output = QualifyOutput;
 

@@ -538,3 +538,86 @@ async fn looks_and_props_of_the_gather_data_are_drawn_in_the_frames() {
         "Ada's hair in {hair_seen} frames, glasses in {glasses_seen}"
     );
 }
+
+/// Every durable name a reader knows (`names`) is one a production writes, and the readers
+/// classify the journal's own steps by those names: renaming a step in `names` renames it for
+/// the workflow and every reader at once.
+#[tokio::test]
+async fn every_durable_name_a_reader_knows_is_written_by_a_production() {
+    use slate_activities::pricing::CallKind;
+    use slate_engine::RunFilter;
+    use slate_workflows::estimate::classify;
+    use slate_workflows::names::{film, qualify, scene, workflow};
+
+    let b = bench(false, |_| {}).await;
+    let (slug, film_out) = film_of(
+        &b,
+        examples::named("lantern-keeper").unwrap(),
+        "durable-names",
+    )
+    .await;
+    check_film(&b, &slug, &film_out, 4).await;
+    let runs = b.engine.list(&RunFilter::default()).await.unwrap();
+    let mut written: Vec<(String, String)> = vec![];
+    for r in &runs {
+        let d = b.engine.inspect(r.id).await.unwrap();
+        for s in d.steps {
+            written.push((r.workflow.clone(), s.name));
+        }
+    }
+    for w in [
+        workflow::QUALIFY,
+        workflow::SCENE,
+        workflow::GENERATE,
+        workflow::PRODUCE,
+    ] {
+        assert!(runs.iter().any(|r| r.workflow == w), "no {w} run");
+    }
+    let wrote = |wf: &str, name: &str| written.iter().any(|(w, s)| w == wf && s == name);
+    let wrote_prefix = |wf: &str, p: &str| written.iter().any(|(w, s)| w == wf && s.starts_with(p));
+    for name in qualify::PLANNER_STEPS.iter().chain(&[
+        qualify::KNOWLEDGE,
+        qualify::LOCK_GATHER,
+        qualify::FINISH,
+    ]) {
+        assert!(
+            wrote(workflow::QUALIFY, name),
+            "film.qualify never wrote {name}"
+        );
+    }
+    for name in [scene::SHOT_PLAN, scene::VIDEO_SUBMIT, scene::LAST_FRAME] {
+        assert!(
+            wrote(workflow::SCENE, name),
+            "film.scene never wrote {name}"
+        );
+    }
+    assert!(
+        wrote_prefix(workflow::SCENE, scene::VOICE_PREFIX),
+        "no voice step"
+    );
+    for name in [film::STITCH, film::FINISH] {
+        assert!(
+            wrote(workflow::GENERATE, name),
+            "film.generate never wrote {name}"
+        );
+    }
+    // The readers classify what was written by the same names.
+    for (w, s) in &written {
+        let kind = classify(w, s).map(|(_, k)| k);
+        if qualify::PLANNER_STEPS.contains(&s.as_str()) || s == scene::SHOT_PLAN {
+            assert_eq!(kind, Some(CallKind::Llm), "{w} {s}");
+        }
+        if s == scene::VIDEO_SUBMIT || s.starts_with(scene::VIDEO_POLL_PREFIX) {
+            assert_eq!(kind, Some(CallKind::Video), "{w} {s}");
+        }
+        if s.starts_with(scene::VOICE_PREFIX) {
+            assert_eq!(kind, Some(CallKind::Voice), "{w} {s}");
+        }
+        if w == workflow::QUALIFY && qualify::PLANNER_STEPS.contains(&s.as_str()) {
+            assert!(
+                (1..=3).contains(&qualify::phase_of(s)),
+                "{s} belongs to a phase"
+            );
+        }
+    }
+}

@@ -201,7 +201,7 @@ impl Take<'_> {
         let (f, slug) = (self.film.clone(), self.slug.clone());
         let shot: ShotPlan = plan_priced(
             self.ctx,
-            "shot-plan",
+            crate::names::scene::SHOT_PLAN,
             self.film.price(slate_activities::pricing::CallKind::Llm),
             move || async move {
                 let sc = shot_context(&f, &slug).await.map_err(|e| {
@@ -256,7 +256,7 @@ impl Take<'_> {
         let media = &self.film.studio.media;
         let k = self.key("last-frame.png");
         self.ctx
-            .step("last-frame", |sc| async move {
+            .step(crate::names::scene::LAST_FRAME, |sc| async move {
                 let lf = crate::film::checkpointed(&sc, media.last_frame(clip, &k))
                     .await
                     .step()?;
@@ -273,7 +273,7 @@ impl Take<'_> {
 }
 
 impl Workflow for SceneGeneration {
-    const NAME: &'static str = "film.scene";
+    const NAME: &'static str = crate::names::workflow::SCENE;
     type Input = SceneInput;
     type Output = SceneOutput;
 

@@ -20,7 +20,7 @@ use crate::model::{Scene, SceneStatus};
 /// The step that pays for the clip; its output is the provider's [`Job`]. A durable name:
 /// runs in flight have it in their journals, and the video webhook reads it back to find the
 /// job a spec-shaped callback (which names no task) is about.
-pub const VIDEO_SUBMIT: &str = "video/submit";
+pub const VIDEO_SUBMIT: &str = crate::names::scene::VIDEO_SUBMIT;
 
 impl Take<'_> {
     /// What to ask the video provider for.
@@ -148,7 +148,7 @@ impl Take<'_> {
             let state: JobState<VideoOutput> = self
                 .ctx
                 .step_with(
-                    format!("video/poll/{k}"),
+                    format!("{}{k}", crate::names::scene::VIDEO_POLL_PREFIX),
                     StepOptions::new().retry(
                         RetryPolicy::attempts(5)
                             .backoff(Duration::from_secs(2), Duration::from_secs(30)),
@@ -235,7 +235,7 @@ impl Take<'_> {
             let audio: BlobRef = self
                 .ctx
                 .step_with(
-                    format!("voice/{i}"),
+                    format!("{}{i}", crate::names::scene::VOICE_PREFIX),
                     paid().estimate(usd),
                     |sc| async move {
                         let p = crate::film::checkpointed(&sc, voice.synthesize(&req))

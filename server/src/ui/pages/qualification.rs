@@ -134,7 +134,10 @@ fn progress(d: &RunDetail) -> Markup {
     for st in &d.steps {
         if let Some(dep) = department_of(&st.name) {
             let phase = phase_of(&st.name);
-            if (1..=4).contains(&phase) && dep != "lock-gather" && dep != "finish" {
+            if (1..=4).contains(&phase)
+                && dep != slate_workflows::names::qualify::LOCK_GATHER
+                && dep != slate_workflows::names::qualify::FINISH
+            {
                 departments
                     .entry((phase, dep.to_string()))
                     .or_default()

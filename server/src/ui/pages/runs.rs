@@ -164,7 +164,9 @@ pub(crate) async fn show(
     let terminal = r.status.is_terminal();
     // A film's scenes started early wait for the scene before them: not in flight yet.
     let mut before: std::collections::HashSet<String> = Default::default();
-    if children.iter().any(|c| c.workflow == "film.scene")
+    if children
+        .iter()
+        .any(|c| c.workflow == slate_workflows::names::workflow::SCENE)
         && let Some(Ok(slug)) = r.scope.as_deref().map(slate_workflows::Slug::parse)
     {
         before = s
@@ -199,7 +201,7 @@ pub(crate) async fn show(
                 dt { "Cost" } dd { (usd(d.tree_cost_usd)) " with its children" }
                 dt { "Budget" } dd { @match d.budget_usd { Some(b) => { (usd(b)) " (" (((d.tree_cost_usd / b.max(1e-9)) * 100.0).round()) " % spent)" }, None => { "none" } } }
                 @if let Some(c) = &d.current_step { dt { "Now" } dd { code { (c) } } }
-                @let scene_runs: Vec<&RunRecord> = children.iter().filter(|c| c.workflow == "film.scene").collect();
+                @let scene_runs: Vec<&RunRecord> = children.iter().filter(|c| c.workflow == slate_workflows::names::workflow::SCENE).collect();
                 @if !scene_runs.is_empty() {
                     @let flying: Vec<&&RunRecord> = scene_runs.iter().filter(|c| !c.status.is_terminal() && !waits_for_previous(c)).collect();
                     @let queued = scene_runs.iter().filter(|c| !c.status.is_terminal() && waits_for_previous(c)).count();

@@ -1,0 +1,107 @@
+//! The durable names: every workflow name, step name and step-name prefix that code other than
+//! the writer reads back (estimates and costs, progress, slots, webhooks, the dashboard, the
+//! CLI), each defined once here and used by writer and readers alike.
+//!
+//! They are a contract with the journals of runs in flight: a run started on older code replays
+//! against these exact strings. Never change a value; give a changed workflow new names or a new
+//! version instead. `tests/examples.rs` checks that every name here is one a production writes.
+
+/// Workflow names (`Workflow::NAME`).
+pub mod workflow {
+    /// Qualification of a project's gather data.
+    pub const QUALIFY: &str = "film.qualify";
+    /// One scene: composite, verification, video, last frame.
+    pub const SCENE: &str = "film.scene";
+    /// The film: every scene, then the stitch.
+    pub const GENERATE: &str = "film.generate";
+    /// Qualification then the film.
+    pub const PRODUCE: &str = "film.produce";
+}
+
+/// Steps of `film.qualify`; the part before the first `/` is the department.
+pub mod qualify {
+    /// Character profiles (language model).
+    pub const PROFILES: &str = "characters/profiles";
+    /// The story bible (language model).
+    pub const STORY_BIBLE: &str = "world/story-bible";
+    /// The style guide (language model).
+    pub const STYLE_GUIDE: &str = "visual/style-guide";
+    /// The screenplay (language model).
+    pub const SCREENPLAY: &str = "story/screenplay";
+    /// The scene breakdown (language model).
+    pub const BREAKDOWN: &str = "story/breakdown";
+    /// Location details (language model).
+    pub const LOCATIONS: &str = "locations/details";
+    /// The prop catalog (language model).
+    pub const PROPS: &str = "props/catalog";
+    /// Voice casting (language model).
+    pub const CASTING: &str = "audio/casting";
+    /// Knowledge ingestion.
+    pub const KNOWLEDGE: &str = "knowledge/ingest";
+    /// Locking the gather data.
+    pub const LOCK_GATHER: &str = "lock-gather";
+    /// The last step.
+    pub const FINISH: &str = "finish";
+    /// The steps that ask the planner (a language model when remote).
+    pub const PLANNER_STEPS: &[&str] = &[
+        PROFILES,
+        STORY_BIBLE,
+        STYLE_GUIDE,
+        SCREENPLAY,
+        BREAKDOWN,
+        LOCATIONS,
+        PROPS,
+        CASTING,
+    ];
+
+    /// The department a qualification step works for: the first part of its name
+    /// (`characters/…` → `characters`).
+    pub fn department_of(step: &str) -> Option<&str> {
+        step.split('/').next().filter(|d| !d.is_empty())
+    }
+
+    /// The phase a qualification step belongs to (1: characters, world, visual; 2: story;
+    /// 3: locations, props, audio; 4: knowledge and finish), 0 when none.
+    pub fn phase_of(step: &str) -> usize {
+        let dept = |s: &'static str| department_of(s).unwrap_or(s);
+        match department_of(step) {
+            Some(d) if d == dept(KNOWLEDGE) || d == dept(FINISH) => 4,
+            Some(d) if [dept(LOCATIONS), dept(PROPS), dept(CASTING)].contains(&d) => 3,
+            Some(d) if d == dept(SCREENPLAY) => 2,
+            Some(d)
+                if [
+                    dept(PROFILES),
+                    dept(STORY_BIBLE),
+                    dept(STYLE_GUIDE),
+                    dept(LOCK_GATHER),
+                ]
+                .contains(&d) =>
+            {
+                1
+            }
+            _ => 0,
+        }
+    }
+}
+
+/// Steps of `film.scene`.
+pub mod scene {
+    /// The shot plan (language model).
+    pub const SHOT_PLAN: &str = "shot-plan";
+    /// The video job's submission; holds the `video` slot until the clip is seen done.
+    pub const VIDEO_SUBMIT: &str = "video/submit";
+    /// Polls of the video job: `video/poll/{k}`.
+    pub const VIDEO_POLL_PREFIX: &str = "video/poll/";
+    /// Voice lines: `voice/{i}`.
+    pub const VOICE_PREFIX: &str = "voice/";
+    /// The clip's last frame.
+    pub const LAST_FRAME: &str = "last-frame";
+}
+
+/// Steps of `film.generate`.
+pub mod film {
+    /// Stitching the clips into the film.
+    pub const STITCH: &str = "stitch";
+    /// The last step.
+    pub const FINISH: &str = "finish";
+}

@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 pub mod routes;
 pub mod runs;
+pub mod service;
 pub mod ui;
 
 use std::sync::Arc;

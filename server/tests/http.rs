@@ -1398,7 +1398,8 @@ async fn a_video_webhook_delivered_twice_and_out_of_order_has_one_effect() {
 async fn one_qualification_per_project_however_it_is_started() {
     let s = TestServer::start(Db::Sqlite, ProviderSettings::default(), &[]).await;
     let slug = "only-once";
-    create_project(&s, slug, &mini_gather(1)).await;
+    // Ready in every department: POST /api/runs meets the same readiness gate as /qualify.
+    create_project(&s, slug, &mini_gather(4)).await;
     let start =
         json!({"workflow": "film.qualify", "input": {"project": slug, "edit_window_secs": 3600}});
     let (st, first) = s.post("/api/runs", start.clone()).await;
@@ -1436,5 +1437,120 @@ async fn one_qualification_per_project_however_it_is_started() {
     .await;
     let (st, v) = s.post("/api/runs", start).await;
     assert_eq!(st, StatusCode::CREATED, "{v}");
+    s.stop().await;
+}
+
+/// `POST /api/runs` is one more door to the same use cases: a project workflow it starts meets
+/// the checks of the project's own route (a completed project is not qualified again; an
+/// unready one is refused; a missing one is 404), and its runs belong to their project.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn project_workflows_started_through_post_runs_meet_the_projects_checks() {
+    let s = TestServer::start(Db::Sqlite, ProviderSettings::default(), &[]).await;
+    let slug = "one-door";
+    create_project(&s, slug, &mini_gather(4)).await;
+    let qualify =
+        json!({"workflow": "film.qualify", "input": {"project": slug, "edit_window_secs": 0}});
+
+    // Not ready: the gather of a second project holds one scene idea.
+    create_project(&s, "not-ready", &mini_gather(1)).await;
+    let (st, v) = s
+        .post(
+            "/api/runs",
+            json!({"workflow": "film.qualify", "input": {"project": "not-ready"}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not ready"),
+        "{v}"
+    );
+    // No such project.
+    let (st, v) = s
+        .post(
+            "/api/runs",
+            json!({"workflow": "film.produce", "input": {"project": "no-such-film"}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+    // A scene is started by its film or its own route, which the refusal names.
+    let (st, v) = s
+        .post(
+            "/api/runs",
+            json!({"workflow": "film.scene", "input": {"project": slug, "scene_id": "x"}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/api/scenes/"),
+        "{v}"
+    );
+    // Scoped to another project: refused.
+    let mut elsewhere = qualify.clone();
+    elsewhere["scope"] = json!("another");
+    let (st, v) = s.post("/api/runs", elsewhere).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+
+    // Qualified through the generic door: recorded on the project, listed under it.
+    let (st, v) = s.post("/api/runs", qualify.clone()).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let id = v["run"]["id"].as_str().unwrap().to_string();
+    assert_eq!(v["run"]["scope"], slug);
+    wait_until("the qualification", Duration::from_secs(120), || async {
+        s.get(&format!("/api/runs/{id}")).await["run"]["status"] == "completed"
+    })
+    .await;
+    let project = s.get(&format!("/api/projects/{slug}")).await;
+    assert_eq!(project["project"]["status"], "qualified", "{project}");
+    assert_eq!(project["project"]["qualification_run"], id.as_str());
+    let listed = s.get(&format!("/api/runs?project={slug}")).await;
+    assert!(
+        listed["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == id.as_str()),
+        "{listed}"
+    );
+    // Qualifying it again is refused, as /qualify refuses it, and changes nothing.
+    let (st, v) = s.post("/api/runs", qualify).await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("gathering"),
+        "{v}"
+    );
+    let again = s.get(&format!("/api/projects/{slug}")).await;
+    assert_eq!(again["project"]["status"], "qualified");
+    assert_eq!(again["project"]["qualification_run"], id.as_str());
+    // Its film through the generic door is the project's production run.
+    let (st, v) = s
+        .post(
+            "/api/runs",
+            json!({"workflow": "film.generate", "input": {"project": slug}, "idempotency_key": "film-1"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let film = v["run"]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        s.get(&format!("/api/projects/{slug}")).await["project"]["production_run"],
+        film.as_str()
+    );
+    // The same key again is that run, not a conflict and not a second film.
+    let (st, v) = s
+        .post(
+            "/api/runs",
+            json!({"workflow": "film.generate", "input": {"project": slug}, "idempotency_key": "film-1"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["run"]["id"], film.as_str());
     s.stop().await;
 }

@@ -6,14 +6,10 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use serde::Deserialize;
 use slate_workflows::estimate::Estimate;
-use slate_workflows::generation::{FilmGeneration, FilmInput, ProduceInput, Production};
-use slate_workflows::model::ProjectStatus;
-use slate_workflows::qualification;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::qualification::{active_run, start_for_project};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{JsonBody, RunStarted, SlugPath, accepted};
@@ -278,39 +274,16 @@ async fn generate_film(
 ) -> ApiResult<Response> {
     let slug = p.slug()?;
     let body = body.map(|b| b.0).unwrap_or_default();
-    let project = s.film.repo.project(&slug).await?;
-    if let Some(r) = active_run(&s, project.production_run.as_ref()).await? {
-        return Err(ApiError::conflict(format!(
-            "`{slug}` is already being generated (run {})",
-            r.id
-        )));
-    }
-    if !matches!(
-        project.status,
-        ProjectStatus::Qualified | ProjectStatus::Failed | ProjectStatus::Completed
-    ) || s.film.repo.scenes(&slug).await?.is_empty()
-    {
-        return Err(ApiError::conflict(format!(
-            "`{slug}` has no qualified scenes yet: qualify it first"
-        )));
-    }
-    let input = FilmInput {
-        project: slug.clone(),
-        parallel: s.film.config.parallel_scenes,
-        early: s.film.config.parallel_scenes,
-    };
-    let started = start_for_project::<FilmGeneration>(
+    let started = crate::service::generate(
         &s,
         &slug,
-        &input,
-        body.budget_usd,
-        &["scenes", "film"],
+        None,
+        crate::service::StartRequest {
+            budget_usd: body.budget_usd,
+            ..Default::default()
+        },
     )
     .await?;
-    s.film
-        .repo
-        .set_runs(&slug, None, Some(started.run.id.to_string()))
-        .await?;
     Ok(accepted(RunStarted {
         run_id: started.run.id,
     }))
@@ -331,33 +304,17 @@ async fn produce(
 ) -> ApiResult<Response> {
     let slug = p.slug()?;
     let body = body.map(|b| b.0).unwrap_or_default();
-    let project = s.film.repo.project(&slug).await?;
-    if project.status != ProjectStatus::Gathering {
-        return Err(ApiError::conflict(format!(
-            "`{slug}` is {}; production starts from a project that is gathering",
-            project.status.as_str()
-        )));
-    }
-    qualification::gate(&s.film, &slug, body.force).await?;
-    let input = ProduceInput {
-        project: slug.clone(),
-        edit_window_secs: Some(
-            body.edit_window_secs
-                .unwrap_or(s.config.edit_window.as_secs()),
-        ),
-    };
-    let started = start_for_project::<Production>(
+    let started = crate::service::produce(
         &s,
         &slug,
-        &input,
-        body.budget_usd,
-        &["qualification", "scenes", "film"],
+        crate::service::StartRequest {
+            force: body.force,
+            edit_window_secs: body.edit_window_secs,
+            budget_usd: body.budget_usd,
+            idempotency_key: None,
+        },
     )
     .await?;
-    s.film
-        .repo
-        .set_runs(&slug, None, Some(started.run.id.to_string()))
-        .await?;
     Ok(accepted(RunStarted {
         run_id: started.run.id,
     }))

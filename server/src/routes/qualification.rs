@@ -6,19 +6,15 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use slate_engine::{RunId, RunRecord, StartOptions, Workflow};
-use slate_workflows::Slug;
-use slate_workflows::model::ProjectStatus;
-use slate_workflows::qualification::{
-    self, EDIT_WINDOW_SIGNAL, Qualification, QualifyInput, Reopened,
-};
+use slate_engine::RunId;
+use slate_workflows::qualification::{self, EDIT_WINDOW_SIGNAL, Reopened};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{JsonBody, SlugPath, accepted, run_id};
+use crate::extract::{JsonBody, SlugPath, accepted};
 
 /// The routes.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -63,36 +59,7 @@ pub struct QualifyStarted {
     pub stop: String,
 }
 
-/// The run recorded as `id`, if it has not finished.
-pub(crate) async fn active_run(s: &AppState, id: Option<&String>) -> ApiResult<Option<RunRecord>> {
-    let Some(id) = id else { return Ok(None) };
-    let r = s.engine.get(run_id(id)?).await?;
-    Ok((!r.status.is_terminal()).then_some(r))
-}
-
-/// Start a workflow for a project, scoped to it.
-pub(crate) async fn start_for_project<W: Workflow>(
-    s: &AppState,
-    slug: &Slug,
-    input: &W::Input,
-    budget_usd: Option<f64>,
-    stages: &[&str],
-) -> ApiResult<slate_engine::Started> {
-    // The run's budget is the lesser of the one asked for and what the project has left, and
-    // a run that could not finish within it is refused before it starts.
-    let budget_usd = super::production::effective_budget(s, slug, budget_usd).await?;
-    super::production::within_budget(s, slug, budget_usd, stages).await?;
-    Ok(s.engine
-        .start::<W>(
-            input,
-            StartOptions {
-                scope: Some(slug.to_string()),
-                budget_usd,
-                ..Default::default()
-            },
-        )
-        .await?)
-}
+pub(crate) use crate::service::active_run;
 
 /// Start qualification: the edit window, then the departments (phases A-D). Refused with 409
 /// while a department is short of the readiness threshold, unless `force`.
@@ -110,38 +77,20 @@ async fn qualify(
 ) -> ApiResult<Response> {
     let slug = p.slug()?;
     let body = body.map(|b| b.0).unwrap_or_default();
-    let project = s.film.repo.project(&slug).await?;
-    if let Some(r) = active_run(&s, project.qualification_run.as_ref()).await? {
-        return Err(ApiError::conflict(format!(
-            "qualification of `{slug}` is already under way (run {})",
-            r.id
-        )));
-    }
-    if project.status != ProjectStatus::Gathering {
-        return Err(ApiError::conflict(format!(
-            "`{slug}` is {}: qualification starts from a project that is gathering",
-            project.status.as_str()
-        )));
-    }
-    qualification::gate(&s.film, &slug, body.force).await?;
     let window = body
         .edit_window_secs
         .unwrap_or(s.config.edit_window.as_secs());
-    let started = start_for_project::<Qualification>(
+    let started = crate::service::qualify(
         &s,
         &slug,
-        &QualifyInput {
-            project: slug.clone(),
+        crate::service::StartRequest {
+            force: body.force,
             edit_window_secs: Some(window),
+            budget_usd: body.budget_usd,
+            idempotency_key: None,
         },
-        body.budget_usd,
-        &["qualification"],
     )
     .await?;
-    s.film
-        .repo
-        .set_runs(&slug, Some(started.run.id.to_string()), None)
-        .await?;
     Ok(accepted(QualifyStarted {
         run_id: started.run.id,
         edit_window_secs: window,

@@ -92,8 +92,9 @@ impl utoipa::ToSchema for StartRun {
     responses(
         (status = 201, description = "Started", body = Started),
         (status = 200, description = "A run with this idempotency key exists: that run", body = Started),
-        (status = 409, description = "Another run of this workflow holds the same key (one qualification, film or production per project, one generation per scene, at a time): the message names it", body = ErrorBody),
-        (status = 422, description = "Unknown workflow, or input that does not fit it", body = ErrorBody),
+        (status = 404, description = "A project workflow's project does not exist", body = ErrorBody),
+        (status = 409, description = "Another run of this workflow holds the same key (one qualification, film or production per project, one generation per scene, at a time), or the project's own route would refuse the start (its status, readiness or budget): the message says why", body = ErrorBody),
+        (status = 422, description = "Unknown workflow, input that does not fit it, a project workflow scoped to another project, or `film.scene` (started by its film or POST /api/scenes/{id}/generate)", body = ErrorBody),
     ))]
 async fn start_run(
     State(s): State<AppState>,
@@ -101,8 +102,94 @@ async fn start_run(
 ) -> ApiResult<Response> {
     bounded("idempotency_key", b.idempotency_key.as_deref(), 1)?;
     bounded("scope", b.scope.as_deref(), 0)?;
-    let started = s
-        .engine
+    let started = match project_start(&s, &b).await? {
+        Some(started) => started,
+        None => generic_start(&s, b).await?,
+    };
+    let status = if started.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(started)).into_response())
+}
+
+/// The film pipeline's project workflows start through their use cases, whichever door is
+/// used: the same checks as the project's own routes, the same project link. A scene's
+/// generation has its own route, named in the refusal.
+async fn project_start(s: &AppState, b: &StartRun) -> ApiResult<Option<Started>> {
+    use slate_workflows::generation::FilmInput;
+    use slate_workflows::names::workflow;
+    use slate_workflows::production::ProduceInput;
+    use slate_workflows::qualification::QualifyInput;
+
+    let wf = b.workflow.as_str();
+    if ![
+        workflow::QUALIFY,
+        workflow::GENERATE,
+        workflow::PRODUCE,
+        workflow::SCENE,
+    ]
+    .contains(&wf)
+    {
+        return Ok(None);
+    }
+    let invalid = |e: serde_json::Error| {
+        ApiError::unprocessable(format!("the input of `{wf}` does not fit it: {e}"))
+    };
+    let scoped = |project: &slate_workflows::Slug| -> ApiResult<()> {
+        match &b.scope {
+            Some(scope) if scope != project.as_str() => Err(ApiError::unprocessable(format!(
+                "`{wf}` runs are scoped to their project: scope `{scope}` is not `{project}` (leave scope out)"
+            ))),
+            _ => Ok(()),
+        }
+    };
+    let req = crate::service::StartRequest {
+        budget_usd: b.budget_usd,
+        idempotency_key: b.idempotency_key.clone(),
+        ..Default::default()
+    };
+    let started = if wf == workflow::QUALIFY {
+        let i: QualifyInput = serde_json::from_value(b.input.clone()).map_err(invalid)?;
+        scoped(&i.project)?;
+        crate::service::qualify(
+            s,
+            &i.project,
+            crate::service::StartRequest {
+                edit_window_secs: i.edit_window_secs,
+                ..req
+            },
+        )
+        .await?
+    } else if wf == workflow::GENERATE {
+        let i: FilmInput = serde_json::from_value(b.input.clone()).map_err(invalid)?;
+        scoped(&i.project)?;
+        let project = i.project.clone();
+        crate::service::generate(s, &project, Some(i), req).await?
+    } else if wf == workflow::PRODUCE {
+        let i: ProduceInput = serde_json::from_value(b.input.clone()).map_err(invalid)?;
+        scoped(&i.project)?;
+        crate::service::produce(
+            s,
+            &i.project,
+            crate::service::StartRequest {
+                edit_window_secs: i.edit_window_secs,
+                ..req
+            },
+        )
+        .await?
+    } else {
+        return Err(ApiError::unprocessable(format!(
+            "`{wf}` runs are started by their film, or for one scene by POST /api/scenes/{{id}}/generate"
+        )));
+    };
+    Ok(Some(started))
+}
+
+/// Any other registered workflow, started as asked.
+async fn generic_start(s: &AppState, b: StartRun) -> ApiResult<Started> {
+    Ok(s.engine
         .start_raw(
             &b.workflow,
             b.input,
@@ -113,13 +200,7 @@ async fn start_run(
                 ..Default::default()
             },
         )
-        .await?;
-    let status = if started.created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(started)).into_response())
+        .await?)
 }
 
 /// An optional text field of `min`-200 characters.

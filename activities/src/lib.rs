@@ -24,6 +24,12 @@ pub mod config;
 pub mod doctor;
 pub mod error;
 pub(crate) mod http;
+
+/// An HTTP client as Slate builds them (TLS provider installed, timeouts set): for programs that
+/// talk to Slate itself, such as the `slate` command line.
+pub fn http_client(timeout: std::time::Duration) -> reqwest::Client {
+    http::client(timeout)
+}
 pub mod local;
 pub mod model;
 pub mod pricing;

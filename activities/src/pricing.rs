@@ -201,7 +201,18 @@ pub const CHARS_PER_TOKEN: f64 = 4.0;
 pub const VISION_CHARS_PER_QUESTION: f64 = 500.0;
 
 /// The kinds of paid call the pipeline makes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum CallKind {
     /// A language-model call.
@@ -223,7 +234,7 @@ pub enum CallKind {
 }
 
 /// One kind of call, priced with the configured provider.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Price {
     /// Which provider: `fal.ai`, `openrouter`, `tasks`, `last-frame`, `brain` or `local`.
     pub provider: String,

@@ -6,6 +6,8 @@
 
 pub mod app;
 pub mod approvals;
+pub mod cli;
+pub mod client;
 pub mod config;
 pub mod demo;
 pub mod error;

@@ -16,6 +16,10 @@ struct Cli {
     /// A TOML configuration file (default: <data dir>/slate.toml when it exists).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
+    /// Project commands open the database themselves (SLATE_DATABASE_URL, SLATE_DATA_DIR)
+    /// instead of asking the server at SLATE_URL (default http://127.0.0.1:8080).
+    #[arg(long, global = true)]
+    direct: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -43,6 +47,30 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Projects: list, create (optionally from a bundled example), show.
+    Projects {
+        #[command(subcommand)]
+        what: ProjectsCommand,
+    },
+    /// Each department's readiness and what it misses.
+    Readiness {
+        /// The project's slug.
+        slug: String,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Qualify a project (behind the readiness gate).
+    Qualify(StartCmd),
+    /// Qualify a project and make its film.
+    Produce(StartCmd),
+    /// Make the film of a qualified project.
+    Generate(StartCmd),
+    /// Prompt templates: list, show, set a prompt from a file.
+    Templates {
+        #[command(subcommand)]
+        what: TemplatesCommand,
+    },
     /// List, inspect and administer runs.
     Runs {
         #[command(subcommand)]
@@ -64,7 +92,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// A project's gathered ideas: import a file.
+    /// A project's gathered ideas: import a file, list the collections.
     Gather {
         #[command(subcommand)]
         what: GatherCommand,
@@ -97,8 +125,89 @@ enum Command {
     Demo(demo::DemoArgs),
 }
 
+#[derive(clap::Args)]
+struct StartCmd {
+    /// The project's slug.
+    slug: String,
+    /// Qualify even though a department is short of the readiness threshold.
+    #[arg(long)]
+    force: bool,
+    /// Seconds to stop and edit before the departments start.
+    #[arg(long)]
+    edit_window: Option<u64>,
+    /// The run's budget, dollars.
+    #[arg(long)]
+    budget: Option<f64>,
+    /// Wait for the run to end, showing progress.
+    #[arg(long)]
+    wait: bool,
+}
+
+impl StartCmd {
+    fn args(&self) -> slate_server::cli::StartArgs {
+        slate_server::cli::StartArgs {
+            force: self.force,
+            edit_window_secs: self.edit_window,
+            budget_usd: self.budget,
+            wait: self.wait,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum ProjectsCommand {
+    /// Every project.
+    Ls {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a project.
+    Create {
+        /// Its slug (lower case, digits and dashes).
+        slug: String,
+        /// Its title (the slug when omitted, or the example's).
+        #[arg(long)]
+        title: Option<String>,
+        /// Fill its gather data from a bundled example (`slate demo --example` lists them).
+        #[arg(long)]
+        example: Option<String>,
+    },
+    /// A project's status, runs and film.
+    Show {
+        /// The project's slug.
+        slug: String,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TemplatesCommand {
+    /// Every template.
+    Ls,
+    /// A template's prompt.
+    Show {
+        /// Its name.
+        name: String,
+    },
+    /// Replace a template's prompt with a file's text.
+    Set {
+        /// Its name.
+        name: String,
+        /// The file.
+        file: PathBuf,
+    },
+}
+
 #[derive(Subcommand)]
 enum GatherCommand {
+    /// The project's collections and how many documents each holds.
+    Ls {
+        /// The project's slug.
+        slug: String,
+    },
     /// Import a screenplay (.fountain, .txt), a treatment or notes (.md, .txt) or gather
     /// documents (.json) into a project's gather data.
     Import {
@@ -159,6 +268,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => {
             quiet_logs();
             demo::run(args).await
+        }
+        command if !cli.direct && over_http(&command) => {
+            quiet_logs();
+            let c = slate_server::client::Client::from_env()?;
+            http(&c, command).await
         }
         command => {
             telemetry();
@@ -262,25 +376,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     );
                     if json {
                         println!("{}", serde_json::to_string_pretty(&p)?);
-                        return Ok(());
-                    }
-                    println!(
-                        "{} of {} scenes done ({:.1} of {:.1} s); {} in flight, {} waiting, {} failed",
-                        p.completed,
-                        p.scenes,
-                        p.seconds_done,
-                        p.seconds_planned,
-                        p.in_flight.len(),
-                        p.waiting,
-                        p.failed.len()
-                    );
-                    for f in &p.in_flight {
-                        println!("  scene {:>3}  {}", f.scene_number, f.status.as_str());
-                    }
-                    for n in &p.failed {
-                        println!(
-                            "  scene {n:>3}  failed: retry it with POST /api/scenes/{{id}}/generate"
-                        );
+                    } else {
+                        print!("{}", slate_server::runs::progress_text(&p));
                     }
                     Ok(())
                 }
@@ -348,7 +445,65 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     slate_server::approvals::run(&state, what).await
                 }
                 Command::Demo(_) => unreachable!("handled above"),
+                _ => anyhow::bail!(
+                    "this command asks a running server: leave out --direct (and start `slate serve`)"
+                ),
             }
         }
+    }
+}
+
+/// The project commands that go to a running server unless `--direct` is given.
+fn over_http(c: &Command) -> bool {
+    matches!(
+        c,
+        Command::Projects { .. }
+            | Command::Readiness { .. }
+            | Command::Qualify(_)
+            | Command::Produce(_)
+            | Command::Generate(_)
+            | Command::Templates { .. }
+            | Command::Gather { .. }
+            | Command::Estimate { .. }
+            | Command::Costs { .. }
+            | Command::Progress { .. }
+            | Command::Screenplay { .. }
+    )
+}
+
+async fn http(c: &slate_server::client::Client, command: Command) -> anyhow::Result<()> {
+    use slate_server::cli;
+    match command {
+        Command::Projects { what } => match what {
+            ProjectsCommand::Ls { json } => cli::projects_ls(c, json).await,
+            ProjectsCommand::Create {
+                slug,
+                title,
+                example,
+            } => cli::projects_create(c, &slug, title.as_deref(), example.as_deref()).await,
+            ProjectsCommand::Show { slug, json } => cli::projects_show(c, &slug, json).await,
+        },
+        Command::Readiness { slug, json } => cli::readiness(c, &slug, json).await,
+        Command::Qualify(a) => cli::start(c, "qualify", &a.slug, a.args()).await,
+        Command::Produce(a) => cli::start(c, "produce", &a.slug, a.args()).await,
+        Command::Generate(a) => cli::start(c, "generate", &a.slug, a.args()).await,
+        Command::Templates { what } => match what {
+            TemplatesCommand::Ls => cli::templates_ls(c).await,
+            TemplatesCommand::Show { name } => cli::templates_show(c, &name).await,
+            TemplatesCommand::Set { name, file } => cli::templates_set(c, &name, &file).await,
+        },
+        Command::Gather { what } => match what {
+            GatherCommand::Ls { slug } => cli::gather_ls(c, &slug).await,
+            GatherCommand::Import { slug, file } => cli::gather_import(c, &slug, &file).await,
+        },
+        Command::Estimate { slug, json } => cli::estimate(c, &slug, json).await,
+        Command::Costs { slug, json } => cli::costs(c, &slug, json).await,
+        Command::Progress { slug, json } => cli::progress(c, &slug, json).await,
+        Command::Screenplay {
+            slug,
+            pdf,
+            fountain,
+        } => cli::screenplay(c, &slug, pdf.as_deref(), fountain.as_deref()).await,
+        _ => unreachable!("over_http chose it"),
     }
 }

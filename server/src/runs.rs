@@ -240,6 +240,33 @@ pub fn estimate_table(e: &slate_workflows::estimate::Estimate) -> String {
     out
 }
 
+/// `slate progress`'s text.
+pub fn progress_text(p: &crate::routes::scenes::Progress) -> String {
+    let mut out = format!(
+        "{} of {} scenes done ({:.1} of {:.1} s); {} in flight, {} waiting, {} failed\n",
+        p.completed,
+        p.scenes,
+        p.seconds_done,
+        p.seconds_planned,
+        p.in_flight.len(),
+        p.waiting,
+        p.failed.len()
+    );
+    for f in &p.in_flight {
+        out.push_str(&format!(
+            "  scene {:>3}  {}\n",
+            f.scene_number,
+            f.status.as_str()
+        ));
+    }
+    for n in &p.failed {
+        out.push_str(&format!(
+            "  scene {n:>3}  failed: retry it with POST /api/scenes/{{id}}/generate\n"
+        ));
+    }
+    out
+}
+
 /// Estimated against spent, as a table for the terminal.
 pub fn costs_table(c: &crate::routes::production::Costs) -> String {
     use std::fmt::Write;

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use slate_activities::local::LocalPlanner;
 use slate_activities::model::*;
 use slate_activities::pricing::{CHARS_PER_TOKEN, CallKind, Price, Prices};
@@ -23,7 +23,7 @@ use crate::model::Scene;
 use crate::slug::Slug;
 
 /// One kind of call in one stage.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EstimateLine {
     /// `qualification`, `scenes` or `film`.
     pub stage: String,
@@ -47,7 +47,7 @@ pub struct EstimateLine {
 }
 
 /// A stage's total.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StageEstimate {
     /// `qualification`, `scenes` or `film`.
     pub stage: String,
@@ -60,7 +60,7 @@ pub struct StageEstimate {
 }
 
 /// The estimate of a production.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Estimate {
     /// Where the counts come from: `scenes` (qualified) or `gather` (read by the local planner).
     pub basis: String,
@@ -335,7 +335,7 @@ pub fn compared_kind(k: CallKind) -> CallKind {
 }
 
 /// Estimated against spent, for one kind of call in one stage.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CostComparison {
     /// `qualification`, `scenes` or `film`.
     pub stage: String,

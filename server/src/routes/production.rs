@@ -124,7 +124,7 @@ async fn set_project_budget(
 }
 
 /// The estimate beside what the project's runs spent.
-#[derive(Debug, serde::Serialize, ToSchema)]
+#[derive(Debug, serde::Serialize, serde::Deserialize, ToSchema)]
 pub struct Costs {
     /// What producing the project costs now (the counts from its scenes once qualified).
     pub estimate: Estimate,

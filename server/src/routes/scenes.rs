@@ -58,7 +58,7 @@ async fn list_scenes(
 }
 
 /// Where a project's scenes stand.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
 pub struct Progress {
     /// Scenes in the film.
     pub scenes: usize,
@@ -77,7 +77,7 @@ pub struct Progress {
 }
 
 /// A scene being made.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
 pub struct InFlight {
     /// Its number.
     pub scene_number: i32,

@@ -1,0 +1,395 @@
+//! The `slate` commands that work on projects, carried out against a running server over HTTP
+//! ([`crate::client`]): projects, gather, readiness, qualify, produce, generate, templates,
+//! estimate, costs, progress, screenplay. The same use cases as the dashboard's, through the
+//! same API; `--direct` (in `main.rs`) opens the database instead.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+use crate::client::{Client, seg};
+
+/// `slate projects ls`.
+pub async fn projects_ls(c: &Client, as_json: bool) -> anyhow::Result<()> {
+    let v: Value = c.get("/api/projects").await?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let list = v["projects"].as_array().cloned().unwrap_or_default();
+    if list.is_empty() {
+        println!("no projects yet: slate projects create SLUG --title \"...\"");
+    }
+    for p in list {
+        println!(
+            "{:<32} {:<12} {}",
+            p["slug"].as_str().unwrap_or(""),
+            p["status"].as_str().unwrap_or(""),
+            p["title"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+/// `slate projects create SLUG [--title T] [--example NAME]`.
+pub async fn projects_create(
+    c: &Client,
+    slug: &str,
+    title: Option<&str>,
+    example: Option<&str>,
+) -> anyhow::Result<()> {
+    let example_text = match example {
+        Some(name) => Some(slate_workflows::examples::named(name).ok_or_else(|| {
+            anyhow::anyhow!(
+                "no example `{name}`; the examples are {}",
+                slate_workflows::examples::ALL
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?),
+        None => None,
+    };
+    let title = match (title, &example_text) {
+        (Some(t), _) => t.to_string(),
+        (None, Some(text)) => serde_json::from_str::<Value>(text)?["project"]["title"]
+            .as_str()
+            .unwrap_or(slug)
+            .to_string(),
+        (None, None) => slug.to_string(),
+    };
+    c.post(
+        "/api/projects",
+        Some(&json!({"slug": slug, "title": title})),
+    )
+    .await?;
+    println!("created {slug} ({title})");
+    if let Some(text) = example_text {
+        import_bytes(c, slug, "example.json", text.as_bytes().to_vec()).await?;
+    }
+    Ok(())
+}
+
+/// `slate projects show SLUG`.
+pub async fn projects_show(c: &Client, slug: &str, as_json: bool) -> anyhow::Result<()> {
+    let v: Value = c.get(&format!("/api/projects/{}", seg(slug))).await?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let p = &v["project"];
+    println!(
+        "{}  {}",
+        p["slug"].as_str().unwrap_or(""),
+        p["title"].as_str().unwrap_or("")
+    );
+    println!("status         {}", p["status"].as_str().unwrap_or(""));
+    for (k, label) in [
+        ("qualification_run", "qualification  "),
+        ("production_run", "production     "),
+        ("final_video", "film           "),
+    ] {
+        if let Some(x) = p[k].as_str() {
+            println!("{label}{x}");
+        }
+    }
+    if let Some(scenes) = v["scenes"].as_object().filter(|m| !m.is_empty()) {
+        let counts: Vec<String> = scenes.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        println!("scenes         {}", counts.join(", "));
+    }
+    if v["open_errors"].as_u64().unwrap_or(0) > 0 {
+        println!("open errors    {} (GET /api/errors)", v["open_errors"]);
+    }
+    Ok(())
+}
+
+/// `slate gather import SLUG FILE`.
+pub async fn gather_import(c: &Client, slug: &str, file: &Path) -> anyhow::Result<()> {
+    let bytes = std::fs::read(file).with_context(|| format!("read {}", file.display()))?;
+    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    import_bytes(c, slug, name, bytes).await
+}
+
+async fn import_bytes(c: &Client, slug: &str, name: &str, bytes: Vec<u8>) -> anyhow::Result<()> {
+    let v = c
+        .post_bytes(
+            &format!(
+                "/api/projects/{}/gather/import?filename={}",
+                seg(slug),
+                seg(name)
+            ),
+            bytes,
+        )
+        .await?;
+    for d in v["documents"].as_array().into_iter().flatten() {
+        println!(
+            "added {}/{}",
+            d["collection"].as_str().unwrap_or(""),
+            d["id"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+/// `slate gather ls SLUG`.
+pub async fn gather_ls(c: &Client, slug: &str) -> anyhow::Result<()> {
+    let v: Value = c
+        .get(&format!("/api/projects/{}/gather", seg(slug)))
+        .await?;
+    let cols = v["collections"].as_object().cloned().unwrap_or_default();
+    if cols.is_empty() {
+        println!("{slug} has no gather data yet: slate gather import {slug} FILE");
+    }
+    for (name, n) in cols {
+        println!("{name:<32} {n}");
+    }
+    Ok(())
+}
+
+/// `slate readiness SLUG`.
+pub async fn readiness(c: &Client, slug: &str, as_json: bool) -> anyhow::Result<()> {
+    let v: Value = c
+        .get(&format!("/api/projects/{}/readiness", seg(slug)))
+        .await?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let depts = v["departments"]
+        .as_array()
+        .or(v.as_array())
+        .cloned()
+        .unwrap_or_default();
+    for d in depts {
+        let ready = d["ready"].as_bool().unwrap_or(false);
+        println!(
+            "{:<12} {:>3}  {}",
+            d["department"].as_str().unwrap_or(""),
+            d["score"],
+            if ready { "ready" } else { "not ready" }
+        );
+        for m in d["missing_items"].as_array().into_iter().flatten() {
+            println!("               - {}", m.as_str().unwrap_or(""));
+        }
+    }
+    Ok(())
+}
+
+/// How to start a project's work.
+#[derive(Debug, Clone, Default)]
+pub struct StartArgs {
+    /// Past the readiness gate.
+    pub force: bool,
+    /// Seconds of the edit window.
+    pub edit_window_secs: Option<u64>,
+    /// The run's budget.
+    pub budget_usd: Option<f64>,
+    /// Wait for the run to end, showing progress.
+    pub wait: bool,
+}
+
+/// `slate qualify|produce|generate SLUG`: start the project's work through its own route.
+pub async fn start(c: &Client, what: &str, slug: &str, a: StartArgs) -> anyhow::Result<()> {
+    let mut body = json!({});
+    if what != "generate" {
+        body["force"] = json!(a.force);
+        if let Some(w) = a.edit_window_secs {
+            body["edit_window_secs"] = json!(w);
+        }
+    }
+    if let Some(b) = a.budget_usd {
+        body["budget_usd"] = json!(b);
+    }
+    let v = c
+        .post(&format!("/api/projects/{}/{what}", seg(slug)), Some(&body))
+        .await
+        .map_err(|e| {
+            if e.to_string().contains("\"force\": true") {
+                e.context(format!("to go on anyway: slate {what} {slug} --force"))
+            } else {
+                e
+            }
+        })?;
+    let run = v["run_id"].as_str().unwrap_or("").to_string();
+    println!("started {what} of {slug}: run {run}");
+    if a.wait {
+        wait(c, slug, &run).await?;
+    }
+    Ok(())
+}
+
+/// Wait for `run` to end, printing the project's progress when it changes. A run that waits on
+/// a failed step (which a person must retry) ends the wait with what to do.
+pub async fn wait(c: &Client, slug: &str, run: &str) -> anyhow::Result<()> {
+    let mut last = String::new();
+    loop {
+        let d: Value = c.get(&format!("/api/runs/{}", seg(run))).await?;
+        let status = d["run"]["status"].as_str().unwrap_or("").to_string();
+        let p: Value = c
+            .get(&format!("/api/projects/{}/progress", seg(slug)))
+            .await
+            .unwrap_or(Value::Null);
+        let line = if p["scenes"].as_u64().unwrap_or(0) > 0 {
+            format!(
+                "{status}: {} of {} scenes done, {} in flight, {} failed",
+                p["completed"],
+                p["scenes"],
+                p["in_flight"].as_array().map_or(0, Vec::len),
+                p["failed"].as_array().map_or(0, Vec::len)
+            )
+        } else {
+            format!(
+                "{status}{}",
+                d["current_step"]
+                    .as_str()
+                    .map(|s| format!(": {s}"))
+                    .unwrap_or_default()
+            )
+        };
+        if line != last {
+            eprintln!("{line}");
+            last = line;
+        }
+        match status.as_str() {
+            "completed" => {
+                let p: Value = c.get(&format!("/api/projects/{}", seg(slug))).await?;
+                if let Some(f) = p["project"]["final_video"].as_str() {
+                    println!("film: {f}");
+                }
+                return Ok(());
+            }
+            "failed" | "cancelled" => bail!(
+                "run {run} {status}: {}",
+                d["run"]["error"]["message"]
+                    .as_str()
+                    .unwrap_or("no error recorded")
+            ),
+            _ => {}
+        }
+        if let Some(b) = d.get("blocked_on").filter(|b| !b.is_null()) {
+            bail!(
+                "run {run} waits on {} run {}, which {}{}: retry it (slate runs retry {}) or cancel it",
+                b["workflow"].as_str().unwrap_or(""),
+                b["run_id"].as_str().unwrap_or(""),
+                b["status"].as_str().unwrap_or("failed"),
+                b["step"]
+                    .as_str()
+                    .map(|s| format!(" at `{s}`"))
+                    .unwrap_or_default(),
+                b["run_id"].as_str().unwrap_or(""),
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+}
+
+/// `slate templates ls`.
+pub async fn templates_ls(c: &Client) -> anyhow::Result<()> {
+    let v: Value = c.get("/api/templates").await?;
+    for t in v["templates"].as_array().into_iter().flatten() {
+        println!(
+            "{:<40} {}",
+            t["name"].as_str().unwrap_or(""),
+            t["description"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+/// `slate templates show NAME`: its prompt on standard output.
+pub async fn templates_show(c: &Client, name: &str) -> anyhow::Result<()> {
+    let v: Value = c.get(&format!("/api/templates/{}", seg(name))).await?;
+    println!("{}", v["prompt"].as_str().unwrap_or(""));
+    Ok(())
+}
+
+/// `slate templates set NAME FILE`: the template's prompt from a file (its other fields kept).
+pub async fn templates_set(c: &Client, name: &str, file: &Path) -> anyhow::Result<()> {
+    let prompt =
+        std::fs::read_to_string(file).with_context(|| format!("read {}", file.display()))?;
+    let mut current: Value = c.get(&format!("/api/templates/{}", seg(name))).await?;
+    let version = current["version"].clone();
+    if let Some(o) = current.as_object_mut() {
+        o.remove("version");
+        o.insert("prompt".into(), json!(prompt));
+    }
+    c.put(
+        &format!("/api/templates/{}", seg(name)),
+        &json!({"version": version, "template": current}),
+    )
+    .await?;
+    println!("saved {name}");
+    Ok(())
+}
+
+/// `slate estimate SLUG`.
+pub async fn estimate(c: &Client, slug: &str, as_json: bool) -> anyhow::Result<()> {
+    // An estimate is asked for (POST): it reads the project and prices, and changes nothing.
+    let v = c
+        .post(&format!("/api/projects/{}/estimate", seg(slug)), None)
+        .await?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        let e: slate_workflows::estimate::Estimate =
+            serde_json::from_value(v).context("read the estimate")?;
+        print!("{}", crate::runs::estimate_table(&e));
+    }
+    Ok(())
+}
+
+/// `slate costs SLUG`.
+pub async fn costs(c: &Client, slug: &str, as_json: bool) -> anyhow::Result<()> {
+    let path = format!("/api/projects/{}/costs", seg(slug));
+    if as_json {
+        let v: Value = c.get(&path).await?;
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        let costs: crate::routes::production::Costs = c.get(&path).await?;
+        print!("{}", crate::runs::costs_table(&costs));
+    }
+    Ok(())
+}
+
+/// `slate progress SLUG`.
+pub async fn progress(c: &Client, slug: &str, as_json: bool) -> anyhow::Result<()> {
+    let path = format!("/api/projects/{}/progress", seg(slug));
+    if as_json {
+        let v: Value = c.get(&path).await?;
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        let p: crate::routes::scenes::Progress = c.get(&path).await?;
+        print!("{}", crate::runs::progress_text(&p));
+    }
+    Ok(())
+}
+
+/// `slate screenplay SLUG [--fountain F] [--pdf F]`.
+pub async fn screenplay(
+    c: &Client,
+    slug: &str,
+    pdf: Option<&Path>,
+    fountain: Option<&Path>,
+) -> anyhow::Result<()> {
+    let base = format!("/api/projects/{}/screenplay", seg(slug));
+    if let Some(path) = pdf {
+        let bytes = c.get_bytes(&format!("{base}?format=pdf")).await?;
+        std::fs::write(path, bytes).with_context(|| format!("write {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    if fountain.is_some() || pdf.is_none() {
+        let text = String::from_utf8(c.get_bytes(&format!("{base}?format=fountain")).await?)
+            .context("the screenplay is not UTF-8")?;
+        match fountain {
+            Some(path) => {
+                std::fs::write(path, &text).with_context(|| format!("write {}", path.display()))?;
+                eprintln!("wrote {}", path.display());
+            }
+            None => print!("{text}"),
+        }
+    }
+    Ok(())
+}

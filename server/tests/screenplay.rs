@@ -142,7 +142,8 @@ async fn the_qualified_screenplay_downloads_as_fountain_and_pdf() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_slate"))
         .args(["screenplay", slug, "--pdf"])
         .arg(&cli_pdf)
-        .env("SLATE_DATA_DIR", &s.data)
+        .env("SLATE_URL", &s.api.base)
+        .env("SLATE_API_KEY", API_KEY)
         .env("SLATE_LOG", "error")
         .output()
         .unwrap();
@@ -154,7 +155,8 @@ async fn the_qualified_screenplay_downloads_as_fountain_and_pdf() {
     assert!(pdftotext(&cli_pdf).contains(&want_headings[0]));
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_slate"))
         .args(["screenplay", slug])
-        .env("SLATE_DATA_DIR", &s.data)
+        .env("SLATE_URL", &s.api.base)
+        .env("SLATE_API_KEY", API_KEY)
         .env("SLATE_LOG", "error")
         .output()
         .unwrap();
@@ -288,7 +290,8 @@ async fn files_import_into_the_gather_and_bad_ones_are_refused() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_slate"))
         .args(["gather", "import", "imported"])
         .arg(&file)
-        .env("SLATE_DATA_DIR", &s.data)
+        .env("SLATE_URL", &s.api.base)
+        .env("SLATE_API_KEY", API_KEY)
         .env("SLATE_LOG", "error")
         .output()
         .unwrap();
@@ -308,7 +311,8 @@ async fn files_import_into_the_gather_and_bad_ones_are_refused() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_slate"))
         .args(["gather", "import", "imported"])
         .arg(&bin)
-        .env("SLATE_DATA_DIR", &s.data)
+        .env("SLATE_URL", &s.api.base)
+        .env("SLATE_API_KEY", API_KEY)
         .env("SLATE_LOG", "error")
         .output()
         .unwrap();

@@ -69,7 +69,7 @@ pub struct FalSettings {
     pub video_model: String,
     /// The video model's allowed clip lengths, seconds (a scene is made at the nearest allowed
     /// length at or above its own, then trimmed): the model's own
-    /// ([`crate::remote::fal::VideoModel`]) unless `SLATE_FAL_VIDEO_DURATIONS` says otherwise.
+    /// ([`crate::video_models::VideoModel`]) unless `SLATE_FAL_VIDEO_DURATIONS` says otherwise.
     pub video_durations: Vec<f64>,
     /// Dollars per billable unit (`x-fal-billable-units`), by model, over the price table.
     pub prices: BTreeMap<String, f64>,
@@ -371,7 +371,7 @@ impl ProviderSettings {
                 vision_model: v
                     .fal_vision_model
                     .unwrap_or_else(|| DEFAULT_FAL_VISION_MODEL.into()),
-                video_durations: match (v.fal_video_durations, crate::remote::fal::VideoModel::of(&video_model)) {
+                video_durations: match (v.fal_video_durations, crate::video_models::VideoModel::of(&video_model)) {
                     (Some(d), _) => parse_durations(&d)?,
                     (None, Some(m)) => m.durations.to_vec(),
                     (None, None) => {

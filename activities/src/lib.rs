@@ -35,8 +35,10 @@ pub mod model;
 pub mod pricing;
 pub mod remote;
 pub mod screenplay;
+pub mod signals;
 pub mod studio;
 pub mod traits;
+pub mod video_models;
 pub mod wake;
 
 pub use blob::{BlobRef, Blobs};

@@ -667,9 +667,9 @@ impl Job {
     /// back (the workflow waits on it, with polling as the fallback).
     pub fn completion_signal(&self) -> Option<String> {
         match self.provider.as_str() {
-            "fal" => Some(crate::remote::fal::signal_name(&self.id)),
-            "tasks" => Some(crate::remote::services::task_signal(
-                crate::remote::services::VIDEO_COMPLETE,
+            "fal" => Some(crate::signals::fal(&self.id)),
+            "tasks" => Some(crate::signals::task(
+                crate::signals::VIDEO_COMPLETE,
                 &self.id,
             )),
             _ => None,

@@ -417,7 +417,7 @@ impl Prices {
     pub fn video_units(&self, s: &ProviderSettings, seconds: f64) -> f64 {
         match (s.video, &s.fal, &s.tasks) {
             (VideoProvider::Fal | VideoProvider::Auto, Some(f), _) => {
-                crate::remote::fal::pick_duration(&f.video_durations, seconds)
+                crate::video_models::pick_duration(&f.video_durations, seconds)
             }
             _ => 1.0,
         }

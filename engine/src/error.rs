@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::model::RunId;
+use crate::id::RunId;
 
 /// The result type of the engine's own operations.
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;

@@ -31,6 +31,7 @@ mod committer;
 mod context;
 mod engine;
 mod error;
+mod id;
 mod journal;
 mod metrics;
 mod model;

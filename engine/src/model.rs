@@ -10,52 +10,10 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use uuid::Uuid;
 
 use crate::error::{RunError, StepError};
 
-/// A run's id: a time-ordered UUID (v7), so ids sort by creation.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-)]
-#[serde(transparent)]
-pub struct RunId(pub Uuid);
-
-impl RunId {
-    /// A fresh, time-ordered id.
-    pub fn new() -> Self {
-        RunId(Uuid::now_v7())
-    }
-}
-
-impl Default for RunId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Display for RunId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl FromStr for RunId {
-    type Err = uuid::Error;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(RunId(Uuid::parse_str(s)?))
-    }
-}
+pub use crate::id::RunId;
 
 /// The state of a run.
 ///

@@ -2,15 +2,13 @@
 //! which is built from the same `routes!` registrations the router serves (so the two cannot
 //! drift apart).
 
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use slate_engine::Engine;
-use slate_workflows::Film;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -19,25 +17,11 @@ use utoipa::openapi::{
 };
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::config::Config;
 use crate::error::ApiError;
 use crate::routes;
 use crate::ui::session::{self, Role};
 
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    /// The engine.
-    pub engine: Engine,
-    /// The film domain and activities.
-    pub film: Arc<Film>,
-    /// Settings.
-    pub config: Arc<Config>,
-    /// What moved, for the dashboard's live pages.
-    pub live: Arc<crate::ui::live::Feed>,
-    /// fal's webhook signing keys (fetched from its JWKS when first needed).
-    pub fal_keys: Arc<slate_activities::remote::fal_signature::FalWebhookKeys>,
-}
+pub use crate::state::AppState;
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,8 +3,8 @@
 
 use clap::Subcommand;
 
-use crate::app::AppState;
 use crate::routes::approval::{awaiting_in, decide_scene};
+use crate::state::AppState;
 
 /// What `slate approval` does.
 #[derive(Debug, Subcommand)]

@@ -12,9 +12,11 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod extract;
+pub mod live;
 pub mod routes;
 pub mod runs;
 pub mod service;
+pub mod state;
 pub mod ui;
 
 use std::sync::Arc;
@@ -28,8 +30,8 @@ use slate_workflows::repo::FilmRepo;
 use slate_workflows::{Film, FilmConfig};
 use tokio_util::sync::CancellationToken;
 
-use crate::app::AppState;
 use crate::config::Config;
+use crate::state::AppState;
 
 /// Open the database (migrating it), build the studio from the configured provider settings
 /// and register the workflows.

@@ -9,9 +9,9 @@ use slate_workflows::generation::{FilmGeneration, FilmInput, ProduceInput, Produ
 use slate_workflows::model::ProjectStatus;
 use slate_workflows::qualification::{self, Qualification, QualifyInput};
 
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::run_id;
+use crate::state::AppState;
 
 /// How a start was asked for, beyond the project.
 #[derive(Debug, Clone, Default)]
@@ -54,8 +54,8 @@ async fn start_keyed<W: Workflow>(
 ) -> ApiResult<Started> {
     // The run's budget is the lesser of the one asked for and what the project has left, and
     // a run that could not finish within it is refused before it starts.
-    let budget_usd = crate::routes::production::effective_budget(s, slug, budget_usd).await?;
-    crate::routes::production::within_budget(s, slug, budget_usd, stages).await?;
+    let budget_usd = effective_budget(s, slug, budget_usd).await?;
+    within_budget(s, slug, budget_usd, stages).await?;
     Ok(s.engine
         .start::<W>(
             input,
@@ -208,4 +208,82 @@ pub async fn produce(s: &AppState, slug: &Slug, req: StartRequest) -> ApiResult<
         .set_runs(slug, None, Some(started.run.id.to_string()))
         .await?;
     Ok(started)
+}
+
+/// What every run of the project has spent, dollars.
+pub async fn project_spent(s: &AppState, slug: &slate_workflows::slug::Slug) -> ApiResult<f64> {
+    let mut micros = 0i64;
+    let mut before = None;
+    loop {
+        let page = s
+            .engine
+            .list(&slate_engine::RunFilter {
+                scope: Some(slug.to_string()),
+                limit: Some(500),
+                before,
+                ..Default::default()
+            })
+            .await?;
+        micros += page.iter().map(|r| r.cost_micros).sum::<i64>();
+        match page.last() {
+            Some(last) if page.len() == 500 => before = Some(last.id),
+            _ => break,
+        }
+    }
+    Ok(micros as f64 / 1e6)
+}
+
+/// The budget a new run of the project gets: the lesser of the one asked for and what the
+/// project's budget has left. Refused (409 `over_budget`) when nothing is left.
+pub async fn effective_budget(
+    s: &AppState,
+    slug: &slate_workflows::slug::Slug,
+    asked: Option<f64>,
+) -> ApiResult<Option<f64>> {
+    let Some(project_budget) = s.film.repo.project(slug).await?.budget_usd else {
+        return Ok(asked);
+    };
+    let spent = project_spent(s, slug).await?;
+    let left = project_budget - spent;
+    if left <= 0.0 {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "over_budget",
+            format!(
+                "`{slug}` has spent ${spent:.2} of its ${project_budget:.2} budget; raise it with PUT /api/projects/{slug}/budget"
+            ),
+        ));
+    }
+    Ok(Some(asked.map_or(left, |a| a.min(left))))
+}
+
+/// Refuse a run whose budget is below what the stages it runs cost at the least: it would
+/// stop part-way having spent the budget on a film it cannot finish.
+pub async fn within_budget(
+    s: &AppState,
+    slug: &slate_workflows::slug::Slug,
+    budget: Option<f64>,
+    stages: &[&str],
+) -> ApiResult<()> {
+    let Some(budget) = budget else {
+        return Ok(());
+    };
+    let e = slate_workflows::estimate::estimate(&s.film, slug).await?;
+    let (low, high) = e
+        .stages
+        .iter()
+        .filter(|st| stages.contains(&st.stage.as_str()))
+        .fold((0.0, 0.0), |(l, h), st| (l + st.low_usd, h + st.high_usd));
+    if low > budget {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "over_budget",
+            format!(
+                "the budget ${budget:.2} is below the least this would cost: ${low:.2} (at most ${high:.2}) for {} scenes ({}); raise the budget, or see POST /api/projects/{slug}/estimate",
+                e.scenes,
+                stages.join(", ")
+            ),
+        ));
+    }
+    Ok(())
 }

@@ -129,11 +129,7 @@ pub fn view_for_angle(camera_angle: &str, index: usize) -> &'static str {
     }
 }
 
-/// The drawable looks a profile's appearance and costume describe (a storyboard draws them; a
-/// remote image model reads the same words in its prompt).
-pub fn looks_of_profile(p: &CharacterProfile) -> slate_activities::model::Looks {
-    slate_activities::local::reader::looks_of(&format!("{}; {}", p.appearance, p.costume))
-}
+pub use crate::repo::looks_of_profile;
 
 fn character_view_request(
     slug: &Slug,

@@ -91,6 +91,12 @@ pub struct ViewReference {
     pub description: String,
 }
 
+/// The drawable looks a profile's appearance and costume describe (a storyboard draws them; a
+/// remote image model reads the same words in its prompt).
+pub fn looks_of_profile(p: &CharacterProfile) -> slate_activities::model::Looks {
+    slate_activities::local::reader::looks_of(&format!("{}; {}", p.appearance, p.costume))
+}
+
 impl CharacterReference {
     /// The profile it belongs to is not stored here; only what the pipeline generated.
     pub fn for_profile(p: &CharacterProfile) -> Self {
@@ -100,7 +106,7 @@ impl CharacterReference {
             master_reference_url: String::new(),
             references_360: Default::default(),
             color: p.palette.first().cloned().unwrap_or_default(),
-            looks: Some(crate::qualification::looks_of_profile(p)).filter(|l| !l.is_empty()),
+            looks: Some(looks_of_profile(p)).filter(|l| !l.is_empty()),
         }
     }
 }

@@ -21,6 +21,7 @@ use crate::error::{ActivityError, ErrorKind, Result};
 use crate::http::{self, Answer};
 use crate::model::*;
 use crate::traits::{ImageGen, Paid, Spend, VideoGen, Vision};
+pub use crate::video_models::{DurationFormat, VideoModel, pick_duration};
 
 const P: &str = "fal";
 
@@ -109,10 +110,7 @@ impl FalWebhook {
     }
 }
 
-/// The signal name for a fal request.
-pub fn signal_name(request_id: &str) -> String {
-    format!("fal/{request_id}")
-}
+pub use crate::signals::fal as signal_name;
 
 /// Classify a fal error answer.
 pub(crate) fn classify(a: &Answer) -> ActivityError {
@@ -703,84 +701,6 @@ impl Vision for FalVision {
     }
 }
 
-/// How a video model's length is written in its request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DurationFormat {
-    /// `"5"` (Kling, Hailuo).
-    Seconds,
-    /// `"8s"` (Veo).
-    SecondsSuffix,
-}
-
-/// What Slate knows of a fal video model's request: the lengths it makes, how a length is
-/// written, which modes it takes, the field names of its inputs, and fields it needs set.
-#[derive(Debug, Clone, PartialEq)]
-pub struct VideoModel {
-    /// Clip lengths it makes, seconds.
-    pub durations: &'static [f64],
-    /// How the length is written.
-    pub format: DurationFormat,
-    /// The modes it takes.
-    pub modes: &'static [VideoMode],
-    /// The start image's field (image-to-video).
-    pub image_field: &'static str,
-    /// Fixed fields added to every request (Veo: no generated audio; our voices are mixed in,
-    /// and audio off is the price in the table).
-    pub fixed: &'static [(&'static str, &'static str)],
-}
-
-const I2V: &[VideoMode] = &[VideoMode::ImageToVideo];
-const T2V: &[VideoMode] = &[VideoMode::TextToVideo];
-const V2V: &[VideoMode] = &[VideoMode::VideoToVideo];
-
-impl VideoModel {
-    /// The request template of a model path, if Slate knows its family.
-    pub fn of(model: &str) -> Option<VideoModel> {
-        let m = model.trim_matches('/');
-        let modes = if m.ends_with("/text-to-video") {
-            T2V
-        } else if m.ends_with("/video-to-video") || m.contains("/extend") {
-            V2V
-        } else if m.ends_with("/image-to-video") {
-            I2V
-        } else {
-            return None;
-        };
-        let base = VideoModel {
-            durations: &[5.0, 10.0],
-            format: DurationFormat::Seconds,
-            modes,
-            image_field: "image_url",
-            fixed: &[],
-        };
-        if m.starts_with("fal-ai/kling-video/") {
-            Some(base)
-        } else if m.starts_with("fal-ai/veo3") {
-            Some(VideoModel {
-                durations: &[4.0, 6.0, 8.0],
-                format: DurationFormat::SecondsSuffix,
-                fixed: &[("generate_audio", "false"), ("resolution", "720p")],
-                ..base
-            })
-        } else if m.starts_with("fal-ai/minimax/hailuo-02/") {
-            Some(VideoModel {
-                durations: &[6.0, 10.0],
-                ..base
-            })
-        } else {
-            None
-        }
-    }
-
-    /// `d` seconds as the model writes it.
-    pub fn duration(&self, d: f64) -> String {
-        match self.format {
-            DurationFormat::Seconds => format!("{}", d.round() as u32),
-            DurationFormat::SecondsSuffix => format!("{}s", d.round() as u32),
-        }
-    }
-}
-
 /// Video with a fal video model (fixed durations).
 #[derive(Debug, Clone)]
 pub struct FalVideo {
@@ -798,7 +718,7 @@ impl FalVideo {
         let model = VideoModel::of(&client.settings.video_model).unwrap_or(VideoModel {
             durations: &[],
             format: DurationFormat::Seconds,
-            modes: I2V,
+            modes: crate::video_models::I2V,
             image_field: "image_url",
             fixed: &[],
         });
@@ -838,17 +758,6 @@ impl FalVideo {
             ),
         ))
     }
-}
-
-/// The nearest allowed length at or above `seconds` (the clip is trimmed to the scene after).
-pub fn pick_duration(allowed: &[f64], seconds: f64) -> f64 {
-    let mut a: Vec<f64> = allowed.to_vec();
-    a.sort_by(|x, y| x.total_cmp(y));
-    a.iter()
-        .copied()
-        .find(|d| *d + 1e-9 >= seconds)
-        .or_else(|| a.last().copied())
-        .unwrap_or(seconds)
 }
 
 #[async_trait]
@@ -933,6 +842,7 @@ impl VideoGen for FalVideo {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::video_models::{I2V, T2V};
 
     #[test]
     fn durations_round_up_to_what_the_model_allows() {

@@ -10,9 +10,10 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{JsonBody, RunStarted, SlugPath, accepted};
+use crate::service::project_spent;
+use crate::state::AppState;
 
 /// The routes.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -22,53 +23,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(estimate))
         .routes(routes!(costs))
         .routes(routes!(set_project_budget))
-}
-
-/// What every run of the project has spent, dollars.
-pub async fn project_spent(s: &AppState, slug: &slate_workflows::slug::Slug) -> ApiResult<f64> {
-    let mut micros = 0i64;
-    let mut before = None;
-    loop {
-        let page = s
-            .engine
-            .list(&slate_engine::RunFilter {
-                scope: Some(slug.to_string()),
-                limit: Some(500),
-                before,
-                ..Default::default()
-            })
-            .await?;
-        micros += page.iter().map(|r| r.cost_micros).sum::<i64>();
-        match page.last() {
-            Some(last) if page.len() == 500 => before = Some(last.id),
-            _ => break,
-        }
-    }
-    Ok(micros as f64 / 1e6)
-}
-
-/// The budget a new run of the project gets: the lesser of the one asked for and what the
-/// project's budget has left. Refused (409 `over_budget`) when nothing is left.
-pub(crate) async fn effective_budget(
-    s: &AppState,
-    slug: &slate_workflows::slug::Slug,
-    asked: Option<f64>,
-) -> ApiResult<Option<f64>> {
-    let Some(project_budget) = s.film.repo.project(slug).await?.budget_usd else {
-        return Ok(asked);
-    };
-    let spent = project_spent(s, slug).await?;
-    let left = project_budget - spent;
-    if left <= 0.0 {
-        return Err(ApiError::new(
-            axum::http::StatusCode::CONFLICT,
-            "over_budget",
-            format!(
-                "`{slug}` has spent ${spent:.2} of its ${project_budget:.2} budget; raise it with PUT /api/projects/{slug}/budget"
-            ),
-        ));
-    }
-    Ok(Some(asked.map_or(left, |a| a.min(left))))
 }
 
 /// A project's budget.
@@ -207,37 +161,6 @@ async fn estimate(State(s): State<AppState>, Path(p): Path<SlugPath>) -> ApiResu
     Ok(Json(
         slate_workflows::estimate::estimate(&s.film, &slug).await?,
     ))
-}
-
-/// Refuse a run whose budget is below what the stages it runs cost at the least: it would
-/// stop part-way having spent the budget on a film it cannot finish.
-pub(crate) async fn within_budget(
-    s: &AppState,
-    slug: &slate_workflows::slug::Slug,
-    budget: Option<f64>,
-    stages: &[&str],
-) -> ApiResult<()> {
-    let Some(budget) = budget else {
-        return Ok(());
-    };
-    let e = slate_workflows::estimate::estimate(&s.film, slug).await?;
-    let (low, high) = e
-        .stages
-        .iter()
-        .filter(|st| stages.contains(&st.stage.as_str()))
-        .fold((0.0, 0.0), |(l, h), st| (l + st.low_usd, h + st.high_usd));
-    if low > budget {
-        return Err(ApiError::new(
-            axum::http::StatusCode::CONFLICT,
-            "over_budget",
-            format!(
-                "the budget ${budget:.2} is below the least this would cost: ${low:.2} (at most ${high:.2}) for {} scenes ({}); raise the budget, or see POST /api/projects/{slug}/estimate",
-                e.scenes,
-                stages.join(", ")
-            ),
-        ));
-    }
-    Ok(())
 }
 
 /// How to produce.

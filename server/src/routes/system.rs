@@ -12,8 +12,8 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
 use crate::error::{ApiResult, ErrorBody, ErrorDetail};
+use crate::state::AppState;
 
 /// Public routes: health, the document and the reference page.
 pub fn public() -> OpenApiRouter<AppState> {

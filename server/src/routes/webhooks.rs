@@ -26,8 +26,9 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::{AppState, same_secret};
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::state::AppState;
+use slate_activities::config::same_secret;
 
 /// The routes.
 pub fn routes() -> OpenApiRouter<AppState> {

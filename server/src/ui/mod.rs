@@ -21,8 +21,8 @@ use axum::routing::{get, post};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// The dashboard's routes (not part of the OpenAPI document: they answer HTML; their data and
 /// every action are API routes).

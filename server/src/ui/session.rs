@@ -78,7 +78,7 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 /// The role a presented key grants: the admin key is admin; the API key is admin too when no
 /// separate admin key is set (the admin routes then take it).
 pub fn role_for_key(config: &Config, presented: &str) -> Option<Role> {
-    let same = crate::app::same_secret;
+    let same = slate_activities::config::same_secret;
     if let Some(a) = &config.admin_key
         && same(presented, a.expose())
     {

@@ -7,7 +7,7 @@ use slate_workflows::model::GlobalError;
 
 use super::UiResult;
 use super::session::Viewer;
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// Which section of the navigation a page belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

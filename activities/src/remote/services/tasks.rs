@@ -226,18 +226,14 @@ fn task_state<T>(
     }
 }
 
-/// The tasks service's webhook for a finished video task (`/api/webhooks/video-complete`).
-pub const VIDEO_COMPLETE: &str = "video-complete";
+pub use crate::signals::VIDEO_COMPLETE;
 
 /// Our webhook path for a kind of callback.
 pub fn webhook_path(kind: &str) -> String {
     format!("/api/webhooks/{kind}")
 }
 
-/// The signal a task webhook of `kind` about `task_id` is delivered as.
-pub fn task_signal(kind: &str, task_id: &str) -> String {
-    format!("{kind}/{task_id}")
-}
+pub use crate::signals::task as task_signal;
 
 /// Video through the tasks service (`generate_video`, with a callback to our webhook).
 #[derive(Debug, Clone)]

@@ -15,8 +15,8 @@ use slate_workflows::model::{Project, ProjectStatus};
 use slate_workflows::qualification;
 
 use super::project_tabs;
-use crate::app::AppState;
 use crate::extract::{run_id, slug};
+use crate::state::AppState;
 use crate::ui::session::Viewer;
 use crate::ui::view::{self, Nav, badge, json_attr, usd, when};
 use crate::ui::{UiResult, segment};
@@ -57,7 +57,7 @@ pub(crate) async fn show(
     let estimate = slate_workflows::estimate::estimate(&s.film, &slug)
         .await
         .ok();
-    let spent = crate::routes::production::project_spent(&s, &slug).await?;
+    let spent = crate::service::project_spent(&s, &slug).await?;
     let p = &project;
     let body = html! {
         div #head data-live { h1 { (p.title) " " (badge(p.status.as_str())) } }

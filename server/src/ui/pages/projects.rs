@@ -4,7 +4,7 @@ use axum::Extension;
 use axum::extract::State;
 use maud::html;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::ui::UiResult;
 use crate::ui::session::Viewer;
 use crate::ui::view::{self, Nav, badge, when};

@@ -12,8 +12,8 @@ use slate_workflows::docstore::Namespace;
 use slate_workflows::qualification::{PHASES, department_of, phase_of};
 
 use super::project_tabs;
-use crate::app::AppState;
 use crate::extract::{run_id, slug};
+use crate::state::AppState;
 use crate::ui::UiResult;
 use crate::ui::session::Viewer;
 use crate::ui::view::{self, Nav, badge, duration_ms, media};

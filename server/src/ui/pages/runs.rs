@@ -12,8 +12,8 @@ use serde::Deserialize;
 use serde_json::json;
 use slate_engine::{EventData, EventRecord, RunDetail, RunFilter, RunId, RunRecord, RunStatus};
 
-use crate::app::AppState;
 use crate::extract::run_id;
+use crate::state::AppState;
 use crate::ui::UiResult;
 use crate::ui::session::Viewer;
 use crate::ui::view::{self, Nav, badge, duration_ms, json_attr, usd, when};

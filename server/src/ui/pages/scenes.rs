@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 use slate_workflows::model::{Scene, SceneStatus};
 
 use super::project_tabs;
-use crate::app::AppState;
 use crate::extract::slug;
 use crate::routes::approval::{Awaiting, AwaitingList, awaiting_in, awaiting_of};
+use crate::state::AppState;
 use crate::ui::UiResult;
 use crate::ui::session::Viewer;
 use crate::ui::view::{self, Nav, badge, json_attr, media};

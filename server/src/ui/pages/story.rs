@@ -6,8 +6,8 @@ use axum::extract::{Path, State};
 use maud::html;
 
 use super::project_tabs;
-use crate::app::AppState;
 use crate::extract::slug;
+use crate::state::AppState;
 use crate::ui::session::Viewer;
 use crate::ui::view::{self, Nav, media};
 use crate::ui::{UiResult, segment};

@@ -8,7 +8,7 @@ use maud::html;
 use serde::Deserialize;
 use slate_activities::doctor::{self, Status};
 
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::ui::UiResult;
 use crate::ui::session::Viewer;
 use crate::ui::view::{self, Nav};

@@ -455,7 +455,48 @@ impl Drop for Slot {
     }
 }
 
-/// Execute one claimed run until it completes, fails, suspends or is stopped.
+/// A run ends cancelled: the request and the cancellation, journaled together.
+fn cancelled(run: &RunRecord, reason: String, now: chrono::DateTime<Utc>) -> Transition {
+    let mut t = finish(
+        run,
+        Target::Cancelled {
+            error: RunError::new("cancelled", &reason),
+        },
+        now,
+    );
+    t.events = vec![
+        (
+            None,
+            EventData::CancelRequested {
+                reason: reason.clone(),
+            },
+        ),
+        (None, EventData::RunCancelled { reason }),
+    ];
+    t
+}
+
+/// A run ends failed with `error`.
+fn failed(
+    run: &RunRecord,
+    error: RunError,
+    now: chrono::DateTime<Utc>,
+    took_slots: bool,
+) -> Transition {
+    let mut t = finish_after(
+        run,
+        Target::Failed {
+            error: error.clone(),
+        },
+        now,
+        took_slots,
+    );
+    t.events = vec![(None, EventData::RunFailed { error })];
+    t
+}
+
+/// Execute one claimed run until it completes, fails, suspends or is stopped: admission, the
+/// workflow's code, then its outcome.
 pub(crate) async fn execute(
     shared: Arc<Shared>,
     registry: Arc<Registry>,
@@ -465,29 +506,51 @@ pub(crate) async fn execute(
     slot: &Slot,
 ) {
     let run = claimed.run;
+    let Some((wf, budget, journal)) = admit(&shared, &registry, &run, &claimed.events).await else {
+        return;
+    };
+    let ctx = Ctx::new(
+        shared.clone(),
+        run.clone(),
+        journal,
+        budget,
+        token,
+        stop.clone(),
+    );
+    let result = call(&shared, &wf, &ctx, &run).await;
+    slot.release();
+    let outcome = ctx.take_outcome();
+    drop(ctx);
     let now = Utc::now();
-
-    if let Some(reason) = run.cancel_reason.clone() {
-        let mut t = finish(
-            &run,
-            Target::Cancelled {
-                error: RunError::new("cancelled", &reason),
-            },
-            now,
-        );
-        t.events = vec![
-            (
-                None,
-                EventData::CancelRequested {
-                    reason: reason.clone(),
-                },
-            ),
-            (None, EventData::RunCancelled { reason }),
-        ];
-        log_transition(&shared, &run, shared.store.transition(t).await);
+    if interrupted(&shared, &run, &result, &outcome.fatal, stop.get(), now).await {
         return;
     }
+    let next_seq = outcome.next_seq;
+    let t = outcome_transition(&shared, &run, result, outcome, now);
+    recorded(&shared, &run, t, next_seq).await;
+}
 
+/// Whether a claimed run may execute: not cancelled meanwhile, its workflow registered, its
+/// budget readable, not in a crash loop. Otherwise its end (or its release) is recorded here.
+async fn admit(
+    shared: &Arc<Shared>,
+    registry: &Registry,
+    run: &RunRecord,
+    events: &[crate::model::EventRecord],
+) -> Option<(
+    Arc<dyn crate::workflow::ErasedWorkflow>,
+    Option<i64>,
+    Journal,
+)> {
+    let now = Utc::now();
+    if let Some(reason) = run.cancel_reason.clone() {
+        log_transition(
+            shared,
+            run,
+            shared.store.transition(cancelled(run, reason, now)).await,
+        );
+        return None;
+    }
     let Some(wf) = registry.get(&run.workflow) else {
         let error = RunError::new(
             "unknown_workflow",
@@ -496,18 +559,16 @@ pub(crate) async fn execute(
                 run.workflow
             ),
         );
-        let mut t = finish(
-            &run,
-            Target::Failed {
-                error: error.clone(),
-            },
-            now,
+        log_transition(
+            shared,
+            run,
+            shared
+                .store
+                .transition(failed(run, error, now, false))
+                .await,
         );
-        t.events = vec![(None, EventData::RunFailed { error })];
-        log_transition(&shared, &run, shared.store.transition(t).await);
-        return;
+        return None;
     };
-
     let budget = if run.parent_id.is_none() {
         run.budget_micros
     } else {
@@ -516,19 +577,18 @@ pub(crate) async fn execute(
             Err(e) => {
                 tracing::warn!(run = %run.id, error = %e, "could not read the budget; releasing the run");
                 let _ = release(
-                    &shared,
+                    shared,
                     run.id,
                     run.lease_epoch,
                     Duration::from_secs(2),
                     "database error",
                 )
                 .await;
-                return;
+                return None;
             }
         }
     };
-
-    let journal = Journal::from_events(&claimed.events);
+    let journal = Journal::from_events(events);
     if journal.stalled_claims >= shared.config.crash_loop_limit.max(1) {
         // Its workers died again and again before journaling anything: do not start it once
         // more only to lose another worker (decision 0014).
@@ -546,25 +606,26 @@ pub(crate) async fn execute(
                     .unwrap_or_default()
             ),
         );
-        let mut t = finish(
-            &run,
-            Target::Failed {
-                error: error.clone(),
-            },
-            now,
+        log_transition(
+            shared,
+            run,
+            shared
+                .store
+                .transition(failed(run, error, now, false))
+                .await,
         );
-        t.events = vec![(None, EventData::RunFailed { error })];
-        log_transition(&shared, &run, shared.store.transition(t).await);
-        return;
+        return None;
     }
-    let ctx = Ctx::new(
-        shared.clone(),
-        run.clone(),
-        journal,
-        budget,
-        token,
-        stop.clone(),
-    );
+    Some((wf, budget, journal))
+}
+
+/// The workflow's code, a panic turned into its failure.
+async fn call(
+    shared: &Shared,
+    wf: &Arc<dyn crate::workflow::ErasedWorkflow>,
+    ctx: &Ctx,
+    run: &RunRecord,
+) -> std::result::Result<serde_json::Value, WfError> {
     // Counted only while workflow code runs: the committer waits for executing runs to join a
     // batch, and a run busy claiming or recording its outcome will not.
     struct Executing<'a>(&'a std::sync::atomic::AtomicUsize);
@@ -574,8 +635,8 @@ pub(crate) async fn execute(
         }
     }
     shared.executing.fetch_add(1, Ordering::AcqRel);
-    let executing = Executing(&shared.executing);
-    let result = AssertUnwindSafe(wf.call(ctx.clone(), run.input.clone()))
+    let _executing = Executing(&shared.executing);
+    AssertUnwindSafe(wf.call(ctx.clone(), run.input.clone()))
         .catch_unwind()
         .await
         .unwrap_or_else(|panic| {
@@ -588,46 +649,34 @@ pub(crate) async fn execute(
                 "panic",
                 format!("the workflow panicked: {msg}"),
             ))
-        });
-    drop(executing);
-    slot.release();
-    let crate::context::Outcome {
-        fatal,
-        susp,
-        consumed,
-        took_slots,
-        next_seq,
-    } = ctx.take_outcome();
-    drop(ctx);
-    let now = Utc::now();
-    let stop_reason = stop.get();
+        })
+}
 
+/// An execution that ended by no doing of the workflow's: the lease lost (another worker owns
+/// the run), the worker shutting down or the database failing (the run is released to run
+/// again), or a cancel (recorded). True when it was one of those.
+async fn interrupted(
+    shared: &Shared,
+    run: &RunRecord,
+    result: &std::result::Result<serde_json::Value, WfError>,
+    fatal: &Option<WfError>,
+    stop_reason: Option<StopReason>,
+    now: chrono::DateTime<Utc>,
+) -> bool {
     if stop_reason == Some(StopReason::LeaseLost) || matches!(fatal, Some(WfError::LeaseLost)) {
         tracing::warn!(run = %run.id, "lease lost during execution; another worker owns the run");
-        return;
+        return true;
     }
+    let released = |delay: Duration, why: String| async move {
+        let _ = release(shared, run.id, run.lease_epoch, delay, &why).await;
+        true
+    };
     if stop_reason == Some(StopReason::Shutdown) {
-        let _ = release(
-            &shared,
-            run.id,
-            run.lease_epoch,
-            Duration::ZERO,
-            "the worker shut down",
-        )
-        .await;
-        return;
+        return released(Duration::ZERO, "the worker shut down".into()).await;
     }
-    if let Some(WfError::Engine(msg)) = &fatal {
+    if let Some(WfError::Engine(msg)) = fatal {
         tracing::warn!(run = %run.id, error = %msg, "database trouble during execution; releasing the run");
-        let _ = release(
-            &shared,
-            run.id,
-            run.lease_epoch,
-            Duration::from_secs(2),
-            msg,
-        )
-        .await;
-        return;
+        return released(Duration::from_secs(2), msg.clone()).await;
     }
     if stop_reason == Some(StopReason::Cancel) || matches!(result, Err(WfError::Cancelled)) {
         let reason = shared
@@ -638,47 +687,42 @@ pub(crate) async fn execute(
             .flatten()
             .and_then(|r| r.cancel_reason)
             .unwrap_or_else(|| "cancelled".into());
-        let mut t = finish(
-            &run,
-            Target::Cancelled {
-                error: RunError::new("cancelled", &reason),
-            },
-            now,
+        log_transition(
+            shared,
+            run,
+            shared.store.transition(cancelled(run, reason, now)).await,
         );
-        t.events = vec![
-            (
-                None,
-                EventData::CancelRequested {
-                    reason: reason.clone(),
-                },
-            ),
-            (None, EventData::RunCancelled { reason }),
-        ];
-        log_transition(&shared, &run, shared.store.transition(t).await);
-        return;
+        return true;
     }
-    if let Err(WfError::Engine(msg)) = &result {
-        let _ = release(
-            &shared,
-            run.id,
-            run.lease_epoch,
-            Duration::from_secs(2),
-            msg,
-        )
-        .await;
-        return;
+    if let Err(WfError::Engine(msg)) = result {
+        return released(Duration::from_secs(2), msg.clone()).await;
     }
+    false
+}
 
+/// What the workflow's code came to: a suspension, a completion, or a failure.
+fn outcome_transition(
+    shared: &Shared,
+    run: &RunRecord,
+    result: std::result::Result<serde_json::Value, WfError>,
+    outcome: crate::context::Outcome,
+    now: chrono::DateTime<Utc>,
+) -> Transition {
+    let crate::context::Outcome {
+        susp,
+        consumed,
+        took_slots,
+        ..
+    } = outcome;
     // A branch that suspended outlives a body that went on without it (a race, a timeout):
     // the run waits for what its branches wait for.
-    let waits = matches!(result, Err(WfError::Suspended) | Ok(_)) && !susp.is_empty();
-    let t = if waits {
+    if matches!(result, Err(WfError::Suspended) | Ok(_)) && !susp.is_empty() {
         let reasons = susp.reasons();
         let target = susp
             .into_target(consumed)
             .expect("a non-empty suspension has a target");
         let (status, ready_at) = (target.status(), target.ready_at());
-        let mut t = finish_after(&run, target, now, took_slots);
+        let mut t = finish_after(run, target, now, took_slots);
         t.events = vec![(
             None,
             EventData::RunSuspended {
@@ -688,80 +732,59 @@ pub(crate) async fn execute(
             },
         )];
         shared.metrics.suspensions.fetch_add(1, Ordering::Relaxed);
-        t
-    } else if matches!(result, Err(WfError::Suspended)) {
+        return t;
+    }
+    match result {
         // `Suspended` is the context's to return, after it recorded a wait; without one the
         // run would sleep forever.
-        let error = RunError::new(
-            "suspended_without_wait",
-            "the workflow returned WfError::Suspended without waiting on a timer, signal or slot; \
-             propagate the error of a context call (sleep, signal, step) instead of making one",
-        );
-        let mut t = finish_after(
-            &run,
-            Target::Failed {
-                error: error.clone(),
-            },
+        Err(WfError::Suspended) => failed(
+            run,
+            RunError::new(
+                "suspended_without_wait",
+                "the workflow returned WfError::Suspended without waiting on a timer, signal or slot; \
+                 propagate the error of a context call (sleep, signal, step) instead of making one",
+            ),
             now,
             took_slots,
-        );
-        t.events = vec![(None, EventData::RunFailed { error })];
-        t
-    } else {
-        match result {
-            Ok(output) => {
-                let size = serde_json::to_string(&output).map(|s| s.len()).unwrap_or(0);
-                if size > shared.config.max_result_bytes {
-                    let error = RunError::new(
-                        "result_too_large",
-                        format!(
-                            "the workflow returned {size} bytes; a run's output may have at most {} bytes. \
-                             Store the data as a blob and return its reference",
-                            shared.config.max_result_bytes
-                        ),
-                    );
-                    let mut t = finish_after(
-                        &run,
-                        Target::Failed {
-                            error: error.clone(),
-                        },
-                        now,
-                        took_slots,
-                    );
-                    t.events = vec![(None, EventData::RunFailed { error })];
-                    t
-                } else {
-                    let mut t = finish_after(
-                        &run,
-                        Target::Completed {
-                            output: output.clone(),
-                        },
-                        now,
-                        took_slots,
-                    );
-                    t.events = vec![(None, EventData::RunCompleted { output })];
-                    t
-                }
-            }
-            Err(e) => {
-                let error = e.to_run_error();
-                tracing::info!(run = %run.id, error = %error, "run failed");
-                let mut t = finish_after(
-                    &run,
-                    Target::Failed {
-                        error: error.clone(),
-                    },
-                    now,
-                    took_slots,
+        ),
+        Ok(output) => {
+            let size = serde_json::to_string(&output).map(|s| s.len()).unwrap_or(0);
+            if size > shared.config.max_result_bytes {
+                let error = RunError::new(
+                    "result_too_large",
+                    format!(
+                        "the workflow returned {size} bytes; a run's output may have at most {} bytes. \
+                         Store the data as a blob and return its reference",
+                        shared.config.max_result_bytes
+                    ),
                 );
-                t.events = vec![(None, EventData::RunFailed { error })];
-                t
+                return failed(run, error, now, took_slots);
             }
+            let mut t = finish_after(
+                run,
+                Target::Completed {
+                    output: output.clone(),
+                },
+                now,
+                took_slots,
+            );
+            t.events = vec![(None, EventData::RunCompleted { output })];
+            t
         }
-    };
+        Err(e) => {
+            let error = e.to_run_error();
+            tracing::info!(run = %run.id, error = %error, "run failed");
+            failed(run, error, now, took_slots)
+        }
+    }
+}
+
+/// Record the outcome, count it, wake who may be waiting on it, and cancel the children of a
+/// run that failed.
+async fn recorded(shared: &Shared, run: &RunRecord, t: Transition, next_seq: i64) {
     let to = t.to.status();
     let cancel_children = to == RunStatus::Failed;
-    let recorded = record(&shared, &run, t, next_seq).await;
+    let recorded = record(shared, run, t, next_seq).await;
     if matches!(recorded, Ok(true)) {
         match to {
             RunStatus::Completed => shared
@@ -772,7 +795,7 @@ pub(crate) async fn execute(
             _ => 0,
         };
     }
-    log_transition(&shared, &run, recorded);
+    log_transition(shared, run, recorded);
     if (to.is_terminal() && run.parent_id.is_some()) || !to.is_terminal() {
         // A parent may be waiting for this run in this very process, or this run is due again
         // soon (a short timer): let idle workers look again instead of sleeping a full poll.

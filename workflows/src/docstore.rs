@@ -65,16 +65,16 @@ pub const GATHER_COLLECTIONS: &[&str] = &[
 
 /// Collections of the qualified namespace.
 pub const QUALIFIED_COLLECTIONS: &[&str] = &[
-    "screenplay",
-    "story_bible",
-    "scene_metadata",
-    "character_profiles",
-    "character_360_references",
-    "visual_guidelines",
-    "world_rules",
-    "location_details",
-    "prop_catalog",
-    "voice_casting",
+    crate::names::collection::SCREENPLAY,
+    crate::names::collection::STORY_BIBLE,
+    crate::names::collection::SCENE_METADATA,
+    crate::names::collection::CHARACTER_PROFILES,
+    crate::names::collection::CHARACTER_360_REFERENCES,
+    crate::names::collection::VISUAL_GUIDELINES,
+    crate::names::collection::WORLD_RULES,
+    crate::names::collection::LOCATION_DETAILS,
+    crate::names::collection::PROP_CATALOG,
+    crate::names::collection::VOICE_CASTING,
 ];
 
 /// Largest document accepted, bytes of JSON.

@@ -140,14 +140,19 @@ impl Film {
     /// the characters' names and parentheticals, transitions); `None` before the story
     /// department has written it.
     pub async fn screenplay_fountain(&self, slug: &Slug) -> Result<Option<String>> {
-        let Some(doc) = self.qualified(slug, "screenplay").await?.into_iter().next() else {
+        let Some(doc) = self
+            .qualified(slug, crate::names::collection::SCREENPLAY)
+            .await?
+            .into_iter()
+            .next()
+        else {
             return Ok(None);
         };
         let sp: slate_activities::model::Screenplay = serde_json::from_value(doc).map_err(|e| {
             crate::error::FilmError::Internal(format!("the stored screenplay: {e}"))
         })?;
         let names: std::collections::BTreeMap<String, String> = self
-            .qualified(slug, "character_profiles")
+            .qualified(slug, crate::names::collection::CHARACTER_PROFILES)
             .await?
             .into_iter()
             .filter_map(|c| {

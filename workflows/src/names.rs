@@ -105,3 +105,41 @@ pub mod film {
     /// The last step.
     pub const FINISH: &str = "finish";
 }
+
+/// Collections of the qualified namespace (what qualification writes and production reads).
+pub mod collection {
+    /// `screenplay`.
+    pub const SCREENPLAY: &str = "screenplay";
+    /// `story_bible`.
+    pub const STORY_BIBLE: &str = "story_bible";
+    /// `scene_metadata`.
+    pub const SCENE_METADATA: &str = "scene_metadata";
+    /// `character_profiles`.
+    pub const CHARACTER_PROFILES: &str = "character_profiles";
+    /// `character_360_references`.
+    pub const CHARACTER_360_REFERENCES: &str = "character_360_references";
+    /// `visual_guidelines`.
+    pub const VISUAL_GUIDELINES: &str = "visual_guidelines";
+    /// `world_rules`.
+    pub const WORLD_RULES: &str = "world_rules";
+    /// `location_details`.
+    pub const LOCATION_DETAILS: &str = "location_details";
+    /// `prop_catalog`.
+    pub const PROP_CATALOG: &str = "prop_catalog";
+    /// `voice_casting`.
+    pub const VOICE_CASTING: &str = "voice_casting";
+    /// The story bible's document id in its collection.
+    pub const STORY_BIBLE_DOC: &str = "story_bible";
+    /// The style guide's document id in `visual_guidelines`.
+    pub const STYLE_GUIDE_DOC: &str = "style_guide";
+    /// The screenplay's document id in its collection.
+    pub const SCREENPLAY_DOC: &str = "screenplay";
+}
+
+/// Signals a workflow waits for, by the name a sender uses.
+pub mod signal {
+    /// Ends a qualification's edit window early (`continue` or `stop`).
+    pub const EDIT_WINDOW: &str = "edit-window";
+    /// Tells a scene that started early that the scene before it has its last frame.
+    pub const PREVIOUS_SCENE: &str = "scene.previous";
+}

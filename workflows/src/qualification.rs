@@ -48,7 +48,7 @@ pub const PHASES: [&str; 6] = [
 pub use crate::names::qualify::{department_of, phase_of};
 
 /// The signal that ends the edit window early.
-pub const EDIT_WINDOW_SIGNAL: &str = "edit-window";
+pub const EDIT_WINDOW_SIGNAL: &str = crate::names::signal::EDIT_WINDOW;
 
 /// A person's answer during the edit window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -269,11 +269,11 @@ impl Qualification {
                 doc["master_reference_url"] = json!(r.master_reference_url);
                 doc["references_360"] = serde_json::to_value(&r.references_360).unwrap_or_default();
                 doc["generated_by_agent"] = json!(format!("character department ({})", f.studio.planner.name()));
-                f.put_qualified(&s, "character_profiles", &p.character_id, &doc).await.step()?;
+                f.put_qualified(&s, names::collection::CHARACTER_PROFILES, &p.character_id, &doc).await.step()?;
                 for (angle, v) in &r.references_360 {
                     f.put_qualified(
                         &s,
-                        "character_360_references",
+                        names::collection::CHARACTER_360_REFERENCES,
                         &format!("{}-{angle}", p.character_id),
                         &json!({"character_id": p.character_id, "angle": angle, "url": v.url, "description": v.description}),
                     )
@@ -303,13 +303,23 @@ impl Qualification {
         .await?;
         let (f, s, b) = (self.0.clone(), slug.clone(), bible.clone());
         ctx.step("world/store", move |_| async move {
-            f.put_qualified(&s, "story_bible", "story_bible", &b)
+            f.put_qualified(
+                &s,
+                names::collection::STORY_BIBLE,
+                names::collection::STORY_BIBLE_DOC,
+                &b,
+            )
+            .await
+            .step()?;
+            for (i, r) in b.world_rules.iter().enumerate() {
+                f.put_qualified(
+                    &s,
+                    names::collection::WORLD_RULES,
+                    &format!("rule-{:03}", i + 1),
+                    r,
+                )
                 .await
                 .step()?;
-            for (i, r) in b.world_rules.iter().enumerate() {
-                f.put_qualified(&s, "world_rules", &format!("rule-{:03}", i + 1), r)
-                    .await
-                    .step()?;
             }
             f.repo.put_story_bible(&s, &b).await.step()
         })
@@ -331,9 +341,14 @@ impl Qualification {
         .await?;
         let (f, s, st) = (self.0.clone(), slug.clone(), style.clone());
         ctx.step("visual/store", move |_| async move {
-            f.put_qualified(&s, "visual_guidelines", "style_guide", &st)
-                .await
-                .step()
+            f.put_qualified(
+                &s,
+                names::collection::VISUAL_GUIDELINES,
+                names::collection::STYLE_GUIDE_DOC,
+                &st,
+            )
+            .await
+            .step()
         })
         .await?;
         Ok(style)
@@ -367,8 +382,8 @@ impl Qualification {
         ctx.step("story/store-screenplay", move |_| async move {
             f.put_qualified(
                 &s,
-                "screenplay",
-                "screenplay",
+                names::collection::SCREENPLAY,
+                names::collection::SCREENPLAY_DOC,
                 &json!({"project_id": s, "title": sp.title, "content": sp.content, "sequences": sp.sequences,
                         "generated_by": format!("story department ({})", f.studio.planner.name())}),
             )
@@ -414,7 +429,7 @@ impl Qualification {
             // Qualified keeps a summary, not the scenes' structure (that is the scene records').
             f.put_qualified(
                 &s,
-                "scene_metadata",
+                names::collection::SCENE_METADATA,
                 "summary",
                 &json!({
                     "scenes": sc.len(),
@@ -485,9 +500,14 @@ impl Qualification {
                 for (l, p) in locs.iter().zip(&plates) {
                     let mut doc = serde_json::to_value(l).unwrap_or_default();
                     doc["reference_url"] = json!(p.image.key());
-                    f2.put_qualified(&s, "location_details", &crate::slugify(&l.name), &doc)
-                        .await
-                        .step()?;
+                    f2.put_qualified(
+                        &s,
+                        names::collection::LOCATION_DETAILS,
+                        &crate::slugify(&l.name),
+                        &doc,
+                    )
+                    .await
+                    .step()?;
                 }
                 Ok(())
             })
@@ -537,9 +557,14 @@ impl Qualification {
                 for (p, r) in items.iter().zip(&refs) {
                     let mut doc = serde_json::to_value(p).unwrap_or_default();
                     doc["reference_url"] = json!(r.image.key());
-                    f2.put_qualified(&s, "prop_catalog", &crate::slugify(&p.name), &doc)
-                        .await
-                        .step()?;
+                    f2.put_qualified(
+                        &s,
+                        names::collection::PROP_CATALOG,
+                        &crate::slugify(&p.name),
+                        &doc,
+                    )
+                    .await
+                    .step()?;
                 }
                 Ok(())
             })
@@ -557,7 +582,7 @@ impl Qualification {
             let (f2, s) = (f.clone(), slug.clone());
             ctx.step("audio/store", move |_| async move {
                 for v in &voices {
-                    f2.put_qualified(&s, "voice_casting", &v.character_id, v)
+                    f2.put_qualified(&s, names::collection::VOICE_CASTING, &v.character_id, v)
                         .await
                         .step()?;
                 }
@@ -739,7 +764,10 @@ pub async fn knowledge_docs(f: &Film, slug: &Slug) -> crate::error::Result<Vec<K
         text,
         metadata,
     };
-    for c in f.qualified(slug, "character_profiles").await? {
+    for c in f
+        .qualified(slug, names::collection::CHARACTER_PROFILES)
+        .await?
+    {
         let p: CharacterProfile = serde_json::from_value(c.clone())
             .map_err(|e| crate::error::FilmError::Internal(e.to_string()))?;
         docs.push(d(
@@ -753,7 +781,10 @@ pub async fn knowledge_docs(f: &Film, slug: &Slug) -> crate::error::Result<Vec<K
             json!({"costume": p.costume}),
         ));
     }
-    for r in f.qualified(slug, "character_360_references").await? {
+    for r in f
+        .qualified(slug, names::collection::CHARACTER_360_REFERENCES)
+        .await?
+    {
         let id = r["character_id"].as_str().unwrap_or_default();
         let angle = r["angle"].as_str().unwrap_or_default();
         docs.push(d(
@@ -764,7 +795,12 @@ pub async fn knowledge_docs(f: &Film, slug: &Slug) -> crate::error::Result<Vec<K
             json!({"url": r["url"], "character_id": id, "angle": angle}),
         ));
     }
-    if let Some(b) = f.qualified(slug, "story_bible").await?.into_iter().next() {
+    if let Some(b) = f
+        .qualified(slug, names::collection::STORY_BIBLE)
+        .await?
+        .into_iter()
+        .next()
+    {
         let bible: StoryBible = serde_json::from_value(b)
             .map_err(|e| crate::error::FilmError::Internal(e.to_string()))?;
         let text = format!(
@@ -792,7 +828,10 @@ pub async fn knowledge_docs(f: &Film, slug: &Slug) -> crate::error::Result<Vec<K
             json!({}),
         ));
     }
-    for l in f.qualified(slug, "location_details").await? {
+    for l in f
+        .qualified(slug, names::collection::LOCATION_DETAILS)
+        .await?
+    {
         let name = l["name"].as_str().unwrap_or_default();
         docs.push(d(
             "location",
@@ -802,7 +841,7 @@ pub async fn knowledge_docs(f: &Film, slug: &Slug) -> crate::error::Result<Vec<K
             json!({"reference_url": l["reference_url"]}),
         ));
     }
-    for p in f.qualified(slug, "prop_catalog").await? {
+    for p in f.qualified(slug, names::collection::PROP_CATALOG).await? {
         let name = p["name"].as_str().unwrap_or_default();
         docs.push(d(
             "prop",
@@ -1038,10 +1077,13 @@ pub async fn shot_context(f: &Film, slug: &Slug) -> crate::error::Result<ShotCon
             .collect()
     }
     Ok(ShotContext {
-        characters: parse(f.qualified(slug, "character_profiles").await?),
-        props: parse(f.qualified(slug, "prop_catalog").await?),
+        characters: parse(
+            f.qualified(slug, names::collection::CHARACTER_PROFILES)
+                .await?,
+        ),
+        props: parse(f.qualified(slug, names::collection::PROP_CATALOG).await?),
         style: f
-            .qualified(slug, "visual_guidelines")
+            .qualified(slug, names::collection::VISUAL_GUIDELINES)
             .await?
             .into_iter()
             .next()

@@ -601,6 +601,13 @@ async fn every_durable_name_a_reader_knows_is_written_by_a_production() {
             "film.generate never wrote {name}"
         );
     }
+    // Every qualified collection the readers know holds what qualification wrote.
+    for c in slate_workflows::docstore::QUALIFIED_COLLECTIONS {
+        assert!(
+            !b.film.qualified(&slug, c).await.unwrap().is_empty(),
+            "qualification wrote nothing to `{c}`"
+        );
+    }
     // The readers classify what was written by the same names.
     for (w, s) in &written {
         let kind = classify(w, s).map(|(_, k)| k);

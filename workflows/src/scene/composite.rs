@@ -137,7 +137,11 @@ impl Take<'_> {
             .step("references", |_| async move {
                 let mut r = Refs::default();
                 let loc = scene.location.clone().unwrap_or_default();
-                for l in f.qualified(s, "location_details").await.step()? {
+                for l in f
+                    .qualified(s, crate::names::collection::LOCATION_DETAILS)
+                    .await
+                    .step()?
+                {
                     if l["name"]
                         .as_str()
                         .is_some_and(|n| n.eq_ignore_ascii_case(&loc))
@@ -153,7 +157,11 @@ impl Take<'_> {
                 for c in f.repo.character_references(s).await.step()? {
                     r.characters.insert(c.value.character_id.clone(), c.value);
                 }
-                for p in f.qualified(s, "prop_catalog").await.step()? {
+                for p in f
+                    .qualified(s, crate::names::collection::PROP_CATALOG)
+                    .await
+                    .step()?
+                {
                     let name = p["name"].as_str().unwrap_or_default().to_string();
                     r.props.insert(
                         name.to_lowercase(),
@@ -164,13 +172,17 @@ impl Take<'_> {
                         ),
                     );
                 }
-                for v in f.qualified(s, "voice_casting").await.step()? {
+                for v in f
+                    .qualified(s, crate::names::collection::VOICE_CASTING)
+                    .await
+                    .step()?
+                {
                     if let Ok(v) = serde_json::from_value::<VoiceCasting>(v) {
                         r.voices.insert(v.character_id.clone(), v);
                     }
                 }
                 r.style_mood = f
-                    .qualified(s, "visual_guidelines")
+                    .qualified(s, crate::names::collection::VISUAL_GUIDELINES)
                     .await
                     .step()?
                     .first()

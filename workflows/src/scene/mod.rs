@@ -79,7 +79,7 @@ pub struct SceneInput {
 
 /// The signal a scene started early waits for: its [`PreviousScene`], sent by the film when
 /// the scene before it is done.
-pub const PREVIOUS_SIGNAL: &str = "scene.previous";
+pub const PREVIOUS_SIGNAL: &str = crate::names::signal::PREVIOUS_SCENE;
 
 /// A finished scene.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

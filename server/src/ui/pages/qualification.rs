@@ -55,10 +55,13 @@ pub(crate) async fn show(
     let style = s
         .film
         .docs
-        .list(&Namespace::Qualified(slug.clone()), "visual_guidelines")
+        .list(
+            &Namespace::Qualified(slug.clone()),
+            slate_workflows::names::collection::VISUAL_GUIDELINES,
+        )
         .await?
         .into_iter()
-        .find(|d| d.id == "style_guide");
+        .find(|d| d.id == slate_workflows::names::collection::STYLE_GUIDE_DOC);
     let body = html! {
         h1 { (project.title) ": qualification" }
         (project_tabs(slug.as_str(), "Qualification"))

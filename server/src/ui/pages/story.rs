@@ -22,7 +22,11 @@ pub(crate) async fn show(
     let project = s.film.repo.project(&slug).await?;
     let bible = s.film.repo.story_bible(&slug).await.ok();
     let characters = s.film.repo.character_references(&slug).await?;
-    let has_screenplay = !s.film.qualified(&slug, "screenplay").await?.is_empty();
+    let has_screenplay = !s
+        .film
+        .qualified(&slug, slate_workflows::names::collection::SCREENPLAY)
+        .await?
+        .is_empty();
     let body = html! {
         h1 { (project.title) ": story and characters" }
         (project_tabs(slug.as_str(), "Story & characters"))

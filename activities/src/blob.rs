@@ -11,6 +11,10 @@
 //! A blob is written whole or not at all: the local store writes a temporary file and renames
 //! it, S3 makes an object visible when its upload completes (large files go up in parts). A
 //! reader never sees half a blob.
+//!
+//! (Over 600 lines on purpose: one store interface with its two backends (local files and S3) and
+//! the URLs providers fetch them by; the signing and the presigning must agree with the reads
+//! beside them.)
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

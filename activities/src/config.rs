@@ -4,6 +4,9 @@
 //! arrive as [`ProviderVars`], read by the server's one configuration loader (defaults, then a
 //! TOML file, then the environment); [`PROVIDER_VARIABLES`] names each one. Secrets are held
 //! in [`Secret`], which never prints.
+//!
+//! (Over 600 lines on purpose: one loader for every provider setting (decision in README: one
+//! place reads the environment), with its validation and messages side by side.)
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -7,6 +7,9 @@
 //! served and its price against the table, and a round trip of a small file through every way
 //! Slate hands media over (fal storage, the media URL, the public URL and its webhook path).
 //! Every finding names the variable to set.
+//!
+//! (Over 600 lines on purpose: one report: each provider's checks, offline and online, produce the
+//! same findings format and are read as a list by the CLI, the API and the dashboard.)
 
 use std::time::Duration;
 

@@ -18,6 +18,9 @@
 //! plus the film run's own work before its first scene and after its last (reading the scenes,
 //! stitching), as measured; or, when larger, this machine's: the processor time the film used
 //! (Slate, and the ffmpeg runs for it and for the fake providers) over its cores.
+//!
+//! (Over 600 lines on purpose: one benchmark: the generated project, the latency-scaled fakes,
+//! both productions and the report read together as the measurement they make.)
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -1,4 +1,8 @@
 //! The engine handle: registry, client API (start, signal, inspect) and admin operations.
+//!
+//! (Over 600 lines on purpose: the engine handle is the one door for clients and admins (start,
+//! signal, inspect, cancel, retry, reset, re-drive, budgets, limits); each operation is short and
+//! they share the same guards.)
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize};

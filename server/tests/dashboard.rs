@@ -5,6 +5,10 @@
 //!
 //! Screenshots of every page are saved (not committed) under `$SLATE_SCREENSHOTS`, or a
 //! temporary folder the test prints.
+//!
+//! (Over 600 lines on purpose: one browser session per test is the expensive part, so each test
+//! walks a person's whole path through the pages; the helpers it shares with other tests live in
+//! `common/`.)
 
 mod common;
 

@@ -3,6 +3,9 @@
 //! exactly once (counted in files outside the engine) and its limit counters intact. A second
 //! test runs two workers on one Postgres and kills one: the other takes its runs over when
 //! their leases lapse.
+//!
+//! (Over 600 lines on purpose: the SIGKILL tests share one spawned-process harness; each test
+//! kills at a different point of the same pipeline.)
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -4,6 +4,9 @@
 //! Errors: `{error:{code, message}}` with HTTP status = code; 408/429/5xx are retried (honouring
 //! `Retry-After`), 400/401/402/403 never. An error that happens after generation started comes
 //! back as HTTP 200 with an error body, so the body is checked, not only the status.
+//!
+//! (Over 600 lines on purpose: one provider's client: its request shapes, prompts, answer parsing
+//! and error classes for every planner call, each of which must follow the same contract.)
 
 use async_trait::async_trait;
 use serde::Deserialize;

@@ -11,6 +11,9 @@
 //! When an operation cannot complete now (a timer, a signal, a retry backoff, a full concurrency
 //! key) it returns [`WfError::Suspended`]; propagate it with `?`. The engine then records the
 //! wait and frees the worker: a waiting run holds no memory and no task.
+//!
+//! (Over 600 lines on purpose: the workflow-facing context is one API surface (steps, timers,
+//! signals, children, slots, patches to come); the step's phases already live in `step.rs`.)
 
 mod child;
 mod limits;

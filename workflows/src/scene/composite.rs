@@ -1,6 +1,9 @@
 //! The composite image: one layer per iteration (location, characters, props, as the shot plan
 //! orders them), each with at most three references, at most 20 iterations; each iteration is
 //! verified by the knowledge store and the vision model together, at most 5 attempts.
+//!
+//! (Over 600 lines on purpose: the composite loop, its layers and its verification are one durable
+//! sequence of journaled steps whose names are a contract; each phase is a function.)
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

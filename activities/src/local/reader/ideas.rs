@@ -1,4 +1,7 @@
 //! Scene ideas: where, when, who, and their units of action and dialogue.
+//!
+//! (Over 600 lines on purpose: a scene idea's reading (where, when, who, units, props) is one pass
+//! over the same parts; `build_idea` is due to be divided (issue 24's list).)
 
 use std::collections::BTreeSet;
 

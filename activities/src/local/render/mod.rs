@@ -8,6 +8,10 @@
 //! shapes; a caption runs along the bottom. A composite iteration draws only its new layer on top of the previous image, so
 //! each iteration visibly adds what it adds. Every frame is stored with a manifest (the
 //! composition as drawn) that the local vision check reads.
+//!
+//! (Over 600 lines on purpose: the canvas, the framing and the figures share the geometry the
+//! local vision check reads back (`figure_anchor`, `prop_anchor`, `figure_scale`); the scenery
+//! already has its own file.)
 
 use std::io::Cursor;
 

@@ -6,6 +6,9 @@
 //! drawing; within a kind, the name's hash lays out the details, so two places never share a
 //! picture. Weather is drawn on the background only, never over the figures, so the vision check
 //! still finds every character in its own colour.
+//!
+//! (Over 600 lines on purpose: each kind of place is a drawing routine over the same `Scene`
+//! description; splitting them would scatter the shared palette and horizon logic.)
 
 use image::Rgb;
 

@@ -159,8 +159,17 @@ impl Journal {
             EventData::BudgetExceeded { .. } | EventData::Unknown => return,
             _ => {}
         }
-        let entry = self.entries.entry(step.to_string()).or_insert(Entry {
-            first_seq: seq,
+        self.entries
+            .entry(step.to_string())
+            .or_insert_with(|| Entry::new(seq))
+            .apply(at, data);
+    }
+}
+
+impl Entry {
+    fn new(first_seq: i64) -> Self {
+        Entry {
+            first_seq,
             attempts: 0,
             attempt_base: 0,
             failures: 0,
@@ -169,20 +178,24 @@ impl Journal {
             checkpoint: None,
             state: EntryState::Started,
             cost: Cost::default(),
-        });
+        }
+    }
+
+    /// A step's own event, applied to its entry.
+    fn apply(&mut self, at: DateTime<Utc>, data: &EventData) {
         match data {
             EventData::StepStarted { attempt, .. } => {
                 // The attempt before it started and never finished: its worker died inside it.
-                if entry.attempts > entry.attempt_base && entry.state == EntryState::Started {
-                    entry.interrupted += 1;
+                if self.attempts > self.attempt_base && self.state == EntryState::Started {
+                    self.interrupted += 1;
                 }
-                entry.attempts = entry.attempts.max(*attempt);
-                entry.last_started = Some(at);
-                entry.state = EntryState::Started;
+                self.attempts = self.attempts.max(*attempt);
+                self.last_started = Some(at);
+                self.state = EntryState::Started;
             }
             // Kept across attempts cut short, merged key by key; the attempt's state stays
             // "started" (the crash-loop guard still counts it if it never finishes).
-            EventData::StepCheckpoint { data, .. } => match (&mut entry.checkpoint, data) {
+            EventData::StepCheckpoint { data, .. } => match (&mut self.checkpoint, data) {
                 (Some(serde_json::Value::Object(old)), serde_json::Value::Object(new)) => {
                     for (k, v) in new {
                         old.insert(k.clone(), v.clone());
@@ -196,12 +209,12 @@ impl Journal {
                 cost,
                 ..
             } => {
-                entry.attempts = entry.attempts.max(*attempt);
-                entry.interrupted = 0;
-                entry.checkpoint = None;
-                entry.state = EntryState::Succeeded(output.clone());
+                self.attempts = self.attempts.max(*attempt);
+                self.interrupted = 0;
+                self.checkpoint = None;
+                self.state = EntryState::Succeeded(output.clone());
                 if let Some(c) = cost {
-                    entry.cost.add(*c);
+                    self.cost.add(*c);
                 }
             }
             EventData::StepFailed {
@@ -211,22 +224,22 @@ impl Journal {
                 cost,
                 ..
             } => {
-                entry.attempts = entry.attempts.max(*attempt);
-                entry.failures += 1;
-                entry.interrupted = 0;
+                self.attempts = self.attempts.max(*attempt);
+                self.failures += 1;
+                self.interrupted = 0;
                 // An attempt that returned an error ended: the next one starts afresh.
-                entry.checkpoint = None;
-                entry.state = EntryState::Failed {
+                self.checkpoint = None;
+                self.state = EntryState::Failed {
                     error: error.clone(),
                     retry_at: *retry_at,
                 };
                 if let Some(c) = cost {
-                    entry.cost.add(*c);
+                    self.cost.add(*c);
                 }
             }
-            EventData::TimerStarted { until } => entry.state = EntryState::Timer { until: *until },
+            EventData::TimerStarted { until } => self.state = EntryState::Timer { until: *until },
             EventData::WaitStarted { signal, deadline } => {
-                entry.state = EntryState::Waiting {
+                self.state = EntryState::Waiting {
                     signal: signal.clone(),
                     deadline: *deadline,
                 }
@@ -234,20 +247,20 @@ impl Journal {
             EventData::SignalReceived {
                 payload, signal_id, ..
             } => {
-                entry.state = EntryState::Received {
+                self.state = EntryState::Received {
                     payload: payload.clone(),
                     signal_id: *signal_id,
                 }
             }
-            EventData::WaitTimedOut { .. } => entry.state = EntryState::TimedOut,
+            EventData::WaitTimedOut { .. } => self.state = EntryState::TimedOut,
             EventData::ChildStarted { child_id, .. } => {
-                entry.state = EntryState::Child {
+                self.state = EntryState::Child {
                     child_id: *child_id,
                 }
             }
-            EventData::Marker { .. } => entry.state = EntryState::Marker,
+            EventData::Marker { .. } => self.state = EntryState::Marker,
             EventData::LimitExceeded { max, .. } => {
-                entry.state = EntryState::LimitExceeded { max: *max }
+                self.state = EntryState::LimitExceeded { max: *max }
             }
             _ => {}
         }

@@ -198,6 +198,319 @@ async fn wake_slot_waiters(
     Ok(woken)
 }
 
+/// A checkpoint batch as the columns its one statement `unnest`s: one row per (run, epoch) in
+/// the batch (costs summed), one per event, one per finishing run. A batch may hold a stale and
+/// a current holder of the same run; each is judged by its own epoch.
+#[derive(Default)]
+struct BatchColumns {
+    o_run: Vec<Uuid>,
+    o_epoch: Vec<i64>,
+    o_micros: Vec<i64>,
+    o_units: Vec<f64>,
+    e_run: Vec<Uuid>,
+    e_epoch: Vec<i64>,
+    e_seq: Vec<i64>,
+    e_at: Vec<DateTime<Utc>>,
+    e_kind: Vec<String>,
+    e_step: Vec<Option<String>>,
+    e_data: Vec<String>,
+    f_run: Vec<Uuid>,
+    f_epoch: Vec<i64>,
+    f_status: Vec<String>,
+    f_ready: Vec<Option<DateTime<Utc>>>,
+    f_output: Vec<Option<String>>,
+    f_error: Vec<Option<String>>,
+    f_at: Vec<DateTime<Utc>>,
+}
+
+impl BatchColumns {
+    fn of(ops: &[AppendOp]) -> Result<Self> {
+        let mut c = BatchColumns::default();
+        let mut per_run: HashMap<(Uuid, i64), (i64, f64)> = HashMap::new();
+        for op in ops {
+            let entry = per_run.entry((op.run_id.0, op.epoch)).or_insert((0, 0.0));
+            entry.0 += op.cost.usd_micros;
+            entry.1 += op.cost.units;
+            for ev in &op.events {
+                c.e_run.push(op.run_id.0);
+                c.e_epoch.push(op.epoch);
+                c.e_seq.push(ev.seq);
+                c.e_at.push(ev.at);
+                c.e_kind.push(ev.data.kind().to_string());
+                c.e_step.push(ev.step.clone());
+                c.e_data.push(event_json(&ev.data)?);
+            }
+            if let Some(f) = &op.finish {
+                c.f_run.push(op.run_id.0);
+                c.f_epoch.push(op.epoch);
+                c.f_status.push(f.status().as_str().to_string());
+                c.f_ready.push(f.ready_at());
+                c.f_output
+                    .push(f.output().map(serde_json::to_string).transpose()?);
+                c.f_error
+                    .push(f.error().map(serde_json::to_string).transpose()?);
+                c.f_at
+                    .push(op.events.last().map(|e| e.at).unwrap_or_else(Utc::now));
+            }
+        }
+        for ((id, epoch), (micros, units)) in per_run {
+            c.o_run.push(id);
+            c.o_epoch.push(epoch);
+            c.o_micros.push(micros);
+            c.o_units.push(units);
+        }
+        Ok(c)
+    }
+}
+
+/// The slots a batch's steps release (or keep, held), for the runs whose write was accepted
+/// (`ok`), and the waiters woken for them.
+async fn release_slots(
+    tx: &mut Transaction<'static, Postgres>,
+    ops: &[AppendOp],
+    ok: &BTreeSet<(Uuid, i64)>,
+) -> Result<()> {
+    let mut keys = BTreeSet::new();
+    for op in ops {
+        let Some((key, step)) = &op.release_slot else {
+            continue;
+        };
+        if !ok.contains(&(op.run_id.0, op.epoch)) {
+            continue;
+        }
+        let sql = if op.hold_slot {
+            "UPDATE concurrency_slots SET held = true WHERE key = $1 AND run_id = $2 AND step = $3"
+        } else {
+            keys.insert(key.clone());
+            "DELETE FROM concurrency_slots WHERE key = $1 AND run_id = $2 AND step = $3"
+        };
+        sqlx::query(sql)
+            .bind(key)
+            .bind(op.run_id.0)
+            .bind(step)
+            .execute(&mut **tx)
+            .await?;
+    }
+    let now = ops
+        .iter()
+        .flat_map(|o| o.events.iter().map(|e| e.at))
+        .max()
+        .unwrap_or_else(Utc::now);
+    if wake_slot_waiters(tx, &keys, now).await? > 0 {
+        notify_wake(tx).await?;
+    }
+    Ok(())
+}
+
+// The parts of a full transition (`Store::transition`), each in the transaction that holds the
+// run's row.
+
+/// The run's own row; `None` when the guard no longer holds. Returns its parent and its epoch
+/// after the change.
+async fn update_run(
+    tx: &mut Transaction<'static, Postgres>,
+    t: &Transition,
+) -> Result<Option<(Option<Uuid>, i64)>> {
+    let (epoch, statuses): (Option<i64>, Option<Vec<String>>) = match &t.guard {
+        Guard::Epoch(e) => (Some(*e), None),
+        Guard::Status(s) => (None, Some(s.iter().map(|s| s.to_string()).collect())),
+    };
+    let error = t.to.error().map(serde_json::to_value).transpose()?;
+    let row = sqlx::query(
+        "UPDATE runs SET status = $2,
+                ready_at = CASE WHEN cancel_reason IS NOT NULL AND $2 IN ('waiting','sleeping')
+                                THEN $6 ELSE $3 END,
+                output = $4, error = $5, updated_at = $6,
+                finished_at = CASE WHEN $7 THEN $6 ELSE NULL END,
+                lease_owner = CASE WHEN $2 = 'running' THEN lease_owner ELSE NULL END,
+                lease_epoch = lease_epoch + CASE WHEN $8 THEN 1 ELSE 0 END,
+                cancel_reason = CASE WHEN $8 THEN NULL ELSE cancel_reason END
+         WHERE id = $1
+           AND (($9::bigint IS NOT NULL AND lease_epoch = $9 AND status = 'running')
+             OR ($10::text[] IS NOT NULL AND status = ANY($10)))
+         RETURNING parent_id, lease_epoch",
+    )
+    .bind(t.run_id.0)
+    .bind(t.to.status().as_str())
+    .bind(t.to.ready_at())
+    .bind(t.to.output())
+    .bind(&error)
+    .bind(t.now)
+    .bind(t.to.status().is_terminal())
+    .bind(t.bump_epoch)
+    .bind(epoch)
+    .bind(&statuses)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    Ok(Some((
+        row.try_get("parent_id")?,
+        row.try_get("lease_epoch")?,
+    )))
+}
+
+/// Registers the signals the run now waits for; true when one of them has already arrived
+/// (the run is made due at once).
+async fn wait_for_signals(tx: &mut Transaction<'static, Postgres>, t: &Transition) -> Result<bool> {
+    if t.to.signals().is_empty() {
+        return Ok(false);
+    }
+    let names: Vec<String> =
+        t.to.signals()
+            .iter()
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+    // Sorted, so two transactions never take the same locks in opposite orders.
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtextextended(n, 0)) FROM unnest($1::text[]) AS n ORDER BY n",
+    )
+    .bind(&names)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("INSERT INTO signal_waits (run_id, name) SELECT $1, unnest($2::text[])")
+        .bind(t.run_id.0)
+        .bind(&names)
+        .execute(&mut **tx)
+        .await?;
+    let arrived: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM signals WHERE name = ANY($2)
+                           AND (run_id = $1 OR run_id IS NULL) AND NOT (id = ANY($3)))",
+    )
+    .bind(t.run_id.0)
+    .bind(&names)
+    .bind(t.to.consumed())
+    .fetch_one(&mut **tx)
+    .await?;
+    if arrived {
+        sqlx::query("UPDATE runs SET ready_at = $2 WHERE id = $1")
+            .bind(t.run_id.0)
+            .bind(t.now)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(arrived)
+}
+
+/// Puts the run in the queues of the slots it waits for; true when a waiter was woken.
+async fn queue_for_slots(tx: &mut Transaction<'static, Postgres>, t: &Transition) -> Result<bool> {
+    if t.to.slots().is_empty() {
+        return Ok(false);
+    }
+    let keys: BTreeSet<String> = t.to.slots().iter().cloned().collect();
+    for key in &keys {
+        sqlx::query("SELECT 1 FROM concurrency_limits WHERE key = $1 FOR UPDATE")
+            .bind(key)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO slot_waiters (key, run_id, since, priority) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (key, run_id) DO UPDATE SET priority = excluded.priority",
+        )
+        .bind(key)
+        .bind(t.run_id.0)
+        .bind(t.now)
+        .bind(t.to.slot_priority())
+        .execute(&mut **tx)
+        .await?;
+    }
+    // A slot freed while this run was on its way here: wake whoever is first for it (this
+    // run, unless a higher one waits).
+    Ok(wake_slot_waiters(tx, &keys, t.now).await? > 0)
+}
+
+/// A run that stops running gives back its slots (held ones only at its end), and the queues it
+/// `left` wake their next; true when a waiter was woken.
+async fn give_back_slots(
+    tx: &mut Transaction<'static, Postgres>,
+    t: &Transition,
+    left: Vec<String>,
+) -> Result<bool> {
+    // Held slots stay while the run lives (its provider's jobs run on); its end gives back
+    // everything.
+    let keys: Vec<String> = sqlx::query_scalar(
+        "DELETE FROM concurrency_slots WHERE run_id = $1 AND ($2 OR NOT held) RETURNING key",
+    )
+    .bind(t.run_id.0)
+    .bind(t.to.status().is_terminal())
+    .fetch_all(&mut **tx)
+    .await?;
+    let keys: BTreeSet<String> = keys.into_iter().chain(left).collect();
+    Ok(wake_slot_waiters(tx, &keys, t.now).await? > 0)
+}
+
+/// Appends a transition's events after the run's last.
+async fn insert_events(
+    tx: &mut Transaction<'static, Postgres>,
+    run: RunId,
+    now: DateTime<Utc>,
+    events: &[(Option<String>, crate::model::EventData)],
+) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut kinds = vec![];
+    let mut steps = vec![];
+    let mut datas = vec![];
+    for (step, data) in events {
+        kinds.push(data.kind().to_string());
+        steps.push(step.clone());
+        datas.push(event_json(data)?);
+    }
+    sqlx::query(
+        "INSERT INTO events (run_id, seq, at, kind, step, data)
+         SELECT $1, m.base + e.ord, $2, e.kind, e.step, e.data::jsonb
+         FROM (SELECT COALESCE(max(seq), 0) AS base FROM events WHERE run_id = $1) m,
+              unnest($3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS e(kind, step, data, ord)",
+    )
+    .bind(run.0)
+    .bind(now)
+    .bind(&kinds)
+    .bind(&steps)
+    .bind(&datas)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// A child's end is a signal to its parent (once per epoch); true when the parent was waiting
+/// for it and is woken.
+async fn tell_parent(
+    tx: &mut Transaction<'static, Postgres>,
+    t: &Transition,
+    parent: Uuid,
+    new_epoch: i64,
+) -> Result<bool> {
+    let name = child_signal_name(t.run_id);
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(&name)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO signals (run_id, name, event_key, payload, received_at)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+    )
+    .bind(parent)
+    .bind(&name)
+    .bind(format!("finished:{new_epoch}"))
+    .bind(t.to.child_outcome())
+    .bind(t.now)
+    .execute(&mut **tx)
+    .await?;
+    let n = sqlx::query(
+        "UPDATE runs SET ready_at = $3 WHERE id = $1 AND status IN ('waiting','sleeping')
+           AND EXISTS (SELECT 1 FROM signal_waits w WHERE w.run_id = $1 AND w.name = $2)",
+    )
+    .bind(parent)
+    .bind(&name)
+    .bind(t.now)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(n > 0)
+}
+
 impl PgStore {
     /// Lease holders' transitions may skip the disk wait (see [`PgStore::relaxed`]); admin
     /// operations answer a person and must not.
@@ -460,54 +773,7 @@ impl Store for PgStore {
         if ops.is_empty() {
             return Ok(vec![]);
         }
-        // One row per (run, epoch) in `ops` (costs summed), one row per event in the event
-        // arrays. A batch may hold a stale and a current holder of the same run; each is
-        // judged by its own epoch.
-        let mut per_run: HashMap<(Uuid, i64), (i64, f64)> = HashMap::new();
-        let (mut e_run, mut e_epoch, mut e_seq, mut e_at, mut e_kind, mut e_step, mut e_data) =
-            (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
-        for op in ops {
-            let entry = per_run.entry((op.run_id.0, op.epoch)).or_insert((0, 0.0));
-            entry.0 += op.cost.usd_micros;
-            entry.1 += op.cost.units;
-            for ev in &op.events {
-                e_run.push(op.run_id.0);
-                e_epoch.push(op.epoch);
-                e_seq.push(ev.seq);
-                e_at.push(ev.at);
-                e_kind.push(ev.data.kind().to_string());
-                e_step.push(ev.step.clone());
-                e_data.push(event_json(&ev.data)?);
-            }
-        }
-        let (mut o_run, mut o_epoch, mut o_micros, mut o_units) = (vec![], vec![], vec![], vec![]);
-        for ((id, epoch), (micros, units)) in &per_run {
-            o_run.push(*id);
-            o_epoch.push(*epoch);
-            o_micros.push(*micros);
-            o_units.push(*units);
-        }
-        let (
-            mut f_run,
-            mut f_epoch,
-            mut f_status,
-            mut f_ready,
-            mut f_output,
-            mut f_error,
-            mut f_at,
-        ) = (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
-        for op in ops {
-            if let Some(f) = &op.finish {
-                f_run.push(op.run_id.0);
-                f_epoch.push(op.epoch);
-                f_status.push(f.status().as_str().to_string());
-                f_ready.push(f.ready_at());
-                f_output.push(f.output().map(serde_json::to_string).transpose()?);
-                f_error.push(f.error().map(serde_json::to_string).transpose()?);
-                f_at.push(op.events.last().map(|e| e.at).unwrap_or_else(Utc::now));
-            }
-        }
-        let releases: Vec<&AppendOp> = ops.iter().filter(|o| o.release_slot.is_some()).collect();
+        let c = BatchColumns::of(ops)?;
         let query = sqlx::query(
             "WITH ops AS (
                 SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::float8[])
@@ -550,66 +816,31 @@ impl Store for PgStore {
              )
              SELECT id, epoch FROM ok",
         )
-        .bind(&o_run)
-        .bind(&o_epoch)
-        .bind(&o_micros)
-        .bind(&o_units)
-        .bind(&e_run)
-        .bind(&e_epoch)
-        .bind(&e_seq)
-        .bind(&e_at)
-        .bind(&e_kind)
-        .bind(&e_step)
-        .bind(&e_data)
-        .bind(&f_run)
-        .bind(&f_epoch)
-        .bind(&f_status)
-        .bind(&f_ready)
-        .bind(&f_output)
-        .bind(&f_error)
-        .bind(&f_at);
-        let ok_rows = if releases.is_empty() {
+        .bind(&c.o_run)
+        .bind(&c.o_epoch)
+        .bind(&c.o_micros)
+        .bind(&c.o_units)
+        .bind(&c.e_run)
+        .bind(&c.e_epoch)
+        .bind(&c.e_seq)
+        .bind(&c.e_at)
+        .bind(&c.e_kind)
+        .bind(&c.e_step)
+        .bind(&c.e_data)
+        .bind(&c.f_run)
+        .bind(&c.f_epoch)
+        .bind(&c.f_status)
+        .bind(&c.f_ready)
+        .bind(&c.f_output)
+        .bind(&c.f_error)
+        .bind(&c.f_at);
+        let ok_rows = if ops.iter().all(|o| o.release_slot.is_none()) {
             // A single statement is its own transaction: one round trip, one commit.
             query.fetch_all(&self.pool).await?
         } else {
             let mut tx = self.pool.begin().await?;
             let rows = query.fetch_all(&mut *tx).await?;
-            let ok = ok_pairs(&rows)?;
-            let mut keys = BTreeSet::new();
-            for op in releases {
-                if let Some((key, step)) = &op.release_slot
-                    && ok.contains(&(op.run_id.0, op.epoch))
-                {
-                    if op.hold_slot {
-                        sqlx::query(
-                            "UPDATE concurrency_slots SET held = true WHERE key = $1 AND run_id = $2 AND step = $3",
-                        )
-                        .bind(key)
-                        .bind(op.run_id.0)
-                        .bind(step)
-                        .execute(&mut *tx)
-                        .await?;
-                    } else {
-                        sqlx::query(
-                            "DELETE FROM concurrency_slots WHERE key = $1 AND run_id = $2 AND step = $3",
-                        )
-                        .bind(key)
-                        .bind(op.run_id.0)
-                        .bind(step)
-                        .execute(&mut *tx)
-                        .await?;
-                        keys.insert(key.clone());
-                    }
-                }
-            }
-            let now = ops
-                .iter()
-                .flat_map(|o| o.events.iter().map(|e| e.at))
-                .max()
-                .unwrap_or_else(Utc::now);
-            if wake_slot_waiters(&mut tx, &keys, now).await? > 0 {
-                notify_wake(&mut tx).await?;
-            }
+            release_slots(&mut tx, ops, &ok_pairs(&rows)?).await?;
             tx.commit().await?;
             rows
         };
@@ -628,46 +859,11 @@ impl Store for PgStore {
             return self.transition_simple(t).await;
         }
         let mut tx = self.pool_for(&t.guard).begin().await?;
-        let (epoch, statuses): (Option<i64>, Option<Vec<String>>) = match &t.guard {
-            Guard::Epoch(e) => (Some(*e), None),
-            Guard::Status(s) => (None, Some(s.iter().map(|s| s.to_string()).collect())),
-        };
-        let terminal = t.to.status().is_terminal();
-        let error = t.to.error().map(serde_json::to_value).transpose()?;
-        let row = sqlx::query(
-            "UPDATE runs SET status = $2,
-                    ready_at = CASE WHEN cancel_reason IS NOT NULL AND $2 IN ('waiting','sleeping')
-                                    THEN $6 ELSE $3 END,
-                    output = $4, error = $5, updated_at = $6,
-                    finished_at = CASE WHEN $7 THEN $6 ELSE NULL END,
-                    lease_owner = CASE WHEN $2 = 'running' THEN lease_owner ELSE NULL END,
-                    lease_epoch = lease_epoch + CASE WHEN $8 THEN 1 ELSE 0 END,
-                    cancel_reason = CASE WHEN $8 THEN NULL ELSE cancel_reason END
-             WHERE id = $1
-               AND (($9::bigint IS NOT NULL AND lease_epoch = $9 AND status = 'running')
-                 OR ($10::text[] IS NOT NULL AND status = ANY($10)))
-             RETURNING parent_id, lease_epoch",
-        )
-        .bind(t.run_id.0)
-        .bind(t.to.status().as_str())
-        .bind(t.to.ready_at())
-        .bind(t.to.output())
-        .bind(&error)
-        .bind(t.now)
-        .bind(terminal)
-        .bind(t.bump_epoch)
-        .bind(epoch)
-        .bind(&statuses)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
+        let Some((parent, new_epoch)) = update_run(&mut tx, &t).await? else {
             tx.rollback().await?;
             return Ok(false);
         };
-        let parent: Option<Uuid> = row.try_get("parent_id")?;
-        let new_epoch: i64 = row.try_get("lease_epoch")?;
         let mut woke_any = t.to.status() == RunStatus::Pending;
-
         sqlx::query("DELETE FROM signal_waits WHERE run_id = $1")
             .bind(t.run_id.0)
             .execute(&mut *tx)
@@ -679,136 +875,16 @@ impl Store for PgStore {
                 .bind(t.run_id.0)
                 .fetch_all(&mut *tx)
                 .await?;
-        if !t.to.signals().is_empty() {
-            let names: Vec<String> =
-                t.to.signals()
-                    .iter()
-                    .cloned()
-                    .collect::<BTreeSet<_>>()
-                    .into_iter()
-                    .collect();
-            // Sorted, so two transactions never take the same locks in opposite orders.
-            sqlx::query(
-                "SELECT pg_advisory_xact_lock(hashtextextended(n, 0)) FROM unnest($1::text[]) AS n ORDER BY n",
-            )
-            .bind(&names)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("INSERT INTO signal_waits (run_id, name) SELECT $1, unnest($2::text[])")
-                .bind(t.run_id.0)
-                .bind(&names)
-                .execute(&mut *tx)
-                .await?;
-            let arrived: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM signals WHERE name = ANY($2)
-                                   AND (run_id = $1 OR run_id IS NULL) AND NOT (id = ANY($3)))",
-            )
-            .bind(t.run_id.0)
-            .bind(&names)
-            .bind(t.to.consumed())
-            .fetch_one(&mut *tx)
-            .await?;
-            if arrived {
-                sqlx::query("UPDATE runs SET ready_at = $2 WHERE id = $1")
-                    .bind(t.run_id.0)
-                    .bind(t.now)
-                    .execute(&mut *tx)
-                    .await?;
-                woke_any = true;
-            }
-        }
-        if !t.to.slots().is_empty() {
-            let keys: BTreeSet<String> = t.to.slots().iter().cloned().collect();
-            for key in &keys {
-                sqlx::query("SELECT 1 FROM concurrency_limits WHERE key = $1 FOR UPDATE")
-                    .bind(key)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(
-                    "INSERT INTO slot_waiters (key, run_id, since, priority) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (key, run_id) DO UPDATE SET priority = excluded.priority",
-                )
-                .bind(key)
-                .bind(t.run_id.0)
-                .bind(t.now)
-                .bind(t.to.slot_priority())
-                .execute(&mut *tx)
-                .await?;
-            }
-            // A slot freed while this run was on its way here: wake whoever is first for it
-            // (this run, unless a higher one waits).
-            if wake_slot_waiters(&mut tx, &keys, t.now).await? > 0 {
-                woke_any = true;
-            }
-        }
+        woke_any |= wait_for_signals(&mut tx, &t).await?;
+        woke_any |= queue_for_slots(&mut tx, &t).await?;
         if t.to.status() != RunStatus::Running {
-            // Held slots stay while the run lives (its provider's jobs run on); its end gives
-            // back everything.
-            let keys: Vec<String> = sqlx::query_scalar(
-                "DELETE FROM concurrency_slots WHERE run_id = $1 AND ($2 OR NOT held) RETURNING key",
-            )
-            .bind(t.run_id.0)
-            .bind(terminal)
-            .fetch_all(&mut *tx)
-            .await?;
-            let keys: BTreeSet<String> = keys.into_iter().chain(left).collect();
-            if wake_slot_waiters(&mut tx, &keys, t.now).await? > 0 {
-                woke_any = true;
-            }
+            woke_any |= give_back_slots(&mut tx, &t, left).await?;
         }
-        if !t.events.is_empty() {
-            let mut kinds = vec![];
-            let mut steps = vec![];
-            let mut datas = vec![];
-            for (step, data) in &t.events {
-                kinds.push(data.kind().to_string());
-                steps.push(step.clone());
-                datas.push(event_json(data)?);
-            }
-            sqlx::query(
-                "INSERT INTO events (run_id, seq, at, kind, step, data)
-                 SELECT $1, m.base + e.ord, $2, e.kind, e.step, e.data::jsonb
-                 FROM (SELECT COALESCE(max(seq), 0) AS base FROM events WHERE run_id = $1) m,
-                      unnest($3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS e(kind, step, data, ord)",
-            )
-            .bind(t.run_id.0)
-            .bind(t.now)
-            .bind(&kinds)
-            .bind(&steps)
-            .bind(&datas)
-            .execute(&mut *tx)
-            .await?;
-        }
-        if terminal && let Some(parent) = parent {
-            let name = child_signal_name(t.run_id);
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-                .bind(&name)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(
-                "INSERT INTO signals (run_id, name, event_key, payload, received_at)
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-            )
-            .bind(parent)
-            .bind(&name)
-            .bind(format!("finished:{new_epoch}"))
-            .bind(t.to.child_outcome())
-            .bind(t.now)
-            .execute(&mut *tx)
-            .await?;
-            let n = sqlx::query(
-                "UPDATE runs SET ready_at = $3 WHERE id = $1 AND status IN ('waiting','sleeping')
-                   AND EXISTS (SELECT 1 FROM signal_waits w WHERE w.run_id = $1 AND w.name = $2)",
-            )
-            .bind(parent)
-            .bind(&name)
-            .bind(t.now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if n > 0 {
-                woke_any = true;
-            }
+        insert_events(&mut tx, t.run_id, t.now, &t.events).await?;
+        if t.to.status().is_terminal()
+            && let Some(parent) = parent
+        {
+            woke_any |= tell_parent(&mut tx, &t, parent, new_epoch).await?;
         }
         if woke_any {
             notify_wake(&mut tx).await?;

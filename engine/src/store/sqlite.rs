@@ -242,6 +242,169 @@ async fn wake_slot_waiters(
     Ok(woken)
 }
 
+// The parts of a transition (`Store::transition`), each in the transaction that holds the
+// run's row.
+
+/// The run's own row; `None` when the guard no longer holds. Returns its parent and its epoch
+/// after the change.
+async fn update_run(
+    tx: &mut Transaction<'static, Sqlite>,
+    t: &Transition,
+) -> Result<Option<(Option<String>, i64)>> {
+    let (epoch, statuses): (Option<i64>, Option<String>) = match &t.guard {
+        Guard::Epoch(e) => (Some(*e), None),
+        Guard::Status(s) => (
+            None,
+            Some(json_list(
+                &s.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+            )?),
+        ),
+    };
+    let row = sqlx::query(
+        "UPDATE runs SET status = ?2,
+                ready_at = CASE WHEN cancel_reason IS NOT NULL AND ?2 IN ('waiting','sleeping')
+                                THEN ?6 ELSE ?3 END,
+                output = ?4, error = ?5, updated_at = ?6,
+                finished_at = CASE WHEN ?7 THEN ?6 ELSE NULL END,
+                lease_owner = CASE WHEN ?2 = 'running' THEN lease_owner ELSE NULL END,
+                lease_epoch = lease_epoch + CASE WHEN ?8 THEN 1 ELSE 0 END,
+                cancel_reason = CASE WHEN ?8 THEN NULL ELSE cancel_reason END
+         WHERE id = ?1
+           AND ((?9 IS NOT NULL AND lease_epoch = ?9 AND status = 'running')
+             OR (?10 IS NOT NULL AND status IN (SELECT value FROM json_each(?10))))
+         RETURNING parent_id, lease_epoch",
+    )
+    .bind(t.run_id.to_string())
+    .bind(t.to.status().as_str())
+    .bind(opt_ms(t.to.ready_at()))
+    .bind(t.to.output().map(serde_json::to_string).transpose()?)
+    .bind(t.to.error().map(serde_json::to_string).transpose()?)
+    .bind(ms(t.now))
+    .bind(t.to.status().is_terminal())
+    .bind(t.bump_epoch)
+    .bind(epoch)
+    .bind(statuses)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    Ok(Some((
+        row.try_get("parent_id")?,
+        row.try_get("lease_epoch")?,
+    )))
+}
+
+/// Registers the signals the run now waits for, and makes it due at once when one has already
+/// arrived.
+async fn wait_for_signals(tx: &mut Transaction<'static, Sqlite>, t: &Transition) -> Result<()> {
+    let id = t.run_id.to_string();
+    let names: Vec<&String> =
+        t.to.signals()
+            .iter()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+    for name in &names {
+        sqlx::query("INSERT OR IGNORE INTO signal_waits (run_id, name) VALUES (?1, ?2)")
+            .bind(&id)
+            .bind(name)
+            .execute(&mut **tx)
+            .await?;
+    }
+    let arrived: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM signals WHERE name IN (SELECT value FROM json_each(?2))
+           AND (run_id = ?1 OR run_id IS NULL) AND id NOT IN (SELECT value FROM json_each(?3)) LIMIT 1",
+    )
+    .bind(&id)
+    .bind(json_list(&names)?)
+    .bind(json_list(t.to.consumed())?)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if arrived.is_some() {
+        sqlx::query("UPDATE runs SET ready_at = ?2 WHERE id = ?1")
+            .bind(&id)
+            .bind(ms(t.now))
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Puts the run in the queues of the slots it waits for.
+async fn queue_for_slots(tx: &mut Transaction<'static, Sqlite>, t: &Transition) -> Result<()> {
+    let id = t.run_id.to_string();
+    let keys: BTreeSet<String> = t.to.slots().iter().cloned().collect();
+    for key in &keys {
+        sqlx::query(
+            "INSERT INTO slot_waiters (key, run_id, since, priority) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (key, run_id) DO UPDATE SET priority = excluded.priority",
+        )
+        .bind(key)
+        .bind(&id)
+        .bind(ms(t.now))
+        .bind(t.to.slot_priority())
+        .execute(&mut **tx)
+        .await?;
+    }
+    // A slot freed while this run was on its way here: wake whoever is first for it
+    // (this run, unless a higher one waits).
+    wake_slot_waiters(tx, &keys, t.now).await?;
+    Ok(())
+}
+
+/// A run that stops running gives back its slots (held ones only at its end), and the queues it
+/// `left` wake their next.
+async fn give_back_slots(
+    tx: &mut Transaction<'static, Sqlite>,
+    t: &Transition,
+    left: Vec<String>,
+) -> Result<()> {
+    let id = t.run_id.to_string();
+    let terminal = t.to.status().is_terminal();
+    // Held slots stay while the run lives (its provider's jobs run on); its end gives
+    // back everything.
+    let keys: Vec<String> = sqlx::query_scalar(
+        "DELETE FROM concurrency_slots WHERE run_id = ?1 AND (?2 OR held = 0) RETURNING key",
+    )
+    .bind(&id)
+    .bind(terminal)
+    .fetch_all(&mut **tx)
+    .await?;
+    let keys: BTreeSet<String> = keys.into_iter().chain(left).collect();
+    wake_slot_waiters(tx, &keys, t.now).await?;
+    Ok(())
+}
+
+/// A child's end is a signal to its parent (once per epoch), which wakes it if it waits.
+async fn tell_parent(
+    tx: &mut Transaction<'static, Sqlite>,
+    t: &Transition,
+    parent: &str,
+    new_epoch: i64,
+) -> Result<()> {
+    let name = child_signal_name(t.run_id);
+    sqlx::query(
+        "INSERT INTO signals (run_id, name, event_key, payload, received_at)
+         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+    )
+    .bind(parent)
+    .bind(&name)
+    .bind(format!("finished:{new_epoch}"))
+    .bind(serde_json::to_string(&t.to.child_outcome())?)
+    .bind(ms(t.now))
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE runs SET ready_at = ?3 WHERE id = ?1 AND status IN ('waiting','sleeping')
+           AND EXISTS (SELECT 1 FROM signal_waits w WHERE w.run_id = ?1 AND w.name = ?2)",
+    )
+    .bind(parent)
+    .bind(&name)
+    .bind(ms(t.now))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     fn dialect(&self) -> &'static str {
@@ -526,48 +689,10 @@ impl Store for SqliteStore {
 
     async fn transition(&self, t: Transition) -> Result<bool> {
         let mut tx = self.begin().await?;
-        let (epoch, statuses): (Option<i64>, Option<String>) = match &t.guard {
-            Guard::Epoch(e) => (Some(*e), None),
-            Guard::Status(s) => (
-                None,
-                Some(json_list(
-                    &s.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
-                )?),
-            ),
-        };
-        let terminal = t.to.status().is_terminal();
-        let row = sqlx::query(
-            "UPDATE runs SET status = ?2,
-                    ready_at = CASE WHEN cancel_reason IS NOT NULL AND ?2 IN ('waiting','sleeping')
-                                    THEN ?6 ELSE ?3 END,
-                    output = ?4, error = ?5, updated_at = ?6,
-                    finished_at = CASE WHEN ?7 THEN ?6 ELSE NULL END,
-                    lease_owner = CASE WHEN ?2 = 'running' THEN lease_owner ELSE NULL END,
-                    lease_epoch = lease_epoch + CASE WHEN ?8 THEN 1 ELSE 0 END,
-                    cancel_reason = CASE WHEN ?8 THEN NULL ELSE cancel_reason END
-             WHERE id = ?1
-               AND ((?9 IS NOT NULL AND lease_epoch = ?9 AND status = 'running')
-                 OR (?10 IS NOT NULL AND status IN (SELECT value FROM json_each(?10))))
-             RETURNING parent_id, lease_epoch",
-        )
-        .bind(t.run_id.to_string())
-        .bind(t.to.status().as_str())
-        .bind(opt_ms(t.to.ready_at()))
-        .bind(t.to.output().map(serde_json::to_string).transpose()?)
-        .bind(t.to.error().map(serde_json::to_string).transpose()?)
-        .bind(ms(t.now))
-        .bind(terminal)
-        .bind(t.bump_epoch)
-        .bind(epoch)
-        .bind(statuses)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
+        let Some((parent, new_epoch)) = update_run(&mut tx, &t).await? else {
             tx.rollback().await?;
             return Ok(false);
         };
-        let parent: Option<String> = row.try_get("parent_id")?;
-        let new_epoch: i64 = row.try_get("lease_epoch")?;
         let id = t.run_id.to_string();
         let cleanup =
             t.cleanup || !matches!(t.guard, Guard::Epoch(_)) || t.to.status() == RunStatus::Waiting;
@@ -588,66 +713,13 @@ impl Store for SqliteStore {
             vec![]
         };
         if !t.to.signals().is_empty() {
-            let names: Vec<&String> =
-                t.to.signals()
-                    .iter()
-                    .collect::<BTreeSet<_>>()
-                    .into_iter()
-                    .collect();
-            for name in &names {
-                sqlx::query("INSERT OR IGNORE INTO signal_waits (run_id, name) VALUES (?1, ?2)")
-                    .bind(&id)
-                    .bind(name)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            let arrived: Option<i64> = sqlx::query_scalar(
-                "SELECT 1 FROM signals WHERE name IN (SELECT value FROM json_each(?2))
-                   AND (run_id = ?1 OR run_id IS NULL) AND id NOT IN (SELECT value FROM json_each(?3)) LIMIT 1",
-            )
-            .bind(&id)
-            .bind(json_list(&names)?)
-            .bind(json_list(t.to.consumed())?)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if arrived.is_some() {
-                sqlx::query("UPDATE runs SET ready_at = ?2 WHERE id = ?1")
-                    .bind(&id)
-                    .bind(ms(t.now))
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            wait_for_signals(&mut tx, &t).await?;
         }
         if !t.to.slots().is_empty() {
-            let keys: BTreeSet<String> = t.to.slots().iter().cloned().collect();
-            for key in &keys {
-                sqlx::query(
-                    "INSERT INTO slot_waiters (key, run_id, since, priority) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (key, run_id) DO UPDATE SET priority = excluded.priority",
-                )
-                .bind(key)
-                .bind(&id)
-                .bind(ms(t.now))
-                .bind(t.to.slot_priority())
-                .execute(&mut *tx)
-                .await?;
-            }
-            // A slot freed while this run was on its way here: wake whoever is first for it
-            // (this run, unless a higher one waits).
-            wake_slot_waiters(&mut tx, &keys, t.now).await?;
+            queue_for_slots(&mut tx, &t).await?;
         }
         if cleanup && t.to.status() != RunStatus::Running {
-            // Held slots stay while the run lives (its provider's jobs run on); its end gives
-            // back everything.
-            let keys: Vec<String> = sqlx::query_scalar(
-                "DELETE FROM concurrency_slots WHERE run_id = ?1 AND (?2 OR held = 0) RETURNING key",
-            )
-            .bind(&id)
-            .bind(terminal)
-            .fetch_all(&mut *tx)
-            .await?;
-            let keys: BTreeSet<String> = keys.into_iter().chain(left).collect();
-            wake_slot_waiters(&mut tx, &keys, t.now).await?;
+            give_back_slots(&mut tx, &t, left).await?;
         }
         if !t.events.is_empty() {
             let mut seq = max_seq(&mut tx, t.run_id).await?;
@@ -656,28 +728,10 @@ impl Store for SqliteStore {
                 insert_event(&mut tx, t.run_id, seq, t.now, step.as_deref(), data).await?;
             }
         }
-        if terminal && let Some(parent) = parent {
-            let name = child_signal_name(t.run_id);
-            sqlx::query(
-                "INSERT INTO signals (run_id, name, event_key, payload, received_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
-            )
-            .bind(&parent)
-            .bind(&name)
-            .bind(format!("finished:{new_epoch}"))
-            .bind(serde_json::to_string(&t.to.child_outcome())?)
-            .bind(ms(t.now))
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "UPDATE runs SET ready_at = ?3 WHERE id = ?1 AND status IN ('waiting','sleeping')
-                   AND EXISTS (SELECT 1 FROM signal_waits w WHERE w.run_id = ?1 AND w.name = ?2)",
-            )
-            .bind(&parent)
-            .bind(&name)
-            .bind(ms(t.now))
-            .execute(&mut *tx)
-            .await?;
+        if t.to.status().is_terminal()
+            && let Some(parent) = parent
+        {
+            tell_parent(&mut tx, &t, &parent, new_epoch).await?;
         }
         tx.commit().await?;
         Ok(true)

@@ -322,150 +322,189 @@ fn http_url(var: &str, u: String) -> Result<String, String> {
     }
 }
 
-impl ProviderSettings {
-    /// Check the values read and fill the defaults. An error names the variable to fix.
-    pub fn from_vars(v: ProviderVars) -> Result<Self, String> {
-        let url = |var: &str, set: Option<String>, default: &str| {
-            http_url(var, set.unwrap_or_else(|| default.to_string()))
-        };
-        let svc = |key: Option<String>,
-                   var: &str,
-                   set: Option<String>,
-                   default: &str,
-                   timeout: u64|
-         -> Result<Option<ServiceSettings>, String> {
-            key.map(|k| {
-                Ok(ServiceSettings {
-                    url: url(var, set, default)?,
-                    key: Secret::new(k),
-                    timeout: Duration::from_secs(timeout),
-                })
-            })
-            .transpose()
-        };
-        let prices: BTreeMap<String, f64> = match &v.prices {
-            None => BTreeMap::new(),
-            Some(j) => serde_json::from_str(j).map_err(|e| {
-                format!(
-                    "SLATE_PRICES is not a JSON map of model or service to dollars per unit ({e}); for example {{\"tasks:generate_video\": 0.4}}"
-                )
-            })?,
-        };
-        if let Some((k, p)) = prices.iter().find(|(_, p)| !p.is_finite() || **p < 0.0) {
+fn url(var: &str, set: Option<String>, default: &str) -> Result<String, String> {
+    http_url(var, set.unwrap_or_else(|| default.to_string()))
+}
+
+/// A service of the seed (brain, tasks, last frame): on when its key is set.
+fn service(
+    key: Option<String>,
+    var: &str,
+    set: Option<String>,
+    default: &str,
+    timeout: u64,
+) -> Result<Option<ServiceSettings>, String> {
+    key.map(|k| {
+        Ok(ServiceSettings {
+            url: url(var, set, default)?,
+            key: Secret::new(k),
+            timeout: Duration::from_secs(timeout),
+        })
+    })
+    .transpose()
+}
+
+/// `SLATE_PRICES`: a JSON map of model or service to dollars per unit.
+fn prices_from(json: Option<&str>) -> Result<BTreeMap<String, f64>, String> {
+    let prices: BTreeMap<String, f64> = match json {
+        None => BTreeMap::new(),
+        Some(j) => serde_json::from_str(j).map_err(|e| {
+            format!(
+                "SLATE_PRICES is not a JSON map of model or service to dollars per unit ({e}); for example {{\"tasks:generate_video\": 0.4}}"
+            )
+        })?,
+    };
+    if let Some((k, p)) = prices.iter().find(|(_, p)| !p.is_finite() || **p < 0.0) {
+        return Err(format!(
+            "SLATE_PRICES: the price of `{k}` ({p}) is not a sum of dollars"
+        ));
+    }
+    Ok(prices)
+}
+
+/// fal.ai, on when `FAL_KEY` is set; its prices are `SLATE_FAL_PRICES` over `SLATE_PRICES`.
+fn fal_from(
+    v: &mut ProviderVars,
+    prices: &BTreeMap<String, f64>,
+) -> Result<Option<FalSettings>, String> {
+    let video_model = v
+        .fal_video_model
+        .clone()
+        .unwrap_or_else(|| DEFAULT_FAL_VIDEO_MODEL.into());
+    Ok(match v.fal_key.take() {
+        None => None,
+        Some(k) => Some(FalSettings {
+            key: Secret::new(k),
+            queue_url: url("SLATE_FAL_QUEUE_URL", v.fal_queue_url.take(), "https://queue.fal.run")?,
+            image_model: v.fal_image_model.take()
+                .unwrap_or_else(|| DEFAULT_FAL_IMAGE_MODEL.into()),
+            edit_model: v.fal_edit_model.take()
+                .unwrap_or_else(|| DEFAULT_FAL_EDIT_MODEL.into()),
+            vision_model: v.fal_vision_model.take()
+                .unwrap_or_else(|| DEFAULT_FAL_VISION_MODEL.into()),
+            video_durations: match (v.fal_video_durations.take(), crate::video_models::VideoModel::of(&video_model)) {
+                (Some(d), _) => parse_durations(&d)?,
+                (None, Some(m)) => m.durations.to_vec(),
+                (None, None) => {
+                    return Err(format!(
+                        "SLATE_FAL_VIDEO_MODEL `{video_model}` is not a model Slate knows the clip lengths of: set SLATE_FAL_VIDEO_DURATIONS to the lengths it takes (for example 5,10), and its price per second in SLATE_PRICES"
+                    ));
+                }
+            },
+            video_model,
+            prices: match v.fal_prices.take() {
+                None => prices.clone(),
+                Some(j) => serde_json::from_str::<BTreeMap<String, f64>>(&j).map(|mut m| {
+                    for (k, p) in prices {
+                        m.entry(k.clone()).or_insert(*p);
+                    }
+                    m
+                }).map_err(|e| {
+                    format!(
+                        "SLATE_FAL_PRICES is not a JSON map of model to dollars per unit ({e}); for example {{\"fal-ai/nano-banana\": 0.039}}"
+                    )
+                })?,
+            },
+            timeout: Duration::from_secs(v.fal_timeout_secs.unwrap_or(60)),
+            storage_url: url("SLATE_FAL_STORAGE_URL", v.fal_storage_url.take(), "https://rest.alpha.fal.ai")?,
+            api_url: url("SLATE_FAL_API_URL", v.fal_api_url.take(), "https://api.fal.ai/v1")?,
+            jwks_url: url(
+                "SLATE_FAL_JWKS_URL",
+                v.fal_jwks_url.clone(),
+                DEFAULT_FAL_JWKS_URL,
+            )?,
+        }),
+    })
+}
+
+/// OpenRouter, on when `OPENROUTER_API_KEY` is set.
+fn openrouter_from(v: &mut ProviderVars) -> Result<Option<OpenRouterSettings>, String> {
+    Ok(match v.openrouter_api_key.take() {
+        None => None,
+        Some(k) => Some(OpenRouterSettings {
+            key: Secret::new(k),
+            url: url(
+                "SLATE_OPENROUTER_URL",
+                v.openrouter_url.take(),
+                "https://openrouter.ai/api/v1/chat/completions",
+            )?,
+            model: v
+                .openrouter_model
+                .take()
+                .unwrap_or_else(|| DEFAULT_OPENROUTER_MODEL.into()),
+            max_tokens: match v.openrouter_max_tokens {
+                Some(0) => return Err("SLATE_OPENROUTER_MAX_TOKENS must be at least 1".into()),
+                Some(n) => n,
+                None => DEFAULT_MAX_TOKENS,
+            },
+            timeout: Duration::from_secs(v.openrouter_timeout_secs.unwrap_or_else(|| {
+                llm_timeout_secs(v.openrouter_max_tokens.unwrap_or(DEFAULT_MAX_TOKENS))
+            })),
+        }),
+    })
+}
+
+/// `SLATE_VIDEO_PROVIDER`, checked against the keys that are set.
+fn video_provider_from(v: &ProviderVars, fal_set: bool) -> Result<VideoProvider, String> {
+    Ok(match v.video_provider.as_deref().map(str::trim) {
+        None | Some("auto") => VideoProvider::Auto,
+        Some("fal") if fal_set => VideoProvider::Fal,
+        Some("tasks") if v.task_api_key.is_some() => VideoProvider::Tasks,
+        Some("local") => VideoProvider::Local,
+        Some("fal") => {
+            return Err("SLATE_VIDEO_PROVIDER is fal, but FAL_KEY is not set".into());
+        }
+        Some("tasks") => {
+            return Err("SLATE_VIDEO_PROVIDER is tasks, but TASK_API_KEY is not set".into());
+        }
+        Some(other) => {
             return Err(format!(
-                "SLATE_PRICES: the price of `{k}` ({p}) is not a sum of dollars"
+                "SLATE_VIDEO_PROVIDER `{other}` is not one of auto, fal, tasks, local"
             ));
         }
-        let video_model = v
-            .fal_video_model
-            .clone()
-            .unwrap_or_else(|| DEFAULT_FAL_VIDEO_MODEL.into());
-        let fal = match v.fal_key {
-            None => None,
-            Some(k) => Some(FalSettings {
-                key: Secret::new(k),
-                queue_url: url("SLATE_FAL_QUEUE_URL", v.fal_queue_url, "https://queue.fal.run")?,
-                image_model: v
-                    .fal_image_model
-                    .unwrap_or_else(|| DEFAULT_FAL_IMAGE_MODEL.into()),
-                edit_model: v
-                    .fal_edit_model
-                    .unwrap_or_else(|| DEFAULT_FAL_EDIT_MODEL.into()),
-                vision_model: v
-                    .fal_vision_model
-                    .unwrap_or_else(|| DEFAULT_FAL_VISION_MODEL.into()),
-                video_durations: match (v.fal_video_durations, crate::video_models::VideoModel::of(&video_model)) {
-                    (Some(d), _) => parse_durations(&d)?,
-                    (None, Some(m)) => m.durations.to_vec(),
-                    (None, None) => {
-                        return Err(format!(
-                            "SLATE_FAL_VIDEO_MODEL `{video_model}` is not a model Slate knows the clip lengths of: set SLATE_FAL_VIDEO_DURATIONS to the lengths it takes (for example 5,10), and its price per second in SLATE_PRICES"
-                        ));
-                    }
-                },
-                video_model,
-                prices: match v.fal_prices {
-                    None => prices.clone(),
-                    Some(j) => serde_json::from_str::<BTreeMap<String, f64>>(&j).map(|mut m| {
-                        for (k, p) in &prices {
-                            m.entry(k.clone()).or_insert(*p);
-                        }
-                        m
-                    }).map_err(|e| {
-                        format!(
-                            "SLATE_FAL_PRICES is not a JSON map of model to dollars per unit ({e}); for example {{\"fal-ai/nano-banana\": 0.039}}"
-                        )
-                    })?,
-                },
-                timeout: Duration::from_secs(v.fal_timeout_secs.unwrap_or(60)),
-                storage_url: url("SLATE_FAL_STORAGE_URL", v.fal_storage_url, "https://rest.alpha.fal.ai")?,
-                api_url: url("SLATE_FAL_API_URL", v.fal_api_url, "https://api.fal.ai/v1")?,
-                jwks_url: url(
-                    "SLATE_FAL_JWKS_URL",
-                    v.fal_jwks_url.clone(),
-                    DEFAULT_FAL_JWKS_URL,
-                )?,
-            }),
-        };
-        let openrouter = match v.openrouter_api_key {
-            None => None,
-            Some(k) => Some(OpenRouterSettings {
-                key: Secret::new(k),
-                url: url(
-                    "SLATE_OPENROUTER_URL",
-                    v.openrouter_url,
-                    "https://openrouter.ai/api/v1/chat/completions",
-                )?,
-                model: v
-                    .openrouter_model
-                    .unwrap_or_else(|| DEFAULT_OPENROUTER_MODEL.into()),
-                max_tokens: match v.openrouter_max_tokens {
-                    Some(0) => return Err("SLATE_OPENROUTER_MAX_TOKENS must be at least 1".into()),
-                    Some(n) => n,
-                    None => DEFAULT_MAX_TOKENS,
-                },
-                timeout: Duration::from_secs(v.openrouter_timeout_secs.unwrap_or_else(|| {
-                    llm_timeout_secs(v.openrouter_max_tokens.unwrap_or(DEFAULT_MAX_TOKENS))
-                })),
-            }),
-        };
-        let video = match v.video_provider.as_deref().map(str::trim) {
-            None | Some("auto") => VideoProvider::Auto,
-            Some("fal") if fal.is_some() => VideoProvider::Fal,
-            Some("tasks") if v.task_api_key.is_some() => VideoProvider::Tasks,
-            Some("local") => VideoProvider::Local,
-            Some("fal") => {
-                return Err("SLATE_VIDEO_PROVIDER is fal, but FAL_KEY is not set".into());
-            }
-            Some("tasks") => {
-                return Err("SLATE_VIDEO_PROVIDER is tasks, but TASK_API_KEY is not set".into());
-            }
-            Some(other) => {
-                return Err(format!(
-                    "SLATE_VIDEO_PROVIDER `{other}` is not one of auto, fal, tasks, local"
-                ));
-            }
-        };
+    })
+}
+
+/// `SLATE_WEBHOOK_AUTH`: true when it is `off`.
+fn webhook_auth_off(auth: Option<&str>) -> Result<bool, String> {
+    Ok(match auth.map(str::trim) {
+        None | Some("required") | Some("on") => false,
+        Some("off") => true,
+        Some(other) => {
+            return Err(format!(
+                "SLATE_WEBHOOK_AUTH `{other}` is not `required` or `off`"
+            ));
+        }
+    })
+}
+
+impl ProviderSettings {
+    /// Check the values read and fill the defaults. An error names the variable to fix.
+    pub fn from_vars(mut v: ProviderVars) -> Result<Self, String> {
+        let prices = prices_from(v.prices.as_deref())?;
+        let fal = fal_from(&mut v, &prices)?;
+        let openrouter = openrouter_from(&mut v)?;
+        let video = video_provider_from(&v, fal.is_some())?;
         Ok(ProviderSettings {
             fal,
             video,
             prices,
             openrouter,
-            brain: svc(
+            brain: service(
                 v.brain_service_api_key,
                 "SLATE_BRAIN_URL",
                 v.brain_url,
                 "https://brain.ft.tc",
                 30,
             )?,
-            tasks: svc(
+            tasks: service(
                 v.task_api_key,
                 "SLATE_TASKS_URL",
                 v.tasks_url,
                 "https://tasks.ft.tc",
                 30,
             )?,
-            last_frame: svc(
+            last_frame: service(
                 v.last_frame_token,
                 "SLATE_LAST_FRAME_URL",
                 v.last_frame_url,
@@ -486,15 +525,7 @@ impl ProviderSettings {
                     .map(|w| media_secret_from(&Secret::new(w.clone())))
             }),
             webhook_secret: v.webhook_secret.map(Secret::new),
-            webhook_auth_off: match v.webhook_auth.as_deref().map(str::trim) {
-                None | Some("required") | Some("on") => false,
-                Some("off") => true,
-                Some(other) => {
-                    return Err(format!(
-                        "SLATE_WEBHOOK_AUTH `{other}` is not `required` or `off`"
-                    ));
-                }
-            },
+            webhook_auth_off: webhook_auth_off(v.webhook_auth.as_deref())?,
             poll_every: None,
         })
     }

@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::blob::Blobs;
-use crate::config::{ProviderSettings, VideoProvider};
+use crate::config::{FalSettings, ProviderSettings, VideoProvider};
 use crate::pricing::{PRICES_AS_OF, Prices, retired};
 
 /// How a check came out.
@@ -315,35 +315,7 @@ async fn fal(s: &ProviderSettings, blobs: &Blobs, p: &Probe, out: &mut Vec<Findi
         )),
         Ok((200, body)) => {
             out.push(ok("fal.ai key", "fal accepted FAL_KEY"));
-            let listed = body
-                .get("models")
-                .and_then(|m| m.as_array())
-                .cloned()
-                .unwrap_or_default();
-            for (m, var) in &ids {
-                let found = listed
-                    .iter()
-                    .find(|x| x.get("endpoint_id").and_then(|e| e.as_str()) == Some(m));
-                let status = found
-                    .and_then(|x| x.pointer("/metadata/status"))
-                    .and_then(|x| x.as_str())
-                    .unwrap_or("active");
-                match found {
-                    None => out.push(bad(
-                        Status::Fail,
-                        format!("model {m}"),
-                        format!("fal does not serve {m}: set {var} to a model it serves"),
-                        var,
-                    )),
-                    Some(_) if status != "active" => out.push(bad(
-                        Status::Fail,
-                        format!("model {m}"),
-                        format!("fal lists {m} as {status}: set {var} to an active model"),
-                        var,
-                    )),
-                    Some(_) => out.push(ok(format!("model {m}"), "served by fal")),
-                }
-            }
+            served(&body, &ids, out);
         }
         Ok((code, body)) => out.push(bad(
             Status::Warn,
@@ -355,11 +327,49 @@ async fn fal(s: &ProviderSettings, blobs: &Blobs, p: &Probe, out: &mut Vec<Findi
             "SLATE_FAL_API_URL",
         )),
     }
+    fal_prices(s, p, &format!("{}/models/pricing?{query}", f.api_url), out).await;
+    fal_storage(f, blobs, p, out).await;
+}
+
+/// Each model Slate uses, in fal's list `body`: served and active.
+fn served(body: &Value, ids: &[(String, &str)], out: &mut Vec<Finding>) {
+    let listed = body
+        .get("models")
+        .and_then(|m| m.as_array())
+        .cloned()
+        .unwrap_or_default();
+    for (m, var) in ids {
+        let found = listed
+            .iter()
+            .find(|x| x.get("endpoint_id").and_then(|e| e.as_str()) == Some(m));
+        let status = found
+            .and_then(|x| x.pointer("/metadata/status"))
+            .and_then(|x| x.as_str())
+            .unwrap_or("active");
+        match found {
+            None => out.push(bad(
+                Status::Fail,
+                format!("model {m}"),
+                format!("fal does not serve {m}: set {var} to a model it serves"),
+                var,
+            )),
+            Some(_) if status != "active" => out.push(bad(
+                Status::Fail,
+                format!("model {m}"),
+                format!("fal lists {m} as {status}: set {var} to an active model"),
+                var,
+            )),
+            Some(_) => out.push(ok(format!("model {m}"), "served by fal")),
+        }
+    }
+}
+
+/// Slate's prices against fal's pricing list at `url`.
+async fn fal_prices(s: &ProviderSettings, p: &Probe, url: &str, out: &mut Vec<Finding>) {
+    let Some(f) = &s.fal else { return };
+    let auth = || Some(("Authorization", format!("Key {}", f.key.expose())));
     let prices = Prices::new(&s.prices);
-    if let Ok((200, body)) = p
-        .get(&format!("{}/models/pricing?{query}", f.api_url), auth())
-        .await
-    {
+    if let Ok((200, body)) = p.get(url, auth()).await {
         for e in body
             .get("prices")
             .and_then(|x| x.as_array())
@@ -378,7 +388,10 @@ async fn fal(s: &ProviderSettings, blobs: &Blobs, p: &Probe, out: &mut Vec<Findi
             }
         }
     }
-    // A round trip through fal storage: what every fal request's media takes.
+}
+
+/// A round trip through fal storage: what every fal request's media takes.
+async fn fal_storage(f: &FalSettings, blobs: &Blobs, p: &Probe, out: &mut Vec<Finding>) {
     let probe = match blobs
         .put(
             &format!("doctor/probe-{}.txt", uuid::Uuid::new_v4().simple()),

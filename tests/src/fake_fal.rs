@@ -281,42 +281,8 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let path = uri.path().trim_matches('/').to_string();
-    if path == "jwks" {
-        use base64::Engine as _;
-        use ring::signature::KeyPair as _;
-        let pair = ring::signature::Ed25519KeyPair::from_pkcs8(&s.signing).unwrap();
-        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
-        return answer(
-            StatusCode::OK,
-            json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "fake-1", "use": "sig"}]}),
-        );
-    }
-    // fal storage's upload URL takes the bytes without a key (a presigned PUT).
-    if let Some(id) = path.strip_prefix("upload/") {
-        if method != Method::PUT {
-            return answer(
-                StatusCode::METHOD_NOT_ALLOWED,
-                json!({"detail": "PUT the bytes"}),
-            );
-        }
-        s.stored
-            .lock()
-            .unwrap()
-            .insert(id.to_string(), body.to_vec());
-        return answer(StatusCode::OK, json!({}));
-    }
-    if let Some(id) = path.strip_prefix("stored/") {
-        return match s.stored.lock().unwrap().get(id) {
-            Some(b) => b.clone().into_response(),
-            None => answer(StatusCode::NOT_FOUND, json!({"detail": "no such file"})),
-        };
-    }
-    if let Some(name) = path.strip_prefix("files/") {
-        return if name.ends_with(".mp4") {
-            ([("content-type", "video/mp4")], s.video.clone()).into_response()
-        } else {
-            ([("content-type", "image/png")], s.png.clone()).into_response()
-        };
+    if let Some(r) = keyless(&s, &method, &path, &body) {
+        return r;
     }
     if headers.get("authorization").and_then(|v| v.to_str().ok())
         != Some(format!("Key {}", s.key).as_str())
@@ -324,117 +290,183 @@ async fn handle(
         return answer(StatusCode::UNAUTHORIZED, json!({"detail": "Invalid key"}));
     }
     if path == "storage/upload/initiate" {
-        let Ok(b) = serde_json::from_slice::<Value>(&body) else {
-            return answer(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                json!({"detail": "JSON body"}),
-            );
-        };
-        let (Some(_), Some(name)) = (b["content_type"].as_str(), b["file_name"].as_str()) else {
-            return answer(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                json!({"detail": "content_type and file_name are required"}),
-            );
-        };
-        let id = format!("{}-{name}", uuid::Uuid::new_v4().simple());
-        return answer(
-            StatusCode::OK,
-            json!({"upload_url": format!("{}/upload/{id}", s.base), "file_url": format!("{}/stored/{id}", s.base)}),
-        );
+        return initiate_upload(&s, &body);
     }
     if path == "v1/models" || path == "v1/models/pricing" {
-        let asked: Vec<String> = uri
-            .query()
-            .unwrap_or("")
-            .split('&')
-            .filter_map(|p| p.strip_prefix("endpoint_id="))
-            .map(|m| m.replace("%2F", "/"))
-            .collect();
-        let served = s.served.lock().unwrap().clone();
-        let listed: Vec<&String> = asked
-            .iter()
-            .filter(|m| served.as_ref().is_none_or(|v| v.contains(m)))
-            .collect();
-        if path == "v1/models" {
-            let models: Vec<Value> = listed
-                .iter()
-                .map(|m| json!({"endpoint_id": m, "metadata": {"display_name": m, "status": "active"}}))
-                .collect();
-            return answer(StatusCode::OK, json!({"models": models, "has_more": false}));
-        }
-        let prices = s.prices.lock().unwrap().clone();
-        let rows: Vec<Value> = listed
-            .iter()
-            .filter_map(|m| prices.get(*m).map(|p| json!({"endpoint_id": m, "unit_price": p, "unit": "unit", "currency": "USD"})))
-            .collect();
-        return answer(StatusCode::OK, json!({"prices": rows, "has_more": false}));
+        return platform(&s, &uri, &path);
     }
     let segments: Vec<&str> = path.split('/').collect();
     if let Some(pos) = segments.iter().position(|x| *x == "requests") {
-        let Some(id) = segments.get(pos + 1).map(|x| x.to_string()) else {
-            return answer(StatusCode::NOT_FOUND, json!({"detail": "Not found"}));
-        };
-        let Some(model) = ({
-            let mut r = s.requests.lock().unwrap();
-            r.get_mut(&id).map(|(m, polls, done_at, yes)| {
-                *polls += 1;
-                // With latencies, done when its time has come; without, at the second poll.
-                let done = match done_at {
-                    Some(t) => Instant::now() >= *t,
-                    None => *polls >= 2,
-                };
-                (m.clone(), done, *yes)
-            })
-        }) else {
-            return answer(
-                StatusCode::NOT_FOUND,
-                json!({"detail": "Request not found"}),
-            );
-        };
-        let (model, done, drawn) = model;
-        return match (method.as_str(), segments.get(pos + 2).copied()) {
-            ("GET", Some("status")) if !done => {
-                answer(StatusCode::ACCEPTED, json!({"status": "IN_PROGRESS"}))
-            }
-            ("GET", Some("status")) => answer(StatusCode::OK, json!({"status": "COMPLETED"})),
-            ("PUT", Some("cancel")) => answer(
-                StatusCode::BAD_REQUEST,
-                json!({"status": "ALREADY_COMPLETED"}),
-            ),
-            ("GET", None) => {
-                let result = if model.contains("moondream") || model.contains("vision") {
-                    let n = s.questions.fetch_add(1, Ordering::SeqCst) + 1;
-                    let no = match drawn {
-                        Some(yes) => !yes,
-                        None => s.no_every > 0 && n % s.no_every == 0,
-                    };
-                    if no {
-                        json!({"output": "NO, the frame does not match what was asked."})
-                    } else {
-                        json!({"output": "YES, the frame shows what was asked."})
-                    }
-                } else if model.contains("video") {
-                    json!({"video": {"url": format!("{}/files/{id}.mp4", s.base)}})
-                } else {
-                    json!({"images": [{"url": format!("{}/files/{id}.png", s.base), "width": 640, "height": 360}], "description": "a frame"})
-                };
-                let mut r = answer(StatusCode::OK, result);
-                if !s.omit_units.load(Ordering::SeqCst) {
-                    r.headers_mut()
-                        .insert("x-fal-billable-units", "1".parse().unwrap());
-                }
-                r
-            }
-            _ => answer(StatusCode::NOT_FOUND, json!({"detail": "Not found"})),
-        };
+        return request(&s, &method, &segments, pos);
     }
-    if method != Method::POST || segments.len() < 2 {
+    submit(&s, &method, &path, &segments, &body)
+}
+
+/// What fal serves without a key: its JWKS, presigned uploads, stored files and results.
+fn keyless(s: &Inner, method: &Method, path: &str, body: &Bytes) -> Option<Response> {
+    if path == "jwks" {
+        use base64::Engine as _;
+        use ring::signature::KeyPair as _;
+        let pair = ring::signature::Ed25519KeyPair::from_pkcs8(&s.signing).unwrap();
+        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+        return Some(answer(
+            StatusCode::OK,
+            json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "fake-1", "use": "sig"}]}),
+        ));
+    }
+    // fal storage's upload URL takes the bytes without a key (a presigned PUT).
+    if let Some(id) = path.strip_prefix("upload/") {
+        if *method != Method::PUT {
+            return Some(answer(
+                StatusCode::METHOD_NOT_ALLOWED,
+                json!({"detail": "PUT the bytes"}),
+            ));
+        }
+        s.stored
+            .lock()
+            .unwrap()
+            .insert(id.to_string(), body.to_vec());
+        return Some(answer(StatusCode::OK, json!({})));
+    }
+    if let Some(id) = path.strip_prefix("stored/") {
+        return Some(match s.stored.lock().unwrap().get(id) {
+            Some(b) => b.clone().into_response(),
+            None => answer(StatusCode::NOT_FOUND, json!({"detail": "no such file"})),
+        });
+    }
+    if let Some(name) = path.strip_prefix("files/") {
+        return Some(if name.ends_with(".mp4") {
+            ([("content-type", "video/mp4")], s.video.clone()).into_response()
+        } else {
+            ([("content-type", "image/png")], s.png.clone()).into_response()
+        });
+    }
+    None
+}
+
+/// fal storage: a presigned upload URL and the URL the file will be read from.
+fn initiate_upload(s: &Inner, body: &Bytes) -> Response {
+    let Ok(b) = serde_json::from_slice::<Value>(body) else {
+        return answer(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"detail": "JSON body"}),
+        );
+    };
+    let (Some(_), Some(name)) = (b["content_type"].as_str(), b["file_name"].as_str()) else {
+        return answer(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"detail": "content_type and file_name are required"}),
+        );
+    };
+    let id = format!("{}-{name}", uuid::Uuid::new_v4().simple());
+    answer(
+        StatusCode::OK,
+        json!({"upload_url": format!("{}/upload/{id}", s.base), "file_url": format!("{}/stored/{id}", s.base)}),
+    )
+}
+
+/// The platform API: the models asked for that are served, or their prices.
+fn platform(s: &Inner, uri: &Uri, path: &str) -> Response {
+    let asked: Vec<String> = uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|p| p.strip_prefix("endpoint_id="))
+        .map(|m| m.replace("%2F", "/"))
+        .collect();
+    let served = s.served.lock().unwrap().clone();
+    let listed: Vec<&String> = asked
+        .iter()
+        .filter(|m| served.as_ref().is_none_or(|v| v.contains(m)))
+        .collect();
+    if path == "v1/models" {
+        let models: Vec<Value> = listed
+            .iter()
+            .map(|m| json!({"endpoint_id": m, "metadata": {"display_name": m, "status": "active"}}))
+            .collect();
+        return answer(StatusCode::OK, json!({"models": models, "has_more": false}));
+    }
+    let prices = s.prices.lock().unwrap().clone();
+    let rows: Vec<Value> = listed
+        .iter()
+        .filter_map(|m| {
+            prices.get(*m).map(
+                |p| json!({"endpoint_id": m, "unit_price": p, "unit": "unit", "currency": "USD"}),
+            )
+        })
+        .collect();
+    answer(StatusCode::OK, json!({"prices": rows, "has_more": false}))
+}
+
+/// A queued request: its status, result or cancel.
+fn request(s: &Inner, method: &Method, segments: &[&str], pos: usize) -> Response {
+    let Some(id) = segments.get(pos + 1).map(|x| x.to_string()) else {
+        return answer(StatusCode::NOT_FOUND, json!({"detail": "Not found"}));
+    };
+    let Some(model) = ({
+        let mut r = s.requests.lock().unwrap();
+        r.get_mut(&id).map(|(m, polls, done_at, yes)| {
+            *polls += 1;
+            // With latencies, done when its time has come; without, at the second poll.
+            let done = match done_at {
+                Some(t) => Instant::now() >= *t,
+                None => *polls >= 2,
+            };
+            (m.clone(), done, *yes)
+        })
+    }) else {
+        return answer(
+            StatusCode::NOT_FOUND,
+            json!({"detail": "Request not found"}),
+        );
+    };
+    let (model, done, drawn) = model;
+    match (method.as_str(), segments.get(pos + 2).copied()) {
+        ("GET", Some("status")) if !done => {
+            answer(StatusCode::ACCEPTED, json!({"status": "IN_PROGRESS"}))
+        }
+        ("GET", Some("status")) => answer(StatusCode::OK, json!({"status": "COMPLETED"})),
+        ("PUT", Some("cancel")) => answer(
+            StatusCode::BAD_REQUEST,
+            json!({"status": "ALREADY_COMPLETED"}),
+        ),
+        ("GET", None) => {
+            let result = if model.contains("moondream") || model.contains("vision") {
+                let n = s.questions.fetch_add(1, Ordering::SeqCst) + 1;
+                let no = match drawn {
+                    Some(yes) => !yes,
+                    None => s.no_every > 0 && n.is_multiple_of(s.no_every),
+                };
+                if no {
+                    json!({"output": "NO, the frame does not match what was asked."})
+                } else {
+                    json!({"output": "YES, the frame shows what was asked."})
+                }
+            } else if model.contains("video") {
+                json!({"video": {"url": format!("{}/files/{id}.mp4", s.base)}})
+            } else {
+                json!({"images": [{"url": format!("{}/files/{id}.png", s.base), "width": 640, "height": 360}], "description": "a frame"})
+            };
+            let mut r = answer(StatusCode::OK, result);
+            if !s.omit_units.load(Ordering::SeqCst) {
+                r.headers_mut()
+                    .insert("x-fal-billable-units", "1".parse().unwrap());
+            }
+            r
+        }
+        _ => answer(StatusCode::NOT_FOUND, json!({"detail": "Not found"})),
+    }
+}
+
+/// A submission to a model's queue.
+fn submit(s: &Inner, method: &Method, path: &str, segments: &[&str], body: &Bytes) -> Response {
+    if *method != Method::POST || segments.len() < 2 {
         return answer(
             StatusCode::METHOD_NOT_ALLOWED,
             json!({"detail": "Method not allowed"}),
         );
     }
-    let Ok(input) = serde_json::from_slice::<Value>(&body) else {
+    let Ok(input) = serde_json::from_slice::<Value>(body) else {
         return answer(
             StatusCode::UNPROCESSABLE_ENTITY,
             json!({"detail": [{"loc": ["body"], "msg": "Input should be a JSON object", "type": "json_invalid"}]}),
@@ -465,7 +497,7 @@ async fn handle(
             );
         }
     }
-    let model = path.clone();
+    let model = path.to_string();
     let latency = *s.latency.lock().unwrap();
     // With latencies on, one question in `no_every` is answered NO by its content.
     let yes = latency.map(|l| {

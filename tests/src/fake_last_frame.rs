@@ -268,23 +268,7 @@ async fn handle(
         .strip_prefix("/media/")
         .or(path.strip_prefix("/files/"))
     {
-        let url = format!("{}{}", s.base, path);
-        return match local(&s, &url) {
-            Ok(f) => {
-                let ct = if rest.ends_with(".png") {
-                    "image/png"
-                } else if rest.ends_with(".mp4") {
-                    "video/mp4"
-                } else {
-                    "application/octet-stream"
-                };
-                match tokio::fs::read(&f).await {
-                    Ok(bytes) => ([("content-type", ct)], bytes).into_response(),
-                    Err(e) => answer(StatusCode::NOT_FOUND, json!({"error": e.to_string()})),
-                }
-            }
-            Err(e) => answer(StatusCode::NOT_FOUND, json!({"error": e})),
-        };
+        return serve_file(&s, &path, rest).await;
     }
     if headers.get("authorization").and_then(|v| v.to_str().ok())
         != Some(format!("Bearer {}", s.token).as_str())
@@ -309,45 +293,80 @@ async fn handle(
     };
     let kind = path.trim_start_matches("/api/v1/").to_string();
     if kind == "length" {
-        let src = match fetch_foreign(&s, body["media_url"].as_str().unwrap_or("")).await {
-            Ok(f) => PathBuf::from(f.trim_start_matches("file://")),
-            Err(e) => return answer(StatusCode::UNPROCESSABLE_ENTITY, json!({"error": e})),
-        };
-        // Off the async threads: a blocking ffprobe there would stall every request (and,
-        // in one process with Slate, its workers). An MP4 is read without starting ffprobe:
-        // this service runs elsewhere in truth, so its process starts are not Slate's work,
-        // and they would weigh on the film benchmark's machine.
-        let probe = tokio::task::spawn_blocking(move || {
-            if let Some(info) = slate_activities::local::mp4::read(&src) {
-                return Ok(info.duration.to_string());
-            }
-            run(
-                "ffprobe",
-                &[
-                    "-v".into(),
-                    "error".into(),
-                    "-show_entries".into(),
-                    "format=duration".into(),
-                    "-of".into(),
-                    "csv=p=0".into(),
-                    src.display().to_string(),
-                ],
-            )
-        })
-        .await
-        .unwrap_or_else(|e| Err(e.to_string()));
-        return match probe.ok().and_then(|d| d.trim().parse::<f64>().ok()) {
-            Some(d) => answer(StatusCode::OK, json!({"duration": d})),
-            None => answer(
-                StatusCode::BAD_REQUEST,
-                json!({"error": "not a media file"}),
-            ),
-        };
+        return length(&s, &body).await;
     }
     if kind != "process" && kind != "stitch" {
         return answer(StatusCode::NOT_FOUND, json!({"error": "not found"}));
     }
     let mut body = body;
+    if let Err(r) = fetch_inputs(&s, &mut body).await {
+        return r;
+    }
+    start_task(&s, kind, body)
+}
+
+/// A file the service made or fetched.
+async fn serve_file(s: &Inner, path: &str, rest: &str) -> Response {
+    let url = format!("{}{}", s.base, path);
+    match local(s, &url) {
+        Ok(f) => {
+            let ct = if rest.ends_with(".png") {
+                "image/png"
+            } else if rest.ends_with(".mp4") {
+                "video/mp4"
+            } else {
+                "application/octet-stream"
+            };
+            match tokio::fs::read(&f).await {
+                Ok(bytes) => ([("content-type", ct)], bytes).into_response(),
+                Err(e) => answer(StatusCode::NOT_FOUND, json!({"error": e.to_string()})),
+            }
+        }
+        Err(e) => answer(StatusCode::NOT_FOUND, json!({"error": e})),
+    }
+}
+
+/// `length`: the duration of the media at `media_url`.
+async fn length(s: &Inner, body: &Value) -> Response {
+    let src = match fetch_foreign(s, body["media_url"].as_str().unwrap_or("")).await {
+        Ok(f) => PathBuf::from(f.trim_start_matches("file://")),
+        Err(e) => return answer(StatusCode::UNPROCESSABLE_ENTITY, json!({"error": e})),
+    };
+    // Off the async threads: a blocking ffprobe there would stall every request (and,
+    // in one process with Slate, its workers). An MP4 is read without starting ffprobe:
+    // this service runs elsewhere in truth, so its process starts are not Slate's work,
+    // and they would weigh on the film benchmark's machine.
+    let probe = tokio::task::spawn_blocking(move || {
+        if let Some(info) = slate_activities::local::mp4::read(&src) {
+            return Ok(info.duration.to_string());
+        }
+        run(
+            "ffprobe",
+            &[
+                "-v".into(),
+                "error".into(),
+                "-show_entries".into(),
+                "format=duration".into(),
+                "-of".into(),
+                "csv=p=0".into(),
+                src.display().to_string(),
+            ],
+        )
+    })
+    .await
+    .unwrap_or_else(|e| Err(e.to_string()));
+    match probe.ok().and_then(|d| d.trim().parse::<f64>().ok()) {
+        Some(d) => answer(StatusCode::OK, json!({"duration": d})),
+        None => answer(
+            StatusCode::BAD_REQUEST,
+            json!({"error": "not a media file"}),
+        ),
+    }
+}
+
+/// Fetches the videos a task names (`video_url`, `video_urls`) to local files, noted beside
+/// them as `*_local`.
+async fn fetch_inputs(s: &Inner, body: &mut Value) -> Result<(), Response> {
     for field in ["video_url", "video_urls"] {
         let urls: Vec<String> = match &body[field] {
             Value::String(u) => vec![u.clone()],
@@ -359,9 +378,14 @@ async fn handle(
         };
         let mut fetched = vec![];
         for u in urls {
-            match fetch_foreign(&s, &u).await {
+            match fetch_foreign(s, &u).await {
                 Ok(f) => fetched.push(Value::String(f)),
-                Err(e) => return answer(StatusCode::UNPROCESSABLE_ENTITY, json!({"error": e})),
+                Err(e) => {
+                    return Err(answer(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        json!({"error": e}),
+                    ));
+                }
             }
         }
         body[format!("{field}_local")] = if field == "video_url" {
@@ -370,6 +394,11 @@ async fn handle(
             Value::Array(fetched)
         };
     }
+    Ok(())
+}
+
+/// Records a task and does its work in the background; the spec's callback follows its result.
+fn start_task(s: &Arc<Inner>, kind: String, body: Value) -> Response {
     let id = {
         let mut subs = s.submissions.lock().unwrap();
         let id = format!("{kind}-{}", subs.len() + 1);

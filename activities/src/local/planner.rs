@@ -348,183 +348,21 @@ impl Planner for LocalPlanner {
         _bible: &StoryBible,
         characters: &[CharacterProfile],
     ) -> Result<Paid<Vec<SceneBreakdown>>> {
-        enum Unit<'a> {
-            Action(&'a str),
-            Line(&'a DialogueLine),
-        }
         let mut scenes = vec![];
         let total_sequences = screenplay.sequences.len();
         for (si, seq) in screenplay.sequences.iter().enumerate() {
-            // Lines where the screenplay put them; without positions, after the first beat.
-            let positions: Vec<usize> = if seq.line_positions.len() == seq.dialogue.len() {
-                seq.line_positions.clone()
-            } else {
-                vec![seq.action.len().min(1); seq.dialogue.len()]
-            };
-            let mut units: Vec<Unit<'_>> = vec![];
-            let mut lines = seq.dialogue.iter().zip(&positions).peekable();
-            for (i, a) in seq.action.iter().enumerate() {
-                while let Some((l, _)) = lines.next_if(|(_, p)| **p <= i) {
-                    units.push(Unit::Line(l));
-                }
-                units.push(Unit::Action(a));
-            }
-            for (l, _) in lines {
-                units.push(Unit::Line(l));
-            }
-            let n = units.len();
-            for (ui, unit) in units.into_iter().enumerate() {
-                let number = scenes.len() as i32 + 1;
-                let first_of_film = si == 0 && ui == 0;
-                let last_of_film = si + 1 == total_sequences && ui + 1 == n;
-                let (text, who): (String, Vec<String>) = match &unit {
-                    Unit::Action(a) => {
-                        let named: Vec<String> = seq
-                            .characters
-                            .iter()
-                            .filter(|id| {
-                                characters
-                                    .iter()
-                                    .find(|c| &c.character_id == *id)
-                                    .is_some_and(|c| mentions(a, &c.name))
-                            })
-                            .cloned()
-                            .collect();
-                        let who = if ui == 0 || named.is_empty() {
-                            seq.characters.clone()
-                        } else {
-                            named
-                        };
-                        (a.to_string(), who)
-                    }
-                    Unit::Line(l) => {
-                        let name = characters
-                            .iter()
-                            .find(|c| c.character_id == l.character)
-                            .map(|c| c.name.clone())
-                            .unwrap_or_default();
-                        (format!("{name}: \"{}\"", l.line), vec![l.character.clone()])
-                    }
+            let beats = beats_of(seq);
+            let n = beats.len();
+            for (ui, beat) in beats.into_iter().enumerate() {
+                let at = BeatAt {
+                    number: scenes.len() as i32 + 1,
+                    si,
+                    ui,
+                    n,
+                    first_of_film: si == 0 && ui == 0,
+                    last_of_film: si + 1 == total_sequences && ui + 1 == n,
                 };
-                let action = matches!(unit, Unit::Action(_)) && has_any(&text, ACTION_WORDS);
-                let reveal = has_any(&text, REVEAL_WORDS);
-                let dialogue_unit = matches!(unit, Unit::Line(_));
-                let (shot, movement, angle) = if ui == 0 {
-                    (
-                        "wide",
-                        if si % 2 == 0 { "pan" } else { "static" },
-                        "eye_level",
-                    )
-                } else if dialogue_unit {
-                    (
-                        "close_up",
-                        if ui % 2 == 0 { "dolly" } else { "static" },
-                        "eye_level",
-                    )
-                } else if action {
-                    ("medium", "tracking", "low_angle")
-                } else if reveal {
-                    ("medium", "zoom", "high_angle")
-                } else {
-                    (
-                        "medium",
-                        if ui % 2 == 0 { "tilt" } else { "pan" },
-                        "eye_level",
-                    )
-                };
-                // What the words ask for wins over what the beat's kind would choose.
-                let shot = if has_any(&text, CLOSE_WORDS) {
-                    "close_up"
-                } else if has_any(&text, WIDE_WORDS) {
-                    if ui == 0 { "extreme_wide" } else { "wide" }
-                } else {
-                    shot
-                };
-                let angle = if has_any(&text, HIGH_WORDS) {
-                    "high_angle"
-                } else if has_any(&text, LOW_WORDS) {
-                    "low_angle"
-                } else {
-                    angle
-                };
-                let lighting_type = match seq.time_of_day.as_str() {
-                    "night" => "dramatic",
-                    "evening" => "backlit",
-                    "dawn" | "twilight" => "soft",
-                    _ => {
-                        if action {
-                            "hard"
-                        } else {
-                            "natural"
-                        }
-                    }
-                };
-                let dramatic_effect = if action {
-                    "urgency: the audience should lean forward"
-                } else if reveal {
-                    "discovery: a quiet intake of breath"
-                } else if dialogue_unit {
-                    "intimacy: we read the face as much as the words"
-                } else if ui == 0 {
-                    "orientation: where we are and what the air feels like"
-                } else {
-                    "anticipation: something is about to change"
-                };
-                let props: Vec<String> = seq
-                    .props
-                    .iter()
-                    .filter(|p| ui == 0 || reader::mentions_object(&text, p))
-                    .cloned()
-                    .collect();
-                scenes.push(SceneBreakdown {
-                    scene_number: number,
-                    sequence_number: number,
-                    screenplay_text: text.clone(),
-                    expected_duration: duration_for(&text),
-                    dramatic_effect: dramatic_effect.into(),
-                    location: seq.location.clone(),
-                    time_of_day: seq.time_of_day.clone(),
-                    weather: seq
-                        .weather
-                        .as_deref()
-                        .filter(|w| options::WEATHER.contains(w))
-                        .map(str::to_string)
-                        .unwrap_or_else(|| weather(&seq.heading)),
-                    camera_angle: angle.into(),
-                    camera_shot: shot.into(),
-                    camera_movement: movement.into(),
-                    lighting_type: lighting_type.into(),
-                    lighting_mood: format!("{} light over {}", seq.time_of_day, seq.location),
-                    pacing: if action {
-                        "fast"
-                    } else if dialogue_unit {
-                        "medium"
-                    } else {
-                        "slow"
-                    }
-                    .into(),
-                    characters_present: who,
-                    props,
-                    dialogue: match unit {
-                        Unit::Line(l) => vec![l.clone()],
-                        Unit::Action(_) => vec![],
-                    },
-                    // A screenplay's transitions where it gives them; else fade in, dissolve
-                    // between sequences, cut within one, fade out.
-                    transition_in: match (&seq.transition_in, ui) {
-                        (Some(t), 0) if options::TRANSITION_IN.contains(&t.as_str()) => t.clone(),
-                        _ if first_of_film => "fade_in".into(),
-                        _ if ui == 0 => "dissolve".into(),
-                        _ => "cut".into(),
-                    },
-                    transition_out: match &seq.transition_out {
-                        Some(t) if ui + 1 == n && options::TRANSITION_OUT.contains(&t.as_str()) => {
-                            t.clone()
-                        }
-                        _ if last_of_film => "fade_out".into(),
-                        _ => "cut".into(),
-                    },
-                });
+                scenes.push(scene_of(seq, characters, beat, &at));
             }
         }
         Ok(Paid::free(scenes))
@@ -682,6 +520,241 @@ fn push_line(content: &mut String, characters: &[CharacterProfile], d: &Dialogue
     match &d.parenthetical {
         Some(how) => content.push_str(&format!("\n{name}\n({how})\n{}\n\n", d.line)),
         None => content.push_str(&format!("\n{name}\n{}\n\n", d.line)),
+    }
+}
+
+/// A beat of a sequence: one line of action or one line of dialogue, each a scene.
+enum Beat<'a> {
+    Action(&'a str),
+    Line(&'a DialogueLine),
+}
+
+/// Where a beat stands: its scene number, its sequence `si`, its place `ui` of `n` in it.
+#[derive(Clone, Copy)]
+struct BeatAt {
+    number: i32,
+    si: usize,
+    ui: usize,
+    n: usize,
+    first_of_film: bool,
+    last_of_film: bool,
+}
+
+/// A sequence's beats in order: its action lines, with its dialogue where the screenplay put it.
+fn beats_of(seq: &Sequence) -> Vec<Beat<'_>> {
+    // Lines where the screenplay put them; without positions, after the first beat.
+    let positions: Vec<usize> = if seq.line_positions.len() == seq.dialogue.len() {
+        seq.line_positions.clone()
+    } else {
+        vec![seq.action.len().min(1); seq.dialogue.len()]
+    };
+    let mut units: Vec<Beat<'_>> = vec![];
+    let mut lines = seq.dialogue.iter().zip(&positions).peekable();
+    for (i, a) in seq.action.iter().enumerate() {
+        while let Some((l, _)) = lines.next_if(|(_, p)| **p <= i) {
+            units.push(Beat::Line(l));
+        }
+        units.push(Beat::Action(a));
+    }
+    for (l, _) in lines {
+        units.push(Beat::Line(l));
+    }
+    units
+}
+
+/// A beat's words as its scene says them, and who is in it: a line's speaker; for an action,
+/// the sequence's characters it names (all of them in the first beat or when it names none).
+fn beat_text(
+    seq: &Sequence,
+    characters: &[CharacterProfile],
+    unit: &Beat<'_>,
+    ui: usize,
+) -> (String, Vec<String>) {
+    match unit {
+        Beat::Action(a) => {
+            let named: Vec<String> = seq
+                .characters
+                .iter()
+                .filter(|id| {
+                    characters
+                        .iter()
+                        .find(|c| &c.character_id == *id)
+                        .is_some_and(|c| mentions(a, &c.name))
+                })
+                .cloned()
+                .collect();
+            let who = if ui == 0 || named.is_empty() {
+                seq.characters.clone()
+            } else {
+                named
+            };
+            (a.to_string(), who)
+        }
+        Beat::Line(l) => {
+            let name = characters
+                .iter()
+                .find(|c| c.character_id == l.character)
+                .map(|c| c.name.clone())
+                .unwrap_or_default();
+            (format!("{name}: \"{}\"", l.line), vec![l.character.clone()])
+        }
+    }
+}
+
+/// The camera for a beat (shot, movement, angle): by its kind and place, then by what its words
+/// ask for.
+fn camera_for(
+    text: &str,
+    si: usize,
+    ui: usize,
+    action: bool,
+    reveal: bool,
+    dialogue_unit: bool,
+) -> (&'static str, &'static str, &'static str) {
+    let (shot, movement, angle) = if ui == 0 {
+        (
+            "wide",
+            if si.is_multiple_of(2) {
+                "pan"
+            } else {
+                "static"
+            },
+            "eye_level",
+        )
+    } else if dialogue_unit {
+        (
+            "close_up",
+            if ui.is_multiple_of(2) {
+                "dolly"
+            } else {
+                "static"
+            },
+            "eye_level",
+        )
+    } else if action {
+        ("medium", "tracking", "low_angle")
+    } else if reveal {
+        ("medium", "zoom", "high_angle")
+    } else {
+        (
+            "medium",
+            if ui.is_multiple_of(2) { "tilt" } else { "pan" },
+            "eye_level",
+        )
+    };
+    // What the words ask for wins over what the beat's kind would choose.
+    let shot = if has_any(text, CLOSE_WORDS) {
+        "close_up"
+    } else if has_any(text, WIDE_WORDS) {
+        if ui == 0 { "extreme_wide" } else { "wide" }
+    } else {
+        shot
+    };
+    let angle = if has_any(text, HIGH_WORDS) {
+        "high_angle"
+    } else if has_any(text, LOW_WORDS) {
+        "low_angle"
+    } else {
+        angle
+    };
+    (shot, movement, angle)
+}
+
+/// One beat as a scene of the breakdown.
+fn scene_of(
+    seq: &Sequence,
+    characters: &[CharacterProfile],
+    unit: Beat<'_>,
+    at: &BeatAt,
+) -> SceneBreakdown {
+    let BeatAt {
+        number,
+        si,
+        ui,
+        n,
+        first_of_film,
+        last_of_film,
+    } = *at;
+    let (text, who) = beat_text(seq, characters, &unit, ui);
+    let action = matches!(unit, Beat::Action(_)) && has_any(&text, ACTION_WORDS);
+    let reveal = has_any(&text, REVEAL_WORDS);
+    let dialogue_unit = matches!(unit, Beat::Line(_));
+    let (shot, movement, angle) = camera_for(&text, si, ui, action, reveal, dialogue_unit);
+    let lighting_type = match seq.time_of_day.as_str() {
+        "night" => "dramatic",
+        "evening" => "backlit",
+        "dawn" | "twilight" => "soft",
+        _ => {
+            if action {
+                "hard"
+            } else {
+                "natural"
+            }
+        }
+    };
+    let dramatic_effect = if action {
+        "urgency: the audience should lean forward"
+    } else if reveal {
+        "discovery: a quiet intake of breath"
+    } else if dialogue_unit {
+        "intimacy: we read the face as much as the words"
+    } else if ui == 0 {
+        "orientation: where we are and what the air feels like"
+    } else {
+        "anticipation: something is about to change"
+    };
+    let props: Vec<String> = seq
+        .props
+        .iter()
+        .filter(|p| ui == 0 || reader::mentions_object(&text, p))
+        .cloned()
+        .collect();
+    SceneBreakdown {
+        scene_number: number,
+        sequence_number: number,
+        screenplay_text: text.clone(),
+        expected_duration: duration_for(&text),
+        dramatic_effect: dramatic_effect.into(),
+        location: seq.location.clone(),
+        time_of_day: seq.time_of_day.clone(),
+        weather: seq
+            .weather
+            .as_deref()
+            .filter(|w| options::WEATHER.contains(w))
+            .map(str::to_string)
+            .unwrap_or_else(|| weather(&seq.heading)),
+        camera_angle: angle.into(),
+        camera_shot: shot.into(),
+        camera_movement: movement.into(),
+        lighting_type: lighting_type.into(),
+        lighting_mood: format!("{} light over {}", seq.time_of_day, seq.location),
+        pacing: if action {
+            "fast"
+        } else if dialogue_unit {
+            "medium"
+        } else {
+            "slow"
+        }
+        .into(),
+        characters_present: who,
+        props,
+        dialogue: match unit {
+            Beat::Line(l) => vec![l.clone()],
+            Beat::Action(_) => vec![],
+        },
+        // A screenplay's transitions where it gives them; else fade in, dissolve
+        // between sequences, cut within one, fade out.
+        transition_in: match (&seq.transition_in, ui) {
+            (Some(t), 0) if options::TRANSITION_IN.contains(&t.as_str()) => t.clone(),
+            _ if first_of_film => "fade_in".into(),
+            _ if ui == 0 => "dissolve".into(),
+            _ => "cut".into(),
+        },
+        transition_out: match &seq.transition_out {
+            Some(t) if ui + 1 == n && options::TRANSITION_OUT.contains(&t.as_str()) => t.clone(),
+            _ if last_of_film => "fade_out".into(),
+            _ => "cut".into(),
+        },
     }
 }
 

@@ -32,6 +32,18 @@ fn department(name: &str, parts: &[Part]) -> DepartmentReadiness {
 
 /// Each department's score and what it misses.
 pub(super) fn score(r: &Reading) -> Vec<DepartmentReadiness> {
+    vec![
+        department("character", &character(r)),
+        department("world", &world(r)),
+        department("visual", &visual(r)),
+        department("story", &story(r)),
+        department("production", &production(r)),
+        department("audio", &audio(r)),
+    ]
+}
+
+/// Someone described, and how each character looks and who they are.
+fn character(r: &Reading) -> Vec<Part> {
     let described: Vec<_> = r.characters.iter().filter(|c| !c.from_scenes).collect();
     let mut character = vec![(
         !described.is_empty(),
@@ -55,7 +67,11 @@ pub(super) fn score(r: &Reading) -> Vec<DepartmentReadiness> {
             ),
         ));
     }
+    character
+}
 
+/// A rule, a place and a logline.
+fn world(r: &Reading) -> Vec<Part> {
     let world = vec![
         (
             !r.rules.is_empty(),
@@ -73,7 +89,11 @@ pub(super) fn score(r: &Reading) -> Vec<DepartmentReadiness> {
             "what the film is about, in one sentence (a logline)".to_string(),
         ),
     ];
+    world
+}
 
+/// A note on the look and colours for the palette.
+fn visual(r: &Reading) -> Vec<Part> {
     let any_colours = !r.palette.is_empty()
         || r.places.iter().any(|p| !p.palette.is_empty())
         || r.characters.iter().any(|c| c.color.is_some());
@@ -89,7 +109,11 @@ pub(super) fn score(r: &Reading) -> Vec<DepartmentReadiness> {
             "colours for the palette, by name or code (for example \"navy, amber and #c0392b\")".to_string(),
         ),
     ];
+    visual
+}
 
+/// Three scene ideas, and where each happens.
+fn story(r: &Reading) -> Vec<Part> {
     let mut story = vec![];
     for i in 0..3 {
         story.push((
@@ -122,7 +146,11 @@ pub(super) fn score(r: &Reading) -> Vec<DepartmentReadiness> {
             format!("where scene idea {} happens", placeless.join(", "))
         },
     ));
+    story
+}
 
+/// A prop, and each place described.
+fn production(r: &Reading) -> Vec<Part> {
     let undescribed: Vec<String> = r
         .places
         .iter()
@@ -146,7 +174,11 @@ pub(super) fn score(r: &Reading) -> Vec<DepartmentReadiness> {
             },
         ),
     ];
+    production
+}
 
+/// A line of dialogue, and how each character sounds.
+fn audio(r: &Reading) -> Vec<Part> {
     let lines = r
         .ideas
         .iter()
@@ -175,13 +207,5 @@ pub(super) fn score(r: &Reading) -> Vec<DepartmentReadiness> {
             },
         ),
     ];
-
-    vec![
-        department("character", &character),
-        department("world", &world),
-        department("visual", &visual),
-        department("story", &story),
-        department("production", &production),
-        department("audio", &audio),
-    ]
+    audio
 }

@@ -107,9 +107,25 @@ struct IdeaParts {
 pub(super) fn idea_from(r: &mut Reading, d: &Doc, prev: Option<&Idea>) -> Idea {
     let mut parts = IdeaParts::default();
     let mut used = vec![false; d.leaves.len()];
+    spoken_pairs(r, d, &mut used, &mut parts);
+    for (i, l) in d.leaves.iter().enumerate() {
+        if !used[i] {
+            read_leaf(r, l, &mut parts);
+        }
+    }
+    // A lone string is the idea itself, even when short ("Maren climbs the tower").
+    if parts.prose.is_empty()
+        && parts.lines.is_empty()
+        && let Some(t) = parts.title.take()
+    {
+        parts.prose.push(t);
+    }
+    build_idea(r, parts, prev)
+}
 
-    // {who, line} pairs: an object in a list (or with speaker/line keys) holding a character's
-    // name and the words they say.
+/// {who, line} pairs: an object in a list (or with speaker/line keys) holding a character's
+/// name and the words they say. Marks the leaves it takes as `used`.
+fn spoken_pairs(r: &mut Reading, d: &Doc, used: &mut [bool], parts: &mut IdeaParts) {
     for o in 1..d.objects.len() {
         let inside: Vec<usize> = d.within(o).into_iter().filter(|&i| !used[i]).collect();
         if inside.len() != 2 {
@@ -137,114 +153,111 @@ pub(super) fn idea_from(r: &mut Reading, d: &Doc, prev: Option<&Idea>) -> Idea {
             used[inside[1]] = true;
         }
     }
+}
 
-    for (i, l) in d.leaves.iter().enumerate() {
-        if used[i] {
-            continue;
-        }
-        let t = l.text.as_str();
-        let prose = is_prose(t);
-        if l.key_is(IDEA_TIME_KEYS) && !prose {
-            parts.time = parts.time.or(time_in(t)).or(Some("afternoon"));
-            parts.weather = parts.weather.or(weather_in(t));
-            continue;
-        }
-        if l.key_is(IDEA_WEATHER_KEYS) && !prose {
-            parts.weather = parts.weather.or(weather_in(t)).or(Some("clear"));
-            continue;
-        }
-        if l.key_is(IDEA_LOCATION_KEYS) && words(t).len() <= 8 {
-            parts
-                .place
-                .get_or_insert(t.trim_end_matches('.').to_string());
-            if let Some(tm) = time_in(t) {
-                parts.time.get_or_insert(tm);
-            }
-            continue;
-        }
-        if !prose {
-            if let Some(ci) = find_character(r, t) {
-                let id = r.characters[ci].id.clone();
-                if !parts.characters.contains(&id) {
-                    parts.characters.push(id);
-                }
-                continue;
-            }
-            if let Some(p) = find_prop(r, t) {
-                if !parts.props.contains(&p) {
-                    parts.props.push(p);
-                }
-                continue;
-            }
-            if l.key_is(IDEA_CHARACTER_KEYS) && looks_like_name(t) {
-                // A character the scene names and no document describes.
-                merge_character(
-                    r,
-                    CharacterSketch {
-                        id: id_for(t),
-                        name: t.to_string(),
-                        from_scenes: true,
-                        ..Default::default()
-                    },
-                );
-                let id = id_for(t);
-                if !parts.characters.contains(&id) {
-                    parts.characters.push(id);
-                }
-                continue;
-            }
-            if l.key_is(IDEA_PROP_KEYS) {
-                let name = title_case(t, true);
-                merge_prop(
-                    r,
-                    PropSketch {
-                        name: name.clone(),
-                        description: format!("{name}, as the scene ideas mention it"),
-                        color: colors_in(t).first().cloned(),
-                    },
-                );
-                if !parts.props.contains(&name) {
-                    parts.props.push(name);
-                }
-                continue;
-            }
-            if find_place(r, t).is_some() && parts.place.is_none() {
-                parts.place = Some(t.to_string());
-                continue;
-            }
-            if words(t).len() <= 3 {
-                if let Some(tm) = time_in(t) {
-                    parts.time.get_or_insert(tm);
-                    continue;
-                }
-                if let Some(w) = weather_in(t) {
-                    parts.weather.get_or_insert(w);
-                    continue;
-                }
-            }
-            if l.key_is(IDEA_TITLE_KEYS) || parts.title.is_none() && !has_any(t, PLACE_NOUNS) {
-                if parts.title.is_none() {
-                    parts.title = Some(t.to_string());
-                    continue;
-                }
-            } else if has_any(t, PLACE_NOUNS) && parts.place.is_none() {
-                parts.place = Some(t.to_string());
-                continue;
-            }
-            // A short phrase that is none of these is still text of the idea.
-            parts.prose.push(t.to_string());
-            continue;
-        }
-        parts.prose.push(t.to_string());
+/// One leaf of an idea: its time, weather or place by its key, else a character, prop, place,
+/// time or title named in a short phrase, else text of the idea.
+fn read_leaf(r: &mut Reading, l: &Leaf, parts: &mut IdeaParts) {
+    let t = l.text.as_str();
+    let prose = is_prose(t);
+    if l.key_is(IDEA_TIME_KEYS) && !prose {
+        parts.time = parts.time.or(time_in(t)).or(Some("afternoon"));
+        parts.weather = parts.weather.or(weather_in(t));
+        return;
     }
-    // A lone string is the idea itself, even when short ("Maren climbs the tower").
-    if parts.prose.is_empty()
-        && parts.lines.is_empty()
-        && let Some(t) = parts.title.take()
-    {
-        parts.prose.push(t);
+    if l.key_is(IDEA_WEATHER_KEYS) && !prose {
+        parts.weather = parts.weather.or(weather_in(t)).or(Some("clear"));
+        return;
     }
-    build_idea(r, parts, prev)
+    if l.key_is(IDEA_LOCATION_KEYS) && words(t).len() <= 8 {
+        parts
+            .place
+            .get_or_insert(t.trim_end_matches('.').to_string());
+        if let Some(tm) = time_in(t) {
+            parts.time.get_or_insert(tm);
+        }
+        return;
+    }
+    if !prose {
+        read_short_leaf(r, l, parts);
+        return;
+    }
+    parts.prose.push(t.to_string());
+}
+
+/// A leaf that is no prose: a name, a prop, a place, a time, a weather or a title.
+fn read_short_leaf(r: &mut Reading, l: &Leaf, parts: &mut IdeaParts) {
+    let t = l.text.as_str();
+    if let Some(ci) = find_character(r, t) {
+        let id = r.characters[ci].id.clone();
+        if !parts.characters.contains(&id) {
+            parts.characters.push(id);
+        }
+        return;
+    }
+    if let Some(p) = find_prop(r, t) {
+        if !parts.props.contains(&p) {
+            parts.props.push(p);
+        }
+        return;
+    }
+    if l.key_is(IDEA_CHARACTER_KEYS) && looks_like_name(t) {
+        // A character the scene names and no document describes.
+        merge_character(
+            r,
+            CharacterSketch {
+                id: id_for(t),
+                name: t.to_string(),
+                from_scenes: true,
+                ..Default::default()
+            },
+        );
+        let id = id_for(t);
+        if !parts.characters.contains(&id) {
+            parts.characters.push(id);
+        }
+        return;
+    }
+    if l.key_is(IDEA_PROP_KEYS) {
+        let name = title_case(t, true);
+        merge_prop(
+            r,
+            PropSketch {
+                name: name.clone(),
+                description: format!("{name}, as the scene ideas mention it"),
+                color: colors_in(t).first().cloned(),
+            },
+        );
+        if !parts.props.contains(&name) {
+            parts.props.push(name);
+        }
+        return;
+    }
+    if find_place(r, t).is_some() && parts.place.is_none() {
+        parts.place = Some(t.to_string());
+        return;
+    }
+    if words(t).len() <= 3 {
+        if let Some(tm) = time_in(t) {
+            parts.time.get_or_insert(tm);
+            return;
+        }
+        if let Some(w) = weather_in(t) {
+            parts.weather.get_or_insert(w);
+            return;
+        }
+    }
+    if l.key_is(IDEA_TITLE_KEYS) || parts.title.is_none() && !has_any(t, PLACE_NOUNS) {
+        if parts.title.is_none() {
+            parts.title = Some(t.to_string());
+            return;
+        }
+    } else if has_any(t, PLACE_NOUNS) && parts.place.is_none() {
+        parts.place = Some(t.to_string());
+        return;
+    }
+    // A short phrase that is none of these is still text of the idea.
+    parts.prose.push(t.to_string());
 }
 
 fn is_name_of_anything(r: &Reading, t: &str) -> bool {
@@ -360,7 +373,80 @@ fn fragment(text: &str) -> Option<(Option<&'static str>, Option<&'static str>)> 
 }
 
 fn build_idea(r: &mut Reading, mut parts: IdeaParts, prev: Option<&Idea>) -> Idea {
-    // Fragments ("Dusk.") set the time or weather of what follows; they are not scenes.
+    drop_fragments(&mut parts);
+    let all_text = parts.prose.join(" ");
+    let pieces = pieces_of(&parts.prose);
+    let kept: BTreeSet<String> = drop_repeats(
+        pieces
+            .iter()
+            .filter(|(a, _, _)| !a.is_empty())
+            .map(|(a, _, _)| a.clone())
+            .collect(),
+    )
+    .into_iter()
+    .collect();
+
+    let mut present: Vec<String> = parts.characters.clone();
+    let units = units_of(r, &parts, &pieces, &kept, &mut present);
+    // Who is there: named in the idea, speaking, or mentioned in its text.
+    for c in &r.characters {
+        if (mentions(&all_text, &c.name)
+            || c.name.split_whitespace().next().is_some_and(|first| {
+                c.name.contains(' ')
+                    && mentions(&all_text, first)
+                    && find_character(r, first).is_some()
+            }))
+            && !present.contains(&c.id)
+        {
+            present.push(c.id.clone());
+        }
+    }
+    let mut props = parts.props.clone();
+    for p in &r.props {
+        if mentions_object(&all_text, &p.name) && !props.contains(&p.name) {
+            props.push(p.name.clone());
+        }
+    }
+
+    let (place, place_given) = place_of(r, &parts, &all_text, prev);
+    let time = parts
+        .time
+        .or_else(|| time_in(&all_text))
+        .map(str::to_string)
+        .or_else(|| prev.map(|p| p.time_of_day.clone()))
+        .unwrap_or_else(|| "afternoon".into());
+    let weather = parts
+        .weather
+        .or_else(|| weather_in(&all_text))
+        .map(str::to_string)
+        .or_else(|| prev.filter(|p| p.place == place).map(|p| p.weather.clone()))
+        .unwrap_or_else(|| "clear".into());
+    let summary = parts
+        .prose
+        .iter()
+        .max_by_key(|p| (words(p).len(), std::cmp::Reverse((*p).clone())))
+        .map(|p| sentences(p).into_iter().next().unwrap_or_default())
+        .or_else(|| parts.lines.first().map(|(w, l)| format!("{w}: \"{l}\"")))
+        .unwrap_or_default();
+    Idea {
+        title: parts.title,
+        summary,
+        place,
+        place_given,
+        time_given: parts.time.is_some() || time_in(&all_text).is_some(),
+        time_of_day: time,
+        weather,
+        units,
+        characters: present,
+        props,
+        interior: None,
+        transition_in: None,
+        transition_out: None,
+    }
+}
+
+/// Fragments ("Dusk.") set the time or weather of what follows; they are not scenes.
+fn drop_fragments(parts: &mut IdeaParts) {
     let mut prose = vec![];
     for p in std::mem::take(&mut parts.prose) {
         let kept: Vec<String> = sentences(&p)
@@ -383,11 +469,13 @@ fn build_idea(r: &mut Reading, mut parts: IdeaParts, prev: Option<&Idea>) -> Ide
         }
     }
     parts.prose = prose;
-    let all_text = parts.prose.join(" ");
-    // Sentences, with their quotations taken out as lines.
-    // (action, its lines, whether the lines come first)
+}
+
+/// Sentences, with their quotations taken out as lines: (action, its lines, whether the lines
+/// come first).
+fn pieces_of(prose: &[String]) -> Vec<Piece> {
     let mut pieces: Vec<Piece> = vec![];
-    for p in &parts.prose {
+    for p in prose {
         for s in sentences(p) {
             let (qs, rest) = quotes(&s);
             if qs.is_empty() {
@@ -425,55 +513,27 @@ fn build_idea(r: &mut Reading, mut parts: IdeaParts, prev: Option<&Idea>) -> Ide
             ));
         }
     }
-    let kept: BTreeSet<String> = drop_repeats(
-        pieces
-            .iter()
-            .filter(|(a, _, _)| !a.is_empty())
-            .map(|(a, _, _)| a.clone())
-            .collect(),
-    )
-    .into_iter()
-    .collect();
+    pieces
+}
 
+/// The idea's shots in order: each sentence's action (when `kept`) and its lines, the separate
+/// {who, line} pairs after the first action. Speakers join those `present`.
+fn units_of(
+    r: &mut Reading,
+    parts: &IdeaParts,
+    pieces: &[Piece],
+    kept: &BTreeSet<String>,
+    present: &mut Vec<String>,
+) -> Vec<Unit> {
     let mut units: Vec<Unit> = vec![];
-    let mut present: Vec<String> = parts.characters.clone();
-    let mut add_line = |r: &mut Reading, units: &mut Vec<Unit>, who: &str, line: &str| -> bool {
-        let id = match find_character(r, who) {
-            Some(i) => r.characters[i].id.clone(),
-            None if looks_like_name(who) => {
-                merge_character(
-                    r,
-                    CharacterSketch {
-                        id: id_for(who),
-                        name: who.to_string(),
-                        from_scenes: true,
-                        ..Default::default()
-                    },
-                );
-                id_for(who)
-            }
-            None => return false,
-        };
-        for part in sentences(line)
-            .into_iter()
-            .flat_map(|s| split_long(&s))
-            .collect::<Vec<_>>()
-            .chunks(2)
-        {
-            // Two short sentences of one speaker make one close-up.
-            units.push(Unit::Line(id.clone(), part.join(" "), None));
-        }
-        if !present.contains(&id) {
-            present.push(id);
-        }
-        true
-    };
     let mut first_action_done = false;
     let mut pending_lines = parts.lines.clone();
-    for (action, lines, lines_first) in &pieces {
+    for (action, lines, lines_first) in pieces {
         let mut say = |r: &mut Reading, units: &mut Vec<Unit>| {
             for (who, line) in lines {
-                let spoken = who.as_deref().is_some_and(|w| add_line(r, units, w, line));
+                let spoken = who
+                    .as_deref()
+                    .is_some_and(|w| add_line(r, units, present, w, line));
                 if !spoken {
                     units.push(Unit::Action(clip(&format!("\"{line}\""), 120)));
                 }
@@ -494,40 +554,70 @@ fn build_idea(r: &mut Reading, mut parts: IdeaParts, prev: Option<&Idea>) -> Ide
             first_action_done = true;
             // Separate {who, line} pairs follow the first action.
             for (who, line) in pending_lines.drain(..) {
-                if !add_line(r, &mut units, &who, &line) {
+                if !add_line(r, &mut units, present, &who, &line) {
                     units.push(Unit::Action(format!("\"{line}\"")));
                 }
             }
         }
     }
     for (who, line) in pending_lines {
-        if !add_line(r, &mut units, &who, &line) {
+        if !add_line(r, &mut units, present, &who, &line) {
             units.push(Unit::Action(format!("\"{line}\"")));
         }
     }
 
-    // Who is there: named in the idea, speaking, or mentioned in its text.
-    for c in &r.characters {
-        if (mentions(&all_text, &c.name)
-            || c.name.split_whitespace().next().is_some_and(|first| {
-                c.name.contains(' ')
-                    && mentions(&all_text, first)
-                    && find_character(r, first).is_some()
-            }))
-            && !present.contains(&c.id)
-        {
-            present.push(c.id.clone());
-        }
-    }
-    let mut props = parts.props.clone();
-    for p in &r.props {
-        if mentions_object(&all_text, &p.name) && !props.contains(&p.name) {
-            props.push(p.name.clone());
-        }
-    }
+    units
+}
 
-    // Where: as written (matched to a known place, or a place made for it), else a known place
-    // the text mentions, else a place phrase, else where the previous idea was.
+/// A line spoken by `who`, as one close-up per two sentences; false when `who` is no character
+/// and cannot be one.
+fn add_line(
+    r: &mut Reading,
+    units: &mut Vec<Unit>,
+    present: &mut Vec<String>,
+    who: &str,
+    line: &str,
+) -> bool {
+    let id = match find_character(r, who) {
+        Some(i) => r.characters[i].id.clone(),
+        None if looks_like_name(who) => {
+            merge_character(
+                r,
+                CharacterSketch {
+                    id: id_for(who),
+                    name: who.to_string(),
+                    from_scenes: true,
+                    ..Default::default()
+                },
+            );
+            id_for(who)
+        }
+        None => return false,
+    };
+    for part in sentences(line)
+        .into_iter()
+        .flat_map(|s| split_long(&s))
+        .collect::<Vec<_>>()
+        .chunks(2)
+    {
+        // Two short sentences of one speaker make one close-up.
+        units.push(Unit::Line(id.clone(), part.join(" "), None));
+    }
+    if !present.contains(&id) {
+        present.push(id);
+    }
+    true
+}
+
+/// Where: as written (matched to a known place, or a place made for it), else a known place the
+/// text mentions, else a place phrase, else where the previous idea was. Also whether the idea
+/// gave it.
+fn place_of(
+    r: &mut Reading,
+    parts: &IdeaParts,
+    all_text: &str,
+    prev: Option<&Idea>,
+) -> (Option<String>, bool) {
     let mut place_given = true;
     let place = match &parts.place {
         Some(p) => Some(match find_place(r, p) {
@@ -538,13 +628,13 @@ fn build_idea(r: &mut Reading, mut parts: IdeaParts, prev: Option<&Idea>) -> Ide
                 } else {
                     title_case(p, false)
                 };
-                made_place(r, &name, &all_text)
+                made_place(r, &name, all_text)
             }
         }),
-        None => match find_place(r, &all_text) {
+        None => match find_place(r, all_text) {
             Some(k) => Some(k),
-            None => match place_phrase(&all_text) {
-                Some(name) => Some(made_place(r, &name, &all_text)),
+            None => match place_phrase(all_text) {
+                Some(name) => Some(made_place(r, &name, all_text)),
                 None => {
                     place_given = false;
                     prev.and_then(|p| p.place.clone())
@@ -553,40 +643,7 @@ fn build_idea(r: &mut Reading, mut parts: IdeaParts, prev: Option<&Idea>) -> Ide
             },
         },
     };
-    let time = parts
-        .time
-        .or_else(|| time_in(&all_text))
-        .map(str::to_string)
-        .or_else(|| prev.map(|p| p.time_of_day.clone()))
-        .unwrap_or_else(|| "afternoon".into());
-    let weather = parts
-        .weather
-        .or_else(|| weather_in(&all_text))
-        .map(str::to_string)
-        .or_else(|| prev.filter(|p| p.place == place).map(|p| p.weather.clone()))
-        .unwrap_or_else(|| "clear".into());
-    let summary = parts
-        .prose
-        .iter()
-        .max_by_key(|p| (words(p).len(), std::cmp::Reverse((*p).clone())))
-        .map(|p| sentences(p).into_iter().next().unwrap_or_default())
-        .or_else(|| parts.lines.first().map(|(w, l)| format!("{w}: \"{l}\"")))
-        .unwrap_or_default();
-    Idea {
-        title: parts.title,
-        summary,
-        place,
-        place_given,
-        time_given: parts.time.is_some() || time_in(&all_text).is_some(),
-        time_of_day: time,
-        weather,
-        units,
-        characters: present,
-        props,
-        interior: None,
-        transition_in: None,
-        transition_out: None,
-    }
+    (place, place_given)
 }
 
 /// The place a premise names ("who cross the moor at midnight" -> Moor), made a place of the

@@ -492,66 +492,15 @@ fn treatment(text: &str) -> Option<Vec<(Kind, String)>> {
 
 /// Read a project's gather data.
 pub fn read(g: &GatherSnapshot) -> Reading {
-    let mut screenplays = vec![];
-    let mut rest = g.clone();
-    for docs in rest.collections.values_mut() {
-        for d in docs.iter_mut() {
-            let before = screenplays.len();
-            take_screenplays(d, &mut screenplays);
-            if screenplays.len() > before {
-                // The rest of an imported script's document is its file name and format.
-                *d = Value::Null;
-            }
-        }
-    }
-    let g = &rest;
+    let (g, screenplays, treatments) = take_imports(g);
     let mut r = Reading::default();
-    let mut scene_docs: Vec<Doc> = vec![];
-    let mut labelled_ideas: Vec<String> = vec![];
-    let mut char_docs: Vec<Doc> = vec![];
-    let mut place_docs: Vec<Doc> = vec![];
-    let mut prop_docs: Vec<Doc> = vec![];
-
-    // Treatments (a text of paragraphs under section headings) are read paragraph by paragraph.
-    let mut treatments: Vec<(Kind, String)> = vec![];
-    let mut rest_g = g.clone();
-    for docs in rest_g.collections.values_mut() {
-        for d in docs.iter_mut() {
-            let mut texts = vec![];
-            strings_of(d, &mut texts);
-            let mut found = false;
-            for t in texts {
-                if let Some(parts) = treatment(&t) {
-                    treatments.extend(parts);
-                    found = true;
-                }
-            }
-            if found {
-                // The rest of an imported treatment's document is its file name and format.
-                *d = Value::Null;
-            }
-        }
-    }
-    let g = &rest_g;
+    let mut docs = Sorted::default();
     for (kind, text) in &treatments {
-        let d = flatten(&Value::String(text.clone()));
-        match kind {
-            Kind::Character => char_docs.push(d),
-            Kind::Place => place_docs.push(d),
-            Kind::Prop => prop_docs.push(d),
-            Kind::Scene => scene_docs.push(d),
-            Kind::Note => read_note(
-                &d,
-                &mut r,
-                &mut labelled_ideas,
-                &mut char_docs,
-                &mut place_docs,
-            ),
-        }
+        docs.file(&mut r, *kind, flatten(&Value::String(text.clone())));
     }
-    for (coll, docs) in &g.collections {
+    for (coll, values) in &g.collections {
         let kind = collection_kind(coll);
-        for v in docs {
+        for v in values {
             let parts = match kind {
                 Kind::Character => entities(v, NAME_KEYS),
                 Kind::Place | Kind::Prop => entities(v, PLACE_NAME_KEYS),
@@ -559,23 +508,17 @@ pub fn read(g: &GatherSnapshot) -> Reading {
                 Kind::Note => vec![v.clone()],
             };
             for d in parts.iter().map(flatten).filter(|d| !d.leaves.is_empty()) {
-                match kind {
-                    Kind::Character => char_docs.push(d),
-                    Kind::Place => place_docs.push(d),
-                    Kind::Prop => prop_docs.push(d),
-                    Kind::Scene => scene_docs.push(d),
-                    Kind::Note => read_note(
-                        &d,
-                        &mut r,
-                        &mut labelled_ideas,
-                        &mut char_docs,
-                        &mut place_docs,
-                    ),
-                }
+                docs.file(&mut r, kind, d);
             }
         }
     }
-
+    let Sorted {
+        mut scene_docs,
+        labelled_ideas,
+        char_docs,
+        place_docs,
+        prop_docs,
+    } = docs;
     for d in &char_docs {
         let c = character_from(d);
         merge_character(&mut r, c);
@@ -609,8 +552,96 @@ pub fn read(g: &GatherSnapshot) -> Reading {
         read_premise(&mut r, p, &scene_text.join("\n"));
     }
     relationships(&mut r, &char_docs);
+    read_ideas(&mut r, scene_docs, labelled_ideas, &screenplays);
+    carry_times(&mut r);
+    spellings(&mut r, &g, &screenplays);
+    // Notes, and rules ("Abel always wears his cap") describe people too.
+    premises.extend(r.notes.iter().filter(|n| !is_premise(n)).cloned());
+    premises.extend(r.rules.iter().map(|(_, t)| t.clone()));
+    prose_looks(&mut r, &premises);
+    dress(&mut r);
+    if r.logline.is_none() {
+        r.logline = r.ideas.first().map(|i| i.summary.clone());
+    }
+    // Colours of the style notes are the film's palette.
+    for s in r.style.clone() {
+        for c in colors_in(&s) {
+            if !r.palette.contains(&c) {
+                r.palette.push(c);
+            }
+        }
+    }
+    r
+}
 
-    // Ideas: scene collections in order (numbered ones by their numbers), then labelled notes.
+/// Imported screenplays and treatments, taken out of the gather data: the data without them
+/// (the rest of such a document is its file name and format), the screenplays' texts, and the
+/// treatments' paragraphs (a text of paragraphs under section headings) with their kinds.
+fn take_imports(g: &GatherSnapshot) -> (GatherSnapshot, Vec<String>, Vec<(Kind, String)>) {
+    let mut screenplays = vec![];
+    let mut treatments: Vec<(Kind, String)> = vec![];
+    let mut rest = g.clone();
+    for docs in rest.collections.values_mut() {
+        for d in docs.iter_mut() {
+            let before = screenplays.len();
+            take_screenplays(d, &mut screenplays);
+            if screenplays.len() > before {
+                *d = Value::Null;
+                continue;
+            }
+            let mut texts = vec![];
+            strings_of(d, &mut texts);
+            let mut found = false;
+            for t in texts {
+                if let Some(parts) = treatment(&t) {
+                    treatments.extend(parts);
+                    found = true;
+                }
+            }
+            if found {
+                *d = Value::Null;
+            }
+        }
+    }
+    (rest, screenplays, treatments)
+}
+
+/// The gather data's documents sorted by what they describe.
+#[derive(Default)]
+struct Sorted {
+    scene_docs: Vec<Doc>,
+    labelled_ideas: Vec<String>,
+    char_docs: Vec<Doc>,
+    place_docs: Vec<Doc>,
+    prop_docs: Vec<Doc>,
+}
+
+impl Sorted {
+    fn file(&mut self, r: &mut Reading, kind: Kind, d: Doc) {
+        match kind {
+            Kind::Character => self.char_docs.push(d),
+            Kind::Place => self.place_docs.push(d),
+            Kind::Prop => self.prop_docs.push(d),
+            Kind::Scene => self.scene_docs.push(d),
+            Kind::Note => read_note(
+                &d,
+                r,
+                &mut self.labelled_ideas,
+                &mut self.char_docs,
+                &mut self.place_docs,
+            ),
+        }
+    }
+}
+
+/// Ideas: the screenplays' scenes, then scene collections in order (numbered ones by their
+/// numbers), then labelled notes.
+fn read_ideas(
+    r: &mut Reading,
+    mut scene_docs: Vec<Doc>,
+    labelled_ideas: Vec<String>,
+    screenplays: &[String],
+) {
     if !scene_docs.is_empty() && scene_docs.iter().all(|d| d.order.is_some()) {
         scene_docs.sort_by(|a, b| {
             a.order
@@ -622,8 +653,8 @@ pub fn read(g: &GatherSnapshot) -> Reading {
         scene_docs.push(flatten(&Value::String(t)));
     }
     let mut prev: Option<Idea> = None;
-    for text in &screenplays {
-        for idea in screenplay::read_screenplay(&mut r, text, prev.as_ref()) {
+    for text in screenplays {
+        for idea in screenplay::read_screenplay(r, text, prev.as_ref()) {
             prev = Some(idea.clone());
             r.ideas.push(idea);
         }
@@ -631,7 +662,7 @@ pub fn read(g: &GatherSnapshot) -> Reading {
     // An idea that is only a fragment ("Dusk.") is no scene: it sets the time of the next.
     let mut carry: Option<Idea> = None;
     for d in &scene_docs {
-        let mut idea = idea_from(&mut r, d, carry.as_ref().or(prev.as_ref()));
+        let mut idea = idea_from(r, d, carry.as_ref().or(prev.as_ref()));
         if carry.is_some() && !idea.units.is_empty() {
             // Its time came from the fragment before it ("Dusk."): said, not carried.
             idea.time_given = true;
@@ -654,25 +685,6 @@ pub fn read(g: &GatherSnapshot) -> Reading {
         prev = Some(idea.clone());
         r.ideas.push(idea);
     }
-    carry_times(&mut r);
-    spellings(&mut r, g, &screenplays);
-    // Notes, and rules ("Abel always wears his cap") describe people too.
-    premises.extend(r.notes.iter().filter(|n| !is_premise(n)).cloned());
-    premises.extend(r.rules.iter().map(|(_, t)| t.clone()));
-    prose_looks(&mut r, &premises);
-    dress(&mut r);
-    if r.logline.is_none() {
-        r.logline = r.ideas.first().map(|i| i.summary.clone());
-    }
-    // Colours of the style notes are the film's palette.
-    for s in r.style.clone() {
-        for c in colors_in(&s) {
-            if !r.palette.contains(&c) {
-                r.palette.push(c);
-            }
-        }
-    }
-    r
 }
 
 /// How people begin a note about a whole film: a premise, a logline, a synopsis.

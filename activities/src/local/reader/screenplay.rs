@@ -6,7 +6,7 @@
 //! the script (the parser drops them).
 
 use rustwell::rich_string::RichString;
-use rustwell::screenplay::{Dialogue, DialogueElement, Element};
+use rustwell::screenplay::{Dialogue, DialogueElement, Element, Span, TitlePage};
 
 use super::entities::*;
 use super::text::*;
@@ -181,23 +181,43 @@ struct Scene {
 pub(super) fn read_screenplay(r: &mut Reading, text: &str, prev: Option<&Idea>) -> Vec<Idea> {
     let sp = rustwell::parse(normalise(text));
     if let Some(tp) = &sp.titlepage {
-        if let Some(t) = tp.title.first().map(plain).filter(|t| !t.is_empty()) {
-            r.title.get_or_insert(t);
+        title_page(r, tp);
+    }
+    let scenes = scenes_of(r, &sp.elements);
+    roles_by_lines(r, &scenes);
+    let mut ideas: Vec<Idea> = vec![];
+    for s in scenes {
+        let before = ideas.last().or(prev);
+        if s.units.is_empty() {
+            continue;
         }
-        for (what, lines) in [
-            ("Written by", &tp.authors),
-            ("Credit", &tp.credit),
-            ("Source", &tp.source),
-        ] {
-            let names: Vec<String> = lines.iter().map(plain).filter(|l| !l.is_empty()).collect();
-            if !names.is_empty() {
-                r.credits.push(format!("{what}: {}", names.join(", ")));
-            }
+        ideas.push(idea_of(r, s, before));
+    }
+    ideas
+}
+
+/// The title page: the film's title and its credits.
+fn title_page(r: &mut Reading, tp: &TitlePage) {
+    if let Some(t) = tp.title.first().map(plain).filter(|t| !t.is_empty()) {
+        r.title.get_or_insert(t);
+    }
+    for (what, lines) in [
+        ("Written by", &tp.authors),
+        ("Credit", &tp.credit),
+        ("Source", &tp.source),
+    ] {
+        let names: Vec<String> = lines.iter().map(plain).filter(|l| !l.is_empty()).collect();
+        if !names.is_empty() {
+            r.credits.push(format!("{what}: {}", names.join(", ")));
         }
     }
+}
+
+/// The script's scenes: one per heading, with its action, lines and transitions.
+fn scenes_of(r: &mut Reading, elements: &[Span<Element>]) -> Vec<Scene> {
     let mut scenes: Vec<Scene> = vec![];
     let mut pending_in: Option<String> = None;
-    for el in &sp.elements {
+    for el in elements {
         match &el.inner {
             Element::Heading { slug, .. } => {
                 let (interior, place, time) = heading(&plain(slug));
@@ -221,49 +241,7 @@ pub(super) fn read_screenplay(r: &mut Reading, text: &str, prev: Option<&Idea>) 
                 pending_in = (out != "fade_out").then(|| into.to_string());
             }
             Element::Action(a) | Element::CenteredText(a) => {
-                let a = plain(a);
-                if a.is_empty() {
-                    continue;
-                }
-                // "FADE IN:" and other transitions the parser read as action (capitals, a
-                // colon, or a fade).
-                let upper = a
-                    .chars()
-                    .filter(|c| c.is_alphabetic())
-                    .all(|c| c.is_uppercase());
-                if upper && (a.ends_with(':') || a.to_lowercase().starts_with("fade")) {
-                    let (into, out) = transition(&a);
-                    match scenes.last_mut() {
-                        Some(s) if out != "cut" || !a.to_lowercase().contains("fade in") => {
-                            s.transition_out = Some(out.to_string());
-                        }
-                        _ => {}
-                    }
-                    pending_in = (out != "fade_out").then(|| into.to_string());
-                    continue;
-                }
-                if scenes.is_empty() {
-                    scenes.push(Scene {
-                        interior: None,
-                        place: String::new(),
-                        time: None,
-                        transition_in: pending_in.take(),
-                        transition_out: None,
-                        units: vec![],
-                        action_text: vec![],
-                        speakers: vec![],
-                    });
-                }
-                let s = scenes.last_mut().expect("a scene");
-                for (cue, looks) in introductions(&a) {
-                    introduce(r, &cue, &looks);
-                }
-                for sentence in sentences(&a.replace('\n', " ")) {
-                    for part in split_long(&sentence) {
-                        s.units.push(Unit::Action(part));
-                    }
-                }
-                s.action_text.push(a);
+                action(r, &mut scenes, &mut pending_in, plain(a));
             }
             Element::Dialogue(d) => {
                 if let Some(s) = scenes.last_mut() {
@@ -285,9 +263,61 @@ pub(super) fn read_screenplay(r: &mut Reading, text: &str, prev: Option<&Idea>) 
             Element::Synopsis(_) | Element::PageBreak => {}
         }
     }
-    // Who the story is about, by how much they say: the one with the most lines leads.
+    scenes
+}
+
+/// An action paragraph: a transition the parser read as action, or the scene's action (a scene
+/// of its own before the first heading), introducing the characters it names in capitals.
+fn action(r: &mut Reading, scenes: &mut Vec<Scene>, pending_in: &mut Option<String>, a: String) {
+    if a.is_empty() {
+        return;
+    }
+    // "FADE IN:" and other transitions the parser read as action (capitals, a
+    // colon, or a fade).
+    let upper = a
+        .chars()
+        .filter(|c| c.is_alphabetic())
+        .all(|c| c.is_uppercase());
+    if upper && (a.ends_with(':') || a.to_lowercase().starts_with("fade")) {
+        let (into, out) = transition(&a);
+        match scenes.last_mut() {
+            Some(s) if out != "cut" || !a.to_lowercase().contains("fade in") => {
+                s.transition_out = Some(out.to_string());
+            }
+            _ => {}
+        }
+        *pending_in = (out != "fade_out").then(|| into.to_string());
+        return;
+    }
+    if scenes.is_empty() {
+        scenes.push(Scene {
+            interior: None,
+            place: String::new(),
+            time: None,
+            transition_in: pending_in.take(),
+            transition_out: None,
+            units: vec![],
+            action_text: vec![],
+            speakers: vec![],
+        });
+    }
+    let s = scenes.last_mut().expect("a scene");
+    for (cue, looks) in introductions(&a) {
+        introduce(r, &cue, &looks);
+    }
+    for sentence in sentences(&a.replace('\n', " ")) {
+        for part in split_long(&sentence) {
+            s.units.push(Unit::Action(part));
+        }
+    }
+    s.action_text.push(a);
+}
+
+/// Who the story is about, by how much they say: the one with the most lines leads; others who
+/// speak support (a role already given stays).
+fn roles_by_lines(r: &mut Reading, scenes: &[Scene]) {
     let mut said: Vec<(String, usize)> = vec![];
-    for s in &scenes {
+    for s in scenes {
         for u in &s.units {
             if let Unit::Line(id, _, _) = u {
                 match said.iter_mut().find(|(w, _)| w == id) {
@@ -308,15 +338,6 @@ pub(super) fn read_screenplay(r: &mut Reading, text: &str, prev: Option<&Idea>) 
             .into();
         }
     }
-    let mut ideas: Vec<Idea> = vec![];
-    for s in scenes {
-        let before = ideas.last().or(prev);
-        if s.units.is_empty() {
-            continue;
-        }
-        ideas.push(idea_of(r, s, before));
-    }
-    ideas
 }
 
 /// A character seen in the script, under the name most often written for them.

@@ -497,13 +497,37 @@ fn interior(c: &mut Canvas, s: &Scene<'_>) {
         "dawn" => 0.75,
         _ => 0.95,
     };
-    let h = stable_hash(s.name);
-    let wall = mix(Rgb([0, 0, 0]), mix(far, Rgb([230, 220, 200]), 0.2), light);
-    let floor_y = s.horizon.clamp(60, HEIGHT - 30);
-    c.vgradient(0, floor_y, mix(wall, Rgb([0, 0, 0]), 0.25), wall);
-    // The wall's finish, from the name: plaster, stripes, bricks or planks.
+    let r = Room {
+        h: stable_hash(s.name),
+        wall: mix(Rgb([0, 0, 0]), mix(far, Rgb([230, 220, 200]), 0.2), light),
+        floor_y: s.horizon.clamp(60, HEIGHT - 30),
+        light,
+        near,
+        far,
+    };
+    c.vgradient(0, r.floor_y, mix(r.wall, Rgb([0, 0, 0]), 0.25), r.wall);
+    room_walls(c, &r);
+    room_floor(c, &r);
+    let (wx, wy, ww) = room_window(c, s, &r);
+    room_furniture(c, s, &r, wx, wy, ww);
+}
+
+/// A room as `interior` draws it: a hash of its name (its finish, window, furniture), its wall
+/// colour, where the floor meets the back wall, how much light it has, its ground colours.
+struct Room {
+    h: u64,
+    wall: Rgb<u8>,
+    floor_y: u32,
+    light: f32,
+    near: Rgb<u8>,
+    far: Rgb<u8>,
+}
+
+/// The back wall's finish, from the name: plaster, stripes, bricks or planks.
+fn room_walls(c: &mut Canvas, r: &Room) {
+    let (wall, floor_y) = (r.wall, r.floor_y);
     let line = mix(wall, Rgb([0, 0, 0]), 0.3);
-    match h % 4 {
+    match r.h % 4 {
         1 => {
             let mut x = 0;
             while x < WIDTH as i32 {
@@ -539,8 +563,12 @@ fn interior(c: &mut Canvas, s: &Scene<'_>) {
         }
         _ => {}
     }
-    // The floor in perspective: boards converging on the back wall.
-    let floor = mix(Rgb([0, 0, 0]), near, light.max(0.55));
+}
+
+/// The floor in perspective: boards converging on the back wall; then the side walls.
+fn room_floor(c: &mut Canvas, r: &Room) {
+    let floor_y = r.floor_y;
+    let floor = mix(Rgb([0, 0, 0]), r.near, r.light.max(0.55));
     c.vgradient(floor_y, HEIGHT, mix(floor, Rgb([0, 0, 0]), 0.2), floor);
     let seam = mix(floor, Rgb([0, 0, 0]), 0.35);
     for k in -6i32..=6 {
@@ -552,7 +580,7 @@ fn interior(c: &mut Canvas, s: &Scene<'_>) {
         }
     }
     // Side walls as darker wedges.
-    let side = mix(wall, Rgb([0, 0, 0]), 0.35);
+    let side = mix(r.wall, Rgb([0, 0, 0]), 0.35);
     for y in 0..HEIGHT {
         let w = if y < floor_y {
             50
@@ -562,7 +590,12 @@ fn interior(c: &mut Canvas, s: &Scene<'_>) {
         c.rect(0, y as i32, w, 1, side);
         c.rect(WIDTH as i32 - w, y as i32, w, 1, side);
     }
-    // A window on the sky (time of day and weather show through it), placed by the name.
+}
+
+/// A window on the sky (time of day and weather show through it), placed by the name; returns
+/// its left, top and width.
+fn room_window(c: &mut Canvas, s: &Scene<'_>, r: &Room) -> (i32, i32, i32) {
+    let (h, wall, floor_y) = (r.h, r.wall, r.floor_y);
     let (ww, wh) = (110 + (h % 50) as i32, 80 + ((h >> 6) % 30) as i32);
     let wx = 90 + ((h >> 12) % (WIDTH as u64 - 180 - ww as u64)) as i32;
     let wy = (floor_y as i32 - wh - 40).max(12);
@@ -597,7 +630,12 @@ fn interior(c: &mut Canvas, s: &Scene<'_>) {
     }
     c.rect(wx + ww / 2 - 2, wy, 4, wh, frame);
     c.rect(wx, wy + wh / 2 - 2, ww, 4, frame);
-    // Furniture from the name: a shelf or a picture, a door, a table.
+    (wx, wy, ww)
+}
+
+/// Furniture from the name: a door, a shelf or a picture, steps, a lamp at night.
+fn room_furniture(c: &mut Canvas, s: &Scene<'_>, r: &Room, wx: i32, wy: i32, ww: i32) {
+    let (h, wall, floor_y, near, far) = (r.h, r.wall, r.floor_y, r.near, r.far);
     let dark = mix(wall, Rgb([0, 0, 0]), 0.5);
     let door_x = if wx > WIDTH as i32 / 2 {
         70

@@ -239,6 +239,27 @@ pub async fn estimate(f: &Film, slug: &Slug) -> Result<Estimate> {
     // The film: one stitch.
     c.add(2, CallKind::Media, 1.0, 1.0);
 
+    let lines = priced_lines(c, &prices, settings);
+    let stages = stages_of(&lines);
+    Ok(Estimate {
+        basis: basis.into(),
+        scenes: counted,
+        characters: profiles.len(),
+        low_usd: stages.iter().map(|s| s.low_usd).sum(),
+        high_usd: stages.iter().map(|s| s.high_usd).sum(),
+        expected_usd: stages.iter().map(|s| s.expected_usd).sum(),
+        lines,
+        stages,
+        prices_as_of: slate_activities::pricing::PRICES_AS_OF.into(),
+    })
+}
+
+/// Each stage's and kind's calls, priced (an LLM call at the average of this project's calls).
+fn priced_lines(
+    c: Counts,
+    prices: &Prices,
+    settings: &slate_activities::config::ProviderSettings,
+) -> Vec<EstimateLine> {
     let mut lines = vec![];
     for ((stage, kind), (low, high)) in c.calls {
         if low == 0.0 && high == 0.0 {
@@ -265,11 +286,16 @@ pub async fn estimate(f: &Film, slug: &Slug) -> Result<Estimate> {
             price,
         });
     }
+    lines
+}
+
+/// The lines summed per stage.
+fn stages_of(lines: &[EstimateLine]) -> Vec<StageEstimate> {
     // (0.0 + : an empty sum of floats is -0.0.)
     let total = |s: &str, f: fn(&EstimateLine) -> f64| {
         0.0 + lines.iter().filter(|l| l.stage == s).map(f).sum::<f64>()
     };
-    let stages: Vec<StageEstimate> = STAGES
+    STAGES
         .iter()
         .map(|s| StageEstimate {
             stage: s.to_string(),
@@ -277,18 +303,7 @@ pub async fn estimate(f: &Film, slug: &Slug) -> Result<Estimate> {
             high_usd: total(s, |l| l.high_usd),
             expected_usd: total(s, |l| l.expected_usd),
         })
-        .collect();
-    Ok(Estimate {
-        basis: basis.into(),
-        scenes: counted,
-        characters: profiles.len(),
-        low_usd: stages.iter().map(|s| s.low_usd).sum(),
-        high_usd: stages.iter().map(|s| s.high_usd).sum(),
-        expected_usd: stages.iter().map(|s| s.expected_usd).sum(),
-        lines,
-        stages,
-        prices_as_of: slate_activities::pricing::PRICES_AS_OF.into(),
-    })
+        .collect()
 }
 
 /// The stage and kind of call of a journaled step, by its workflow and name (step names are a

@@ -452,146 +452,164 @@ impl Qualification {
         screenplay: &Screenplay,
         profiles: &[CharacterProfile],
     ) -> Result<(), WfError> {
-        let f = &self.0;
-        let locations = async {
-            let (f2, s, b) = (f.clone(), slug.clone(), bible.clone());
-            let locs: Vec<LocationDetail> = plan_priced(
-                ctx,
-                names::qualify::LOCATIONS,
-                self.0.price(CallKind::Llm),
-                move || async move {
-                    let g = f2.gather(&s).await.map_err(to_activity)?;
-                    f2.studio.planner.locations(&g, &b).await
-                },
-            )
-            .await?;
-            let plates = join_all(locs.iter().map(|l| {
-                let req = ImageRequest {
-                    prompt: format!(
-                        "Establishing plate of {}: {}. No people.",
-                        l.name, l.description
-                    ),
-                    base: None,
-                    references: vec![],
-                    composition: Composition {
-                        location: Some(l.name.clone()),
-                        time_of_day: Some("afternoon".into()),
-                        lighting: Some("natural".into()),
-                        palette: l.palette.clone(),
-                        caption: l.description.clone(),
-                        layers: vec!["location".into()],
-                        setting: Some(l.description.clone()),
-                        ..Default::default()
-                    },
-                    output_key: key(slug, &format!("locations/{}.png", crate::slugify(&l.name))),
-                    aspect_ratio: "16:9".into(),
-                    seed: None,
-                };
-                image(
-                    ctx,
-                    f,
-                    format!("locations/{}/plate", crate::slugify(&l.name)),
-                    req,
-                )
-            }))
-            .await?;
-            let (f2, s) = (f.clone(), slug.clone());
-            ctx.step("locations/store", move |_| async move {
-                for (l, p) in locs.iter().zip(&plates) {
-                    let mut doc = serde_json::to_value(l).unwrap_or_default();
-                    doc["reference_url"] = json!(p.image.key());
-                    f2.put_qualified(
-                        &s,
-                        names::collection::LOCATION_DETAILS,
-                        &crate::slugify(&l.name),
-                        &doc,
-                    )
-                    .await
-                    .step()?;
-                }
-                Ok(())
-            })
-            .await
-        };
-        let props = async {
-            let (f2, s, sp) = (f.clone(), slug.clone(), screenplay.clone());
-            let items: Vec<PropItem> = plan_priced(
-                ctx,
-                names::qualify::PROPS,
-                self.0.price(CallKind::Llm),
-                move || async move {
-                    let g = f2.gather(&s).await.map_err(to_activity)?;
-                    f2.studio.planner.props(&g, &sp).await
-                },
-            )
-            .await?;
-            let refs = join_all(items.iter().map(|p| {
-                let req = ImageRequest {
-                    prompt: format!("Product shot of {}: {}", p.name, p.description),
-                    base: None,
-                    references: vec![],
-                    composition: Composition {
-                        props: vec![PropSpec {
-                            name: p.name.clone(),
-                            x: 0.5,
-                            color: p.color.clone(),
-                        }],
-                        caption: p.description.clone(),
-                        layers: vec!["prop".into()],
-                        ..Default::default()
-                    },
-                    output_key: key(slug, &format!("props/{}.png", crate::slugify(&p.name))),
-                    aspect_ratio: "16:9".into(),
-                    seed: None,
-                };
-                image(
-                    ctx,
-                    f,
-                    format!("props/{}/reference", crate::slugify(&p.name)),
-                    req,
-                )
-            }))
-            .await?;
-            let (f2, s) = (f.clone(), slug.clone());
-            ctx.step("props/store", move |_| async move {
-                for (p, r) in items.iter().zip(&refs) {
-                    let mut doc = serde_json::to_value(p).unwrap_or_default();
-                    doc["reference_url"] = json!(r.image.key());
-                    f2.put_qualified(
-                        &s,
-                        names::collection::PROP_CATALOG,
-                        &crate::slugify(&p.name),
-                        &doc,
-                    )
-                    .await
-                    .step()?;
-                }
-                Ok(())
-            })
-            .await
-        };
-        let audio = async {
-            let (f2, ps) = (f.clone(), profiles.to_vec());
-            let voices: Vec<VoiceCasting> = plan_priced(
-                ctx,
-                names::qualify::CASTING,
-                self.0.price(CallKind::Llm),
-                move || async move { f2.studio.planner.voices(&ps).await },
-            )
-            .await?;
-            let (f2, s) = (f.clone(), slug.clone());
-            ctx.step("audio/store", move |_| async move {
-                for v in &voices {
-                    f2.put_qualified(&s, names::collection::VOICE_CASTING, &v.character_id, v)
-                        .await
-                        .step()?;
-                }
-                Ok(())
-            })
-            .await
-        };
-        join3(locations, props, audio).await?;
+        join3(
+            self.locations(ctx, slug, bible),
+            self.props(ctx, slug, screenplay),
+            self.casting(ctx, slug, profiles),
+        )
+        .await?;
         Ok(())
+    }
+
+    /// The production department's places: each described, with an establishing plate.
+    async fn locations(&self, ctx: &Ctx, slug: &Slug, bible: &StoryBible) -> Result<(), WfError> {
+        let f = &self.0;
+        let (f2, s, b) = (f.clone(), slug.clone(), bible.clone());
+        let locs: Vec<LocationDetail> = plan_priced(
+            ctx,
+            names::qualify::LOCATIONS,
+            self.0.price(CallKind::Llm),
+            move || async move {
+                let g = f2.gather(&s).await.map_err(to_activity)?;
+                f2.studio.planner.locations(&g, &b).await
+            },
+        )
+        .await?;
+        let plates = join_all(locs.iter().map(|l| {
+            let req = ImageRequest {
+                prompt: format!(
+                    "Establishing plate of {}: {}. No people.",
+                    l.name, l.description
+                ),
+                base: None,
+                references: vec![],
+                composition: Composition {
+                    location: Some(l.name.clone()),
+                    time_of_day: Some("afternoon".into()),
+                    lighting: Some("natural".into()),
+                    palette: l.palette.clone(),
+                    caption: l.description.clone(),
+                    layers: vec!["location".into()],
+                    setting: Some(l.description.clone()),
+                    ..Default::default()
+                },
+                output_key: key(slug, &format!("locations/{}.png", crate::slugify(&l.name))),
+                aspect_ratio: "16:9".into(),
+                seed: None,
+            };
+            image(
+                ctx,
+                f,
+                format!("locations/{}/plate", crate::slugify(&l.name)),
+                req,
+            )
+        }))
+        .await?;
+        let (f2, s) = (f.clone(), slug.clone());
+        ctx.step("locations/store", move |_| async move {
+            for (l, p) in locs.iter().zip(&plates) {
+                let mut doc = serde_json::to_value(l).unwrap_or_default();
+                doc["reference_url"] = json!(p.image.key());
+                f2.put_qualified(
+                    &s,
+                    names::collection::LOCATION_DETAILS,
+                    &crate::slugify(&l.name),
+                    &doc,
+                )
+                .await
+                .step()?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// The props that matter, each with a reference picture.
+    async fn props(&self, ctx: &Ctx, slug: &Slug, screenplay: &Screenplay) -> Result<(), WfError> {
+        let f = &self.0;
+        let (f2, s, sp) = (f.clone(), slug.clone(), screenplay.clone());
+        let items: Vec<PropItem> = plan_priced(
+            ctx,
+            names::qualify::PROPS,
+            self.0.price(CallKind::Llm),
+            move || async move {
+                let g = f2.gather(&s).await.map_err(to_activity)?;
+                f2.studio.planner.props(&g, &sp).await
+            },
+        )
+        .await?;
+        let refs = join_all(items.iter().map(|p| {
+            let req = ImageRequest {
+                prompt: format!("Product shot of {}: {}", p.name, p.description),
+                base: None,
+                references: vec![],
+                composition: Composition {
+                    props: vec![PropSpec {
+                        name: p.name.clone(),
+                        x: 0.5,
+                        color: p.color.clone(),
+                    }],
+                    caption: p.description.clone(),
+                    layers: vec!["prop".into()],
+                    ..Default::default()
+                },
+                output_key: key(slug, &format!("props/{}.png", crate::slugify(&p.name))),
+                aspect_ratio: "16:9".into(),
+                seed: None,
+            };
+            image(
+                ctx,
+                f,
+                format!("props/{}/reference", crate::slugify(&p.name)),
+                req,
+            )
+        }))
+        .await?;
+        let (f2, s) = (f.clone(), slug.clone());
+        ctx.step("props/store", move |_| async move {
+            for (p, r) in items.iter().zip(&refs) {
+                let mut doc = serde_json::to_value(p).unwrap_or_default();
+                doc["reference_url"] = json!(r.image.key());
+                f2.put_qualified(
+                    &s,
+                    names::collection::PROP_CATALOG,
+                    &crate::slugify(&p.name),
+                    &doc,
+                )
+                .await
+                .step()?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// The audio department's voice casting.
+    async fn casting(
+        &self,
+        ctx: &Ctx,
+        slug: &Slug,
+        profiles: &[CharacterProfile],
+    ) -> Result<(), WfError> {
+        let f = &self.0;
+        let (f2, ps) = (f.clone(), profiles.to_vec());
+        let voices: Vec<VoiceCasting> = plan_priced(
+            ctx,
+            names::qualify::CASTING,
+            self.0.price(CallKind::Llm),
+            move || async move { f2.studio.planner.voices(&ps).await },
+        )
+        .await?;
+        let (f2, s) = (f.clone(), slug.clone());
+        ctx.step("audio/store", move |_| async move {
+            for v in &voices {
+                f2.put_qualified(&s, names::collection::VOICE_CASTING, &v.character_id, v)
+                    .await
+                    .step()?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn ingest(&self, ctx: &Ctx, slug: &Slug) -> Result<usize, WfError> {
@@ -803,23 +821,7 @@ pub async fn knowledge_docs(f: &Film, slug: &Slug) -> crate::error::Result<Vec<K
     {
         let bible: StoryBible = serde_json::from_value(b)
             .map_err(|e| crate::error::FilmError::Internal(e.to_string()))?;
-        let text = format!(
-            "{}. {} Rules: {} Consistency: {}",
-            bible.title,
-            bible.logline,
-            bible
-                .world_rules
-                .iter()
-                .map(|r| r.rule_description.clone())
-                .collect::<Vec<_>>()
-                .join(" "),
-            bible
-                .consistency_rules
-                .iter()
-                .map(|r| r.rule.clone())
-                .collect::<Vec<_>>()
-                .join(" ")
-        );
+        let text = bible_text(&bible);
         docs.push(d(
             "story_bible",
             "story_bible",
@@ -852,20 +854,7 @@ pub async fn knowledge_docs(f: &Film, slug: &Slug) -> crate::error::Result<Vec<K
         ));
     }
     for s in f.repo.scenes(slug).await? {
-        // Structure only: where, when, who, what. Prompts stay in the scene records.
-        let text = format!(
-            "Scene {} at {} in the {}. Characters: {}. Props: {}. {}",
-            s.scene_number,
-            s.location.clone().unwrap_or_default(),
-            s.time_of_day.clone().unwrap_or_default(),
-            s.characters_present.join(", "),
-            s.props
-                .iter()
-                .map(|p| p.prop_name.clone())
-                .collect::<Vec<_>>()
-                .join(", "),
-            s.dramatic_effect.clone().unwrap_or_default()
-        );
+        let text = scene_text(&s);
         docs.push(d(
             "scene",
             &format!("scene-{:03}", s.scene_number),
@@ -875,6 +864,44 @@ pub async fn knowledge_docs(f: &Film, slug: &Slug) -> crate::error::Result<Vec<K
         ));
     }
     Ok(docs)
+}
+
+/// The story bible as one text: title, logline, the world's rules and consistency rules.
+fn bible_text(bible: &StoryBible) -> String {
+    format!(
+        "{}. {} Rules: {} Consistency: {}",
+        bible.title,
+        bible.logline,
+        bible
+            .world_rules
+            .iter()
+            .map(|r| r.rule_description.clone())
+            .collect::<Vec<_>>()
+            .join(" "),
+        bible
+            .consistency_rules
+            .iter()
+            .map(|r| r.rule.clone())
+            .collect::<Vec<_>>()
+            .join(" ")
+    )
+}
+
+/// A scene's structure only: where, when, who, what. Prompts stay in the scene records.
+fn scene_text(s: &crate::model::Scene) -> String {
+    format!(
+        "Scene {} at {} in the {}. Characters: {}. Props: {}. {}",
+        s.scene_number,
+        s.location.clone().unwrap_or_default(),
+        s.time_of_day.clone().unwrap_or_default(),
+        s.characters_present.join(", "),
+        s.props
+            .iter()
+            .map(|p| p.prop_name.clone())
+            .collect::<Vec<_>>()
+            .join(", "),
+        s.dramatic_effect.clone().unwrap_or_default()
+    )
 }
 
 impl Workflow for Qualification {

@@ -77,6 +77,15 @@ async fn qualifies_the_example(postgres: bool) {
     assert_eq!(project.status, ProjectStatus::Qualified);
     assert!(project.gather_locked_at.is_some());
 
+    departments_wrote_their_outputs(&f, &slug).await;
+    scenes_and_knowledge_are_ready(&f, &slug).await;
+    let events = b.engine.store().events(id).await.unwrap();
+    phases_ran_in_order(&events);
+}
+
+/// Gather keeps only the raw collections; every department's output is in qualified.
+async fn departments_wrote_their_outputs(f: &std::sync::Arc<slate_workflows::Film>, slug: &Slug) {
+    let slug = slug.clone();
     // Gather: only the raw collections, untouched.
     let gather = Namespace::Gather(slug.clone());
     let colls = f.docs.collections(&gather).await.unwrap();
@@ -157,7 +166,12 @@ async fn qualifies_the_example(postgres: bool) {
             }
         }
     }
+}
 
+/// Scenes ready for generation, 3-7 s each, in order; knowledge holds the structure and none
+/// of the raw input or prompts.
+async fn scenes_and_knowledge_are_ready(f: &std::sync::Arc<slate_workflows::Film>, slug: &Slug) {
+    let slug = slug.clone();
     // Structured records: scenes ready for generation, 3-7 s each, in order.
     let scenes = f.repo.scenes(&slug).await.unwrap();
     assert_eq!(scenes.len(), 10);
@@ -202,9 +216,13 @@ async fn qualifies_the_example(postgres: bool) {
             "scene prompts stay in the scene records"
         );
     }
+}
 
+/// Phase order from the history: A's departments overlap; B, C and D come strictly after; a
+/// character's six views in parallel.
+fn phases_ran_in_order(events: &[slate_engine::EventRecord]) {
+    let events = events.to_vec();
     // Phase order from the history: A's departments overlap; B, C and D come strictly after.
-    let events = b.engine.store().events(id).await.unwrap();
     let (ch, wo, vi) = (
         span(&events, "characters/"),
         span(&events, "world/"),

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use slate_engine::{EventData, RunFilter, RunStatus, StartOptions};
-use slate_workflows::examples;
+use slate_engine::{Engine, EventData, RunFilter, RunId, RunStatus, StartOptions};
 use slate_workflows::generation::{ProduceInput, ProduceOutput, Production};
 use slate_workflows::model::SceneStatus;
+use slate_workflows::{Film, Slug, examples};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -59,28 +59,13 @@ use slate_workflows::qualification::{PHASES, phase_of};
 /// Run the demo.
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let data_dir = args.data_dir.unwrap_or_else(|| {
+    let data_dir = args.data_dir.clone().unwrap_or_else(|| {
         PathBuf::from(".slate").join(format!(
             "demo-{}",
             chrono::Local::now().format("%Y%m%d-%H%M%S")
         ))
     });
-    let mut config = Config::load(None, |k| match k {
-        "SLATE_DATA_DIR" => Some(data_dir.display().to_string()),
-        // The demo is the embedded default, whatever the shell says: SQLite in its own folder,
-        // no server settings. Provider keys still count, so a user can try a real provider.
-        "SLATE_DATABASE_URL" => Some(format!("sqlite://{}", data_dir.join("slate.db").display())),
-        k if slate_activities::PROVIDER_VARIABLES
-            .iter()
-            .any(|(v, _)| *v == k) =>
-        {
-            std::env::var(k).ok()
-        }
-        _ => None,
-    })
-    .map_err(anyhow::Error::msg)?;
-    config.edit_window = Duration::from_secs(args.edit_window);
-    config.vision_fail_rate = args.vision_fail_rate.clamp(0.0, 0.5);
+    let config = demo_config(&data_dir, &args)?;
     let state = crate::build(config).await?;
     let film = state.film.clone();
     let engine = state.engine.clone();
@@ -130,27 +115,116 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     let worker = tokio::spawn(engine.worker().concurrency(args.workers).run(stop.clone()));
 
-    let tty = std::io::stderr().is_terminal();
-    let multi = MultiProgress::with_draw_target(if tty {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    });
-    let qbar = multi.add(ProgressBar::new(5));
-    qbar.set_style(
-        ProgressStyle::with_template("{prefix:>12} [{bar:30}] {msg}")
-            .expect("template")
-            .progress_chars("=> "),
-    );
-    qbar.set_prefix("qualify");
-    let mut scene_bars: BTreeMap<i32, ProgressBar> = BTreeMap::new();
-    let mut printed_phase: Option<usize> = None;
+    let mut progress = Progress::new();
     let result = loop {
         let r = engine.get(run.id).await?;
-        // Qualification: the latest phase its journal reached.
+        progress.qualification(&engine, run.id).await?;
+        progress.scenes(&film, &slug).await;
+        if r.status.is_terminal() {
+            break r;
+        }
+        if started.elapsed() > Duration::from_secs(1800) {
+            anyhow::bail!(
+                "the demo did not finish in 30 minutes; see `slate runs show {}`",
+                run.id
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    stop.cancel();
+    let _ = worker.await;
+    progress.multi.clear().ok();
+
+    if result.status != RunStatus::Completed {
+        let errors = film.repo.errors(false).await?;
+        for e in errors {
+            eprintln!("error: {} — {}", e.phase, e.message);
+        }
+        anyhow::bail!(
+            "the production ended {}: {}. Inspect it with `SLATE_DATA_DIR={} slate runs show {}`",
+            result.status,
+            result.error.map(|e| e.to_string()).unwrap_or_default(),
+            data_dir.display(),
+            run.id
+        );
+    }
+    let out: ProduceOutput = serde_json::from_value(result.output.clone().unwrap_or_default())
+        .context("read the production's output")?;
+    let film_out = out.film.context("the production made no film")?;
+    let film_path = film
+        .studio
+        .blobs
+        .local_path(&slate_activities::BlobRef::new(&film_out.film)?)
+        .await?;
+
+    summary(
+        &engine, &film, &slug, run.id, &film_out, &film_path, &data_dir, started,
+    )
+    .await?;
+    Ok(())
+}
+
+/// The demo's settings: the embedded default, whatever the shell says (SQLite in its own
+/// folder, no server settings); provider keys still count, so a user can try a real provider.
+fn demo_config(data_dir: &std::path::Path, args: &DemoArgs) -> anyhow::Result<Config> {
+    let mut config = Config::load(None, |k| match k {
+        "SLATE_DATA_DIR" => Some(data_dir.display().to_string()),
+        // The demo is the embedded default, whatever the shell says: SQLite in its own folder,
+        // no server settings. Provider keys still count, so a user can try a real provider.
+        "SLATE_DATABASE_URL" => Some(format!("sqlite://{}", data_dir.join("slate.db").display())),
+        k if slate_activities::PROVIDER_VARIABLES
+            .iter()
+            .any(|(v, _)| *v == k) =>
+        {
+            std::env::var(k).ok()
+        }
+        _ => None,
+    })
+    .map_err(anyhow::Error::msg)?;
+    config.edit_window = Duration::from_secs(args.edit_window);
+    config.vision_fail_rate = args.vision_fail_rate.clamp(0.0, 0.5);
+    Ok(config)
+}
+
+/// The demo's progress: a bar for qualification's phases and one per scene on a terminal, lines
+/// on a log.
+struct Progress {
+    tty: bool,
+    multi: MultiProgress,
+    qbar: ProgressBar,
+    scene_bars: BTreeMap<i32, ProgressBar>,
+    printed_phase: Option<usize>,
+}
+
+impl Progress {
+    fn new() -> Self {
+        let tty = std::io::stderr().is_terminal();
+        let multi = MultiProgress::with_draw_target(if tty {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        });
+        let qbar = multi.add(ProgressBar::new(5));
+        qbar.set_style(
+            ProgressStyle::with_template("{prefix:>12} [{bar:30}] {msg}")
+                .expect("template")
+                .progress_chars("=> "),
+        );
+        qbar.set_prefix("qualify");
+        Progress {
+            tty,
+            multi,
+            qbar,
+            scene_bars: BTreeMap::new(),
+            printed_phase: None,
+        }
+    }
+
+    /// Qualification: the latest phase its journal reached.
+    async fn qualification(&mut self, engine: &Engine, run: RunId) -> anyhow::Result<()> {
         let children = engine
             .list(&RunFilter {
-                parent_id: Some(run.id),
+                parent_id: Some(run),
                 ..Default::default()
             })
             .await?;
@@ -169,24 +243,29 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                     .max()
                     .unwrap_or(0)
             };
-            qbar.set_position(phase.min(5) as u64);
-            qbar.set_message(PHASES[phase].to_string());
-            if !tty {
+            self.qbar.set_position(phase.min(5) as u64);
+            self.qbar.set_message(PHASES[phase].to_string());
+            if !self.tty {
                 // Phases run in order, so every phase up to the one reached has been passed,
                 // even one that began and ended between two polls: a log shows them all.
-                let from = printed_phase.map_or(0, |p| p + 1);
+                let from = self.printed_phase.map_or(0, |p| p + 1);
                 for (p, name) in PHASES.iter().enumerate().take(phase + 1).skip(from) {
                     eprintln!("qualification: {name}");
-                    printed_phase = Some(p);
+                    self.printed_phase = Some(p);
                 }
             }
             if phase == 5 {
-                qbar.finish_with_message("qualified");
+                self.qbar.finish_with_message("qualified");
             }
         }
-        for s in film.repo.scenes(&slug).await.unwrap_or_default() {
-            let bar = scene_bars.entry(s.scene_number).or_insert_with(|| {
-                let b = multi.add(ProgressBar::new(4));
+        Ok(())
+    }
+
+    /// Each scene's status, layers and retries.
+    async fn scenes(&mut self, film: &Film, slug: &Slug) {
+        for s in film.repo.scenes(slug).await.unwrap_or_default() {
+            let bar = self.scene_bars.entry(s.scene_number).or_insert_with(|| {
+                let b = self.multi.add(ProgressBar::new(4));
                 b.set_style(
                     ProgressStyle::with_template("{prefix:>12} [{bar:30}] {msg}")
                         .expect("template")
@@ -212,7 +291,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             if bar.position() != pos || bar.message() != msg {
                 bar.set_position(pos);
                 bar.set_message(msg.clone());
-                if !tty {
+                if !self.tty {
                     eprintln!("scene {}: {msg}", s.scene_number);
                 }
             }
@@ -220,45 +299,23 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 bar.finish();
             }
         }
-        if r.status.is_terminal() {
-            break r;
-        }
-        if started.elapsed() > Duration::from_secs(1800) {
-            anyhow::bail!(
-                "the demo did not finish in 30 minutes; see `slate runs show {}`",
-                run.id
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    stop.cancel();
-    let _ = worker.await;
-    multi.clear().ok();
-
-    if result.status != RunStatus::Completed {
-        let errors = film.repo.errors(false).await?;
-        for e in errors {
-            eprintln!("error: {} — {}", e.phase, e.message);
-        }
-        anyhow::bail!(
-            "the production ended {}: {}. Inspect it with `SLATE_DATA_DIR={} slate runs show {}`",
-            result.status,
-            result.error.map(|e| e.to_string()).unwrap_or_default(),
-            data_dir.display(),
-            run.id
-        );
     }
-    let out: ProduceOutput = serde_json::from_value(result.output.clone().unwrap_or_default())
-        .context("read the production's output")?;
-    let film_out = out.film.context("the production made no film")?;
-    let film_path = film
-        .studio
-        .blobs
-        .local_path(&slate_activities::BlobRef::new(&film_out.film)?)
-        .await?;
+}
 
+/// The summary: a line per scene, the counts, the time, the cost and where the film is.
+#[allow(clippy::too_many_arguments)]
+async fn summary(
+    engine: &Engine,
+    film: &Film,
+    slug: &Slug,
+    run: RunId,
+    film_out: &slate_workflows::film_workflow::FilmOutput,
+    film_path: &std::path::Path,
+    data_dir: &std::path::Path,
+    started: Instant,
+) -> anyhow::Result<()> {
     // The summary.
-    let scenes = film.repo.scenes(&slug).await?;
+    let scenes = film.repo.scenes(slug).await?;
     let runs = engine
         .list(&RunFilter {
             scope: Some(slug.to_string()),
@@ -278,7 +335,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             }
         }
     }
-    let detail = engine.inspect(run.id).await?;
+    let detail = engine.inspect(run).await?;
     println!();
     println!(
         "{:>6} {:>8} {:>7} {:>8}  {:<10}  clip",
@@ -306,7 +363,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!();
     println!(
         "The film: {}",
-        film_path.canonicalize().unwrap_or(film_path).display()
+        film_path
+            .canonicalize()
+            .unwrap_or(film_path.to_path_buf())
+            .display()
     );
     println!(
         "Browse it: SLATE_DATA_DIR={} slate serve, then open http://127.0.0.1:8080/",

@@ -277,180 +277,192 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         command => {
             telemetry();
             let config = Config::from_env(cli.config.as_deref()).map_err(anyhow::Error::msg)?;
-            match command {
-                Command::Serve { api_only } => {
-                    config.check_for_serving().map_err(anyhow::Error::msg)?;
-                    let state = slate_server::build(config).await?;
-                    slate_server::check_providers(&state)?;
-                    let role = if api_only {
-                        "serve --api-only (the API; workers run elsewhere)"
-                    } else {
-                        "serve (the API and workers)"
-                    };
-                    // Printed, not logged: the default log filter must not hide what runs.
-                    eprint!("{}", slate_server::banner(&state, role));
-                    for (what, who) in state.film.studio.settings.describe() {
-                        tracing::info!(activity = what, implementation = %who, "provider");
-                    }
-                    slate_server::serve(state, !api_only, slate_server::shutdown_on_signals()).await
-                }
-                Command::Doctor { offline, json } => {
-                    let state = slate_server::build(config).await?;
-                    let (settings, blobs) = (&state.film.studio.settings, &state.film.studio.blobs);
-                    let report = if offline {
-                        slate_activities::doctor::Report::of(slate_activities::doctor::offline(
-                            settings,
-                            blobs,
-                            &slate_activities::doctor::today(),
-                        ))
-                    } else {
-                        slate_activities::doctor::run(settings, blobs).await
-                    };
-                    if json {
-                        println!("{}", serde_json::to_string_pretty(&report)?);
-                    } else {
-                        print!("{}", slate_server::runs::doctor_table(&report));
-                    }
-                    if report.ok {
-                        Ok(())
-                    } else {
-                        anyhow::bail!("slate doctor found what would fail (see above)")
-                    }
-                }
-                Command::Worker => {
-                    let state = slate_server::build(config).await?;
-                    slate_server::check_providers(&state)?;
-                    let w = state.engine.worker().concurrency(state.config.workers);
-                    eprint!(
-                        "{}",
-                        slate_server::banner(&state, &format!("worker {}", w.id()))
-                    );
-                    tracing::info!(worker = w.id(), "slate worker");
-                    w.run(slate_server::shutdown_on_signals())
-                        .await
-                        .context("worker")
-                }
-                Command::Migrate => {
-                    let state = slate_server::build(config).await?;
-                    println!(
-                        "migrations applied to {}",
-                        slate_engine::store::redact_url(&state.config.database_url)
-                    );
-                    Ok(())
-                }
-                Command::Runs { what } => {
-                    let state = slate_server::build(config).await?;
-                    runs::run(&state.engine, what).await
-                }
-                Command::Estimate { slug, json } => {
-                    let state = slate_server::build(config).await?;
-                    let slug = slate_workflows::slug::Slug::parse(&slug)?;
-                    state.film.repo.project(&slug).await?;
-                    let e = slate_workflows::estimate::estimate(&state.film, &slug).await?;
-                    if json {
-                        println!("{}", serde_json::to_string_pretty(&e)?);
-                    } else {
-                        print!("{}", slate_server::runs::estimate_table(&e));
-                    }
-                    Ok(())
-                }
-                Command::Costs { slug, json } => {
-                    let state = slate_server::build(config).await?;
-                    let slug = slate_workflows::slug::Slug::parse(&slug)?;
-                    let c = slate_server::routes::production::project_costs(&state, &slug)
-                        .await
-                        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
-                    if json {
-                        println!("{}", serde_json::to_string_pretty(&c)?);
-                    } else {
-                        print!("{}", slate_server::runs::costs_table(&c));
-                    }
-                    Ok(())
-                }
-                Command::Progress { slug, json } => {
-                    let state = slate_server::build(config).await?;
-                    let slug = slate_workflows::slug::Slug::parse(&slug)?;
-                    state.film.repo.project(&slug).await?;
-                    let p = slate_server::routes::scenes::progress_of(
-                        &state.film.repo.scenes(&slug).await?,
-                    );
-                    if json {
-                        println!("{}", serde_json::to_string_pretty(&p)?);
-                    } else {
-                        print!("{}", slate_server::runs::progress_text(&p));
-                    }
-                    Ok(())
-                }
-                Command::Gather {
-                    what: GatherCommand::Import { slug, file },
-                } => {
-                    let state = slate_server::build(config).await?;
-                    let slug = slate_workflows::slug::Slug::parse(&slug)?;
-                    state.film.repo.project(&slug).await?;
-                    let bytes =
-                        std::fs::read(&file).with_context(|| format!("read {}", file.display()))?;
-                    if bytes.len() > state.config.body_limit {
-                        anyhow::bail!(
-                            "{} is larger than {} bytes (SLATE_BODY_LIMIT_BYTES)",
-                            file.display(),
-                            state.config.body_limit
-                        );
-                    }
-                    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                    let docs = slate_workflows::import::documents_of(name, &bytes)?;
-                    let added =
-                        slate_server::routes::projects::import_documents(&state, &slug, docs)
-                            .await
-                            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
-                    for d in &added {
-                        println!("added {}/{}", d.collection, d.id);
-                    }
-                    Ok(())
-                }
-                Command::Screenplay {
-                    slug,
-                    pdf,
-                    fountain,
-                } => {
-                    let state = slate_server::build(config).await?;
-                    let slug = slate_workflows::slug::Slug::parse(&slug)?;
-                    state.film.repo.project(&slug).await?;
-                    let text = state
-                        .film
-                        .screenplay_fountain(&slug)
-                        .await?
-                        .ok_or_else(|| {
-                            anyhow::anyhow!("{slug} has no screenplay yet: qualify it first")
-                        })?;
-                    if let Some(path) = &pdf {
-                        let bytes =
-                            slate_activities::screenplay::pdf(&text).context("write the PDF")?;
-                        std::fs::write(path, bytes)
-                            .with_context(|| format!("write {}", path.display()))?;
-                        eprintln!("wrote {}", path.display());
-                    }
-                    match &fountain {
-                        Some(path) => {
-                            std::fs::write(path, &text)
-                                .with_context(|| format!("write {}", path.display()))?;
-                            eprintln!("wrote {}", path.display());
-                        }
-                        None if pdf.is_none() => print!("{text}"),
-                        None => {}
-                    }
-                    Ok(())
-                }
-                Command::Approval { what } => {
-                    let state = slate_server::build(config).await?;
-                    slate_server::approvals::run(&state, what).await
-                }
-                Command::Demo(_) => unreachable!("handled above"),
-                _ => anyhow::bail!(
-                    "this command asks a running server: leave out --direct (and start `slate serve`)"
-                ),
-            }
+            direct(config, command).await
         }
     }
+}
+
+/// A command run in this process, on the database and blobs of `config`.
+async fn direct(config: Config, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve { api_only } => serve(config, api_only).await,
+        Command::Doctor { offline, json } => doctor(config, offline, json).await,
+        Command::Worker => {
+            let state = slate_server::build(config).await?;
+            slate_server::check_providers(&state)?;
+            let w = state.engine.worker().concurrency(state.config.workers);
+            eprint!(
+                "{}",
+                slate_server::banner(&state, &format!("worker {}", w.id()))
+            );
+            tracing::info!(worker = w.id(), "slate worker");
+            w.run(slate_server::shutdown_on_signals())
+                .await
+                .context("worker")
+        }
+        Command::Migrate => {
+            let state = slate_server::build(config).await?;
+            println!(
+                "migrations applied to {}",
+                slate_engine::store::redact_url(&state.config.database_url)
+            );
+            Ok(())
+        }
+        Command::Runs { what } => {
+            let state = slate_server::build(config).await?;
+            runs::run(&state.engine, what).await
+        }
+        Command::Estimate { slug, json } => {
+            let state = slate_server::build(config).await?;
+            let slug = slate_workflows::slug::Slug::parse(&slug)?;
+            state.film.repo.project(&slug).await?;
+            let e = slate_workflows::estimate::estimate(&state.film, &slug).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&e)?);
+            } else {
+                print!("{}", slate_server::runs::estimate_table(&e));
+            }
+            Ok(())
+        }
+        Command::Costs { slug, json } => {
+            let state = slate_server::build(config).await?;
+            let slug = slate_workflows::slug::Slug::parse(&slug)?;
+            let c = slate_server::routes::production::project_costs(&state, &slug)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&c)?);
+            } else {
+                print!("{}", slate_server::runs::costs_table(&c));
+            }
+            Ok(())
+        }
+        Command::Progress { slug, json } => {
+            let state = slate_server::build(config).await?;
+            let slug = slate_workflows::slug::Slug::parse(&slug)?;
+            state.film.repo.project(&slug).await?;
+            let p =
+                slate_server::routes::scenes::progress_of(&state.film.repo.scenes(&slug).await?);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&p)?);
+            } else {
+                print!("{}", slate_server::runs::progress_text(&p));
+            }
+            Ok(())
+        }
+        Command::Gather {
+            what: GatherCommand::Import { slug, file },
+        } => import(config, &slug, &file).await,
+        Command::Screenplay {
+            slug,
+            pdf,
+            fountain,
+        } => screenplay(config, &slug, pdf.as_deref(), fountain.as_deref()).await,
+        Command::Approval { what } => {
+            let state = slate_server::build(config).await?;
+            slate_server::approvals::run(&state, what).await
+        }
+        Command::Demo(_) => unreachable!("handled above"),
+        _ => anyhow::bail!(
+            "this command asks a running server: leave out --direct (and start `slate serve`)"
+        ),
+    }
+}
+
+async fn serve(config: Config, api_only: bool) -> anyhow::Result<()> {
+    config.check_for_serving().map_err(anyhow::Error::msg)?;
+    let state = slate_server::build(config).await?;
+    slate_server::check_providers(&state)?;
+    let role = if api_only {
+        "serve --api-only (the API; workers run elsewhere)"
+    } else {
+        "serve (the API and workers)"
+    };
+    // Printed, not logged: the default log filter must not hide what runs.
+    eprint!("{}", slate_server::banner(&state, role));
+    for (what, who) in state.film.studio.settings.describe() {
+        tracing::info!(activity = what, implementation = %who, "provider");
+    }
+    slate_server::serve(state, !api_only, slate_server::shutdown_on_signals()).await
+}
+
+async fn doctor(config: Config, offline: bool, json: bool) -> anyhow::Result<()> {
+    let state = slate_server::build(config).await?;
+    let (settings, blobs) = (&state.film.studio.settings, &state.film.studio.blobs);
+    let report = if offline {
+        slate_activities::doctor::Report::of(slate_activities::doctor::offline(
+            settings,
+            blobs,
+            &slate_activities::doctor::today(),
+        ))
+    } else {
+        slate_activities::doctor::run(settings, blobs).await
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", slate_server::runs::doctor_table(&report));
+    }
+    if report.ok {
+        Ok(())
+    } else {
+        anyhow::bail!("slate doctor found what would fail (see above)")
+    }
+}
+
+/// `gather import` with `--direct`: a file's documents added to the project's gather data.
+async fn import(config: Config, slug: &str, file: &std::path::Path) -> anyhow::Result<()> {
+    let state = slate_server::build(config).await?;
+    let slug = slate_workflows::slug::Slug::parse(slug)?;
+    state.film.repo.project(&slug).await?;
+    let bytes = std::fs::read(file).with_context(|| format!("read {}", file.display()))?;
+    if bytes.len() > state.config.body_limit {
+        anyhow::bail!(
+            "{} is larger than {} bytes (SLATE_BODY_LIMIT_BYTES)",
+            file.display(),
+            state.config.body_limit
+        );
+    }
+    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let docs = slate_workflows::import::documents_of(name, &bytes)?;
+    let added = slate_server::routes::projects::import_documents(&state, &slug, docs)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    for d in &added {
+        println!("added {}/{}", d.collection, d.id);
+    }
+    Ok(())
+}
+
+/// `screenplay` with `--direct`: the qualified screenplay as Fountain (printed or written) and PDF.
+async fn screenplay(
+    config: Config,
+    slug: &str,
+    pdf: Option<&std::path::Path>,
+    fountain: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let state = slate_server::build(config).await?;
+    let slug = slate_workflows::slug::Slug::parse(slug)?;
+    state.film.repo.project(&slug).await?;
+    let text = state
+        .film
+        .screenplay_fountain(&slug)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("{slug} has no screenplay yet: qualify it first"))?;
+    if let Some(path) = pdf {
+        let bytes = slate_activities::screenplay::pdf(&text).context("write the PDF")?;
+        std::fs::write(path, bytes).with_context(|| format!("write {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    match fountain {
+        Some(path) => {
+            std::fs::write(path, &text).with_context(|| format!("write {}", path.display()))?;
+            eprintln!("wrote {}", path.display());
+        }
+        None if pdf.is_none() => print!("{text}"),
+        None => {}
+    }
+    Ok(())
 }
 
 /// The project commands that go to a running server unless `--direct` is given.

@@ -90,75 +90,7 @@ pub async fn run(engine: &Engine, cmd: RunsCommand) -> anyhow::Result<()> {
                 );
             }
         }
-        RunsCommand::Show { id } => {
-            let d = engine.inspect(id).await?;
-            println!("run       {}", d.run.id);
-            println!("workflow  {}", d.run.workflow);
-            println!("status    {}", d.run.status);
-            if let Some(s) = &d.current_step {
-                println!("current   {s}");
-            }
-            if let Some(a) = &d.alive {
-                let step = match (&a.step, a.attempt, a.running_ms) {
-                    (Some(s), Some(n), Some(ms)) => {
-                        format!(
-                            "; step `{s}` attempt {n} running for {:.1} s",
-                            ms as f64 / 1000.0
-                        )
-                    }
-                    _ => String::new(),
-                };
-                println!(
-                    "alive     {} holds it until {}{}{step}",
-                    a.worker,
-                    a.lease_until.format("%H:%M:%S"),
-                    if a.lease_holds {
-                        ""
-                    } else {
-                        " (lapsed: the worker is gone, another takes it over)"
-                    }
-                );
-            }
-            if let Some(e) = &d.run.error {
-                println!("error     {e}");
-            }
-            if let Some(b) = &d.blocked_on {
-                println!("BLOCKED   {}", b.message);
-            }
-            println!(
-                "cost      ${:.4} (tree){}",
-                d.tree_cost_usd,
-                d.budget_usd
-                    .map(|b| format!(" of a ${b:.2} budget"))
-                    .unwrap_or_default()
-            );
-            println!(
-                "\n{:<48} {:<8} {:<14} {:>8} {:>10}",
-                "step", "kind", "status", "attempts", "ms"
-            );
-            for s in &d.steps {
-                println!(
-                    "{:<48} {:<8} {:<14} {:>8} {:>10}",
-                    s.name, s.kind, s.status, s.attempts, s.duration_ms
-                );
-                if let Some(c) = &s.child_id {
-                    println!("    └ child run {c} (slate runs show {c})");
-                }
-                if let Some(e) = &s.error {
-                    println!("    └ {e}");
-                }
-            }
-            println!("\n{} events; the last ones:", d.events.len());
-            for e in d.events.iter().rev().take(10).rev() {
-                println!(
-                    "  {:>4} {} {:<18} {}",
-                    e.seq,
-                    e.at.format("%H:%M:%S%.3f"),
-                    e.data.kind(),
-                    e.step.clone().unwrap_or_default()
-                );
-            }
-        }
+        RunsCommand::Show { id } => print_run(&engine.inspect(id).await?),
         RunsCommand::Cancel { id, reason } => {
             let o = engine.cancel(id, &reason).await?;
             println!(
@@ -186,6 +118,77 @@ pub async fn run(engine: &Engine, cmd: RunsCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A run as `slate runs show` prints it: its state, who holds it, its cost, its steps and its
+/// last events.
+fn print_run(d: &slate_engine::RunDetail) {
+    println!("run       {}", d.run.id);
+    println!("workflow  {}", d.run.workflow);
+    println!("status    {}", d.run.status);
+    if let Some(s) = &d.current_step {
+        println!("current   {s}");
+    }
+    if let Some(a) = &d.alive {
+        let step = match (&a.step, a.attempt, a.running_ms) {
+            (Some(s), Some(n), Some(ms)) => {
+                format!(
+                    "; step `{s}` attempt {n} running for {:.1} s",
+                    ms as f64 / 1000.0
+                )
+            }
+            _ => String::new(),
+        };
+        println!(
+            "alive     {} holds it until {}{}{step}",
+            a.worker,
+            a.lease_until.format("%H:%M:%S"),
+            if a.lease_holds {
+                ""
+            } else {
+                " (lapsed: the worker is gone, another takes it over)"
+            }
+        );
+    }
+    if let Some(e) = &d.run.error {
+        println!("error     {e}");
+    }
+    if let Some(b) = &d.blocked_on {
+        println!("BLOCKED   {}", b.message);
+    }
+    println!(
+        "cost      ${:.4} (tree){}",
+        d.tree_cost_usd,
+        d.budget_usd
+            .map(|b| format!(" of a ${b:.2} budget"))
+            .unwrap_or_default()
+    );
+    println!(
+        "\n{:<48} {:<8} {:<14} {:>8} {:>10}",
+        "step", "kind", "status", "attempts", "ms"
+    );
+    for s in &d.steps {
+        println!(
+            "{:<48} {:<8} {:<14} {:>8} {:>10}",
+            s.name, s.kind, s.status, s.attempts, s.duration_ms
+        );
+        if let Some(c) = &s.child_id {
+            println!("    └ child run {c} (slate runs show {c})");
+        }
+        if let Some(e) = &s.error {
+            println!("    └ {e}");
+        }
+    }
+    println!("\n{} events; the last ones:", d.events.len());
+    for e in d.events.iter().rev().take(10).rev() {
+        println!(
+            "  {:>4} {} {:<18} {}",
+            e.seq,
+            e.at.format("%H:%M:%S%.3f"),
+            e.data.kind(),
+            e.step.clone().unwrap_or_default()
+        );
+    }
 }
 
 /// An estimate as a table for the terminal.

@@ -65,81 +65,11 @@ pub(crate) async fn show(
         section #qualify data-live {
             (actions(p, ready, window.as_ref()))
         }
-        section #readiness.card data-live {
-            h2 { "Readiness" }
-            p.muted { "Each department needs a score of " (slate_activities::model::READY_SCORE) " to qualify." }
-            div.departments {
-                @for d in &departments {
-                    div.department data-ready=(d.ready) {
-                        div.row { strong { (d.department.replace('_', " ")) } span { (d.score) } }
-                        meter min="0" max="100" low="74" optimum="100" value=(d.score) {}
-                        @if !d.missing_items.is_empty() {
-                            ul.missing { @for m in &d.missing_items { li { (m) } } }
-                        }
-                    }
-                }
-            }
-        }
+        (readiness(&departments))
         section #cost.card data-live {
             (cost(p, estimate.as_ref(), spent))
         }
-        section #gather.card {
-            h2 { "Gathered ideas" }
-            @if open {
-                p.muted { "Raw and exploratory: any JSON object. Qualification reads them by their content, whatever their field names." }
-            } @else {
-                p.muted { "Read-only: qualification locked the gather " (when(p.gather_locked_at.unwrap_or(p.updated_at))) "." }
-            }
-            @for (name, docs) in &collections {
-                @if open || !docs.is_empty() {
-                    details.collection open[open && !docs.is_empty()] {
-                        summary { strong { (name) } " " span.muted { (view::plural(docs.len(), "document")) } }
-                        @for d in docs {
-                            div.doc {
-                                @if open {
-                                    form data-api=(format!("PUT /api/projects/{}/gather/{}/{}", slug, name, segment(&d.id))) data-then="reload" data-whole="body" {
-                                        label { code { (d.id) }
-                                            textarea name="body" rows="4" data-json spellcheck="false" { (serde_json::to_string_pretty(&d.body).unwrap_or_default()) }
-                                        }
-                                        div.buttons {
-                                            button type="submit" { "Save" }
-                                            button.danger type="button"
-                                                data-api=(format!("DELETE /api/projects/{}/gather/{}/{}", slug, name, segment(&d.id)))
-                                                data-confirm=(format!("Delete `{}` from {}?", d.id, name))
-                                                data-then="reload" { "Delete" }
-                                        }
-                                    }
-                                } @else {
-                                    code { (d.id) }
-                                    (view::json_block(&d.body))
-                                }
-                            }
-                        }
-                        @if open {
-                            form.add data-api=(format!("POST /api/projects/{}/gather/{}", slug, name)) data-then="reload" data-whole="body" {
-                                label { "New document in " (name)
-                                    textarea name="body" rows="3" data-json spellcheck="false" placeholder=r#"{"name": "Maren", "role": "the lantern keeper"}"# {}
-                                }
-                                button type="submit" { "Add" }
-                            }
-                        }
-                    }
-                }
-            }
-            @if open {
-                form.add.inline-form data-api=(format!("POST /api/projects/{}/gather/{{collection}}", slug)) data-then="reload" data-whole="body" {
-                    label { "Another collection" input name="collection" data-path required pattern="[a-z][a-z0-9_]{0,63}" placeholder="raw_notes"; }
-                    label { "First document" textarea name="body" rows="2" data-json spellcheck="false" placeholder=r#"{"text": "..."}"# {} }
-                    button type="submit" { "Add" }
-                }
-                form.upload.inline-form data-upload=(format!("/api/projects/{slug}/gather/import")) data-then="reload" {
-                    label { "Import a file (a screenplay in .fountain or .txt, a treatment or notes in .md or .txt, gather documents in .json)"
-                        input type="file" name="file" accept=".fountain,.txt,.md,.json" required;
-                    }
-                    button type="submit" { "Import" }
-                }
-            }
-        }
+        (gather(p, &slug, open, &collections))
     };
     view::page(
         &s,
@@ -150,6 +80,94 @@ pub(crate) async fn show(
         body,
     )
     .await
+}
+
+fn readiness(departments: &[slate_activities::model::DepartmentReadiness]) -> Markup {
+    html! {
+    section #readiness.card data-live {
+        h2 { "Readiness" }
+        p.muted { "Each department needs a score of " (slate_activities::model::READY_SCORE) " to qualify." }
+        div.departments {
+            @for d in departments {
+                div.department data-ready=(d.ready) {
+                    div.row { strong { (d.department.replace('_', " ")) } span { (d.score) } }
+                    meter min="0" max="100" low="74" optimum="100" value=(d.score) {}
+                    @if !d.missing_items.is_empty() {
+                        ul.missing { @for m in &d.missing_items { li { (m) } } }
+                    }
+                }
+            }
+        }
+    }
+    }
+}
+
+/// The gathered ideas, editable until qualification locks them.
+fn gather(
+    p: &Project,
+    slug: &slate_workflows::Slug,
+    open: bool,
+    collections: &[(String, Vec<slate_workflows::docstore::Doc>)],
+) -> Markup {
+    html! {
+    section #gather.card {
+        h2 { "Gathered ideas" }
+        @if open {
+            p.muted { "Raw and exploratory: any JSON object. Qualification reads them by their content, whatever their field names." }
+        } @else {
+            p.muted { "Read-only: qualification locked the gather " (when(p.gather_locked_at.unwrap_or(p.updated_at))) "." }
+        }
+        @for (name, docs) in collections {
+            @if open || !docs.is_empty() {
+                details.collection open[open && !docs.is_empty()] {
+                    summary { strong { (name) } " " span.muted { (view::plural(docs.len(), "document")) } }
+                    @for d in docs {
+                        div.doc {
+                            @if open {
+                                form data-api=(format!("PUT /api/projects/{}/gather/{}/{}", slug, name, segment(&d.id))) data-then="reload" data-whole="body" {
+                                    label { code { (d.id) }
+                                        textarea name="body" rows="4" data-json spellcheck="false" { (serde_json::to_string_pretty(&d.body).unwrap_or_default()) }
+                                    }
+                                    div.buttons {
+                                        button type="submit" { "Save" }
+                                        button.danger type="button"
+                                            data-api=(format!("DELETE /api/projects/{}/gather/{}/{}", slug, name, segment(&d.id)))
+                                            data-confirm=(format!("Delete `{}` from {}?", d.id, name))
+                                            data-then="reload" { "Delete" }
+                                    }
+                                }
+                            } @else {
+                                code { (d.id) }
+                                (view::json_block(&d.body))
+                            }
+                        }
+                    }
+                    @if open {
+                        form.add data-api=(format!("POST /api/projects/{}/gather/{}", slug, name)) data-then="reload" data-whole="body" {
+                            label { "New document in " (name)
+                                textarea name="body" rows="3" data-json spellcheck="false" placeholder=r#"{"name": "Maren", "role": "the lantern keeper"}"# {}
+                            }
+                            button type="submit" { "Add" }
+                        }
+                    }
+                }
+            }
+        }
+        @if open {
+            form.add.inline-form data-api=(format!("POST /api/projects/{}/gather/{{collection}}", slug)) data-then="reload" data-whole="body" {
+                label { "Another collection" input name="collection" data-path required pattern="[a-z][a-z0-9_]{0,63}" placeholder="raw_notes"; }
+                label { "First document" textarea name="body" rows="2" data-json spellcheck="false" placeholder=r#"{"text": "..."}"# {} }
+                button type="submit" { "Add" }
+            }
+            form.upload.inline-form data-upload=(format!("/api/projects/{slug}/gather/import")) data-then="reload" {
+                label { "Import a file (a screenplay in .fountain or .txt, a treatment or notes in .md or .txt, gather documents in .json)"
+                    input type="file" name="file" accept=".fountain,.txt,.md,.json" required;
+                }
+                button type="submit" { "Import" }
+            }
+        }
+    }
+    }
 }
 
 /// What a person can do next, by the project's state.

@@ -162,29 +162,7 @@ pub(crate) async fn show(
         .await?;
     let r = &d.run;
     let terminal = r.status.is_terminal();
-    // A film's scenes started early wait for the scene before them: not in flight yet.
-    let mut before: std::collections::HashSet<String> = Default::default();
-    if children
-        .iter()
-        .any(|c| c.workflow == slate_workflows::names::workflow::SCENE)
-        && let Some(Ok(slug)) = r.scope.as_deref().map(slate_workflows::Slug::parse)
-    {
-        before = s
-            .film
-            .repo
-            .scenes(&slug)
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|sc| sc.status == slate_workflows::model::SceneStatus::WaitingForPrevious)
-            .map(|sc| sc.id)
-            .collect();
-    }
-    let waits_for_previous = |c: &RunRecord| {
-        c.input["scene_id"]
-            .as_str()
-            .is_some_and(|id| before.contains(id))
-    };
+    let before = waiting_for_previous(&s, r, &children).await;
     let body = html! {
         div #head data-live {
         h1 { (r.workflow) " " (badge(r.status.as_str())) }
@@ -196,49 +174,7 @@ pub(crate) async fn show(
             @if let Some(f) = r.finished_at { " · finished " (when(f)) }
         }
         }
-        section #summary data-live {
-            dl.facts {
-                dt { "Cost" } dd { (usd(d.tree_cost_usd)) " with its children" }
-                dt { "Budget" } dd { @match d.budget_usd { Some(b) => { (usd(b)) " (" (((d.tree_cost_usd / b.max(1e-9)) * 100.0).round()) " % spent)" }, None => { "none" } } }
-                @if let Some(c) = &d.current_step { dt { "Now" } dd { code { (c) } } }
-                @let scene_runs: Vec<&RunRecord> = children.iter().filter(|c| c.workflow == slate_workflows::names::workflow::SCENE).collect();
-                @if !scene_runs.is_empty() {
-                    @let flying: Vec<&&RunRecord> = scene_runs.iter().filter(|c| !c.status.is_terminal() && !waits_for_previous(c)).collect();
-                    @let queued = scene_runs.iter().filter(|c| !c.status.is_terminal() && waits_for_previous(c)).count();
-                    dt { "Scenes" }
-                    dd #scenes-in-flight {
-                        (scene_runs.iter().filter(|c| c.status == RunStatus::Completed).count()) " done"
-                        @if !flying.is_empty() {
-                            " · " strong { (flying.len()) " in flight" } ": "
-                            @for (i, c) in flying.iter().enumerate() {
-                                @if i > 0 { ", " }
-                                a href=(format!("/runs/{}", c.id)) { (c.parent_step.clone().unwrap_or_else(|| "scene".into()).replace('/', " ")) }
-                                " (" (c.status.as_str()) ")"
-                            }
-                        }
-                        @if queued > 0 {
-                            " · " (queued) " planned, waiting for the scene before"
-                        }
-                    }
-                }
-                @if let Some(a) = &d.alive {
-                    dt { "Alive" }
-                    dd {
-                        (a.worker)
-                        @if let (Some(s), Some(ms)) = (&a.step, a.running_ms) {
-                            " runs " code { (s) } " (attempt " (a.attempt.unwrap_or(1)) ") for " (duration_ms(ms))
-                        }
-                        @if a.lease_holds { "; lease until " (when(a.lease_until)) }
-                        @else { span.alert { "; its lease lapsed at " (when(a.lease_until)) ": the worker is gone, another takes the run over" } }
-                    }
-                }
-                @if let Some(b) = &d.blocked_on {
-                    dt { "Blocked" } dd.alert { "waits on " a href=(format!("/runs/{}", b.run_id)) { (b.workflow) } ", which failed: retry the failed step there, or cancel this run." }
-                }
-            }
-            @if let Some(e) = &r.error { p.alert role="alert" { strong { (e.kind) } ": " (e.message) } }
-            @if v.is_admin() { (admin_actions(&d)) }
-        }
+        (summary(&d, &children, &before, &v))
         section #waterfall.card data-live {
             h2 { "Waterfall" }
             (waterfall(&d, &children, q.from.unwrap_or(0)))
@@ -247,52 +183,13 @@ pub(crate) async fn show(
             h2 { "Steps" }
             (steps(&d, v.is_admin() && !matches!(r.status, RunStatus::Running), q.from.unwrap_or(0)))
         }
-        @if !children.is_empty() {
-            section #children.card data-live {
-                h2 { "Children" }
-                table.list {
-                    tbody {
-                        @for c in &children {
-                            tr {
-                                td { a href=(format!("/runs/{}", c.id)) { (c.workflow) } }
-                                td { code { (c.parent_step.clone().unwrap_or_default()) } }
-                                td { (badge(c.status.as_str())) }
-                                td { (usd(c.cost_micros as f64 / 1e6)) }
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        @if !children.is_empty() { (children_table(&children)) }
         section.card {
             h2 { "Input" }
             (view::json_block(&r.input))
             @if let Some(o) = &r.output { h2 { "Output" } (view::json_block(o)) }
         }
-        section #events.card data-live=[(after == 0).then_some("")] {
-            h2 { "History" }
-            p.muted { (d.events.len()) " events; showing " (page.len()) " after #" (after) "." }
-            table.list.events {
-                thead { tr { th { "#" } th { "At" } th { "Step" } th { "Event" } th { "Details" } } }
-                tbody {
-                    @for e in &page {
-                        tr class=(format!("k-{}", e.data.kind())) {
-                            td { (e.seq) }
-                            td { (e.at.format("%H:%M:%S%.3f")) }
-                            td { code { (e.step.clone().unwrap_or_default()) } }
-                            td { (e.data.kind()) }
-                            td { (event_details(e)) }
-                        }
-                    }
-                }
-            }
-            div.pager {
-                @if after > 0 { a.button.secondary href=(format!("/runs/{id}?after={}", (after - EVENTS_PER_PAGE as i64).max(0))) { "Earlier" } }
-                @if page.len() == EVENTS_PER_PAGE as usize {
-                    " " a.button.secondary href=(format!("/runs/{id}?after={}", page.last().map(|e| e.seq).unwrap_or(after))) { "Later" }
-                }
-            }
-        }
+        (history(&d, &page, after, id))
         @if !terminal { p.muted { "This page follows the run as it moves." } }
     };
     view::page(
@@ -304,6 +201,142 @@ pub(crate) async fn show(
         body,
     )
     .await
+}
+
+/// A film's scenes started early wait for the scene before them: not in flight yet.
+async fn waiting_for_previous(
+    s: &AppState,
+    r: &RunRecord,
+    children: &[RunRecord],
+) -> std::collections::HashSet<String> {
+    if children
+        .iter()
+        .any(|c| c.workflow == slate_workflows::names::workflow::SCENE)
+        && let Some(Ok(slug)) = r.scope.as_deref().map(slate_workflows::Slug::parse)
+    {
+        return s
+            .film
+            .repo
+            .scenes(&slug)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|sc| sc.status == slate_workflows::model::SceneStatus::WaitingForPrevious)
+            .map(|sc| sc.id)
+            .collect();
+    }
+    Default::default()
+}
+
+/// The run's cost, budget, current step, scenes in flight, who holds it, what blocks it, its
+/// error and the admin's actions.
+fn summary(
+    d: &RunDetail,
+    children: &[RunRecord],
+    before: &std::collections::HashSet<String>,
+    v: &Viewer,
+) -> Markup {
+    let r = &d.run;
+    let waits_for_previous = |c: &RunRecord| {
+        c.input["scene_id"]
+            .as_str()
+            .is_some_and(|id| before.contains(id))
+    };
+    html! {
+    section #summary data-live {
+        dl.facts {
+            dt { "Cost" } dd { (usd(d.tree_cost_usd)) " with its children" }
+            dt { "Budget" } dd { @match d.budget_usd { Some(b) => { (usd(b)) " (" (((d.tree_cost_usd / b.max(1e-9)) * 100.0).round()) " % spent)" }, None => { "none" } } }
+            @if let Some(c) = &d.current_step { dt { "Now" } dd { code { (c) } } }
+            @let scene_runs: Vec<&RunRecord> = children.iter().filter(|c| c.workflow == slate_workflows::names::workflow::SCENE).collect();
+            @if !scene_runs.is_empty() {
+                @let flying: Vec<&&RunRecord> = scene_runs.iter().filter(|c| !c.status.is_terminal() && !waits_for_previous(c)).collect();
+                @let queued = scene_runs.iter().filter(|c| !c.status.is_terminal() && waits_for_previous(c)).count();
+                dt { "Scenes" }
+                dd #scenes-in-flight {
+                    (scene_runs.iter().filter(|c| c.status == RunStatus::Completed).count()) " done"
+                    @if !flying.is_empty() {
+                        " · " strong { (flying.len()) " in flight" } ": "
+                        @for (i, c) in flying.iter().enumerate() {
+                            @if i > 0 { ", " }
+                            a href=(format!("/runs/{}", c.id)) { (c.parent_step.clone().unwrap_or_else(|| "scene".into()).replace('/', " ")) }
+                            " (" (c.status.as_str()) ")"
+                        }
+                    }
+                    @if queued > 0 {
+                        " · " (queued) " planned, waiting for the scene before"
+                    }
+                }
+            }
+            @if let Some(a) = &d.alive {
+                dt { "Alive" }
+                dd {
+                    (a.worker)
+                    @if let (Some(s), Some(ms)) = (&a.step, a.running_ms) {
+                        " runs " code { (s) } " (attempt " (a.attempt.unwrap_or(1)) ") for " (duration_ms(ms))
+                    }
+                    @if a.lease_holds { "; lease until " (when(a.lease_until)) }
+                    @else { span.alert { "; its lease lapsed at " (when(a.lease_until)) ": the worker is gone, another takes the run over" } }
+                }
+            }
+            @if let Some(b) = &d.blocked_on {
+                dt { "Blocked" } dd.alert { "waits on " a href=(format!("/runs/{}", b.run_id)) { (b.workflow) } ", which failed: retry the failed step there, or cancel this run." }
+            }
+        }
+        @if let Some(e) = &r.error { p.alert role="alert" { strong { (e.kind) } ": " (e.message) } }
+        @if v.is_admin() { (admin_actions(d)) }
+    }
+    }
+}
+
+fn children_table(children: &[RunRecord]) -> Markup {
+    html! {
+        section #children.card data-live {
+            h2 { "Children" }
+            table.list {
+                tbody {
+                    @for c in children {
+                        tr {
+                            td { a href=(format!("/runs/{}", c.id)) { (c.workflow) } }
+                            td { code { (c.parent_step.clone().unwrap_or_default()) } }
+                            td { (badge(c.status.as_str())) }
+                            td { (usd(c.cost_micros as f64 / 1e6)) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A page of the run's history, `after` an event number.
+fn history(d: &RunDetail, page: &[EventRecord], after: i64, id: RunId) -> Markup {
+    html! {
+    section #events.card data-live=[(after == 0).then_some("")] {
+        h2 { "History" }
+        p.muted { (d.events.len()) " events; showing " (page.len()) " after #" (after) "." }
+        table.list.events {
+            thead { tr { th { "#" } th { "At" } th { "Step" } th { "Event" } th { "Details" } } }
+            tbody {
+                @for e in page {
+                    tr class=(format!("k-{}", e.data.kind())) {
+                        td { (e.seq) }
+                        td { (e.at.format("%H:%M:%S%.3f")) }
+                        td { code { (e.step.clone().unwrap_or_default()) } }
+                        td { (e.data.kind()) }
+                        td { (event_details(e)) }
+                    }
+                }
+            }
+        }
+        div.pager {
+            @if after > 0 { a.button.secondary href=(format!("/runs/{id}?after={}", (after - EVENTS_PER_PAGE as i64).max(0))) { "Earlier" } }
+            @if page.len() == EVENTS_PER_PAGE as usize {
+                " " a.button.secondary href=(format!("/runs/{id}?after={}", page.last().map(|e| e.seq).unwrap_or(after))) { "Later" }
+            }
+        }
+    }
+    }
 }
 
 fn event_details(e: &EventRecord) -> Markup {

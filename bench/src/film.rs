@@ -28,13 +28,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Args;
 use serde_json::{Value, json};
-use slate_engine::{RunFilter, RunRecord, RunStatus, StartOptions};
+use slate_engine::{Engine, RunFilter, RunId, RunRecord, RunStatus, StartOptions};
 use slate_tests::fake_fal::FakeFal;
 use slate_tests::fake_last_frame::FakeLastFrame;
 use slate_tests::fake_openrouter::FakeOpenRouter;
 use slate_tests::fake_tasks::FakeTasks;
 use slate_tests::latency::{JobStats, Latency};
 use slate_workflows::generation::{ProduceInput, Production};
+use slate_workflows::{Film, Slug};
 use tokio_util::sync::CancellationToken;
 
 use slate_server::config::{Config, DEFAULT_LIMITS};
@@ -384,6 +385,73 @@ async fn produce(args: &FilmBenchArgs, gather: &Value, parallel: bool) -> anyhow
     let label = if parallel { "parallel" } else { "sequential" };
     let dir = std::env::temp_dir().join(format!("slate-bench-film-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir)?;
+    let (fakes, state) = studio(args, &dir, parallel).await?;
+    let (engine, film) = (state.engine.clone(), state.film.clone());
+    let doc = serde_json::to_string(gather)?;
+    let slug = slate_workflows::examples::load(&film, &doc, None).await?;
+    let stop = CancellationToken::new();
+    let worker = tokio::spawn(
+        engine
+            .worker()
+            .concurrency(state.config.workers)
+            .run(stop.clone()),
+    );
+    let began = Instant::now();
+    let run = engine
+        .start::<Production>(
+            &ProduceInput {
+                project: slug.clone(),
+                edit_window_secs: Some(0),
+            },
+            StartOptions {
+                scope: Some(slug.to_string()),
+                ..Default::default()
+            },
+        )
+        .await?
+        .run;
+    let (done, cpu_at_film) = watch(&engine, &film, &slug, run.id, label, began).await?;
+    let (film_cpu, film_cpu_tools) = match (cpu_at_film, cpu_time()) {
+        (Some(Some(a)), Some(b)) => (Some(b.0.saturating_sub(a.0)), Some(b.1.saturating_sub(a.1))),
+        _ => (None, None),
+    };
+    stop.cancel();
+    let _ = worker.await;
+    if done.status != RunStatus::Completed {
+        bail!(
+            "the {label} production ended {}: {}",
+            done.status,
+            done.error.map(|e| e.message).unwrap_or_default()
+        );
+    }
+    let mut out = figures(args, &engine, &film, &slug, &done, &fakes).await?;
+    out.parallel = parallel;
+    out.film_cpu = film_cpu;
+    out.film_cpu_tools = film_cpu_tools;
+    drop(state);
+    if args.keep {
+        println!("  {label} production kept in {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(out)
+}
+
+/// The fake providers a production of the benchmark calls.
+struct Fakes {
+    fal: FakeFal,
+    tasks: FakeTasks,
+    llm: FakeOpenRouter,
+    _last_frame: FakeLastFrame,
+}
+
+/// The fake providers, with the benchmark's latencies, and Slate configured to call them with
+/// its data in `dir`.
+async fn studio(
+    args: &FilmBenchArgs,
+    dir: &std::path::Path,
+    parallel: bool,
+) -> anyhow::Result<(Fakes, slate_server::state::AppState)> {
     let blobs = dir.join("blobs");
     let latency = Latency::new(args.seed, args.ms_per_minute);
     // Every 10th vision question (by content) is answered NO: scenes re-compose now and then.
@@ -430,34 +498,31 @@ async fn produce(args: &FilmBenchArgs, gather: &Value, parallel: bool) -> anyhow
         c.video_rounds = 300;
     })
     .await?;
-    let (engine, film) = (state.engine.clone(), state.film.clone());
-    let doc = serde_json::to_string(gather)?;
-    let slug = slate_workflows::examples::load(&film, &doc, None).await?;
-    let stop = CancellationToken::new();
-    let worker = tokio::spawn(
-        engine
-            .worker()
-            .concurrency(state.config.workers)
-            .run(stop.clone()),
-    );
-    let began = Instant::now();
-    let run = engine
-        .start::<Production>(
-            &ProduceInput {
-                project: slug.clone(),
-                edit_window_secs: Some(0),
-            },
-            StartOptions {
-                scope: Some(slug.to_string()),
-                ..Default::default()
-            },
-        )
-        .await?
-        .run;
+    Ok((
+        Fakes {
+            fal,
+            tasks,
+            llm,
+            _last_frame: lf,
+        },
+        state,
+    ))
+}
+
+/// Waits for the production to end, saying every 2 s how many scenes are done; returns its
+/// record and the processor time when the film began.
+async fn watch(
+    engine: &Engine,
+    film: &Film,
+    slug: &Slug,
+    run: RunId,
+    label: &str,
+    began: Instant,
+) -> anyhow::Result<(RunRecord, Option<Option<(Duration, Duration)>>)> {
     let mut said = Instant::now();
     let mut cpu_at_film = None;
     let done = loop {
-        let r = engine.get(run.id).await?;
+        let r = engine.get(run).await?;
         if r.status.is_terminal() {
             break r;
         }
@@ -475,7 +540,7 @@ async fn produce(args: &FilmBenchArgs, gather: &Value, parallel: bool) -> anyhow
         }
         if said.elapsed() >= Duration::from_secs(2) {
             said = Instant::now();
-            let scenes = film.repo.scenes(&slug).await.unwrap_or_default();
+            let scenes = film.repo.scenes(slug).await.unwrap_or_default();
             let finished = scenes
                 .iter()
                 .filter(|s| s.status == slate_workflows::model::SceneStatus::Completed)
@@ -488,19 +553,18 @@ async fn produce(args: &FilmBenchArgs, gather: &Value, parallel: bool) -> anyhow
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let (film_cpu, film_cpu_tools) = match (cpu_at_film, cpu_time()) {
-        (Some(Some(a)), Some(b)) => (Some(b.0.saturating_sub(a.0)), Some(b.1.saturating_sub(a.1))),
-        _ => (None, None),
-    };
-    stop.cancel();
-    let _ = worker.await;
-    if done.status != RunStatus::Completed {
-        bail!(
-            "the {label} production ended {}: {}",
-            done.status,
-            done.error.map(|e| e.message).unwrap_or_default()
-        );
-    }
+    Ok((done, cpu_at_film))
+}
+
+/// The production's figures from its runs, journals and the fakes' records.
+async fn figures(
+    args: &FilmBenchArgs,
+    engine: &Engine,
+    film: &Film,
+    slug: &Slug,
+    done: &RunRecord,
+    fakes: &Fakes,
+) -> anyhow::Result<Produced> {
     let list = |w: &str| {
         let engine = engine.clone();
         let w = w.to_string();
@@ -534,7 +598,7 @@ async fn produce(args: &FilmBenchArgs, gather: &Value, parallel: bool) -> anyhow
     };
     let since =
         |t: chrono::DateTime<chrono::Utc>| (t - filmrun.created_at).to_std().unwrap_or_default();
-    let scenes = film.repo.scenes(&slug).await?;
+    let scenes = film.repo.scenes(slug).await?;
     if scenes.len() != args.scenes {
         tracing::warn!(
             made = scenes.len(),
@@ -566,13 +630,13 @@ async fn produce(args: &FilmBenchArgs, gather: &Value, parallel: bool) -> anyhow
     let first = times.values().map(|t| t.0).min().unwrap_or_default();
     let last = times.values().map(|t| t.1).max().unwrap_or_default();
     let film_time = span(&filmrun);
-    let mut jobs = fal.jobs();
-    for (k, v) in tasks.jobs() {
+    let mut jobs = fakes.fal.jobs();
+    for (k, v) in fakes.tasks.jobs() {
         jobs.insert(k, v);
     }
-    let out = Produced {
-        parallel,
-        production: span(&done),
+    Ok(Produced {
+        parallel: true,
+        production: span(done),
         qualification: span(&qual),
         film: film_time,
         head: first,
@@ -586,17 +650,10 @@ async fn produce(args: &FilmBenchArgs, gather: &Value, parallel: bool) -> anyhow
             .and_then(|o| o["duration"].as_f64())
             .unwrap_or_default(),
         jobs,
-        llm_calls: llm.calls().len(),
-        film_cpu,
-        film_cpu_tools,
-    };
-    drop(state);
-    if args.keep {
-        println!("  {label} production kept in {}", dir.display());
-    } else {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    Ok(out)
+        llm_calls: fakes.llm.calls().len(),
+        film_cpu: None,
+        film_cpu_tools: None,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -623,7 +680,7 @@ pub fn peak_in_flight(p: &Produced) -> usize {
 }
 
 fn report(args: &FilmBenchArgs, m: &Measured) {
-    let (limits, par, seq) = (&m.limits, &m.parallel, m.sequential.as_ref());
+    let (par, seq) = (&m.parallel, m.sequential.as_ref());
     let runs: Vec<&Produced> = std::iter::once(par).chain(seq).collect();
     println!();
     print!("{:<28}", "");
@@ -653,7 +710,12 @@ fn report(args: &FilmBenchArgs, m: &Measured) {
             format!("{} ({})", j.count, j.peak)
         });
     }
-    // The bound.
+    bounds(args, m);
+}
+
+/// The film's lower bound (the providers' and this machine's) and the measured film against it.
+fn bounds(args: &FilmBenchArgs, m: &Measured) {
+    let (limits, par, seq) = (&m.limits, &m.parallel, m.sequential.as_ref());
     let alone = seq.unwrap_or(par);
     let duration_alone = |n: &i32| {
         alone

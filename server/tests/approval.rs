@@ -53,6 +53,9 @@ fn cli(env: &[(String, String)], args: &[&str]) -> (bool, String) {
     )
 }
 
+/// The note a person rejects the first composite with.
+const NOTE: &str = "move the lantern to the left of the window";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gate_stops_every_scene_before_video_and_survives_a_kill() {
     let data = temp_dir("approval");
@@ -98,6 +101,52 @@ async fn the_gate_stops_every_scene_before_video_and_survives_a_kill() {
     let slug = "gated";
     create_project(&api, slug, &mini_gather(2)).await;
 
+    let production = the_gate_is_turned_on_and_production_starts(&api, slug).await;
+    let (scene, first_composite, layers) = scene_one_waits_at_the_gate(&api, slug, &tasks).await;
+    let second_composite = a_rejection_with_a_note_makes_a_new_round(
+        &api,
+        slug,
+        &fal,
+        &tasks,
+        &scene,
+        &first_composite,
+        layers,
+    )
+    .await;
+    // SIGKILL while it waits; a new server shows the same composite awaiting.
+    first.kill();
+    let second = Serve::spawn(&env, &log);
+    healthy(&api, &log).await;
+    let list = api.get(&format!("/api/projects/{slug}/approvals")).await;
+    let a = awaiting(&list);
+    assert_eq!(a.len(), 1, "{list}");
+    assert_eq!(a[0]["composite"], second_composite.as_str());
+    assert_eq!(a[0]["round"], 2);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(tasks.video_submissions().is_empty(), "{}", logs());
+
+    // Approve from the command line.
+    let (ok, out) = cli(&env, &["list", slug]);
+    assert!(ok, "{out}");
+    assert!(out.contains(&scene) && out.contains(NOTE), "{out}");
+    let (ok, out) = cli(&env, &["approve", &scene]);
+    assert!(ok, "{out}");
+    let (ok, out) = cli(&env, &["approve", &scene]);
+    // Refused, whether the run has taken the approval in yet or not.
+    assert!(
+        !ok && (out.contains("already been decided") || out.contains("not waiting for approval")),
+        "{out}"
+    );
+
+    scene_two_goes_through_with_approve_all(&api, slug, &tasks, &scene).await;
+    let run = api.wait_run(&production, Duration::from_secs(300)).await;
+    assert_eq!(run["run"]["status"], "completed", "{run}\n{}", logs());
+    every_scene_took_its_approved_composite(&api, slug, &tasks, &scene, &first_composite).await;
+    drop(second);
+}
+
+/// Turning the gate on; bad bodies are refused with what is wrong; the production starts. Returns its run id.
+async fn the_gate_is_turned_on_and_production_starts(api: &Api, slug: &str) -> String {
     // Turning the gate on; bad bodies are refused with what is wrong.
     let (st, v) = api
         .call(
@@ -132,10 +181,18 @@ async fn the_gate_stops_every_scene_before_video_and_survives_a_kill() {
         )
         .await;
     assert_eq!(st, StatusCode::ACCEPTED, "{p}");
-    let production = p["run_id"].as_str().unwrap().to_string();
 
+    p["run_id"].as_str().unwrap().to_string()
+}
+
+/// Scene 1 stops at the gate with nothing paid for video, shows in progress, and its composite can be looked at. Returns the scene, its composite and its layer count.
+async fn scene_one_waits_at_the_gate(
+    api: &Api,
+    slug: &str,
+    tasks: &FakeTasks,
+) -> (String, String, u64) {
     // Scene 1 stops at the gate; nothing has been paid for video.
-    let list = approvals_until(&api, slug, "a scene awaited approval", |v| {
+    let list = approvals_until(api, slug, "a scene awaited approval", |v| {
         !awaiting(v).is_empty()
     })
     .await;
@@ -171,6 +228,19 @@ async fn the_gate_stops_every_scene_before_video_and_survives_a_kill() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
 
+    (scene, first_composite, layers)
+}
+
+/// Bad decisions are refused and change nothing; a rejection with a note makes a new iteration from the note, put up for approval again. Returns the new composite.
+async fn a_rejection_with_a_note_makes_a_new_round(
+    api: &Api,
+    slug: &str,
+    fal: &FakeFal,
+    tasks: &FakeTasks,
+    scene: &str,
+    first_composite: &str,
+    layers: u64,
+) -> String {
     // Bad decisions are refused and change nothing.
     let decide = |body: Value| {
         let api = api.clone();
@@ -196,13 +266,13 @@ async fn the_gate_stops_every_scene_before_video_and_survives_a_kill() {
     assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
 
     // Reject with a note: a new iteration from the note, put up for approval again.
-    let note = "move the lantern to the left of the window";
+    let note = NOTE;
     let (st, v) = decide(json!({"decision": "reject", "note": note, "round": 1})).await;
     assert_eq!(st, StatusCode::ACCEPTED, "{v}");
     // The same round decided twice: refused, not applied again.
     let (st, v) = decide(json!({"decision": "approve", "round": 1})).await;
     assert_eq!(st, StatusCode::CONFLICT, "{v}");
-    let list = approvals_until(&api, slug, "round 2", |v| {
+    let list = approvals_until(api, slug, "round 2", |v| {
         awaiting(v).first().is_some_and(|a| a["round"] == 2)
     })
     .await;
@@ -228,37 +298,20 @@ async fn the_gate_stops_every_scene_before_video_and_survives_a_kill() {
         .collect();
     assert_eq!(numbers, (1..=layers + 1).collect::<Vec<_>>(), "{s}");
 
-    // SIGKILL while it waits; a new server shows the same composite awaiting.
-    first.kill();
-    let second = Serve::spawn(&env, &log);
-    healthy(&api, &log).await;
-    let list = api.get(&format!("/api/projects/{slug}/approvals")).await;
-    let a = awaiting(&list);
-    assert_eq!(a.len(), 1, "{list}");
-    assert_eq!(a[0]["composite"], second_composite.as_str());
-    assert_eq!(a[0]["round"], 2);
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert!(tasks.video_submissions().is_empty(), "{}", logs());
+    second_composite
+}
 
-    // Approve from the command line.
-    let (ok, out) = cli(&env, &["list", slug]);
-    assert!(ok, "{out}");
-    assert!(out.contains(&scene) && out.contains(note), "{out}");
-    let (ok, out) = cli(&env, &["approve", &scene]);
-    assert!(ok, "{out}");
-    let (ok, out) = cli(&env, &["approve", &scene]);
-    // Refused, whether the run has taken the approval in yet or not.
-    assert!(
-        !ok && (out.contains("already been decided") || out.contains("not waiting for approval")),
-        "{out}"
-    );
-
+/// Scene 2 stops at the gate in its turn, after scene 1's video; the gate goes off for the scenes after it, and approve-all lets scene 2 go.
+async fn scene_two_goes_through_with_approve_all(
+    api: &Api,
+    slug: &str,
+    tasks: &FakeTasks,
+    scene: &str,
+) {
     // Scene 2 stops at the gate in its turn, after scene 1's video. The gate goes off for the
     // scenes after it, and approve-all lets scene 2 go.
-    let list = approvals_until(&api, slug, "scene 2 at the gate", |v| {
-        awaiting(v)
-            .first()
-            .is_some_and(|a| a["scene_id"] != scene.as_str())
+    let list = approvals_until(api, slug, "scene 2 at the gate", |v| {
+        awaiting(v).first().is_some_and(|a| a["scene_id"] != scene)
     })
     .await;
     assert_eq!(tasks.video_submissions().len(), 1);
@@ -285,9 +338,17 @@ async fn the_gate_stops_every_scene_before_video_and_survives_a_kill() {
         .await;
     assert_eq!(st, StatusCode::OK, "{all}");
     assert_eq!(all["approved"].as_array().unwrap().len(), 1, "{all} {list}");
+}
 
-    let run = api.wait_run(&production, Duration::from_secs(300)).await;
-    assert_eq!(run["run"]["status"], "completed", "{run}\n{}", logs());
+/// One video per scene, each from its final composite: the approved one where the gate stood, none from the rejected one; the scene's history keeps the rejection and its note.
+async fn every_scene_took_its_approved_composite(
+    api: &Api,
+    slug: &str,
+    tasks: &FakeTasks,
+    scene: &str,
+    first_composite: &str,
+) {
+    let note = NOTE;
     let scenes = api.get(&format!("/api/projects/{slug}/scenes")).await["scenes"]
         .as_array()
         .unwrap()
@@ -334,13 +395,12 @@ async fn the_gate_stops_every_scene_before_video_and_survives_a_kill() {
         "{pr}"
     );
     assert!(pr["in_flight"].as_array().unwrap().is_empty(), "{pr}");
-    let one = scenes.iter().find(|s| s["id"] == scene.as_str()).unwrap();
+    let one = scenes.iter().find(|s| s["id"] == scene).unwrap();
     let history = one["approval"]["history"].as_array().unwrap();
     assert_eq!(history.len(), 2, "{one}");
     assert_eq!(history[0]["state"], "rejected");
     assert_eq!(history[0]["note"], note);
-    assert_eq!(history[0]["composite"], first_composite.as_str());
-    drop(second);
+    assert_eq!(history[0]["composite"], first_composite);
 }
 
 /// Rejections count in the 20-iteration limit: a scene rejected until the limit fails with the

@@ -249,83 +249,10 @@ async fn production(db: Db, studio: Studio, kills: usize, rng: &mut rand::rngs::
         std::fs::read_to_string(&log).unwrap_or_default()
     );
 
-    // Every run of the project finished, none failed.
-    let mut all: Vec<Value> = vec![];
-    let mut before: Option<String> = None;
-    loop {
-        let q = match &before {
-            Some(b) => format!("/api/runs?project={slug}&limit=500&before={b}"),
-            None => format!("/api/runs?project={slug}&limit=500"),
-        };
-        let page = api.get(&q).await;
-        all.extend(page["runs"].as_array().unwrap().iter().cloned());
-        match page["next_before"].as_str() {
-            Some(b) => before = Some(b.to_string()),
-            None => break,
-        }
-    }
-    for r in &all {
-        assert_eq!(r["status"], "completed", "{} {}", r["workflow"], r["error"]);
-    }
-    // Every scene completed within its limits.
-    let scenes = api.get(&format!("/api/projects/{slug}/scenes")).await["scenes"]
-        .as_array()
-        .unwrap()
-        .clone();
-    assert!(!scenes.is_empty());
-    for s in &scenes {
-        assert_eq!(s["status"], "completed", "{}", s["id"]);
-        let iterations = s["composite_iterations"].as_array().unwrap().len();
-        assert!(iterations <= 20, "{} iterations in {}", iterations, s["id"]);
-    }
-    let project = api.get(&format!("/api/projects/{slug}")).await;
-    let film = data
-        .join("blobs")
-        .join(project["project"]["final_video"].as_str().unwrap());
-    let seconds = film_seconds(&film);
-
-    // Steps executed twice: journaled starts beyond journaled outcomes.
-    let (mut starts, mut outcomes) = (0, 0);
-    for r in &all {
-        let ev = api
-            .get(&format!("/api/runs/{}/events", r["id"].as_str().unwrap()))
-            .await;
-        let mut errors: std::collections::BTreeMap<String, usize> = Default::default();
-        for e in ev["events"].as_array().unwrap() {
-            match e["data"]["type"].as_str().unwrap_or("") {
-                "step_started" => starts += 1,
-                "step_succeeded" => outcomes += 1,
-                "step_failed" => {
-                    outcomes += 1;
-                    *errors
-                        .entry(e["step"].as_str().unwrap_or("").to_string())
-                        .or_default() += 1;
-                }
-                _ => {}
-            }
-        }
-        // The retry limits held: no step returned an error more often than its policy allows
-        // (5 attempts at most in the pipeline), kills or not.
-        for (step, n) in errors {
-            assert!(n <= 5, "step {step} of {} failed {n} times", r["workflow"]);
-        }
-    }
-    // No concurrency slot is left held (decision 0019): every run ended, and a run's end gives
-    // back what it held, whatever the kills interrupted.
-    let db_url = env
-        .iter()
-        .find(|(k, _)| k == "SLATE_DATABASE_URL")
-        .map(|(_, v)| v.clone())
-        .unwrap();
-    let store = slate_engine::Engine::connect(&db_url, slate_engine::testing::test_config())
-        .await
-        .unwrap();
-    let usage = store.store().concurrency_usage().await.unwrap();
-    assert!(
-        usage.iter().all(|(_, held, _)| *held == 0),
-        "slots left held after {done} kills: {usage:?}"
-    );
-    drop(store);
+    let all = every_run_completed(&api, slug).await;
+    let seconds = every_scene_completed_within_its_limits(&api, slug, &data).await;
+    let (starts, outcomes) = steps_started_and_finished(&api, &all).await;
+    no_slot_is_left_held(&env, done).await;
     drop(serve);
     drop(worker);
     let paid = fakes.as_ref().map(Fakes::paid).unwrap_or_default();
@@ -361,6 +288,105 @@ async fn production(db: Db, studio: Studio, kills: usize, rng: &mut rand::rngs::
         step_outcomes: outcomes,
         paid,
     }
+}
+
+/// Every run of the project finished, none failed. Returns them all.
+async fn every_run_completed(api: &Api, slug: &str) -> Vec<Value> {
+    // Every run of the project finished, none failed.
+    let mut all: Vec<Value> = vec![];
+    let mut before: Option<String> = None;
+    loop {
+        let q = match &before {
+            Some(b) => format!("/api/runs?project={slug}&limit=500&before={b}"),
+            None => format!("/api/runs?project={slug}&limit=500"),
+        };
+        let page = api.get(&q).await;
+        all.extend(page["runs"].as_array().unwrap().iter().cloned());
+        match page["next_before"].as_str() {
+            Some(b) => before = Some(b.to_string()),
+            None => break,
+        }
+    }
+    for r in &all {
+        assert_eq!(r["status"], "completed", "{} {}", r["workflow"], r["error"]);
+    }
+    all
+}
+
+/// Every scene completed within its limits; returns the film's length.
+async fn every_scene_completed_within_its_limits(
+    api: &Api,
+    slug: &str,
+    data: &std::path::Path,
+) -> f64 {
+    // Every scene completed within its limits.
+    let scenes = api.get(&format!("/api/projects/{slug}/scenes")).await["scenes"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(!scenes.is_empty());
+    for s in &scenes {
+        assert_eq!(s["status"], "completed", "{}", s["id"]);
+        let iterations = s["composite_iterations"].as_array().unwrap().len();
+        assert!(iterations <= 20, "{} iterations in {}", iterations, s["id"]);
+    }
+    let project = api.get(&format!("/api/projects/{slug}")).await;
+    let film = data
+        .join("blobs")
+        .join(project["project"]["final_video"].as_str().unwrap());
+
+    film_seconds(&film)
+}
+
+/// Steps executed twice: journaled starts beyond journaled outcomes; and the retry limits held. Returns the starts and outcomes.
+async fn steps_started_and_finished(api: &Api, all: &[Value]) -> (usize, usize) {
+    // Steps executed twice: journaled starts beyond journaled outcomes.
+    let (mut starts, mut outcomes) = (0, 0);
+    for r in all {
+        let ev = api
+            .get(&format!("/api/runs/{}/events", r["id"].as_str().unwrap()))
+            .await;
+        let mut errors: std::collections::BTreeMap<String, usize> = Default::default();
+        for e in ev["events"].as_array().unwrap() {
+            match e["data"]["type"].as_str().unwrap_or("") {
+                "step_started" => starts += 1,
+                "step_succeeded" => outcomes += 1,
+                "step_failed" => {
+                    outcomes += 1;
+                    *errors
+                        .entry(e["step"].as_str().unwrap_or("").to_string())
+                        .or_default() += 1;
+                }
+                _ => {}
+            }
+        }
+        // The retry limits held: no step returned an error more often than its policy allows
+        // (5 attempts at most in the pipeline), kills or not.
+        for (step, n) in errors {
+            assert!(n <= 5, "step {step} of {} failed {n} times", r["workflow"]);
+        }
+    }
+    (starts, outcomes)
+}
+
+/// No concurrency slot is left held (decision 0019): every run ended, and a run's end gives back what it held, whatever the kills interrupted.
+async fn no_slot_is_left_held(env: &[(String, String)], done: usize) {
+    // No concurrency slot is left held (decision 0019): every run ended, and a run's end gives
+    // back what it held, whatever the kills interrupted.
+    let db_url = env
+        .iter()
+        .find(|(k, _)| k == "SLATE_DATABASE_URL")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    let store = slate_engine::Engine::connect(&db_url, slate_engine::testing::test_config())
+        .await
+        .unwrap();
+    let usage = store.store().concurrency_usage().await.unwrap();
+    assert!(
+        usage.iter().all(|(_, held, _)| *held == 0),
+        "slots left held after {done} kills: {usage:?}"
+    );
+    drop(store);
 }
 
 fn report(store: &str, studio: Studio, calm: &Outcome, o: &Outcome) {

@@ -72,6 +72,15 @@ async fn a_budget_below_the_estimate_is_refused_and_the_estimate_holds_against_t
     let slug = "priced";
     create_project(&s.api, slug, &mini_gather(3)).await;
 
+    let (low, high, expected) = the_estimate_is_calls_times_prices(&s, slug).await;
+    the_production_costs_what_was_estimated(&s, slug, &llm, (&fal, &tasks), (low, high, expected))
+        .await;
+    a_budget_stops_the_step_that_would_cross_it(&s).await;
+    s.stop().await;
+}
+
+/// The estimate: every line is calls × unit price, the limits make the high, one clip per scene. Returns its low, high and expected dollars.
+async fn the_estimate_is_calls_times_prices(s: &TestServer, slug: &str) -> (f64, f64, f64) {
     let (st, e) = s
         .api
         .post(&format!("/api/projects/{slug}/estimate"), json!(null))
@@ -109,6 +118,17 @@ async fn a_budget_below_the_estimate_is_refused_and_the_estimate_holds_against_t
         "one clip per scene"
     );
 
+    (low, high, expected)
+}
+
+/// A budget below the least the production can cost is refused; with enough it runs, and what it cost is within 25 % of the estimate, per kind of call too.
+async fn the_production_costs_what_was_estimated(
+    s: &TestServer,
+    slug: &str,
+    llm: &FakeOpenRouter,
+    (fal, tasks): (&FakeFal, &FakeTasks),
+    (low, high, expected): (f64, f64, f64),
+) {
     // A budget below the least the production can cost is refused, with the figures, and
     // nothing starts.
     let (st, body) = s
@@ -202,7 +222,10 @@ async fn a_budget_below_the_estimate_is_refused_and_the_estimate_holds_against_t
             && a <= images["estimate_high_usd"].as_f64().unwrap() + 1e-9,
         "{images}"
     );
+}
 
+/// A budget that runs out mid-film stops the step that would cross it, with `budget_exceeded`, and never more is spent than the budget.
+async fn a_budget_stops_the_step_that_would_cross_it(s: &TestServer) {
     // A budget that runs out mid-film: the production is given exactly the estimate's low
     // bound, and the vision model's rejections (every 10th question) make it need more. The
     // step that would cross the budget does not start: it ends with `budget_exceeded` and
@@ -253,7 +276,6 @@ async fn a_budget_below_the_estimate_is_refused_and_the_estimate_holds_against_t
         spent <= budget + 1e-6,
         "spent ${spent} of a ${budget} budget"
     );
-    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -120,6 +120,23 @@ async fn a_person_makes_a_film_in_the_dashboard() {
     println!("screenshots: {}", shots.display());
     let b = Browser::start(shots.clone()).await;
 
+    no_session_no_pages_then_a_viewer_signs_in(&s, &b, &base).await;
+    a_project_is_created_and_its_ideas_gathered(&s, &b, &base).await;
+    a_file_is_imported_and_every_department_is_ready(&s, &b, &shots).await;
+    qualification_counts_down_and_is_followed_live(&b, &base).await;
+    let (scenes, id) = scenes_are_listed_and_a_stale_edit_meets_its_conflict(&s, &b, &base).await;
+    the_film_is_generated_followed_and_played(&s, &b, &base, &scenes).await;
+    let run =
+        a_failure_is_shown_dismissed_and_retried_by_the_admin(&s, &b, &base, &fake, &id).await;
+    every_page_shows_and_the_screenplay_downloads(&s, &b, &base, &id).await;
+    providers_templates_and_not_found_pages(&b, &base).await;
+    pages_fit_a_phone(&b, &base, &run).await;
+    drop(b);
+    s.stop().await;
+}
+
+/// Nothing without a session; a viewer signs in with the API key; a change from the browser's session needs its CSRF token.
+async fn no_session_no_pages_then_a_viewer_signs_in(s: &TestServer, b: &Browser, base: &str) {
     // --- Nothing without a session.
     let raw = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -150,7 +167,7 @@ async fn a_person_makes_a_film_in_the_dashboard() {
     b.shot("login").await;
 
     // --- Sign in with the API key: a viewer, without admin actions.
-    sign_in(&b, &base, API_KEY, "/").await;
+    sign_in(b, base, API_KEY, "/").await;
     assert_eq!(b.text(&b.find("header .who").await).await, "viewer");
 
     // The session works for the API from this browser, and a change needs its CSRF token.
@@ -167,7 +184,10 @@ async fn a_person_makes_a_film_in_the_dashboard() {
     assert_eq!(body["error"]["code"], "csrf");
     let (st, _) = s.call(Method::GET, "/api/projects/csrf-probe", None).await;
     assert_eq!(st, StatusCode::NOT_FOUND, "refused means nothing was made");
+}
 
+/// A project created in the browser; ideas gathered through the API and typed, edited and deleted on its page.
+async fn a_project_is_created_and_its_ideas_gathered(s: &TestServer, b: &Browser, base: &str) {
     // --- Create a project.
     b.shot("projects-empty").await;
     b.fill(&b.find("input[name=title]").await, "A Kite Over the Harbor")
@@ -212,7 +232,7 @@ async fn a_person_makes_a_film_in_the_dashboard() {
         ))
         .await;
     b.set_value(&add, &typed.to_string()).await;
-    mark(&b).await;
+    mark(b).await;
     b.click(
         &b.find(&format!(
             "form[data-api='POST /api/projects/{SLUG}/gather/raw_characters'] button"
@@ -221,7 +241,7 @@ async fn a_person_makes_a_film_in_the_dashboard() {
     )
     .await;
     let name = typed["name"].as_str().unwrap();
-    reloaded(&b).await;
+    reloaded(b).await;
     b.wait_js(
         "the typed character",
         &format!(
@@ -249,7 +269,7 @@ async fn a_person_makes_a_film_in_the_dashboard() {
         .await;
     b.set_value(&area, r#"{"text": "edited in the dashboard"}"#)
         .await;
-    mark(&b).await;
+    mark(b).await;
     b.click(
         &b.find(&format!("form[data-api='{scratch}'] button[type=submit]"))
             .await,
@@ -275,7 +295,7 @@ async fn a_person_makes_a_film_in_the_dashboard() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Saving reloads the page: wait for the fresh one before the next click.
-    reloaded(&b).await;
+    reloaded(b).await;
     b.wait_js(
         "the page with the edit",
         "return document.getElementById('gather').innerHTML.includes('edited in the dashboard');",
@@ -298,7 +318,14 @@ async fn a_person_makes_a_film_in_the_dashboard() {
     )
     .await;
     assert_eq!(scratch_text().await, None, "deleted");
+}
 
+/// A file imported from the project page (then taken out again, for the film); readiness.
+async fn a_file_is_imported_and_every_department_is_ready(
+    s: &TestServer,
+    b: &Browser,
+    shots: &std::path::Path,
+) {
     // --- A file imported from the project page (then taken out again, for the film below).
     let notes = shots.join("tone-notes.md");
     std::fs::write(&notes, "Tone: imported from a file, quiet and warm.").unwrap();
@@ -338,7 +365,10 @@ async fn a_person_makes_a_film_in_the_dashboard() {
     assert!(ready.len() >= 5, "{ready:?}");
     assert!(ready.iter().all(|r| r == "true"), "{ready:?}");
     b.shot("project").await;
+}
 
+/// Generate Qualified Data: the popup counts down; Continue starts now; qualification followed live.
+async fn qualification_counts_down_and_is_followed_live(b: &Browser, base: &str) {
     // --- Generate Qualified Data: the popup counts down; Continue starts now.
     b.click(&b.find("#generate").await).await;
     b.find(".modal .countdown").await;
@@ -368,7 +398,7 @@ async fn a_person_makes_a_film_in_the_dashboard() {
     .await;
 
     // --- Qualification, followed live without reloading.
-    mark(&b).await;
+    mark(b).await;
     b.wait_js(
         "every phase done",
         "return document.querySelectorAll('ol.phases li.done').length === 4;",
@@ -382,9 +412,16 @@ async fn a_person_makes_a_film_in_the_dashboard() {
         Duration::from_secs(20),
     )
     .await;
-    assert!(still_marked(&b).await, "the page was reloaded");
+    assert!(still_marked(b).await, "the page was reloaded");
     b.shot("qualification").await;
+}
 
+/// The scenes; a value that does not fit, then a stale edit meets the 409 and sees theirs. Returns the scenes and the first one's id.
+async fn scenes_are_listed_and_a_stale_edit_meets_its_conflict(
+    s: &TestServer,
+    b: &Browser,
+    base: &str,
+) -> (Vec<Value>, String) {
     // --- Scenes.
     b.click(&b.find(&format!("a[href='/projects/{SLUG}/scenes']")).await)
         .await;
@@ -412,7 +449,7 @@ async fn a_person_makes_a_film_in_the_dashboard() {
     b.fill(&duration, "9").await;
     b.click(&b.find("#scene-form button[type=submit]").await)
         .await;
-    let msg = toast(&b).await;
+    let msg = toast(b).await;
     assert!(msg.contains("duration"), "{msg}");
     b.goto(&format!("{base}/scenes/{id}")).await;
     let effect = b
@@ -430,7 +467,7 @@ async fn a_person_makes_a_film_in_the_dashboard() {
     assert_eq!(st, StatusCode::OK, "{v}");
     b.click(&b.find("#scene-form button[type=submit]").await)
         .await;
-    let msg = toast(&b).await;
+    let msg = toast(b).await;
     assert!(msg.contains("version"), "{msg}");
     b.wait_js(
         "their values",
@@ -456,6 +493,17 @@ async fn a_person_makes_a_film_in_the_dashboard() {
     )
     .await;
 
+    let id = id.to_string();
+    (scenes, id)
+}
+
+/// Generate the film, follow the scenes live, play it and seek.
+async fn the_film_is_generated_followed_and_played(
+    s: &TestServer,
+    b: &Browser,
+    base: &str,
+    scenes: &[Value],
+) {
     // --- Generate the film, follow the scenes live, play it.
     b.goto(&format!("{base}/projects/{SLUG}")).await;
     b.click(
@@ -473,7 +521,7 @@ async fn a_person_makes_a_film_in_the_dashboard() {
         Duration::from_secs(10),
     )
     .await;
-    mark(&b).await;
+    mark(b).await;
     b.wait_js(
         "every scene completed",
         &format!(
@@ -483,7 +531,7 @@ async fn a_person_makes_a_film_in_the_dashboard() {
         LONG,
     )
     .await;
-    assert!(still_marked(&b).await, "the page was reloaded");
+    assert!(still_marked(b).await, "the page was reloaded");
     b.shot("scenes").await;
     let deadline = std::time::Instant::now() + LONG;
     while s.get(&format!("/api/projects/{SLUG}")).await["project"]["final_video"].is_null() {
@@ -518,11 +566,20 @@ async fn a_person_makes_a_film_in_the_dashboard() {
         .await;
     assert_eq!(seek, json!(true), "seeking works");
     b.shot("film").await;
+}
 
+/// A forced failure: the video model refuses; a global error appears, live, and is dismissed; a viewer sees no admin action; the admin retries the step. Returns the run.
+async fn a_failure_is_shown_dismissed_and_retried_by_the_admin(
+    s: &TestServer,
+    b: &Browser,
+    base: &str,
+    fake: &FakeTasks,
+    id: &str,
+) -> String {
     // --- A forced failure: the video model refuses; a global error appears, live.
     fake.reject_videos(true);
     b.goto(&format!("{base}/scenes/{id}")).await;
-    mark(&b).await;
+    mark(b).await;
     b.click(
         &b.find(&format!(
             "button[data-api='POST /api/scenes/{id}/generate']"
@@ -562,11 +619,11 @@ async fn a_person_makes_a_film_in_the_dashboard() {
     b.goto(&format!("{base}/runs/{run}")).await;
     assert!(b.all(".actions.admin").await.is_empty());
     assert!(b.all("td.row-actions button").await.is_empty());
-    sign_out(&b).await;
-    sign_in(&b, &base, ADMIN_KEY, &format!("/runs/{run}")).await;
+    sign_out(b).await;
+    sign_in(b, base, ADMIN_KEY, &format!("/runs/{run}")).await;
     assert_eq!(b.text(&b.find("header .who").await).await, "admin");
     fake.reject_videos(false);
-    mark(&b).await;
+    mark(b).await;
     let retry = b.find("td.row-actions button[data-api$='/retry']").await;
     b.click(&retry).await;
     let asked = b.accept_dialog().await;
@@ -581,6 +638,16 @@ async fn a_person_makes_a_film_in_the_dashboard() {
     let done = s.get(&format!("/api/runs/{run}")).await;
     assert_eq!(done["run"]["status"], "completed");
 
+    run
+}
+
+/// Every other page at laptop width; the qualified screenplay downloads from the story page.
+async fn every_page_shows_and_the_screenplay_downloads(
+    s: &TestServer,
+    b: &Browser,
+    base: &str,
+    id: &str,
+) {
     // --- Every other page, at laptop and phone widths, and readable failures.
     for (name, path) in [
         ("projects", "/".to_string()),
@@ -624,6 +691,10 @@ async fn a_person_makes_a_film_in_the_dashboard() {
             "{href}"
         );
     }
+}
+
+/// The providers' page with the doctor's checks, a template preview, and readable not-found pages.
+async fn providers_templates_and_not_found_pages(b: &Browser, base: &str) {
     // The providers' page: who serves each activity, and the doctor's checks on request.
     b.goto(&format!("{base}/system")).await;
     let t = b.page_text().await;
@@ -664,6 +735,10 @@ async fn a_person_makes_a_film_in_the_dashboard() {
     let t = b.page_text().await;
     assert!(t.contains("not a run id"), "{t}");
     b.shot("not-found").await;
+}
+
+/// The pages at a phone's width.
+async fn pages_fit_a_phone(b: &Browser, base: &str, run: &str) {
     b.resize(390, 844).await;
     for (name, path) in [
         ("phone-scenes", format!("/projects/{SLUG}/scenes")),
@@ -681,8 +756,6 @@ async fn a_person_makes_a_film_in_the_dashboard() {
         assert_eq!(fits, json!(true), "{path} is wider than a phone");
         b.shot(name).await;
     }
-    drop(b);
-    s.stop().await;
 }
 
 /// The two browser tests take turns: each drives its own Chromium, and the first one's

@@ -22,6 +22,23 @@ async fn auth_and_bad_input_get_clear_json_errors_and_lose_nothing() {
     )
     .await;
 
+    keys_open_what_they_should(&s).await;
+    bad_bodies_and_hostile_slugs_are_refused(&s).await;
+    unknown_ids_are_not_found(&s).await;
+    webhooks_need_their_secret_and_a_sensible_body(&s).await;
+    // No answer carries a key.
+    for path in ["/api/projects", "/metrics", "/openapi.json"] {
+        let (_, v) = s.call(Method::GET, path, None).await;
+        let text = v.to_string();
+        for secret in [API_KEY, ADMIN_KEY, WEBHOOK_SECRET] {
+            assert!(!text.contains(secret), "{path} leaks a secret");
+        }
+    }
+    s.stop().await;
+}
+
+/// Health is public; everything else needs the key; the admin key opens admin, the API key does not.
+async fn keys_open_what_they_should(s: &TestServer) {
     // Health is public; everything else needs the key.
     let (st, v) = s.call_as(None, Method::GET, "/health", None).await;
     assert_eq!((st, v["status"].as_str()), (StatusCode::OK, Some("ok")));
@@ -60,7 +77,10 @@ async fn auth_and_bad_input_get_clear_json_errors_and_lose_nothing() {
     assert_eq!(st, StatusCode::UNAUTHORIZED);
     let (st, v) = s.admin(Method::POST, &path, None).await;
     assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+}
 
+/// Bodies too large, not JSON, not declared JSON, with unknown fields; hostile slugs never reach a namespace or a query; a good project survives the bad requests around it.
+async fn bad_bodies_and_hostile_slugs_are_refused(s: &TestServer) {
     // Bodies: too large, not JSON, not declared JSON, unknown fields.
     let big = json!({"slug": "big", "title": "x".repeat(10_000)});
     let (st, v) = s.post("/api/projects", big).await;
@@ -150,7 +170,11 @@ async fn auth_and_bad_input_get_clear_json_errors_and_lose_nothing() {
         s.get("/api/projects/fine").await["project"]["title"],
         "Fine"
     );
+}
 
+/// Unknown ids, methods and workflows get a JSON error.
+async fn unknown_ids_are_not_found(s: &TestServer) {
+    let ghost = uuid::Uuid::new_v4();
     // Unknown ids.
     for path in [
         format!("/api/runs/{ghost}"),
@@ -194,7 +218,10 @@ async fn auth_and_bad_input_get_clear_json_errors_and_lose_nothing() {
             .unwrap()
             .contains("/api/workflows")
     );
+}
 
+/// Webhooks: the secret or the path's token, then a body that makes sense.
+async fn webhooks_need_their_secret_and_a_sensible_body(s: &TestServer) {
     // Webhooks: the secret or the path's token, then a body that makes sense.
     let hook = "/api/webhooks/video-complete";
     let body = json!({"task_id": "t-1", "status": "completed"});
@@ -264,16 +291,6 @@ async fn auth_and_bad_input_get_clear_json_errors_and_lose_nothing() {
         )
         .await;
     assert_eq!(st, StatusCode::UNAUTHORIZED, "{v}");
-
-    // No answer carries a key.
-    for path in ["/api/projects", "/metrics", "/openapi.json"] {
-        let (_, v) = s.call(Method::GET, path, None).await;
-        let text = v.to_string();
-        for secret in [API_KEY, ADMIN_KEY, WEBHOOK_SECRET] {
-            assert!(!text.contains(secret), "{path} leaks a secret");
-        }
-    }
-    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -291,26 +308,7 @@ async fn the_openapi_document_validates_and_lists_every_served_route() {
         "assets embedded, no CDN"
     );
 
-    // Every $ref points at something.
-    fn refs(v: &Value, out: &mut Vec<String>) {
-        match v {
-            Value::Object(m) => {
-                if let Some(Value::String(r)) = m.get("$ref") {
-                    out.push(r.clone());
-                }
-                m.values().for_each(|x| refs(x, out));
-            }
-            Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
-            _ => {}
-        }
-    }
-    let mut all = vec![];
-    refs(&doc, &mut all);
-    assert!(!all.is_empty());
-    for r in &all {
-        let pointer = r.strip_prefix('#').expect("local refs");
-        assert!(doc.pointer(pointer).is_some(), "{r} resolves");
-    }
+    every_ref_resolves(&doc);
     // A schema "with properties": an object (or a choice of objects) that says what is in it.
     let resolve = |v: &Value| -> Value {
         let mut v = v.clone();
@@ -408,8 +406,47 @@ async fn the_openapi_document_validates_and_lists_every_served_route() {
         }
     }
     assert_eq!(operations, routes.len(), "one operation per route");
+    every_route_is_served(&s, &routes).await;
+    // What is not documented is not served.
+    let (st, v) = s.call(Method::GET, "/api/not-a-route", None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("no such route")
+    );
+    s.stop().await;
+}
+
+/// Every $ref of the OpenAPI document points at something.
+fn every_ref_resolves(doc: &Value) {
+    fn refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref") {
+                    out.push(r.clone());
+                }
+                m.values().for_each(|x| refs(x, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+            _ => {}
+        }
+    }
+    let mut all = vec![];
+    refs(doc, &mut all);
+    assert!(!all.is_empty());
+    for r in &all {
+        let pointer = r.strip_prefix('#').expect("local refs");
+        assert!(doc.pointer(pointer).is_some(), "{r} resolves");
+    }
+}
+
+/// The router serves every route of the table: a request with made-up parameters reaches a
+/// handler (its answer is not the router's "no such route" nor "method not allowed").
+async fn every_route_is_served(s: &TestServer, routes: &[slate_server::app::RouteInfo]) {
     let ghost = uuid::Uuid::new_v4().to_string();
-    for r in &routes {
+    for r in routes {
         let method = Method::from_bytes(r.method.to_uppercase().as_bytes()).unwrap();
         // And the router serves it: a request with made-up parameters reaches a handler (its
         // answer is not the router's "no such route" nor "method not allowed").
@@ -442,16 +479,6 @@ async fn the_openapi_document_validates_and_lists_every_served_route() {
             .is_some_and(|m| m.starts_with("no such route"));
         assert!(!unrouted, "{method} {concrete} is served");
     }
-    // What is not documented is not served.
-    let (st, v) = s.call(Method::GET, "/api/not-a-route", None).await;
-    assert_eq!(st, StatusCode::NOT_FOUND);
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("no such route")
-    );
-    s.stop().await;
 }
 
 /// A PUT with the version just read succeeds; the same PUT again carries a stale version and
@@ -496,6 +523,48 @@ async fn a_film_over_http_on_postgres() {
     let (st, v) = s.post("/api/projects/ghost/qualify", json!({})).await;
     assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
 
+    let (qid, run) = qualification_waits_in_its_window_then_continues(&s, slug).await;
+    the_run_shows_its_steps_history_and_cost(&s, slug, &qid, &run).await;
+    let sid = qualified_data_is_read_and_edited(&s, slug).await;
+    prompt_templates_are_listed_made_and_changed(&s).await;
+    the_film_is_made_and_served(&s, slug, &sid).await;
+    // Metrics reflect the runs.
+    let res = s
+        .http
+        .get(s.url("/metrics"))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap();
+    let text = res.text().await.unwrap();
+    assert!(
+        text.contains("slate_runs{workflow=\"film.generate\",status=\"completed\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("slate_cost_usd_total"));
+    assert!(
+        text.contains("slate_step_duration_seconds_bucket"),
+        "step latency"
+    );
+    assert!(text.contains("slate_step_retries_total"), "retries");
+    let succeeded: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("slate_steps_succeeded_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        succeeded > 50.0,
+        "the film's steps are counted: {succeeded}"
+    );
+    s.stop().await;
+}
+
+/// Qualification waits in its edit window until told to continue; gather is locked once it started. Returns its run id and its run.
+async fn qualification_waits_in_its_window_then_continues(
+    s: &TestServer,
+    slug: &str,
+) -> (String, Value) {
     // Qualification waits in its edit window until told to continue.
     let (st, q) = s
         .post(
@@ -542,6 +611,16 @@ async fn a_film_over_http_on_postgres() {
     assert_eq!(st, StatusCode::LOCKED, "{v}");
     assert!(is_error(&v));
 
+    (qid, run)
+}
+
+/// The run over HTTP: steps with attempts, history, cost.
+async fn the_run_shows_its_steps_history_and_cost(
+    s: &TestServer,
+    slug: &str,
+    qid: &str,
+    run: &Value,
+) {
     // The run over HTTP: steps with attempts, history, cost.
     let steps = run["steps"].as_array().unwrap();
     assert!(steps.len() > 10);
@@ -561,8 +640,11 @@ async fn a_film_over_http_on_postgres() {
     let listed = s
         .get(&format!("/api/runs?workflow=film.qualify&project={slug}"))
         .await;
-    assert_eq!(listed["runs"][0]["id"], qid.as_str());
+    assert_eq!(listed["runs"][0]["id"], qid);
+}
 
+/// Qualified data, scenes, story bible, characters: read, edited, stale edits refused. Returns the first scene's id.
+async fn qualified_data_is_read_and_edited(s: &TestServer, slug: &str) -> String {
     // Qualified data, scenes, story bible, characters.
     let profiles = s
         .get(&format!(
@@ -619,7 +701,7 @@ async fn a_film_over_http_on_postgres() {
     let mut b = bible.clone();
     b.as_object_mut().unwrap().remove("version");
     b["logline"] = json!("A girl and a lantern that will not cool.");
-    let v = put_then_stale(&s, &bpath, json!({"version": bible["version"], "bible": b})).await;
+    let v = put_then_stale(s, &bpath, json!({"version": bible["version"], "bible": b})).await;
     assert_eq!(v["logline"], "A girl and a lantern that will not cool.");
     let chars = s.get(&format!("/api/projects/{slug}/characters")).await;
     assert_eq!(chars["characters"].as_array().unwrap().len(), 3);
@@ -634,7 +716,7 @@ async fn a_film_over_http_on_postgres() {
     reference.as_object_mut().unwrap().remove("version");
     let cpath = format!("/api/projects/{slug}/characters/{cid}");
     put_then_stale(
-        &s,
+        s,
         &cpath,
         json!({"version": c["version"], "reference": reference}),
     )
@@ -662,6 +744,11 @@ async fn a_film_over_http_on_postgres() {
         .await;
     assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
 
+    sid.to_string()
+}
+
+/// Prompt templates: listed, made, refused twice, changed.
+async fn prompt_templates_are_listed_made_and_changed(s: &TestServer) {
     // Prompt templates.
     let ts = s.get("/api/templates").await;
     assert!(ts["templates"].as_array().unwrap().len() >= 3);
@@ -707,7 +794,7 @@ async fn a_film_over_http_on_postgres() {
     t2["description"] = json!("closer");
     t2["prompt"] = json!("Closer on [who], [mood].");
     put_then_stale(
-        &s,
+        s,
         "/api/templates/Close Up",
         json!({"version": got["version"], "template": t2}),
     )
@@ -722,7 +809,10 @@ async fn a_film_over_http_on_postgres() {
         v["prompt"], "Closer on Tam, wary.",
         "the edit is what renders"
     );
+}
 
+/// The film: generated, downloaded whole and in ranges; a scene's last frame served.
+async fn the_film_is_made_and_served(s: &TestServer, slug: &str, sid: &str) {
     // The film.
     let (st, g) = s
         .post(&format!("/api/projects/{slug}/generate"), json!({}))
@@ -787,37 +877,6 @@ async fn a_film_over_http_on_postgres() {
         .await
         .unwrap();
     assert_eq!(res.headers()["content-type"], "image/png");
-
-    // Metrics reflect the runs.
-    let res = s
-        .http
-        .get(s.url("/metrics"))
-        .bearer_auth(API_KEY)
-        .send()
-        .await
-        .unwrap();
-    let text = res.text().await.unwrap();
-    assert!(
-        text.contains("slate_runs{workflow=\"film.generate\",status=\"completed\"} 1"),
-        "{text}"
-    );
-    assert!(text.contains("slate_cost_usd_total"));
-    assert!(
-        text.contains("slate_step_duration_seconds_bucket"),
-        "step latency"
-    );
-    assert!(text.contains("slate_step_retries_total"), "retries");
-    let succeeded: f64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("slate_steps_succeeded_total "))
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(
-        succeeded > 50.0,
-        "the film's steps are counted: {succeeded}"
-    );
-    s.stop().await;
 }
 
 /// A workflow of this test: `prepare` (counted), then either a signal wait or `check`, which
@@ -914,6 +973,56 @@ async fn runs_and_admin_operations_over_http() {
         assert!(names.contains(&w), "{w} in {names:?}");
     }
 
+    a_run_starts_once_fails_is_retried_and_reset(&s, &dir).await;
+    failed_runs_are_redriven(&s, &dir).await;
+    signals_cancels_budgets_and_limits(&s).await;
+    runs_page_without_gaps_or_repeats(&s).await;
+    // Global errors: newest first, dismissed once.
+    let slug = slate_workflows::Slug::parse("errs").unwrap();
+    for (i, m) in ["first", "second"].iter().enumerate() {
+        s.state
+            .film
+            .repo
+            .record_error(Some(&slug), "video", m, &json!({}), &format!("k{i}"))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let errs = s.get("/api/errors").await["errors"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        errs.iter()
+            .map(|e| e["message"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["second", "first"]
+    );
+    let eid = errs[0]["id"].as_str().unwrap();
+    let (st, _) = s
+        .post(&format!("/api/errors/{eid}/dismiss"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(
+        s.get("/api/errors").await["errors"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        s.get("/api/errors?all=true").await["errors"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    s.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Start, idempotently; it fails at `check` and says where and why; retried while the gate is closed it fails again, opened it succeeds with `prepare` run once; reset to `check` runs `check` again.
+async fn a_run_starts_once_fails_is_retried_and_reset(s: &TestServer, dir: &std::path::Path) {
     // Start, idempotently.
     let start =
         json!({"workflow": "test.gate", "input": {"gate": "g1"}, "idempotency_key": "order-1"});
@@ -988,8 +1097,8 @@ async fn runs_and_admin_operations_over_http() {
     assert_eq!(st, StatusCode::OK, "{v}");
     let run = s.wait_run(&id, Duration::from_secs(30)).await;
     assert_eq!(run["run"]["status"], "completed", "{run}");
-    assert_eq!(effects(&dir, "prepare:g1"), 1);
-    assert_eq!(effects(&dir, "check:g1"), 1);
+    assert_eq!(effects(dir, "prepare:g1"), 1);
+    assert_eq!(effects(dir, "check:g1"), 1);
     let (st, v) = s
         .admin(Method::POST, &format!("/api/admin/runs/{id}/retry"), None)
         .await;
@@ -1011,7 +1120,7 @@ async fn runs_and_admin_operations_over_http() {
     let run = s.wait_run(&id, Duration::from_secs(30)).await;
     assert_eq!(run["run"]["status"], "completed");
     assert_eq!(
-        (effects(&dir, "prepare:g1"), effects(&dir, "check:g1")),
+        (effects(dir, "prepare:g1"), effects(dir, "check:g1")),
         (1, 2)
     );
     let (st, v) = s
@@ -1022,7 +1131,10 @@ async fn runs_and_admin_operations_over_http() {
         )
         .await;
     assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+}
 
+/// Re-drive every failed run of a workflow.
+async fn failed_runs_are_redriven(s: &TestServer, dir: &std::path::Path) {
     // Re-drive every failed run of a workflow.
     let mut ids = vec![];
     for g in ["g2", "g3"] {
@@ -1057,7 +1169,10 @@ async fn runs_and_admin_operations_over_http() {
         .admin(Method::POST, "/api/admin/workflows/no.such/redrive", None)
         .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
+}
 
+/// Signals and cancellation of waiting runs; budgets; concurrency limits.
+async fn signals_cancels_budgets_and_limits(s: &TestServer) {
     // Signals and cancellation of waiting runs; budgets; concurrency limits.
     let (_, w1) = s
         .post(
@@ -1144,7 +1259,10 @@ async fn runs_and_admin_operations_over_http() {
         )
         .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+}
 
+/// Listing pages through runs, newest first, without gaps or repeats.
+async fn runs_page_without_gaps_or_repeats(s: &TestServer) {
     // Listing pages through runs, newest first, without gaps or repeats.
     let all = s.get("/api/runs?workflow=test.gate&limit=500").await["runs"]
         .as_array()
@@ -1170,49 +1288,6 @@ async fn runs_and_admin_operations_over_http() {
         }
     }
     assert_eq!(seen.len(), all);
-
-    // Global errors: newest first, dismissed once.
-    let slug = slate_workflows::Slug::parse("errs").unwrap();
-    for (i, m) in ["first", "second"].iter().enumerate() {
-        s.state
-            .film
-            .repo
-            .record_error(Some(&slug), "video", m, &json!({}), &format!("k{i}"))
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let errs = s.get("/api/errors").await["errors"]
-        .as_array()
-        .unwrap()
-        .clone();
-    assert_eq!(
-        errs.iter()
-            .map(|e| e["message"].as_str().unwrap())
-            .collect::<Vec<_>>(),
-        ["second", "first"]
-    );
-    let eid = errs[0]["id"].as_str().unwrap();
-    let (st, _) = s
-        .post(&format!("/api/errors/{eid}/dismiss"), json!({}))
-        .await;
-    assert_eq!(st, StatusCode::OK);
-    assert_eq!(
-        s.get("/api/errors").await["errors"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
-    assert_eq!(
-        s.get("/api/errors?all=true").await["errors"]
-            .as_array()
-            .unwrap()
-            .len(),
-        2
-    );
-    s.stop().await;
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 fn tasks_settings(fake: &slate_tests::fake_tasks::FakeTasks) -> ProviderSettings {

@@ -28,105 +28,8 @@ async fn a_failed_qualification_reopens_is_fixed_and_the_film_is_made() {
     });
     create_project(&s, slug, &gather).await;
 
-    // One gate: /produce answers exactly what /qualify answers.
-    let (st, q) = s
-        .post(&format!("/api/projects/{slug}/qualify"), json!({}))
-        .await;
-    assert_eq!(st, StatusCode::CONFLICT, "{q}");
-    let (st, p) = s
-        .post(&format!("/api/projects/{slug}/produce"), json!({}))
-        .await;
-    assert_eq!(st, StatusCode::CONFLICT, "{p}");
-    assert_eq!(q, p, "the same refusal");
-    let msg = q["error"]["message"].as_str().unwrap();
-    assert!(
-        msg.contains("scene ideas"),
-        "says what is missing in plain words: {msg}"
-    );
-    assert!(msg.contains("force"), "says how to go on anyway: {msg}");
-
-    // Forced, the production's qualification fails: no scene ideas.
-    let (st, v) = s
-        .post(
-            &format!("/api/projects/{slug}/produce"),
-            json!({"force": true, "edit_window_secs": 0}),
-        )
-        .await;
-    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
-    let prod = v["run_id"].as_str().unwrap().to_string();
-    // The production run waits on its failed child and says so.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let blocked = loop {
-        let r = s.get(&format!("/api/runs/{prod}")).await;
-        if r["blocked_on"].is_object() {
-            break r["blocked_on"].clone();
-        }
-        assert_ne!(r["run"]["status"], "completed", "{r}");
-        assert!(Instant::now() < deadline, "never blocked: {r}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert_eq!(blocked["workflow"], "film.qualify", "{blocked}");
-    assert_eq!(blocked["status"], "failed");
-    let m = blocked["message"].as_str().unwrap();
-    assert!(m.contains("no scenes") || m.contains("scene ideas"), "{m}");
-    assert!(
-        m.contains("retry") && m.contains("cancel"),
-        "what to do: {m}"
-    );
-    let qual = blocked["run_id"].as_str().unwrap().to_string();
-
-    // Locked gather; reopening is an explicit, recorded action.
-    let (st, v) = s
-        .post(
-            &format!("/api/projects/{slug}/gather/raw_scenes"),
-            json!({"text": "late"}),
-        )
-        .await;
-    assert_eq!(st, StatusCode::LOCKED, "{v}");
-    assert!(
-        v["error"]["message"].as_str().unwrap().contains("reopen"),
-        "{v}"
-    );
-    let before = s
-        .get(&format!(
-            "/api/projects/{slug}/qualified/character_profiles"
-        ))
-        .await;
-    assert_eq!(
-        before["documents"].as_array().unwrap().len(),
-        2,
-        "the failed attempt wrote profiles"
-    );
-    let (st, r) = s
-        .post(
-            &format!("/api/projects/{slug}/reopen"),
-            json!({"reason": "add the scene ideas"}),
-        )
-        .await;
-    assert_eq!(st, StatusCode::OK, "{r}");
-    assert_eq!(r["qualification_run"], qual.as_str());
-    assert_eq!(
-        r["cancelled_production_run"],
-        prod.as_str(),
-        "the blocked production goes"
-    );
-    let (st, v) = s
-        .post(&format!("/api/projects/{slug}/reopen"), json!({}))
-        .await;
-    assert_eq!(st, StatusCode::CONFLICT, "already open: {v}");
-    let events = s.get(&format!("/api/projects/{slug}/events")).await;
-    let ev = &events["events"][0];
-    assert_eq!(ev["kind"], "gather_reopened", "{events}");
-    assert_eq!(ev["details"]["reason"], "add the scene ideas");
-    let p = s.get(&format!("/api/runs/{prod}")).await;
-    assert_eq!(p["run"]["status"], "cancelled");
-    let after = s
-        .get(&format!(
-            "/api/projects/{slug}/qualified/character_profiles"
-        ))
-        .await;
-    assert!(after["documents"].as_array().unwrap().is_empty(), "{after}");
-
+    let (prod, qual) = one_gate_then_a_forced_qualification_fails(&s, slug).await;
+    reopening_is_explicit_and_recorded(&s, slug, &prod, &qual).await;
     // Fix it: Vera goes, Ivo comes, and three scene ideas.
     let cast = s.get(&format!("/api/projects/{slug}/gather/cast")).await;
     let vera = cast["documents"]
@@ -201,4 +104,113 @@ async fn a_failed_qualification_reopens_is_fixed_and_the_film_is_made() {
     let scenes = s.get(&format!("/api/projects/{slug}/scenes")).await;
     assert!(scenes["scenes"].as_array().unwrap().len() >= 3, "{scenes}");
     s.stop().await;
+}
+
+/// One gate: /produce answers exactly what /qualify answers; forced, the production's qualification fails for want of scene ideas, and the production waits on it and says so. Returns the production's and the qualification's run ids.
+async fn one_gate_then_a_forced_qualification_fails(
+    s: &TestServer,
+    slug: &str,
+) -> (String, String) {
+    // One gate: /produce answers exactly what /qualify answers.
+    let (st, q) = s
+        .post(&format!("/api/projects/{slug}/qualify"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{q}");
+    let (st, p) = s
+        .post(&format!("/api/projects/{slug}/produce"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{p}");
+    assert_eq!(q, p, "the same refusal");
+    let msg = q["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("scene ideas"),
+        "says what is missing in plain words: {msg}"
+    );
+    assert!(msg.contains("force"), "says how to go on anyway: {msg}");
+
+    // Forced, the production's qualification fails: no scene ideas.
+    let (st, v) = s
+        .post(
+            &format!("/api/projects/{slug}/produce"),
+            json!({"force": true, "edit_window_secs": 0}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    let prod = v["run_id"].as_str().unwrap().to_string();
+    // The production run waits on its failed child and says so.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let blocked = loop {
+        let r = s.get(&format!("/api/runs/{prod}")).await;
+        if r["blocked_on"].is_object() {
+            break r["blocked_on"].clone();
+        }
+        assert_ne!(r["run"]["status"], "completed", "{r}");
+        assert!(Instant::now() < deadline, "never blocked: {r}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(blocked["workflow"], "film.qualify", "{blocked}");
+    assert_eq!(blocked["status"], "failed");
+    let m = blocked["message"].as_str().unwrap();
+    assert!(m.contains("no scenes") || m.contains("scene ideas"), "{m}");
+    assert!(
+        m.contains("retry") && m.contains("cancel"),
+        "what to do: {m}"
+    );
+    let qual = blocked["run_id"].as_str().unwrap().to_string();
+
+    (prod, qual)
+}
+
+/// Locked gather; reopening is an explicit, recorded action.
+async fn reopening_is_explicit_and_recorded(s: &TestServer, slug: &str, prod: &str, qual: &str) {
+    // Locked gather; reopening is an explicit, recorded action.
+    let (st, v) = s
+        .post(
+            &format!("/api/projects/{slug}/gather/raw_scenes"),
+            json!({"text": "late"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::LOCKED, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("reopen"),
+        "{v}"
+    );
+    let before = s
+        .get(&format!(
+            "/api/projects/{slug}/qualified/character_profiles"
+        ))
+        .await;
+    assert_eq!(
+        before["documents"].as_array().unwrap().len(),
+        2,
+        "the failed attempt wrote profiles"
+    );
+    let (st, r) = s
+        .post(
+            &format!("/api/projects/{slug}/reopen"),
+            json!({"reason": "add the scene ideas"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    assert_eq!(r["qualification_run"], qual);
+    assert_eq!(
+        r["cancelled_production_run"], prod,
+        "the blocked production goes"
+    );
+    let (st, v) = s
+        .post(&format!("/api/projects/{slug}/reopen"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "already open: {v}");
+    let events = s.get(&format!("/api/projects/{slug}/events")).await;
+    let ev = &events["events"][0];
+    assert_eq!(ev["kind"], "gather_reopened", "{events}");
+    assert_eq!(ev["details"]["reason"], "add the scene ideas");
+    let p = s.get(&format!("/api/runs/{prod}")).await;
+    assert_eq!(p["run"]["status"], "cancelled");
+    let after = s
+        .get(&format!(
+            "/api/projects/{slug}/qualified/character_profiles"
+        ))
+        .await;
+    assert!(after["documents"].as_array().unwrap().is_empty(), "{after}");
 }

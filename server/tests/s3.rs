@@ -220,6 +220,35 @@ async fn two_workers_on_one_bucket_make_a_film_and_survive_a_kill() {
     let run = api.wait_run(&production, Duration::from_secs(400)).await;
     assert_eq!(run["run"]["status"], "completed", "{run}\n{}", logs());
 
+    let made_by = both_workers_made_scenes_and_b_stitched(&api, slug, a_pid, b_pid).await;
+    let film = every_blob_is_in_the_bucket(
+        &api,
+        &moto,
+        bucket,
+        slug,
+        [&api_dir, &a_dir, &b_dir],
+        &made_by,
+    )
+    .await;
+    the_film_is_served_from_the_bucket_and_plays(&api, &film, &root).await;
+    drop(b);
+    if let Some(url) = pg {
+        let _ = slate_engine::testing::drop_postgres_database(
+            &slate_engine::testing::postgres_admin_url(),
+            &url,
+        )
+        .await;
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// Scenes made by both workers; the film stitched by B from clips A made too. Returns the processes that finished scenes.
+async fn both_workers_made_scenes_and_b_stitched(
+    api: &Api,
+    slug: &str,
+    a_pid: u32,
+    b_pid: u32,
+) -> std::collections::BTreeSet<u32> {
     // Scenes made by both workers; the film stitched by B from clips A made too.
     let scene_runs = api
         .get(&format!(
@@ -229,7 +258,7 @@ async fn two_workers_on_one_bucket_make_a_film_and_survive_a_kill() {
     let mut made_by = std::collections::BTreeSet::new();
     for r in scene_runs["runs"].as_array().unwrap() {
         if r["status"] == "completed"
-            && let Some(last) = claimers(&api, r["id"].as_str().unwrap()).await.last()
+            && let Some(last) = claimers(api, r["id"].as_str().unwrap()).await.last()
         {
             made_by.insert(*last);
         }
@@ -243,11 +272,23 @@ async fn two_workers_on_one_bucket_make_a_film_and_survive_a_kill() {
         .await;
     let film_run = films["runs"][0]["id"].as_str().unwrap().to_string();
     assert_eq!(
-        claimers(&api, &film_run).await.last(),
+        claimers(api, &film_run).await.last(),
         Some(&b_pid),
         "B stitched the film"
     );
 
+    made_by
+}
+
+/// Every blob is in the bucket, under the prefix; none in a data directory. Returns the film's key.
+async fn every_blob_is_in_the_bucket(
+    api: &Api,
+    moto: &Moto,
+    bucket: &str,
+    slug: &str,
+    dirs: [&Path; 3],
+    made_by: &std::collections::BTreeSet<u32>,
+) -> String {
     // Every blob is in the bucket, under the prefix; none in a data directory.
     let keys = moto.list(bucket).await;
     let project = api.get(&format!("/api/projects/{slug}")).await;
@@ -272,14 +313,19 @@ async fn two_workers_on_one_bucket_make_a_film_and_survive_a_kill() {
     }
     assert!(keys.iter().all(|k| k.starts_with("studio/")), "{keys:?}");
     println!(
-        "{} blobs in the bucket; scenes finished by {made_by:?} (A {a_pid}, B {b_pid})",
+        "{} blobs in the bucket; scenes finished by {made_by:?}",
         keys.len()
     );
-    for dir in [&api_dir, &a_dir, &b_dir] {
+    for dir in dirs {
         let stray = files_outside_cache(dir);
         assert!(stray.is_empty(), "files in {}: {stray:?}", dir.display());
     }
 
+    film
+}
+
+/// The API serves the film from the bucket, whole and by ranges; ffprobe reads its length from the bytes served.
+async fn the_film_is_served_from_the_bucket_and_plays(api: &Api, film: &str, root: &Path) {
     // The API serves the film from the bucket, whole and by ranges.
     let get = |range: Option<&str>| {
         let mut r = api
@@ -335,16 +381,6 @@ async fn two_workers_on_one_bucket_make_a_film_and_survive_a_kill() {
         .parse()
         .unwrap();
     assert!(seconds > 10.0, "{seconds}");
-
-    drop(b);
-    if let Some(url) = pg {
-        let _ = slate_engine::testing::drop_postgres_database(
-            &slate_engine::testing::postgres_admin_url(),
-            &url,
-        )
-        .await;
-    }
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 /// A film-sized blob goes up in parts and comes back whole, by key and by range.

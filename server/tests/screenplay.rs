@@ -107,6 +107,13 @@ async fn the_qualified_screenplay_downloads_as_fountain_and_pdf() {
     );
     assert!(fountain.starts_with("Title: The Night Bus\n"), "{fountain}");
 
+    the_pdf_lists_the_headings_in_order(&s, &path, &want_headings).await;
+    the_cli_writes_the_same_fountain_and_a_pdf(&s, slug, &want_headings, &fountain).await;
+    s.stop().await;
+}
+
+/// PDF: the standard layout; its text lists the headings in order; an unknown format is refused.
+async fn the_pdf_lists_the_headings_in_order(s: &TestServer, path: &str, want_headings: &[String]) {
     // PDF: the standard layout; its text lists the headings in order.
     let res = s
         .http
@@ -123,7 +130,7 @@ async fn the_qualified_screenplay_downloads_as_fountain_and_pdf() {
     std::fs::write(&file, &pdf).unwrap();
     let text = pdftotext(&file);
     let mut at = 0;
-    for h in &want_headings {
+    for h in want_headings {
         let found = text[at..]
             .find(h.as_str())
             .unwrap_or_else(|| panic!("{h} after offset {at} in:\n{text}"));
@@ -136,7 +143,15 @@ async fn the_qualified_screenplay_downloads_as_fountain_and_pdf() {
     assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
     let m = v["error"]["message"].as_str().unwrap();
     assert!(m.contains("fountain") && m.contains("pdf"), "{m}");
+}
 
+/// The CLI writes the same Fountain, and the PDF.
+async fn the_cli_writes_the_same_fountain_and_a_pdf(
+    s: &TestServer,
+    slug: &str,
+    want_headings: &[String],
+    fountain: &str,
+) {
     // The CLI writes the same Fountain, and the PDF.
     let cli_pdf = s.data.join("cli.pdf");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_slate"))
@@ -166,7 +181,6 @@ async fn the_qualified_screenplay_downloads_as_fountain_and_pdf() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8(out.stdout).unwrap(), fountain);
-    s.stop().await;
 }
 
 fn pdftotext(file: &std::path::Path) -> String {

@@ -221,9 +221,13 @@ enum GatherCommand {
 fn telemetry() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLATE_LOG")
         .unwrap_or_else(|_| "warn,slate_server=info,slate_engine=info".into());
+    // A log line that cannot be written (stderr a closed pipe: `slate serve 2>&1 | head`) is
+    // dropped: the default reports it with `eprintln!`, which panics on that same pipe, and a
+    // panic in the signal task would keep the server from ever shutting down.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     // JSON logs in production (not a terminal), readable ones in a terminal.
     if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         builder.init();
@@ -240,7 +244,14 @@ fn quiet_logs() {
                 .unwrap_or_else(|_| "error".into()),
         )
         .with_writer(std::io::stderr)
+        .log_internal_errors(false)
         .init();
+}
+
+/// Writes to stderr, ignoring a closed one (`eprint!` would panic on it).
+fn say(what: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_fmt(what);
 }
 
 fn main() -> std::process::ExitCode {
@@ -257,7 +268,7 @@ fn main() -> std::process::ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            say(format_args!("error: {e:#}\n"));
             std::process::ExitCode::FAILURE
         }
     }
@@ -291,10 +302,10 @@ async fn direct(config: Config, command: Command) -> anyhow::Result<()> {
             let state = slate_server::build(config).await?;
             slate_server::check_providers(&state)?;
             let w = state.engine.worker().concurrency(state.config.workers);
-            eprint!(
+            say(format_args!(
                 "{}",
                 slate_server::banner(&state, &format!("worker {}", w.id()))
-            );
+            ));
             tracing::info!(worker = w.id(), "slate worker");
             w.run(slate_server::shutdown_on_signals())
                 .await
@@ -379,7 +390,7 @@ async fn serve(config: Config, api_only: bool) -> anyhow::Result<()> {
         "serve (the API and workers)"
     };
     // Printed, not logged: the default log filter must not hide what runs.
-    eprint!("{}", slate_server::banner(&state, role));
+    say(format_args!("{}", slate_server::banner(&state, role)));
     for (what, who) in state.film.studio.settings.describe() {
         tracing::info!(activity = what, implementation = %who, "provider");
     }

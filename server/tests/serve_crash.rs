@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::serve::{Serve, healthy};
+use common::serve::{Serve, free_port, healthy};
 use common::*;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -363,5 +363,75 @@ async fn a_killed_server_waits_for_the_task_its_step_kept_instead_of_submitting_
         )
         .await;
     }
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// SIGTERM stops `slate serve` even when its stderr is a closed pipe (`slate serve 2>&1 |
+/// head`, once `head` has gone): the log lines it writes on the way out fail, and must not keep
+/// it from stopping. A host-by-host upgrade relies on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_server_whose_stderr_is_closed() {
+    let data = temp_dir("sigterm");
+    let port = free_port();
+    let api = Api {
+        base: format!("http://127.0.0.1:{port}"),
+        http: client(),
+    };
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_slate"));
+    cmd.arg("serve")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    common::serve::scrub(&mut cmd);
+    for (k, v) in [
+        ("SLATE_DATA_DIR", data.display().to_string()),
+        (
+            "SLATE_DATABASE_URL",
+            format!("sqlite://{}", data.join("slate.db").display()),
+        ),
+        ("SLATE_LISTEN", format!("127.0.0.1:{port}")),
+        ("SLATE_API_KEY", API_KEY.into()),
+        ("SLATE_ADMIN_KEY", ADMIN_KEY.into()),
+        // Every request is logged: writes keep failing once the pipe is closed.
+        ("SLATE_LOG", "debug".into()),
+    ] {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("start slate");
+    let mut stderr = child.stderr.take().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while api.http.get(api.url("/health")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "slate serve did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Read what it said so far, then close the pipe, as `head` does when it has its lines.
+    let mut first = [0u8; 256];
+    let n = std::io::Read::read(&mut stderr, &mut first).unwrap();
+    assert!(n > 0, "the banner");
+    drop(stderr);
+    // A few requests whose log lines now meet the closed pipe.
+    for _ in 0..5 {
+        let (st, _) = api
+            .call_as(None, reqwest::Method::GET, "/health", None)
+            .await;
+        assert_eq!(st, StatusCode::OK);
+    }
+    let asked = Instant::now();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    // The engine's default grace is 10 s; with nothing running it should be far quicker.
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if asked.elapsed() > Duration::from_secs(15) {
+            let _ = child.kill();
+            panic!("slate serve was still running 15 s after SIGTERM");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    println!("stopped in {:?} ({status})", asked.elapsed());
     let _ = std::fs::remove_dir_all(&data);
 }

@@ -491,7 +491,7 @@ impl Engine {
             )));
         }
         self.shared.wake.notify_waiters();
-        Ok(())
+        self.resume_parents(&run, reason).await
     }
 
     /// Reset a run to a step: that step and everything journaled after it runs again. The run
@@ -558,6 +558,14 @@ impl Engine {
                 other => return other,
             }
         }
+        self.resume_run(&run, reason).await?;
+        self.resume_parents(&run, reason).await
+    }
+
+    /// A failed run made pending again. When a child's failure failed it, the resumption names
+    /// that child, and the join that received the failure waits for the child's next outcome.
+    async fn resume_run(&self, run: &RunRecord, reason: &str) -> Result<()> {
+        let id = run.id;
         let now = Utc::now();
         let mut t = Transition::new(
             id,
@@ -570,6 +578,7 @@ impl Engine {
             None,
             EventData::RunResumed {
                 reason: reason.to_string(),
+                child: failed_child(run),
             },
         )];
         if !self.shared.store.transition(t).await? {
@@ -578,6 +587,27 @@ impl Engine {
             )));
         }
         self.shared.wake.notify_waiters();
+        Ok(())
+    }
+
+    /// A parent follows its child (decision 0025): the ancestors of a retried run that failed
+    /// only because of it (their error is that child's failure) are resumed with it, and wait
+    /// for its new outcome. An ancestor that failed for another reason is left as it is.
+    async fn resume_parents(&self, child: &RunRecord, reason: &str) -> Result<()> {
+        let mut cur = child.clone();
+        while let Some(pid) = cur.parent_id {
+            let parent = self.get(pid).await?;
+            if parent.status != RunStatus::Failed || failed_child(&parent) != Some(cur.id) {
+                break;
+            }
+            let why = format!("{reason} (its child {} was retried)", cur.id);
+            match self.resume_run(&parent, &why).await {
+                // Someone else moved it meanwhile: theirs stands.
+                Err(EngineError::Conflict(_)) => break,
+                other => other?,
+            }
+            cur = parent;
+        }
         Ok(())
     }
 
@@ -680,4 +710,13 @@ fn alive(run: &RunRecord, events: &[EventRecord]) -> Option<Alive> {
         attempt: open.map(|(_, a, _)| a),
         running_ms: open.map(|(_, _, at)| (now - at).num_milliseconds().max(0) as u64),
     })
+}
+
+/// The child whose failure failed `run`, if that is why it failed.
+fn failed_child(run: &RunRecord) -> Option<RunId> {
+    let e = run.error.as_ref()?;
+    if e.kind != "child_failed" {
+        return None;
+    }
+    serde_json::from_value(e.details["child"].clone()).ok()
 }

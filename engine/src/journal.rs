@@ -95,6 +95,8 @@ pub(crate) struct Journal {
     pub stalled_claims: u32,
     /// The step of the latest event that had one.
     pub last_step: Option<String>,
+    /// Resumptions that named a failed child: (sequence number, child).
+    pub resumed_for: Vec<(i64, RunId)>,
 }
 
 impl Journal {
@@ -104,6 +106,17 @@ impl Journal {
             j.apply(ev.seq, ev.at, ev.step.as_deref(), &ev.data);
         }
         j
+    }
+
+    /// True when the run was resumed for `child`'s sake after the step `name` began: the
+    /// failure that step received is not the end of it.
+    pub(crate) fn resumed_after(&self, name: &str, child: RunId) -> bool {
+        let Some(e) = self.entries.get(name) else {
+            return false;
+        };
+        self.resumed_for
+            .iter()
+            .any(|(seq, c)| *c == child && *seq > e.first_seq)
     }
 
     /// Signals consumed by a wait still in the journal.
@@ -136,6 +149,12 @@ impl Journal {
             };
         } else {
             self.stalled_claims = 0;
+        }
+        if let EventData::RunResumed {
+            child: Some(child), ..
+        } = data
+        {
+            self.resumed_for.push((seq, *child));
         }
         let Some(step) = step else { return };
         self.last_step = Some(step.to_string());

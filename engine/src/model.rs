@@ -337,6 +337,11 @@ pub enum EventData {
     RunResumed {
         /// Free-form note.
         reason: String,
+        /// The child run whose failure failed this run, when it did: the join that received
+        /// that failure waits for the child's next outcome instead (decision 0025). Absent in
+        /// journals written before it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        child: Option<RunId>,
     },
     /// An event written by a newer binary that this one does not know.
     #[serde(other)]

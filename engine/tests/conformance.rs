@@ -350,6 +350,29 @@ impl Workflow for Parent {
     }
 }
 
+/// A parent that joins a [`ThreeSteps`] child between two steps of its own.
+struct Follower(Arc<Probe>);
+impl Workflow for Follower {
+    const NAME: &'static str = "t.follower";
+    type Input = ();
+    type Output = u32;
+    async fn run(&self, ctx: Ctx, _: ()) -> Result<u32, WfError> {
+        let p = self.0.clone();
+        ctx.step("before", |_| async move {
+            p.hit("before");
+            Ok(())
+        })
+        .await?;
+        let n = ctx.child::<ThreeSteps>("child", &()).await?;
+        let p = self.0.clone();
+        ctx.step("after", |_| async move {
+            p.hit("after");
+            Ok(n + 10)
+        })
+        .await
+    }
+}
+
 /// Waits for `go` and returns what it carried.
 struct Listener;
 impl Workflow for Listener {
@@ -605,6 +628,7 @@ fn register_all(e: &Engine, p: &Arc<Probe>) {
         .register(Fan(p.clone()))
         .register(Child)
         .register(Parent)
+        .register(Follower(p.clone()))
         .register(Blocking(p.clone()))
         .register(Keyed(p.clone()))
         .register(HeldJob(p.clone()))
@@ -1072,6 +1096,67 @@ async fn retry_a_failed_step(h: H) {
     assert_eq!(h.probe.hits("c"), 1);
     let events = h.engine.store().events(id).await.unwrap();
     assert!(kinds(&events, "b").contains(&"step_retry_requested"));
+}
+
+/// The only child of `parent`.
+async fn only_child(h: &H, parent: slate_engine::RunId) -> slate_engine::RunId {
+    let kids = h
+        .engine
+        .list(&slate_engine::RunFilter {
+            parent_id: Some(parent),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(kids.len(), 1);
+    kids[0].id
+}
+
+/// A parent follows its child (decision 0025). Retrying the parent alone re-joins the child's
+/// current outcome (still failed: the parent waits, it does not fail again); retrying the child
+/// then completes both. And a failed parent whose child is retried is resumed with it. Nothing
+/// before the failure runs twice.
+async fn a_retried_child_takes_its_parent_along(h: H) {
+    h.probe.set("b_fail", true);
+    let id = start::<Follower>(&h, ()).await;
+    let run = h.engine.wait_for(id, WAIT).await.unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    assert_eq!(run.error.as_ref().unwrap().kind, "child_failed");
+    let child = only_child(&h, id).await;
+    h.engine.resume(id, "try the parent").await.unwrap();
+    wait_status(&h.engine, id, RunStatus::Waiting).await;
+    h.probe.set("b_fail", false);
+    h.engine.retry_step(child, "b", "fixed b").await.unwrap();
+    let run = h.engine.wait_for(id, WAIT).await.unwrap();
+    assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
+    assert_eq!(run.output, Some(json!(13)));
+    for (step, n) in [("before", 1), ("a", 1), ("b", 2), ("c", 1), ("after", 1)] {
+        assert_eq!(h.probe.hits(step), n, "{step}");
+    }
+
+    // The child alone retried: its failed parent follows.
+    h.probe.set("b_fail", true);
+    let id = start::<Follower>(&h, ()).await;
+    assert_eq!(
+        h.engine.wait_for(id, WAIT).await.unwrap().status,
+        RunStatus::Failed
+    );
+    let child = only_child(&h, id).await;
+    h.probe.set("b_fail", false);
+    h.engine.retry_step(child, "b", "fixed b").await.unwrap();
+    let run = h.engine.wait_for(id, WAIT).await.unwrap();
+    assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
+    assert_eq!(h.probe.hits("before"), 2, "once per parent");
+    assert_eq!(h.probe.hits("after"), 2);
+    let events = h.engine.store().events(id).await.unwrap();
+    let resumed: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.data {
+            slate_engine::EventData::RunResumed { child: c, .. } => Some(*c),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(resumed, [Some(child)], "resumed once, for its child");
 }
 
 async fn reset_to_a_step(h: H) {
@@ -1583,6 +1668,7 @@ conformance!(
     fan_out_and_join,
     cancel_runs,
     retry_a_failed_step,
+    a_retried_child_takes_its_parent_along,
     reset_to_a_step,
     idempotent_start,
     per_key_concurrency,

@@ -44,6 +44,8 @@ struct Inner {
     scratch: PathBuf,
     submissions: Mutex<Vec<LfSubmission>>,
     hold: std::sync::atomic::AtomicBool,
+    /// Stitch submissions are refused (422) while set.
+    refuse_stitch: std::sync::atomic::AtomicBool,
     /// task id → status JSON
     tasks: Mutex<BTreeMap<String, Value>>,
 }
@@ -72,6 +74,7 @@ impl FakeLastFrame {
             scratch,
             submissions: Mutex::new(vec![]),
             hold: std::sync::atomic::AtomicBool::new(false),
+            refuse_stitch: std::sync::atomic::AtomicBool::new(false),
             tasks: Mutex::new(BTreeMap::new()),
         });
         let app = Router::new().fallback(handle).with_state(inner.clone());
@@ -100,6 +103,13 @@ impl FakeLastFrame {
         self.inner
             .hold
             .store(hold, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// While set, a stitch is refused as invalid (422): a final error, nothing queued.
+    pub fn refuse_stitch(&self, refuse: bool) {
+        self.inner
+            .refuse_stitch
+            .store(refuse, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Every submission so far.
@@ -297,6 +307,12 @@ async fn handle(
     }
     if kind != "process" && kind != "stitch" {
         return answer(StatusCode::NOT_FOUND, json!({"error": "not found"}));
+    }
+    if kind == "stitch" && s.refuse_stitch.load(std::sync::atomic::Ordering::SeqCst) {
+        return answer(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"error": "video_urls: a clip has no video stream"}),
+        );
     }
     let mut body = body;
     if let Err(r) = fetch_inputs(&s, &mut body).await {

@@ -121,9 +121,25 @@ impl<O: DeserializeOwned> ChildHandle<O> {
     }
 
     /// Wait for the child to finish; its failure or cancellation is [`WfError::ChildFailed`].
+    ///
+    /// A parent follows its child (decision 0025): when the run failed because of this child
+    /// and was then resumed for it (the child retried, or the parent retried), the join waits
+    /// for the child's next outcome (`{step}/join/1`, `/2`...) instead of failing again. The
+    /// resumption is in the journal, so every replay takes the same path.
     pub async fn join(self) -> Result<O, WfError> {
-        let name = format!("{}/join", self.step);
-        self.join_step(name).await
+        let mut name = format!("{}/join", self.step);
+        let mut again = 0;
+        loop {
+            let outcome = self.join_step(name.clone()).await;
+            if matches!(outcome, Err(WfError::ChildFailed { .. }))
+                && self.ctx.resumed_after(&name, self.child_id)
+            {
+                again += 1;
+                name = format!("{}/join/{again}", self.step);
+                continue;
+            }
+            return outcome;
+        }
     }
 
     /// Wait for the child's next outcome under a step name of your choice. A child that failed

@@ -304,6 +304,10 @@ impl Ctx {
         e
     }
 
+    fn resumed_after(&self, name: &str, child: RunId) -> bool {
+        self.lock().journal.resumed_after(name, child)
+    }
+
     fn entry_state(&self, name: &str) -> Option<EntryState> {
         self.lock()
             .journal

@@ -3,10 +3,10 @@
 //! the CLI call these, so every door refuses what the others refuse and every run they start is
 //! scoped to its project and recorded on it.
 
-use slate_engine::{RunRecord, StartOptions, Started, Workflow};
+use slate_engine::{RunFilter, RunRecord, RunStatus, StartOptions, Started, Workflow};
 use slate_workflows::Slug;
 use slate_workflows::generation::{FilmGeneration, FilmInput, ProduceInput, Production};
-use slate_workflows::model::ProjectStatus;
+use slate_workflows::model::{Project, ProjectStatus, SceneStatus};
 use slate_workflows::qualification::{self, Qualification, QualifyInput};
 
 use crate::error::{ApiError, ApiResult};
@@ -31,6 +31,86 @@ pub async fn active_run(s: &AppState, id: Option<&String>) -> ApiResult<Option<R
     let Some(id) = id else { return Ok(None) };
     let r = s.engine.get(run_id(id)?).await?;
     Ok((!r.status.is_terminal()).then_some(r))
+}
+
+/// A scene between its start and its clip.
+fn in_flight(s: SceneStatus) -> bool {
+    matches!(
+        s,
+        SceneStatus::WaitingForPrevious
+            | SceneStatus::GeneratingComposite
+            | SceneStatus::VerifyingComposite
+            | SceneStatus::GeneratingVideo
+    )
+}
+
+/// True when a run of the project has not finished (its scope is the project).
+async fn any_live_run(s: &AppState, slug: &Slug) -> ApiResult<bool> {
+    for status in [
+        RunStatus::Pending,
+        RunStatus::Running,
+        RunStatus::Waiting,
+        RunStatus::Sleeping,
+    ] {
+        let live = s
+            .engine
+            .list(&RunFilter {
+                scope: Some(slug.to_string()),
+                status: Some(status),
+                limit: Some(1),
+                ..Default::default()
+            })
+            .await?;
+        if !live.is_empty() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The project, its state settled. Runs that ended without saying so (cancelled, or stopped
+/// before their last step) can leave it `qualifying` or `generating`, and scenes in flight,
+/// with no run behind them; every way on would then answer 409 for good. With no live run of
+/// the project, its state is taken from what is there: a qualification that stopped is a
+/// failure to reopen the gather from; a film that stopped leaves the project qualified (or
+/// completed, when it has its film) and its unfinished scenes ready to generate again. Called
+/// before every start's checks, after a cancel and when a project is shown.
+pub async fn settle(s: &AppState, slug: &Slug) -> ApiResult<Project> {
+    let project = s.film.repo.project(slug).await?;
+    let scenes = s.film.repo.scenes(slug).await?;
+    let busy: Vec<String> = scenes
+        .iter()
+        .filter(|sc| in_flight(sc.status))
+        .map(|sc| sc.id.clone())
+        .collect();
+    let project_busy = matches!(
+        project.status,
+        ProjectStatus::Qualifying | ProjectStatus::Generating
+    );
+    if (!project_busy && busy.is_empty()) || any_live_run(s, slug).await? {
+        return Ok(project);
+    }
+    for id in &busy {
+        s.film
+            .repo
+            .modify_scene(id, |sc| {
+                if in_flight(sc.status) {
+                    sc.status = SceneStatus::ReadyForGeneration;
+                }
+            })
+            .await?;
+    }
+    let status = match project.status {
+        ProjectStatus::Qualifying => ProjectStatus::Failed,
+        ProjectStatus::Generating if project.final_video.is_some() => ProjectStatus::Completed,
+        ProjectStatus::Generating => ProjectStatus::Qualified,
+        other => other,
+    };
+    if status != project.status {
+        tracing::info!(project = %slug, from = project.status.as_str(), to = status.as_str(), scenes = busy.len(), "settled a project no run was working on");
+        s.film.repo.set_project_status(slug, status).await?;
+    }
+    Ok(s.film.repo.project(slug).await?)
 }
 
 /// Start a workflow for a project, scoped to it, within its budget.
@@ -84,7 +164,7 @@ fn already(r: RunRecord) -> Started {
 /// Start qualification: the project must be gathering, not qualifying already, and ready
 /// (unless `force`). Recorded as the project's qualification run.
 pub async fn qualify(s: &AppState, slug: &Slug, req: StartRequest) -> ApiResult<Started> {
-    let project = s.film.repo.project(slug).await?;
+    let project = settle(s, slug).await?;
     if let Some(r) = active_run(s, project.qualification_run.as_ref()).await? {
         if same_key(&r, req.idempotency_key.as_ref()) {
             return Ok(already(r));
@@ -131,7 +211,7 @@ pub async fn generate(
     input: Option<FilmInput>,
     req: StartRequest,
 ) -> ApiResult<Started> {
-    let project = s.film.repo.project(slug).await?;
+    let project = settle(s, slug).await?;
     if let Some(r) = active_run(s, project.production_run.as_ref()).await? {
         if same_key(&r, req.idempotency_key.as_ref()) {
             return Ok(already(r));
@@ -174,7 +254,7 @@ pub async fn generate(
 /// Qualify (behind the same readiness gate and `force`) and then generate the film: the project
 /// must be gathering. Recorded as the project's production run.
 pub async fn produce(s: &AppState, slug: &Slug, req: StartRequest) -> ApiResult<Started> {
-    let project = s.film.repo.project(slug).await?;
+    let project = settle(s, slug).await?;
     if let Some(r) = active_run(s, project.production_run.as_ref()).await?
         && same_key(&r, req.idempotency_key.as_ref())
     {

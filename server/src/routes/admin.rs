@@ -83,7 +83,20 @@ async fn cancel_run(
     let reason = body
         .and_then(|b| b.0.reason)
         .unwrap_or_else(|| "cancelled by an administrator".into());
-    Ok(Json(s.engine.cancel(p.id()?, &reason).await?))
+    let id = p.id()?;
+    let out = s.engine.cancel(id, &reason).await?;
+    // The project the run worked for goes back to where its documented actions go on (runs
+    // still stopping are settled the next time the project is used).
+    if let Some(slug) = s
+        .engine
+        .get(id)
+        .await?
+        .scope
+        .and_then(|sc| slate_workflows::Slug::parse(&sc).ok())
+    {
+        crate::service::settle(&s, &slug).await?;
+    }
+    Ok(Json(out))
 }
 
 /// Which step to retry.

@@ -112,7 +112,7 @@ async fn get_project(
     Path(p): Path<SlugPath>,
 ) -> ApiResult<Json<ProjectView>> {
     let slug = p.slug()?;
-    let project = s.film.repo.project(&slug).await?;
+    let project = crate::service::settle(&s, &slug).await?;
     let mut scenes = BTreeMap::<String, usize>::new();
     for sc in s.film.repo.scenes(&slug).await? {
         *scenes.entry(sc.status.as_str().to_string()).or_default() += 1;

@@ -189,6 +189,7 @@ async fn reopen_gather(
 ) -> ApiResult<Json<Reopened>> {
     let slug = p.slug()?;
     let body = body.map(|b| b.0).unwrap_or_default();
+    crate::service::settle(&s, &slug).await?;
     let out =
         qualification::reopen_gather(&s.film, &s.engine, &slug, body.reason.as_deref()).await?;
     Ok(Json(out))

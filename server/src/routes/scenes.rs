@@ -199,8 +199,9 @@ async fn generate_scene(
     Path(p): Path<ScenePath>,
 ) -> ApiResult<Response> {
     let id = p.id;
+    let slug = slug(&s.film.repo.scene(&id).await?.project)?;
+    crate::service::settle(&s, &slug).await?;
     let scene = s.film.repo.scene(&id).await?;
-    let slug = slug(&scene.project)?;
     if matches!(
         scene.status,
         SceneStatus::WaitingForPrevious

@@ -36,7 +36,7 @@ pub(crate) async fn show(
     Path(raw): Path<String>,
 ) -> UiResult {
     let slug = slug(&raw)?;
-    let project = s.film.repo.project(&slug).await?;
+    let project = crate::service::settle(&s, &slug).await?;
     let departments = qualification::readiness(&s.film, &slug).await?;
     let ready = departments.iter().all(|d| d.ready);
     let window = in_edit_window(&s, &project).await;

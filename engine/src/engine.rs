@@ -155,9 +155,11 @@ impl Engine {
             executing.clone(),
             metrics.clone(),
         );
+        let registry = Arc::new(Registry::default());
         Engine {
             shared: Arc::new(Shared {
                 store,
+                registry: registry.clone(),
                 committer,
                 config,
                 metrics,
@@ -167,7 +169,7 @@ impl Engine {
                 listening: AtomicBool::new(false),
                 reserved: Default::default(),
             }),
-            registry: Arc::new(Registry::default()),
+            registry,
         }
     }
 
@@ -250,6 +252,8 @@ impl Engine {
             .create_run(NewRun {
                 id,
                 workflow: workflow.to_string(),
+                workflow_version: w.version(),
+                build: self.shared.config.build.clone(),
                 exclusive_key: exclusive_key.clone(),
                 idempotency_key: opts.idempotency_key,
                 scope: opts.scope,

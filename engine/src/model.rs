@@ -414,6 +414,11 @@ pub struct RunRecord {
     pub id: RunId,
     /// Registered workflow name.
     pub workflow: String,
+    /// The version of the workflow's definition it was started on ([`crate::Workflow::VERSION`]).
+    pub workflow_version: u32,
+    /// The build that started it (crate version and commit); none for runs started before
+    /// builds were recorded.
+    pub build: Option<String>,
     /// Idempotency key given at start, if any.
     pub idempotency_key: Option<String>,
     /// Free-form grouping (the film pipeline uses the project slug).
@@ -463,6 +468,10 @@ pub struct NewRun {
     pub id: RunId,
     /// Workflow name.
     pub workflow: String,
+    /// Its definition's version.
+    pub workflow_version: u32,
+    /// The build starting it.
+    pub build: String,
     /// Idempotency key.
     pub idempotency_key: Option<String>,
     /// At most one active run of this workflow has this key ([`crate::Workflow::exclusive_key`]).
@@ -509,6 +518,8 @@ pub struct RunFilter {
     pub workflow: Option<String>,
     /// Only these states.
     pub status: Option<RunStatus>,
+    /// Only runs started on this version of their workflow's definition.
+    pub workflow_version: Option<u32>,
     /// Only this scope.
     pub scope: Option<String>,
     /// Only children of this run.

@@ -50,6 +50,8 @@ pub struct EngineConfig {
     /// The wait before the second consecutive re-run of an interrupted attempt; it doubles for
     /// each further one, up to a minute. The first re-run is at once.
     pub crash_loop_backoff: Duration,
+    /// This build, recorded on every run it starts (the application's version and commit).
+    pub build: String,
 }
 
 impl Default for EngineConfig {
@@ -67,6 +69,7 @@ impl Default for EngineConfig {
             pool_size: 24,
             crash_loop_limit: 10,
             crash_loop_backoff: Duration::from_secs(1),
+            build: concat!("slate-engine ", env!("CARGO_PKG_VERSION")).to_string(),
         }
     }
 }
@@ -165,6 +168,8 @@ impl RunHandle {
 /// metrics, wake-ups and the runs executing here.
 pub(crate) struct Shared {
     pub store: Arc<dyn Store>,
+    /// The workflows registered here (their versions are recorded on the runs they start).
+    pub registry: Arc<crate::workflow::Registry>,
     pub committer: Committer,
     pub config: EngineConfig,
     pub metrics: Arc<Metrics>,

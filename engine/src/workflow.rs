@@ -30,6 +30,10 @@ use crate::error::WfError;
 pub trait Workflow: Send + Sync + 'static {
     /// Stable name.
     const NAME: &'static str;
+    /// The version of the definition: raise it when a change to the body would not replay the
+    /// journals of runs started before (or guard the change with a patch). Recorded on
+    /// every run it starts, so runs on an old version can be found and drained before a deploy.
+    const VERSION: u32 = 1;
     /// Input (stored as JSON with the run).
     type Input: Serialize + DeserializeOwned + Send + Sync + 'static;
     /// Output (stored as JSON when the run completes).
@@ -51,6 +55,9 @@ pub trait Workflow: Send + Sync + 'static {
 }
 
 pub(crate) trait ErasedWorkflow: Send + Sync {
+    /// [`Workflow::VERSION`].
+    fn version(&self) -> u32;
+
     /// Whether `input` fits the workflow's input type (checked when a run is started, so bad
     /// input is refused at the door instead of failing the run later).
     fn check_input(&self, input: &Value) -> Result<(), String>;
@@ -64,6 +71,10 @@ pub(crate) trait ErasedWorkflow: Send + Sync {
 pub(crate) struct Erased<W>(pub Arc<W>);
 
 impl<W: Workflow> ErasedWorkflow for Erased<W> {
+    fn version(&self) -> u32 {
+        W::VERSION
+    }
+
     fn check_input(&self, input: &Value) -> Result<(), String> {
         W::Input::deserialize(input)
             .map(|_| ())
@@ -103,6 +114,11 @@ impl Registry {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(W::NAME.to_string(), Arc::new(Erased(Arc::new(workflow))));
+    }
+
+    /// The registered definition's version of `name` (1 when it is not registered here).
+    pub(crate) fn version(&self, name: &str) -> u32 {
+        self.get(name).map_or(1, |w| w.version())
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<Arc<dyn ErasedWorkflow>> {

@@ -373,6 +373,18 @@ impl Workflow for Follower {
     }
 }
 
+/// A workflow on the third version of its definition.
+struct Third;
+impl Workflow for Third {
+    const NAME: &'static str = "t.third";
+    const VERSION: u32 = 3;
+    type Input = ();
+    type Output = u32;
+    async fn run(&self, ctx: Ctx, _: ()) -> Result<u32, WfError> {
+        ctx.step("one", |_| async move { Ok(1u32) }).await
+    }
+}
+
 /// Waits for `go` and returns what it carried.
 struct Listener;
 impl Workflow for Listener {
@@ -629,6 +641,7 @@ fn register_all(e: &Engine, p: &Arc<Probe>) {
         .register(Child)
         .register(Parent)
         .register(Follower(p.clone()))
+        .register(Third)
         .register(Blocking(p.clone()))
         .register(Keyed(p.clone()))
         .register(HeldJob(p.clone()))
@@ -1159,6 +1172,37 @@ async fn a_retried_child_takes_its_parent_along(h: H) {
     assert_eq!(resumed, [Some(child)], "resumed once, for its child");
 }
 
+/// Every run records the version of its workflow's definition and the build that started it,
+/// children too; runs are found by version.
+async fn runs_record_their_versions(h: H) {
+    let third = start::<Third>(&h, ()).await;
+    let follower = start::<Follower>(&h, ()).await;
+    h.engine.wait_for(third, WAIT).await.unwrap();
+    h.engine.wait_for(follower, WAIT).await.unwrap();
+    let child = only_child(&h, follower).await;
+    let build = h.engine.config().build.clone();
+    for (id, version) in [(third, 3), (follower, 1), (child, 1)] {
+        let r = h.engine.get(id).await.unwrap();
+        assert_eq!(r.workflow_version, version, "{}", r.workflow);
+        assert_eq!(r.build.as_deref(), Some(build.as_str()));
+    }
+    let on = |v: u32| slate_engine::RunFilter {
+        workflow_version: Some(v),
+        limit: Some(500),
+        ..Default::default()
+    };
+    let v3 = h.engine.list(&on(3)).await.unwrap();
+    assert_eq!(v3.iter().map(|r| r.id).collect::<Vec<_>>(), [third]);
+    assert!(
+        h.engine
+            .list(&on(1))
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.id != third && r.workflow_version == 1)
+    );
+}
+
 async fn reset_to_a_step(h: H) {
     let id = start::<ThreeSteps>(&h, ()).await;
     h.engine.wait_for(id, WAIT).await.unwrap();
@@ -1669,6 +1713,7 @@ conformance!(
     cancel_runs,
     retry_a_failed_step,
     a_retried_child_takes_its_parent_along,
+    runs_record_their_versions,
     reset_to_a_step,
     idempotent_start,
     per_key_concurrency,

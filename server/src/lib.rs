@@ -33,6 +33,15 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::state::AppState;
 
+/// This build: the crate's version and the commit it is built from, recorded on every run.
+pub const BUILD: &str = concat!(
+    "slate ",
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("SLATE_COMMIT"),
+    ")"
+);
+
 /// Open the database (migrating it), build the studio from the configured provider settings
 /// and register the workflows.
 pub async fn build(config: Config) -> anyhow::Result<AppState> {
@@ -58,6 +67,7 @@ pub async fn build_tuned(
         &config.database_url,
         EngineConfig {
             lease: config.lease,
+            build: BUILD.to_string(),
             ..EngineConfig::default()
         },
     )
@@ -176,7 +186,7 @@ pub fn banner(state: &AppState, role: &str) -> String {
     let c = &state.config;
     let settings = &state.film.studio.settings;
     let mut out = String::new();
-    let _ = writeln!(out, "slate {} {role}", env!("CARGO_PKG_VERSION"));
+    let _ = writeln!(out, "{BUILD} {role}");
     if role != "worker" {
         let _ = writeln!(out, "  address        http://{}/", c.listen);
     }

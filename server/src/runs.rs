@@ -17,6 +17,9 @@ pub enum RunsCommand {
         /// Only this project.
         #[arg(long)]
         project: Option<String>,
+        /// Only runs started on this version of their workflow's definition.
+        #[arg(long)]
+        version: Option<u32>,
         /// How many.
         #[arg(long, default_value_t = 20)]
         limit: u32,
@@ -63,6 +66,7 @@ pub async fn run(engine: &Engine, cmd: RunsCommand) -> anyhow::Result<()> {
             workflow,
             status,
             project,
+            version,
             limit,
         } => {
             let runs = engine
@@ -70,19 +74,21 @@ pub async fn run(engine: &Engine, cmd: RunsCommand) -> anyhow::Result<()> {
                     workflow,
                     status,
                     scope: project,
+                    workflow_version: version,
                     limit: Some(limit),
                     ..Default::default()
                 })
                 .await?;
             println!(
-                "{:<36}  {:<16} {:<10} {:<18} {:>9}  created",
-                "id", "workflow", "status", "project", "cost $"
+                "{:<36}  {:<16} {:>3} {:<10} {:<18} {:>9}  created",
+                "id", "workflow", "v", "status", "project", "cost $"
             );
             for r in runs {
                 println!(
-                    "{:<36}  {:<16} {:<10} {:<18} {:>9.4}  {}",
+                    "{:<36}  {:<16} {:>3} {:<10} {:<18} {:>9.4}  {}",
                     short(&r.id),
                     r.workflow,
+                    r.workflow_version,
                     r.status,
                     r.scope.unwrap_or_default(),
                     r.cost_micros as f64 / 1e6,
@@ -124,7 +130,12 @@ pub async fn run(engine: &Engine, cmd: RunsCommand) -> anyhow::Result<()> {
 /// last events.
 fn print_run(d: &slate_engine::RunDetail) {
     println!("run       {}", d.run.id);
-    println!("workflow  {}", d.run.workflow);
+    println!(
+        "workflow  {} (version {}, started by {})",
+        d.run.workflow,
+        d.run.workflow_version,
+        d.run.build.as_deref().unwrap_or("an unrecorded build")
+    );
     println!("status    {}", d.run.status);
     if let Some(s) = &d.current_step {
         println!("current   {s}");

@@ -1031,6 +1031,12 @@ async fn a_run_starts_once_fails_is_retried_and_reset(s: &TestServer, dir: &std:
     let (st, again) = s.post("/api/runs", start).await;
     assert_eq!(st, StatusCode::OK, "{again}");
     let id = first["run"]["id"].as_str().unwrap().to_string();
+    // The run records its workflow's version and this build, and is found by version.
+    assert_eq!(first["run"]["workflow_version"], 1, "{first}");
+    assert_eq!(first["run"]["build"], slate_server::BUILD, "{first}");
+    let on = |v: u32| format!("/api/runs?workflow=test.gate&version={v}");
+    assert_eq!(s.get(&on(1)).await["runs"][0]["id"], id.as_str());
+    assert_eq!(s.get(&on(2)).await["runs"].as_array().unwrap().len(), 0);
     assert_eq!(
         again["run"]["id"],
         id.as_str(),

@@ -52,6 +52,8 @@ impl Ctx {
                     .create_run(NewRun {
                         id: RunId::new(),
                         workflow: workflow.to_string(),
+                        workflow_version: self.inner.shared.registry.version(workflow),
+                        build: self.inner.shared.config.build.clone(),
                         exclusive_key: None,
                         idempotency_key: None,
                         scope: self.inner.run.scope.clone(),

@@ -77,7 +77,7 @@ impl PgStore {
     }
 }
 
-const RUN_COLUMNS: &str = "id, workflow, idempotency_key, scope, input, status, output, error, parent_id, parent_step, root_id, budget_micros, cost_micros, cost_units, ready_at, lease_owner, lease_epoch, cancel_reason, claims, created_at, updated_at, finished_at";
+const RUN_COLUMNS: &str = "id, workflow, workflow_version, build, idempotency_key, scope, input, status, output, error, parent_id, parent_step, root_id, budget_micros, cost_micros, cost_units, ready_at, lease_owner, lease_epoch, cancel_reason, claims, created_at, updated_at, finished_at";
 
 fn run_from_row(row: &PgRow) -> Result<RunRecord> {
     let status: String = row.try_get("status")?;
@@ -85,6 +85,8 @@ fn run_from_row(row: &PgRow) -> Result<RunRecord> {
     Ok(RunRecord {
         id: RunId(row.try_get("id")?),
         workflow: row.try_get("workflow")?,
+        workflow_version: row.try_get::<i32, _>("workflow_version")?.max(0) as u32,
+        build: row.try_get("build")?,
         idempotency_key: row.try_get("idempotency_key")?,
         scope: row.try_get("scope")?,
         input: row.try_get("input")?,
@@ -625,8 +627,9 @@ impl Store for PgStore {
         let row = sqlx::query(
             "WITH ins AS (
                 INSERT INTO runs (id, workflow, idempotency_key, scope, input, status, parent_id, parent_step,
-                                  root_id, budget_micros, ready_at, created_at, updated_at, exclusive_key)
-                VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, $10, $11, $11, $13)
+                                  root_id, budget_micros, ready_at, created_at, updated_at, exclusive_key,
+                                  workflow_version, build)
+                VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, $10, $11, $11, $13, $14, $15)
                 ON CONFLICT DO NOTHING
                 RETURNING id
              ), ev AS (
@@ -650,6 +653,8 @@ impl Store for PgStore {
         .bind(run.now)
         .bind(created)
         .bind(&run.exclusive_key)
+        .bind(run.workflow_version as i32)
+        .bind(&run.build)
         .fetch_optional(&self.pool)
         .await?;
         let created = row.is_some();
@@ -1223,6 +1228,7 @@ impl Store for PgStore {
                AND ($3::text IS NULL OR scope = $3)
                AND ($4::uuid IS NULL OR parent_id = $4)
                AND ($5::uuid IS NULL OR id < $5)
+               AND ($7::int IS NULL OR workflow_version = $7)
              ORDER BY id DESC
              LIMIT $6"
         )))
@@ -1232,6 +1238,7 @@ impl Store for PgStore {
         .bind(f.parent_id.map(|p| p.0))
         .bind(f.before.map(|b| b.0))
         .bind(limit)
+        .bind(f.workflow_version.map(|v| v as i32))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(run_from_row).collect()

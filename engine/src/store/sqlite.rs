@@ -106,7 +106,7 @@ impl SqliteStore {
     }
 }
 
-const RUN_COLUMNS: &str = "id, workflow, idempotency_key, scope, input, status, output, error, parent_id, parent_step, root_id, budget_micros, cost_micros, cost_units, ready_at, lease_owner, lease_epoch, cancel_reason, claims, created_at, updated_at, finished_at";
+const RUN_COLUMNS: &str = "id, workflow, workflow_version, build, idempotency_key, scope, input, status, output, error, parent_id, parent_step, root_id, budget_micros, cost_micros, cost_units, ready_at, lease_owner, lease_epoch, cancel_reason, claims, created_at, updated_at, finished_at";
 
 fn parse_id(s: &str) -> Result<RunId> {
     s.parse()
@@ -122,6 +122,8 @@ fn run_from_row(row: &SqliteRow) -> Result<RunRecord> {
     Ok(RunRecord {
         id: parse_id(&row.try_get::<String, _>("id")?)?,
         workflow: row.try_get("workflow")?,
+        workflow_version: row.try_get::<i64, _>("workflow_version")?.max(0) as u32,
+        build: row.try_get("build")?,
         idempotency_key: row.try_get("idempotency_key")?,
         scope: row.try_get("scope")?,
         input: serde_json::from_str(&input)?,
@@ -427,8 +429,9 @@ impl Store for SqliteStore {
         let mut tx = self.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO runs (id, workflow, idempotency_key, scope, input, status, parent_id, parent_step,
-                               root_id, budget_micros, ready_at, created_at, updated_at, exclusive_key)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12)
+                               root_id, budget_micros, ready_at, created_at, updated_at, exclusive_key,
+                               workflow_version, build)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13, ?14)
              ON CONFLICT DO NOTHING",
         )
         .bind(run.id.to_string())
@@ -443,6 +446,8 @@ impl Store for SqliteStore {
         .bind(ms(run.ready_at))
         .bind(ms(run.now))
         .bind(&run.exclusive_key)
+        .bind(run.workflow_version as i64)
+        .bind(&run.build)
         .execute(&mut *tx)
         .await?
         .rows_affected()
@@ -1072,6 +1077,7 @@ impl Store for SqliteStore {
                AND (?3 IS NULL OR scope = ?3)
                AND (?4 IS NULL OR parent_id = ?4)
                AND (?5 IS NULL OR id < ?5)
+               AND (?7 IS NULL OR workflow_version = ?7)
              ORDER BY id DESC
              LIMIT ?6"
         )))
@@ -1081,6 +1087,7 @@ impl Store for SqliteStore {
         .bind(f.parent_id.map(|p| p.to_string()))
         .bind(f.before.map(|b| b.to_string()))
         .bind(limit)
+        .bind(f.workflow_version.map(|v| v as i64))
         .fetch_all(&self.reader)
         .await?;
         rows.iter().map(run_from_row).collect()

@@ -227,6 +227,9 @@ pub struct RunQuery {
     /// Only children of this run.
     #[param(format = Uuid)]
     pub parent: Option<String>,
+    /// Only runs started on this version of their workflow's definition.
+    #[param(minimum = 1)]
+    pub version: Option<u32>,
     /// Page size, 1-500 (50 when omitted).
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
@@ -264,6 +267,7 @@ async fn list_runs(
         status: q.status,
         scope: q.project,
         parent_id: q.parent.as_deref().map(run_id).transpose()?,
+        workflow_version: q.version,
         limit: Some(limit),
         before: q.before.as_deref().map(run_id).transpose()?,
     };

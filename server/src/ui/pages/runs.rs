@@ -50,6 +50,7 @@ pub(crate) async fn list(
         status,
         scope: blank(&q.project),
         parent_id: None,
+        workflow_version: None,
         limit: Some(50),
         before: blank(&q.before).as_deref().map(run_id).transpose()?,
     };
@@ -168,6 +169,8 @@ pub(crate) async fn show(
         h1 { (r.workflow) " " (badge(r.status.as_str())) }
         p.muted {
             code { (r.id) }
+            " · version " (r.workflow_version)
+            @if let Some(b) = &r.build { " of " (b) }
             @if let Some(p) = &r.scope { " · project " a href=(format!("/projects/{p}")) { (p) } }
             @if let Some(p) = r.parent_id { " · parent " a href=(format!("/runs/{p}")) { code { (p.to_string()[..8]) "…" } } }
             " · started " (when(r.created_at))

@@ -42,6 +42,7 @@ pub(crate) enum EntryState {
     LimitExceeded {
         max: u32,
     },
+    Patch(bool),
 }
 
 impl EntryState {
@@ -57,6 +58,7 @@ impl EntryState {
             }
             EntryState::Child { .. } => "a child run",
             EntryState::Marker | EntryState::LimitExceeded { .. } => "a limit marker",
+            EntryState::Patch(_) => "a patch marker",
         }
     }
 }
@@ -278,6 +280,7 @@ impl Entry {
                 }
             }
             EventData::Marker { .. } => self.state = EntryState::Marker,
+            EventData::Patch { applied, .. } => self.state = EntryState::Patch(*applied),
             EventData::LimitExceeded { max, .. } => {
                 self.state = EntryState::LimitExceeded { max: *max }
             }
@@ -416,6 +419,10 @@ pub fn step_views(events: &[EventRecord]) -> Vec<StepView> {
             EventData::LimitExceeded { .. } => {
                 v.kind = "marker";
                 v.status = "limit_exceeded";
+            }
+            EventData::Patch { applied, .. } => {
+                v.kind = "patch";
+                v.status = if *applied { "applied" } else { "not_applied" };
             }
             EventData::StepRetryRequested { .. } => {
                 v.status = "pending";

@@ -275,6 +275,14 @@ pub enum EventData {
         /// 1-based count.
         n: u32,
     },
+    /// A patch point was reached (`Ctx::patched`): whether this run takes the changed code
+    /// there. Decided once, the first time the run reaches it, and replayed after.
+    Patch {
+        /// The patch's name.
+        name: String,
+        /// True: the new code; false: the run had passed this point on code without it.
+        applied: bool,
+    },
     /// A durable limit was exceeded.
     LimitExceeded {
         /// The limit's name.
@@ -364,6 +372,7 @@ impl EventData {
             EventData::WaitTimedOut { .. } => "wait_timed_out",
             EventData::ChildStarted { .. } => "child_started",
             EventData::Marker { .. } => "marker",
+            EventData::Patch { .. } => "patch",
             EventData::LimitExceeded { .. } => "limit_exceeded",
             EventData::BudgetExceeded { .. } => "budget_exceeded",
             EventData::RunSuspended { .. } => "run_suspended",
@@ -520,6 +529,9 @@ pub struct RunFilter {
     pub status: Option<RunStatus>,
     /// Only runs started on this version of their workflow's definition.
     pub workflow_version: Option<u32>,
+    /// Only runs that reached the patch point of this name (`Ctx::patched`), either way.
+    #[serde(default)]
+    pub patch: Option<String>,
     /// Only this scope.
     pub scope: Option<String>,
     /// Only children of this run.

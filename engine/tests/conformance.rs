@@ -373,6 +373,41 @@ impl Workflow for Follower {
     }
 }
 
+/// Changed in place behind a patch: the old code (probe flag `new_code` off) runs `a`, `b`,
+/// waits for `go`, then `c`; the new code runs `b2` in place of `b` for runs that reach that
+/// point on it.
+struct Patchy(Arc<Probe>);
+impl Workflow for Patchy {
+    const NAME: &'static str = "t.patchy";
+    type Input = ();
+    type Output = String;
+    async fn run(&self, ctx: Ctx, _: ()) -> Result<String, WfError> {
+        let p = self.0.clone();
+        ctx.step("a", |_| async move {
+            p.hit("patchy-a");
+            Ok(())
+        })
+        .await?;
+        let new = self.0.flag("new_code") && ctx.patched("b2").await?;
+        let p = self.0.clone();
+        let which: String = if new {
+            ctx.step("b2", |_| async move {
+                p.hit("patchy-b2");
+                Ok("b2".to_string())
+            })
+            .await?
+        } else {
+            ctx.step("b", |_| async move {
+                p.hit("patchy-b");
+                Ok("b".to_string())
+            })
+            .await?
+        };
+        ctx.wait_signal::<Value>("go", "go", None).await?;
+        Ok(which)
+    }
+}
+
 /// A workflow on the third version of its definition.
 struct Third;
 impl Workflow for Third {
@@ -642,6 +677,7 @@ fn register_all(e: &Engine, p: &Arc<Probe>) {
         .register(Parent)
         .register(Follower(p.clone()))
         .register(Third)
+        .register(Patchy(p.clone()))
         .register(Blocking(p.clone()))
         .register(Keyed(p.clone()))
         .register(HeldJob(p.clone()))
@@ -1203,6 +1239,64 @@ async fn runs_record_their_versions(h: H) {
     );
 }
 
+/// A patch (`Ctx::patched`): a run that passed the patch point on the old code keeps it when
+/// the new code replays its journal; a run reaching the point on the new code takes the new
+/// branch; both finish, and both are found by the patch's name.
+async fn a_patch_keeps_old_runs_on_their_code(h: H) {
+    let old = start::<Patchy>(&h, ()).await;
+    wait_status(&h.engine, old, RunStatus::Waiting).await;
+    // The deploy: the new code from now on.
+    h.probe.set("new_code", true);
+    let new = start::<Patchy>(&h, ()).await;
+    wait_status(&h.engine, new, RunStatus::Waiting).await;
+    for id in [old, new] {
+        h.engine
+            .signal(Some(id), "go", None, json!({}))
+            .await
+            .unwrap();
+    }
+    let o = h.engine.wait_for(old, WAIT).await.unwrap();
+    let n = h.engine.wait_for(new, WAIT).await.unwrap();
+    assert_eq!(
+        (o.status, n.status),
+        (RunStatus::Completed, RunStatus::Completed),
+        "{:?} {:?}",
+        o.error,
+        n.error
+    );
+    assert_eq!(o.output, Some(json!("b")), "the old run kept its code");
+    assert_eq!(n.output, Some(json!("b2")), "the new run took the new code");
+    assert_eq!(h.probe.hits("patchy-b"), 1, "b ran once, for the old run");
+    assert_eq!(h.probe.hits("patchy-b2"), 1);
+    let marked = h
+        .engine
+        .list(&slate_engine::RunFilter {
+            patch: Some("b2".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut ids: Vec<_> = marked.iter().map(|r| r.id).collect();
+    ids.sort();
+    let mut want = vec![old, new];
+    want.sort();
+    assert_eq!(ids, want);
+    for (id, want) in [(old, false), (new, true)] {
+        let applied = h
+            .engine
+            .store()
+            .events(id)
+            .await
+            .unwrap()
+            .into_iter()
+            .find_map(|e| match e.data {
+                slate_engine::EventData::Patch { applied, .. } => Some(applied),
+                _ => None,
+            });
+        assert_eq!(applied, Some(want));
+    }
+}
+
 async fn reset_to_a_step(h: H) {
     let id = start::<ThreeSteps>(&h, ()).await;
     h.engine.wait_for(id, WAIT).await.unwrap();
@@ -1714,6 +1808,7 @@ conformance!(
     retry_a_failed_step,
     a_retried_child_takes_its_parent_along,
     runs_record_their_versions,
+    a_patch_keeps_old_runs_on_their_code,
     reset_to_a_step,
     idempotent_start,
     per_key_concurrency,

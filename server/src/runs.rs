@@ -20,6 +20,9 @@ pub enum RunsCommand {
         /// Only runs started on this version of their workflow's definition.
         #[arg(long)]
         version: Option<u32>,
+        /// Only runs that reached this patch point (`Ctx::patched`).
+        #[arg(long)]
+        patch: Option<String>,
         /// How many.
         #[arg(long, default_value_t = 20)]
         limit: u32,
@@ -67,6 +70,7 @@ pub async fn run(engine: &Engine, cmd: RunsCommand) -> anyhow::Result<()> {
             status,
             project,
             version,
+            patch,
             limit,
         } => {
             let runs = engine
@@ -75,6 +79,7 @@ pub async fn run(engine: &Engine, cmd: RunsCommand) -> anyhow::Result<()> {
                     status,
                     scope: project,
                     workflow_version: version,
+                    patch,
                     limit: Some(limit),
                     ..Default::default()
                 })

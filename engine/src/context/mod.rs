@@ -18,6 +18,7 @@
 mod child;
 mod limits;
 mod options;
+mod patch;
 mod step;
 
 pub use child::ChildHandle;

@@ -1229,6 +1229,8 @@ impl Store for PgStore {
                AND ($4::uuid IS NULL OR parent_id = $4)
                AND ($5::uuid IS NULL OR id < $5)
                AND ($7::int IS NULL OR workflow_version = $7)
+               AND ($8::text IS NULL OR EXISTS (SELECT 1 FROM events e WHERE e.run_id = runs.id
+                                                  AND e.kind = 'patch' AND e.step = 'patch/' || $8))
              ORDER BY id DESC
              LIMIT $6"
         )))
@@ -1239,6 +1241,7 @@ impl Store for PgStore {
         .bind(f.before.map(|b| b.0))
         .bind(limit)
         .bind(f.workflow_version.map(|v| v as i32))
+        .bind(&f.patch)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(run_from_row).collect()

@@ -1078,6 +1078,8 @@ impl Store for SqliteStore {
                AND (?4 IS NULL OR parent_id = ?4)
                AND (?5 IS NULL OR id < ?5)
                AND (?7 IS NULL OR workflow_version = ?7)
+               AND (?8 IS NULL OR EXISTS (SELECT 1 FROM events e WHERE e.run_id = runs.id
+                                            AND e.kind = 'patch' AND e.step = 'patch/' || ?8))
              ORDER BY id DESC
              LIMIT ?6"
         )))
@@ -1088,6 +1090,7 @@ impl Store for SqliteStore {
         .bind(f.before.map(|b| b.to_string()))
         .bind(limit)
         .bind(f.workflow_version.map(|v| v as i64))
+        .bind(&f.patch)
         .fetch_all(&self.reader)
         .await?;
         rows.iter().map(run_from_row).collect()

@@ -230,6 +230,8 @@ pub struct RunQuery {
     /// Only runs started on this version of their workflow's definition.
     #[param(minimum = 1)]
     pub version: Option<u32>,
+    /// Only runs that reached the patch point of this name.
+    pub patch: Option<String>,
     /// Page size, 1-500 (50 when omitted).
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
@@ -268,6 +270,7 @@ async fn list_runs(
         scope: q.project,
         parent_id: q.parent.as_deref().map(run_id).transpose()?,
         workflow_version: q.version,
+        patch: q.patch,
         limit: Some(limit),
         before: q.before.as_deref().map(run_id).transpose()?,
     };

@@ -51,6 +51,7 @@ pub(crate) async fn list(
         scope: blank(&q.project),
         parent_id: None,
         workflow_version: None,
+        patch: None,
         limit: Some(50),
         before: blank(&q.before).as_deref().map(run_id).transpose()?,
     };

@@ -78,6 +78,9 @@ pub(crate) struct Entry {
     /// the crash-loop guard counts. (The latest one, if it has not finished either, is one
     /// more.)
     pub interrupted: u32,
+    /// The latest attempt journaled a checkpoint: it made progress before it was cut short,
+    /// so its end is no crash loop (a long step killed again and again still advances).
+    pub progressed: bool,
     /// When the latest attempt started.
     pub last_started: Option<DateTime<Utc>>,
     /// What the latest unfinished attempt kept (decision 0015); cleared when an attempt ends.
@@ -172,6 +175,7 @@ impl Journal {
                     e.attempt_base = e.attempts;
                     e.failures = 0;
                     e.interrupted = 0;
+                    e.progressed = false;
                     e.checkpoint = None;
                     e.state = EntryState::Pending;
                 }
@@ -195,6 +199,7 @@ impl Entry {
             attempt_base: 0,
             failures: 0,
             interrupted: 0,
+            progressed: false,
             last_started: None,
             checkpoint: None,
             state: EntryState::Started,
@@ -207,23 +212,33 @@ impl Entry {
         match data {
             EventData::StepStarted { attempt, .. } => {
                 // The attempt before it started and never finished: its worker died inside it.
+                // Only interruptions in a row that made no progress count (one that checkpointed
+                // starts the count again).
                 if self.attempts > self.attempt_base && self.state == EntryState::Started {
-                    self.interrupted += 1;
+                    self.interrupted = if self.progressed {
+                        0
+                    } else {
+                        self.interrupted + 1
+                    };
                 }
+                self.progressed = false;
                 self.attempts = self.attempts.max(*attempt);
                 self.last_started = Some(at);
                 self.state = EntryState::Started;
             }
             // Kept across attempts cut short, merged key by key; the attempt's state stays
             // "started" (the crash-loop guard still counts it if it never finishes).
-            EventData::StepCheckpoint { data, .. } => match (&mut self.checkpoint, data) {
-                (Some(serde_json::Value::Object(old)), serde_json::Value::Object(new)) => {
-                    for (k, v) in new {
-                        old.insert(k.clone(), v.clone());
+            EventData::StepCheckpoint { data, .. } => {
+                self.progressed = true;
+                match (&mut self.checkpoint, data) {
+                    (Some(serde_json::Value::Object(old)), serde_json::Value::Object(new)) => {
+                        for (k, v) in new {
+                            old.insert(k.clone(), v.clone());
+                        }
                     }
+                    (slot, data) => *slot = Some(data.clone()),
                 }
-                (slot, data) => *slot = Some(data.clone()),
-            },
+            }
             EventData::StepSucceeded {
                 attempt,
                 output,
@@ -511,6 +526,38 @@ mod tests {
     }
 
     #[test]
+    fn only_interruptions_without_progress_count_as_a_crash_loop() {
+        let start = |a: u32| EventData::StepStarted {
+            attempt: a,
+            idempotency_key: "k".into(),
+        };
+        let keep = |a: u32| EventData::StepCheckpoint {
+            attempt: a,
+            data: serde_json::json!({ "done": a }),
+        };
+        // Three attempts cut short with nothing kept: two counted before the third started.
+        let events = vec![
+            ev(1, "s", start(1)),
+            ev(2, "s", start(2)),
+            ev(3, "s", start(3)),
+        ];
+        assert_eq!(Journal::from_events(&events).entries["s"].interrupted, 2);
+        // A long step that keeps its progress at each attempt is never a crash loop, however
+        // often it is cut short; one that then stops advancing counts again from there.
+        let mut events = vec![];
+        for a in 1..=30u32 {
+            events.push(ev(2 * a as i64 - 1, "s", start(a)));
+            events.push(ev(2 * a as i64, "s", keep(a)));
+        }
+        let j = Journal::from_events(&events);
+        assert_eq!(j.entries["s"].interrupted, 0);
+        events.push(ev(61, "s", start(31)));
+        events.push(ev(62, "s", start(32)));
+        let j = Journal::from_events(&events);
+        assert_eq!(j.entries["s"].interrupted, 1, "attempt 31 kept nothing");
+    }
+
+    #[test]
     fn a_checkpoint_survives_attempts_cut_short_and_not_a_failure() {
         let start = |a: u32| EventData::StepStarted {
             attempt: a,
@@ -534,7 +581,11 @@ mod tests {
             EntryState::Started,
             "a checkpoint is not an outcome"
         );
-        assert_eq!(e.interrupted, 1);
+        assert_eq!(
+            e.interrupted, 0,
+            "attempt 1 made progress before it was cut short"
+        );
+        assert!(e.progressed);
         assert_eq!(
             e.checkpoint,
             Some(serde_json::json!({"fal": "req-1", "lf": "task-9"}))

@@ -12,7 +12,7 @@ impl Ctx {
     /// this execution has not reached yet) keeps the old code (`false`). The answer is
     /// journaled, so every later replay gives the same one:
     ///
-    /// ```ignore
+    /// ```text
     /// if ctx.patched("trim-and-mix").await? { one_pass(...) } else { trim(...); mix(...) }
     /// ```
     ///

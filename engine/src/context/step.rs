@@ -140,12 +140,18 @@ impl Ctx {
                 Err(self.suspend_until(t, format!("step `{name}` retries at {}", t.to_rfc3339())))
             }
             EntryState::Started | EntryState::Pending | EntryState::Failed { .. } => {
-                // An attempt journaled as started and replayed now never finished.
+                // An attempt journaled as started and replayed now never finished. It counts for
+                // the crash-loop guard only if it made no progress (no checkpoint).
                 let cut_short = u32::from(e.state == EntryState::Started);
+                let interrupted = if cut_short == 1 && e.progressed {
+                    0
+                } else {
+                    e.interrupted + cut_short
+                };
                 Ok(Replay::Attempt(Next {
                     attempt: e.attempts + 1,
                     failures: e.failures,
-                    interrupted: e.interrupted + cut_short,
+                    interrupted,
                     last_started: e.last_started,
                     checkpoint: if cut_short == 1 {
                         e.checkpoint.clone()

@@ -264,6 +264,11 @@ async fn list_runs(
     if limit == 0 || limit > 500 {
         return Err(ApiError::bad_request("limit is 1 to 500"));
     }
+    if q.version == Some(0) {
+        return Err(ApiError::bad_request(
+            "version is 1 or more: a workflow's definitions are numbered from 1",
+        ));
+    }
     let filter = RunFilter {
         workflow: q.workflow,
         status: q.status,

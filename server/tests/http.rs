@@ -1037,8 +1037,16 @@ async fn a_run_starts_once_fails_is_retried_and_reset(s: &TestServer, dir: &std:
     let on = |v: u32| format!("/api/runs?workflow=test.gate&version={v}");
     assert_eq!(s.get(&on(1)).await["runs"][0]["id"], id.as_str());
     assert_eq!(s.get(&on(2)).await["runs"].as_array().unwrap().len(), 0);
-    let (st, v) = s.call(Method::GET, &on(0), None).await;
-    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    for bad in ["0", "-1", "2147483648", "x"] {
+        let (st, v) = s
+            .call(
+                Method::GET,
+                &format!("/api/runs?workflow=test.gate&version={bad}"),
+                None,
+            )
+            .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "version={bad}: {v}");
+    }
     assert_eq!(
         again["run"]["id"],
         id.as_str(),

@@ -229,7 +229,7 @@ pub struct RunQuery {
     pub parent: Option<String>,
     /// Only runs started on this version of their workflow's definition.
     #[param(minimum = 1)]
-    pub version: Option<u32>,
+    pub version: Option<i32>,
     /// Only runs that reached the patch point of this name.
     pub patch: Option<String>,
     /// Page size, 1-500 (50 when omitted).
@@ -264,7 +264,7 @@ async fn list_runs(
     if limit == 0 || limit > 500 {
         return Err(ApiError::bad_request("limit is 1 to 500"));
     }
-    if q.version == Some(0) {
+    if q.version.is_some_and(|v| v < 1) {
         return Err(ApiError::bad_request(
             "version is 1 or more: a workflow's definitions are numbered from 1",
         ));
@@ -274,7 +274,7 @@ async fn list_runs(
         status: q.status,
         scope: q.project,
         parent_id: q.parent.as_deref().map(run_id).transpose()?,
-        workflow_version: q.version,
+        workflow_version: q.version.map(|v| v as u32),
         patch: q.patch,
         limit: Some(limit),
         before: q.before.as_deref().map(run_id).transpose()?,

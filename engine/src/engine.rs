@@ -318,6 +318,16 @@ impl Engine {
     }
 
     /// A run.
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The version of workflow `name` registered here, if it is.
+    pub fn registered_version(&self, name: &str) -> Option<u32> {
+        self.registry.get(name).map(|w| w.version())
+    }
+
+    /// A run by id.
     pub async fn get(&self, id: RunId) -> Result<RunRecord> {
         self.shared
             .store
@@ -524,6 +534,7 @@ impl Engine {
                 RunStatus::Completed,
                 RunStatus::Failed,
                 RunStatus::Cancelled,
+                RunStatus::Blocked,
             ]),
             Target::Pending { at: now },
             now,
@@ -550,9 +561,9 @@ impl Engine {
     #[tracing::instrument(skip(self))]
     pub async fn resume(&self, id: RunId, reason: &str) -> Result<()> {
         let run = self.get(id).await?;
-        if run.status != RunStatus::Failed {
+        if !matches!(run.status, RunStatus::Failed | RunStatus::Blocked) {
             return Err(EngineError::Conflict(format!(
-                "run {id} is {}; only failed runs can be re-driven",
+                "run {id} is {}; only failed and blocked runs can be re-driven",
                 run.status
             )));
         }
@@ -573,7 +584,7 @@ impl Engine {
         let now = Utc::now();
         let mut t = Transition::new(
             id,
-            Guard::Status(vec![RunStatus::Failed]),
+            Guard::Status(vec![RunStatus::Failed, RunStatus::Blocked]),
             Target::Pending { at: now },
             now,
         );

@@ -180,6 +180,11 @@ pub enum WfError {
     /// value that no longer deserializes into the expected type).
     #[error("non-deterministic workflow: {0}")]
     Nondeterminism(String),
+    /// The journal holds an entry the code no longer reaches at this point (a step renamed,
+    /// removed or moved without a patch): the run stops as blocked, or fails, as its
+    /// workflow's [`crate::Workflow::ON_MISMATCH`] says.
+    #[error("{0}")]
+    Mismatch(Box<Mismatch>),
     /// Another worker holds this run now; this execution must stop without writing.
     #[error("lease lost: another worker owns this run")]
     LeaseLost,
@@ -256,6 +261,12 @@ impl WfError {
             },
             WfError::Cancelled => RunError::new("cancelled", "the run was cancelled"),
             WfError::Nondeterminism(m) => RunError::new("nondeterminism", m.clone()),
+            WfError::Mismatch(m) => RunError {
+                kind: "nondeterminism".into(),
+                message: m.to_string(),
+                step: Some(m.found.name.clone()),
+                details: serde_json::to_value(m.as_ref()).unwrap_or_default(),
+            },
             other => RunError::new("engine", other.to_string()),
         }
     }
@@ -281,6 +292,53 @@ impl From<sqlx::Error> for EngineError {
 impl From<EngineError> for WfError {
     fn from(e: EngineError) -> Self {
         WfError::Engine(e.to_string())
+    }
+}
+
+/// An operation of a run, as the journal or the code names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct JournalPoint {
+    /// Its durable name (`video/trim`, `patch/one-pass`, `scene/3/join`).
+    pub name: String,
+    /// What it is: `a completed step`, `a timer`, `a child run`...
+    pub kind: String,
+}
+
+/// Where a run's journal and this build's code part ways: what replay expected at sequence
+/// number `seq`, what the code asked for there, and which build wrote the journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Mismatch {
+    /// The sequence number of the journal's entry (its first event).
+    pub seq: i64,
+    /// The entry the journal has there, which the code no longer reaches.
+    pub expected: JournalPoint,
+    /// What the code asked for instead.
+    pub found: JournalPoint,
+    /// The build that started the run and wrote its journal (`slate 0.1.0 (abc1234)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<String>,
+    /// The build replaying it now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replayed_by: Option<String>,
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the journal has `{}` ({}) at seq {}{}, but the code now asks for `{}` ({}): the workflow \
+             changed under a running run. Deploy code that fits (guard the change with \
+             ctx.patched) and retry the run, fork it from a step before the change, or cancel it",
+            self.expected.name,
+            self.expected.kind,
+            self.seq,
+            self.build
+                .as_deref()
+                .map(|b| format!(", written by {b}"))
+                .unwrap_or_default(),
+            self.found.name,
+            self.found.kind,
+        )
     }
 }
 

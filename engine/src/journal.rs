@@ -102,6 +102,12 @@ pub(crate) struct Journal {
     pub last_step: Option<String>,
     /// Resumptions that named a failed child: (sequence number, child).
     pub resumed_for: Vec<(i64, RunId)>,
+    /// The latest claim's sequence number.
+    last_claim: i64,
+    /// Executions a person's retry or resumption ended (from their claim to the retry): what
+    /// they journaled on their way to the failure (an error report, say) may be left behind
+    /// by the path the retried code takes now, and is no sign of changed code.
+    retried: Vec<(i64, i64)>,
 }
 
 impl Journal {
@@ -122,6 +128,14 @@ impl Journal {
         self.resumed_for
             .iter()
             .any(|(seq, c)| *c == child && *seq > e.first_seq)
+    }
+
+    /// True when the entry may be left unreached by a replay: it was journaled by an execution
+    /// that a person's retry ended.
+    pub(crate) fn may_be_left(&self, e: &Entry) -> bool {
+        self.retried
+            .iter()
+            .any(|(from, to)| e.first_seq > *from && e.first_seq < *to)
     }
 
     /// Signals consumed by a wait still in the journal.
@@ -146,7 +160,16 @@ impl Journal {
         data: &EventData,
     ) {
         self.last_seq = self.last_seq.max(seq);
+        if matches!(
+            data,
+            EventData::RunResumed { .. }
+                | EventData::StepRetryRequested { .. }
+                | EventData::RunReset { .. }
+        ) {
+            self.retried.push((self.last_claim, seq));
+        }
         if let EventData::RunClaimed { recovered, .. } = data {
+            self.last_claim = seq;
             self.stalled_claims = if *recovered {
                 self.stalled_claims + 1
             } else {

@@ -31,6 +31,7 @@ mod committer;
 mod context;
 mod engine;
 mod error;
+mod history;
 mod id;
 mod journal;
 mod metrics;
@@ -46,13 +47,15 @@ pub mod bench;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use context::replay::WouldRun;
 pub use context::{
     Attempt, Bounded, ChildHandle, Ctx, RetryPolicy, StepCtx, StepOptions, join_all, join2, join3,
 };
 pub use engine::{
     Alive, Blocked, CancelOutcome, Engine, MAX_CONCURRENCY_LIMIT, RunDetail, StartOptions, Started,
 };
-pub use error::{EngineError, Result, RunError, StepError, WfError};
+pub use error::{EngineError, JournalPoint, Mismatch, Result, RunError, StepError, WfError};
+pub use history::{HISTORY_FORMAT, History, ReplayReport};
 pub use journal::{StepView, step_views};
 pub use metrics::{Metrics, Quantiles};
 pub use model::{
@@ -62,4 +65,4 @@ pub use model::{
 pub use runtime::EngineConfig;
 pub use store::{PgStore, SignalOutcome, SqliteStore, Store};
 pub use worker::Worker;
-pub use workflow::Workflow;
+pub use workflow::{OnMismatch, Workflow};

@@ -39,6 +39,8 @@ pub struct Metrics {
     pub runs_completed: AtomicU64,
     /// Runs failed by workers of this process.
     pub runs_failed: AtomicU64,
+    /// Runs blocked by workers of this process (journal and code parted ways).
+    pub runs_blocked: AtomicU64,
     step_hist: Mutex<Histogram>,
     checkpoint_samples: Mutex<Ring>,
 }
@@ -71,6 +73,7 @@ impl Default for Metrics {
             suspensions: AtomicU64::new(0),
             runs_completed: AtomicU64::new(0),
             runs_failed: AtomicU64::new(0),
+            runs_blocked: AtomicU64::new(0),
             step_hist: Mutex::new(Histogram::default()),
             checkpoint_samples: Mutex::new(Ring {
                 data: Vec::with_capacity(1024),
@@ -228,6 +231,12 @@ impl Metrics {
             "slate_runs_failed_total",
             "Runs failed by this process.",
             &self.runs_failed,
+        );
+        c(
+            out,
+            "slate_runs_blocked_total",
+            "Runs blocked by this process: their journal no longer fits the code.",
+            &self.runs_blocked,
         );
         let h = self.step_hist.lock().unwrap_or_else(|e| e.into_inner());
         let _ = writeln!(

@@ -37,11 +37,15 @@ pub enum RunStatus {
     Failed,
     /// Stopped by a person or a parent.
     Cancelled,
+    /// Stopped because its journal no longer fits the code (a step renamed, removed or moved
+    /// without a patch): nothing runs until a person deploys code that fits and retries it,
+    /// forks it from a step, or cancels it. Its error says where and what.
+    Blocked,
 }
 
 impl RunStatus {
     /// All states, in lifecycle order.
-    pub const ALL: [RunStatus; 7] = [
+    pub const ALL: [RunStatus; 8] = [
         RunStatus::Pending,
         RunStatus::Running,
         RunStatus::Waiting,
@@ -49,6 +53,7 @@ impl RunStatus {
         RunStatus::Completed,
         RunStatus::Failed,
         RunStatus::Cancelled,
+        RunStatus::Blocked,
     ];
 
     /// The text stored in the `status` column.
@@ -61,11 +66,22 @@ impl RunStatus {
             RunStatus::Completed => "completed",
             RunStatus::Failed => "failed",
             RunStatus::Cancelled => "cancelled",
+            RunStatus::Blocked => "blocked",
         }
     }
 
-    /// Completed, failed or cancelled: nothing more will happen unless a person intervenes.
+    /// Completed, failed, cancelled or blocked: nothing more will happen unless a person
+    /// intervenes.
     pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled | RunStatus::Blocked
+        )
+    }
+
+    /// An outcome a parent is told of. A blocked run is not one: its parent keeps waiting for
+    /// the outcome it will have once a person retries it on code that fits (or cancels it).
+    pub fn tells_parent(self) -> bool {
         matches!(
             self,
             RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled
@@ -321,6 +337,21 @@ pub enum EventData {
         /// The error.
         error: RunError,
     },
+    /// The run stopped because its journal no longer fits the code (see [`RunStatus::Blocked`]).
+    RunBlocked {
+        /// Where and what: `details` holds the sequence number, the entry the journal has, the
+        /// one the code asked for, and the build that started the run.
+        error: RunError,
+    },
+    /// The run was forked from another: it keeps what that run journaled before `step`.
+    RunForked {
+        /// The run it was forked from.
+        from: RunId,
+        /// The step from which it runs anew.
+        step: String,
+        /// Why.
+        reason: String,
+    },
     /// A person or a parent asked a running run to stop.
     CancelRequested {
         /// Why.
@@ -378,6 +409,8 @@ impl EventData {
             EventData::RunSuspended { .. } => "run_suspended",
             EventData::RunCompleted { .. } => "run_completed",
             EventData::RunFailed { .. } => "run_failed",
+            EventData::RunBlocked { .. } => "run_blocked",
+            EventData::RunForked { .. } => "run_forked",
             EventData::CancelRequested { .. } => "cancel_requested",
             EventData::RunCancelled { .. } => "run_cancelled",
             EventData::StepRetryRequested { .. } => "step_retry_requested",
@@ -402,7 +435,7 @@ pub struct NewEvent {
 }
 
 /// An event as stored.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EventRecord {
     /// The run.
     pub run_id: RunId,
@@ -417,7 +450,7 @@ pub struct EventRecord {
 }
 
 /// A run as stored.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunRecord {
     /// Id.
     pub id: RunId,

@@ -274,7 +274,7 @@ impl Shared {
             .get_run(id)
             .await?
             .ok_or_else(|| EngineError::NotFound(format!("run {id}")))?;
-        if run.status.is_terminal() {
+        if run.status.is_terminal() && run.status != RunStatus::Blocked {
             return Err(EngineError::Conflict(format!(
                 "run {id} is already {}; there is nothing to cancel",
                 run.status
@@ -316,6 +316,7 @@ impl Shared {
                 RunStatus::Pending,
                 RunStatus::Waiting,
                 RunStatus::Sleeping,
+                RunStatus::Blocked,
             ]),
             Target::Cancelled {
                 error: RunError::new("cancelled", reason),

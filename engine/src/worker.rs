@@ -495,6 +495,54 @@ fn failed(
     t
 }
 
+/// A run ends blocked with `error` (its journal no longer fits the code).
+fn blocked(
+    run: &RunRecord,
+    error: RunError,
+    now: chrono::DateTime<Utc>,
+    took_slots: bool,
+) -> Transition {
+    let mut t = finish_after(
+        run,
+        Target::Blocked {
+            error: error.clone(),
+        },
+        now,
+        took_slots,
+    );
+    t.events = vec![(None, EventData::RunBlocked { error })];
+    t
+}
+
+/// The mismatch between journal and code this execution met, if any: a branch that met one
+/// stops the whole execution, whatever the others returned.
+fn mismatch<'a>(
+    result: &'a std::result::Result<serde_json::Value, WfError>,
+    fatal: &'a Option<WfError>,
+) -> Option<&'a WfError> {
+    let is = |e: &WfError| matches!(e, WfError::Mismatch(_));
+    fatal
+        .as_ref()
+        .filter(|e| is(e))
+        .or(result.as_ref().err().filter(|e| is(e)))
+}
+
+/// A run whose journal no longer fits the code: blocked, or failed, as its workflow says.
+fn mismatched(
+    run: &RunRecord,
+    e: &WfError,
+    policy: crate::workflow::OnMismatch,
+    took_slots: bool,
+    now: chrono::DateTime<Utc>,
+) -> Transition {
+    let error = e.to_run_error();
+    tracing::warn!(run = %run.id, workflow = %run.workflow, error = %error, "the run's journal does not fit the code");
+    match policy {
+        crate::workflow::OnMismatch::Block => blocked(run, error, now, took_slots),
+        crate::workflow::OnMismatch::Fail => failed(run, error, now, took_slots),
+    }
+}
+
 /// Execute one claimed run until it completes, fails, suspends or is stopped: admission, the
 /// workflow's code, then its outcome.
 pub(crate) async fn execute(
@@ -526,7 +574,10 @@ pub(crate) async fn execute(
         return;
     }
     let next_seq = outcome.next_seq;
-    let t = outcome_transition(&shared, &run, result, outcome, now);
+    let t = match mismatch(&result, &outcome.fatal) {
+        Some(e) => mismatched(&run, e, wf.on_mismatch(), outcome.took_slots, now),
+        None => outcome_transition(&shared, &run, result, outcome, now),
+    };
     recorded(&shared, &run, t, next_seq).await;
 }
 
@@ -792,6 +843,7 @@ async fn recorded(shared: &Shared, run: &RunRecord, t: Transition, next_seq: i64
                 .runs_completed
                 .fetch_add(1, Ordering::Relaxed),
             RunStatus::Failed => shared.metrics.runs_failed.fetch_add(1, Ordering::Relaxed),
+            RunStatus::Blocked => shared.metrics.runs_blocked.fetch_add(1, Ordering::Relaxed),
             _ => 0,
         };
     }

@@ -34,6 +34,10 @@ pub trait Workflow: Send + Sync + 'static {
     /// journals of runs started before (or guard the change with a patch). Recorded on
     /// every run it starts, so runs on an old version can be found and drained before a deploy.
     const VERSION: u32 = 1;
+    /// What a run does when replay finds its journal no longer fits this code (a step renamed,
+    /// removed or moved without a patch): stop as `blocked` until a person acts (the default),
+    /// or fail like any other error.
+    const ON_MISMATCH: OnMismatch = OnMismatch::Block;
     /// Input (stored as JSON with the run).
     type Input: Serialize + DeserializeOwned + Send + Sync + 'static;
     /// Output (stored as JSON when the run completes).
@@ -54,7 +58,22 @@ pub trait Workflow: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Self::Output, WfError>> + Send;
 }
 
+/// See [`Workflow::ON_MISMATCH`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnMismatch {
+    /// Stop in the `blocked` state, with the mismatch in the run's error, and wait for a
+    /// person: retry it on code that fits, fork it from a step, or cancel it. Its parent keeps
+    /// waiting.
+    #[default]
+    Block,
+    /// Fail the run (and tell its parent), as for any other error.
+    Fail,
+}
+
 pub(crate) trait ErasedWorkflow: Send + Sync {
+    /// [`Workflow::ON_MISMATCH`].
+    fn on_mismatch(&self) -> OnMismatch;
+
     /// [`Workflow::VERSION`].
     fn version(&self) -> u32;
 
@@ -71,6 +90,10 @@ pub(crate) trait ErasedWorkflow: Send + Sync {
 pub(crate) struct Erased<W>(pub Arc<W>);
 
 impl<W: Workflow> ErasedWorkflow for Erased<W> {
+    fn on_mismatch(&self) -> OnMismatch {
+        W::ON_MISMATCH
+    }
+
     fn version(&self) -> u32 {
         W::VERSION
     }

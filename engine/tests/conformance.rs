@@ -408,6 +408,37 @@ impl Workflow for Patchy {
     }
 }
 
+/// A workflow whose second step is renamed by a deploy (the probe's `new_code`) without a
+/// patch: an incompatible change.
+struct Renamey(Arc<Probe>);
+impl Workflow for Renamey {
+    const NAME: &'static str = "t.renamey";
+    type Input = ();
+    type Output = String;
+    async fn run(&self, ctx: Ctx, _: ()) -> Result<String, WfError> {
+        let p = self.0.clone();
+        ctx.step("a", |_| async move {
+            p.hit("renamey-a");
+            Ok(())
+        })
+        .await?;
+        let b = if self.0.flag("new_code") { "b2" } else { "b" };
+        let p = self.0.clone();
+        ctx.step(b, |_| async move {
+            p.hit(&format!("renamey-{b}"));
+            Ok(())
+        })
+        .await?;
+        ctx.wait_signal::<Value>("go", "go", None).await?;
+        let p = self.0.clone();
+        ctx.step("c", |_| async move {
+            p.hit("renamey-c");
+            Ok(b.to_string())
+        })
+        .await
+    }
+}
+
 /// A workflow on the third version of its definition.
 struct Third;
 impl Workflow for Third {
@@ -678,6 +709,7 @@ fn register_all(e: &Engine, p: &Arc<Probe>) {
         .register(Follower(p.clone()))
         .register(Third)
         .register(Patchy(p.clone()))
+        .register(Renamey(p.clone()))
         .register(Blocking(p.clone()))
         .register(Keyed(p.clone()))
         .register(HeldJob(p.clone()))
@@ -1297,6 +1329,116 @@ async fn a_patch_keeps_old_runs_on_their_code(h: H) {
     }
 }
 
+/// A step renamed without a patch under a run in flight: a dry replay of its history names the
+/// run, sequence number and both entries; the live run stops `blocked` with the same details
+/// and runs nothing of the changed code; a fork from the step before the change finishes the
+/// work without running the earlier step again; a rollback and a retry finish a blocked run;
+/// a blocked run can be cancelled.
+async fn a_renamed_step_blocks_the_run_and_a_fork_finishes_it(h: H) {
+    let old = start::<Renamey>(&h, ()).await;
+    wait_status(&h.engine, old, RunStatus::Waiting).await;
+    let history = h.engine.history(old).await.unwrap();
+    let fits = h.engine.replay(&history).await;
+    assert!(!fits.blocks(), "{fits:?}");
+    assert_eq!(fits.outcome, "waits");
+    assert_eq!(fits.reused, ["a", "b", "go"]);
+
+    h.probe.set("new_code", true);
+    let dry = h.engine.replay(&history).await;
+    let m = dry.mismatch.clone().expect("a mismatch");
+    let b_seq = events_of(&h, old)
+        .await
+        .iter()
+        .find(|e| e.step.as_deref() == Some("b"))
+        .unwrap()
+        .seq;
+    assert_eq!(
+        (m.seq, m.expected.name.as_str(), m.found.name.as_str()),
+        (b_seq, "b", "b2")
+    );
+    assert_eq!(m.build.as_deref(), Some(h.engine.config().build.as_str()));
+    assert!(dry.blocks());
+    assert_eq!(h.probe.hits("renamey-b2"), 0, "a dry replay runs nothing");
+
+    h.engine
+        .signal(Some(old), "go", None, json!({}))
+        .await
+        .unwrap();
+    let run = h.engine.wait_for(old, WAIT).await.unwrap();
+    assert_eq!(run.status, RunStatus::Blocked, "{:?}", run.error);
+    let e = run.error.unwrap();
+    assert_eq!(e.kind, "nondeterminism");
+    assert_eq!(e.details["seq"], json!(b_seq));
+    assert_eq!(e.details["expected"]["name"], json!("b"));
+    assert_eq!(e.details["found"]["name"], json!("b2"));
+    assert!(
+        e.message.contains("`b`") && e.message.contains("`b2`"),
+        "{}",
+        e.message
+    );
+    assert_eq!(
+        h.probe.hits("renamey-b2"),
+        0,
+        "the blocked run ran none of the new code"
+    );
+    let blocked = h
+        .engine
+        .list(&slate_engine::RunFilter {
+            status: Some(RunStatus::Blocked),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(blocked.iter().map(|r| r.id).collect::<Vec<_>>(), [old]);
+
+    // The way out on the new code: a fork from `b`, which keeps `a`.
+    let fork = h.engine.fork(old, "b", "renamed b").await.unwrap();
+    assert!(matches!(
+        h.engine.fork(old, "nope", "x").await,
+        Err(EngineError::NotFound(_))
+    ));
+    wait_status(&h.engine, fork.id, RunStatus::Waiting).await;
+    h.engine
+        .signal(Some(fork.id), "go", None, json!({}))
+        .await
+        .unwrap();
+    let done = h.engine.wait_for(fork.id, WAIT).await.unwrap();
+    assert_eq!(done.status, RunStatus::Completed, "{:?}", done.error);
+    assert_eq!(done.output, Some(json!("b2")));
+    for (step, n) in [("a", 1), ("b", 1), ("b2", 1), ("c", 1)] {
+        assert_eq!(h.probe.hits(&format!("renamey-{step}")), n, "{step}");
+    }
+    assert!(matches!(
+        events_of(&h, fork.id).await[1].data,
+        slate_engine::EventData::RunForked { from, .. } if from == old
+    ));
+    h.engine.cancel(old, "forked").await.unwrap();
+    assert_eq!(
+        h.engine.get(old).await.unwrap().status,
+        RunStatus::Cancelled
+    );
+
+    // The other way out: code that fits again (a rollback), then a retry.
+    h.probe.set("new_code", false);
+    let again = start::<Renamey>(&h, ()).await;
+    wait_status(&h.engine, again, RunStatus::Waiting).await;
+    h.probe.set("new_code", true);
+    h.engine
+        .signal(Some(again), "go", None, json!({}))
+        .await
+        .unwrap();
+    assert_eq!(
+        h.engine.wait_for(again, WAIT).await.unwrap().status,
+        RunStatus::Blocked
+    );
+    h.probe.set("new_code", false);
+    h.engine.resume(again, "rolled back").await.unwrap();
+    let run = h.engine.wait_for(again, WAIT).await.unwrap();
+    assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
+    assert_eq!(h.probe.hits("renamey-b2"), 1, "only the fork's");
+    assert_eq!(h.probe.hits("renamey-c"), 2);
+}
+
 async fn reset_to_a_step(h: H) {
     let id = start::<ThreeSteps>(&h, ()).await;
     h.engine.wait_for(id, WAIT).await.unwrap();
@@ -1809,6 +1951,7 @@ conformance!(
     a_retried_child_takes_its_parent_along,
     runs_record_their_versions,
     a_patch_keeps_old_runs_on_their_code,
+    a_renamed_step_blocks_the_run_and_a_fork_finishes_it,
     reset_to_a_step,
     idempotent_start,
     per_key_concurrency,

@@ -12,6 +12,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod extract;
+pub mod history;
 pub mod live;
 pub mod routes;
 pub mod runs;

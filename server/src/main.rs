@@ -123,6 +123,92 @@ enum Command {
     },
     /// Make the bundled example film end to end, offline.
     Demo(demo::DemoArgs),
+    /// Runs' journals as files: `slate history export` (what `slate replay` reads).
+    History {
+        #[command(subcommand)]
+        what: HistoryCommand,
+    },
+    /// Replay runs' journals against this binary's code, without side effects: per run, what
+    /// would be reused, what would run, and where a live run would block. Exits non-zero when
+    /// any would block: run it before a deploy (docs/upgrading.md).
+    Replay {
+        /// History files (`slate history export` writes them).
+        files: Vec<PathBuf>,
+        /// Runs in the database, by id.
+        #[arg(long = "run")]
+        runs: Vec<slate_engine::RunId>,
+        /// Every run in the database that has not finished (what a deploy would meet).
+        #[arg(long)]
+        open: bool,
+        /// Print the reports as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum HistoryCommand {
+    /// Write runs' histories as JSON files, one per run.
+    Export {
+        /// Run ids.
+        runs: Vec<slate_engine::RunId>,
+        /// Every run of this workflow.
+        #[arg(long)]
+        workflow: Option<String>,
+        /// Every run in this state.
+        #[arg(long)]
+        status: Option<slate_engine::RunStatus>,
+        /// Every run that has not finished.
+        #[arg(long)]
+        open: bool,
+        /// The directory to write them to.
+        #[arg(long, default_value = "histories")]
+        out: PathBuf,
+    },
+}
+
+/// `slate replay`: exits 3 when a run would block.
+async fn replay(
+    config: Config,
+    files: Vec<PathBuf>,
+    runs: Vec<slate_engine::RunId>,
+    open: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    if files.is_empty() && runs.is_empty() && !open {
+        anyhow::bail!("nothing to replay: give history files, --run ID or --open");
+    }
+    let state = slate_server::build(config).await?;
+    let mut histories = vec![];
+    for f in &files {
+        histories.push((f.display().to_string(), slate_server::history::read(f)?));
+    }
+    for id in runs {
+        histories.push(("database".to_string(), state.engine.history(id).await?));
+    }
+    if open {
+        for h in slate_server::history::open_runs(&state.engine).await? {
+            histories.push(("open".to_string(), h));
+        }
+    }
+    let mut reports = vec![];
+    for (origin, h) in &histories {
+        reports.push((origin.clone(), state.engine.replay(h).await));
+    }
+    let blocks = if json {
+        let list: Vec<&slate_engine::ReplayReport> = reports.iter().map(|(_, r)| r).collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        reports.iter().any(|(_, r)| r.blocks())
+    } else {
+        slate_server::history::print(&reports)
+    };
+    if blocks {
+        say(format_args!(
+            "some runs would block on this build: see above (docs/upgrading.md says what to do)"
+        ));
+        std::process::exit(3);
+    }
+    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -319,9 +405,42 @@ async fn direct(config: Config, command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::History {
+            what:
+                HistoryCommand::Export {
+                    runs,
+                    workflow,
+                    status,
+                    open,
+                    out,
+                },
+        } => {
+            let state = slate_server::build(config).await?;
+            let mut ids = runs;
+            if open {
+                for h in slate_server::history::open_runs(&state.engine).await? {
+                    ids.push(h.run.id);
+                }
+            }
+            let filter =
+                (workflow.is_some() || status.is_some()).then(|| slate_engine::RunFilter {
+                    workflow,
+                    status,
+                    ..Default::default()
+                });
+            let files = slate_server::history::export(&state.engine, &ids, filter, &out).await?;
+            println!("{} histories written to {}", files.len(), out.display());
+            Ok(())
+        }
+        Command::Replay {
+            files,
+            runs,
+            open,
+            json,
+        } => replay(config, files, runs, open, json).await,
         Command::Runs { what } => {
             let state = slate_server::build(config).await?;
-            runs::run(&state.engine, what).await
+            runs::run(&state, what).await
         }
         Command::Estimate { slug, json } => {
             let state = slate_server::build(config).await?;

@@ -23,6 +23,9 @@ pub enum RunsCommand {
         /// Only runs that reached this patch point (`Ctx::patched`).
         #[arg(long)]
         patch: Option<String>,
+        /// Only blocked runs: their journal no longer fits the code (same as --status blocked).
+        #[arg(long)]
+        blocked: bool,
         /// How many.
         #[arg(long, default_value_t = 20)]
         limit: u32,
@@ -32,21 +35,40 @@ pub enum RunsCommand {
         /// Run id.
         id: RunId,
     },
-    /// Cancel a run and its children.
+    /// Cancel a run and its children, or every run a filter selects.
     Cancel {
-        /// Run id.
-        id: RunId,
+        /// Run id (or select runs with --workflow, --version, --status).
+        id: Option<RunId>,
         /// Why.
         #[arg(long, default_value = "cancelled from the command line")]
         reason: String,
+        /// Which runs, for a bulk action.
+        #[command(flatten)]
+        select: Select,
     },
-    /// Retry a failed step (the run's failed step when --step is omitted).
+    /// Retry a failed step (the run's failed step when --step is omitted), re-drive a blocked
+    /// run on the code deployed now, or retry every run a filter selects.
     Retry {
-        /// Run id.
-        id: RunId,
+        /// Run id (or select runs with --workflow, --version, --status).
+        id: Option<RunId>,
         /// Step name.
         #[arg(long)]
         step: Option<String>,
+        /// Which runs, for a bulk action.
+        #[command(flatten)]
+        select: Select,
+    },
+    /// A new run on the code deployed now that keeps what a stopped run journaled before a
+    /// step: the way on for a run a change to its workflow blocked.
+    Fork {
+        /// Run id (a top-level run that has stopped).
+        id: RunId,
+        /// The step it runs anew from.
+        #[arg(long)]
+        from_step: String,
+        /// Why.
+        #[arg(long, default_value = "forked from the command line")]
+        reason: String,
     },
     /// Reset a run to a step: that step and everything after it runs again.
     Reset {
@@ -58,12 +80,108 @@ pub enum RunsCommand {
     },
 }
 
+/// Runs selected for a bulk action.
+#[derive(clap::Args, Debug, Default)]
+pub struct Select {
+    /// Every run of this workflow.
+    #[arg(long)]
+    workflow: Option<String>,
+    /// Every run started on this version of its workflow.
+    #[arg(long)]
+    version: Option<u32>,
+    /// Every run in this state.
+    #[arg(long)]
+    status: Option<RunStatus>,
+}
+
+impl Select {
+    fn filter(&self) -> Option<RunFilter> {
+        (self.workflow.is_some() || self.version.is_some() || self.status.is_some()).then(|| {
+            RunFilter {
+                workflow: self.workflow.clone(),
+                workflow_version: self.version,
+                status: self.status,
+                ..Default::default()
+            }
+        })
+    }
+}
+
+/// Every run `filter` selects, newest first.
+pub async fn select_all(
+    engine: &Engine,
+    filter: &RunFilter,
+) -> anyhow::Result<Vec<slate_engine::RunRecord>> {
+    let mut out = vec![];
+    let mut before = None;
+    loop {
+        let page = engine
+            .list(&RunFilter {
+                before,
+                limit: Some(500),
+                ..filter.clone()
+            })
+            .await?;
+        let Some(last) = page.last() else { break };
+        before = Some(last.id);
+        out.extend(page);
+    }
+    Ok(out)
+}
+
+/// Do `action` to one run, or to every run `select` selects; says what happened to each.
+async fn one_or_many<F, Fut>(
+    engine: &Engine,
+    id: Option<RunId>,
+    select: &Select,
+    action: F,
+) -> anyhow::Result<()>
+where
+    F: Fn(RunId) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<String>>,
+{
+    let ids = match (id, select.filter()) {
+        (Some(id), None) => vec![id],
+        (None, Some(f)) => select_all(engine, &f)
+            .await?
+            .into_iter()
+            .map(|r| r.id)
+            .collect(),
+        (Some(_), Some(_)) => anyhow::bail!(
+            "give a run id or a selection (--workflow, --version, --status), not both"
+        ),
+        (None, None) => {
+            anyhow::bail!("give a run id, or select runs with --workflow, --version or --status")
+        }
+    };
+    if ids.len() == 1 && id.is_some() {
+        println!("{}", action(ids[0]).await?);
+        return Ok(());
+    }
+    let (mut done, mut left) = (0, 0);
+    for id in ids {
+        match action(id).await {
+            Ok(m) => {
+                done += 1;
+                println!("{id}  {m}");
+            }
+            Err(e) => {
+                left += 1;
+                println!("{id}  left: {e}");
+            }
+        }
+    }
+    println!("{done} done, {left} left");
+    Ok(())
+}
+
 fn short(id: &RunId) -> String {
     id.to_string()
 }
 
 /// Run the command.
-pub async fn run(engine: &Engine, cmd: RunsCommand) -> anyhow::Result<()> {
+pub async fn run(state: &crate::state::AppState, cmd: RunsCommand) -> anyhow::Result<()> {
+    let engine = &state.engine;
     match cmd {
         RunsCommand::Ls {
             workflow,
@@ -71,12 +189,17 @@ pub async fn run(engine: &Engine, cmd: RunsCommand) -> anyhow::Result<()> {
             project,
             version,
             patch,
+            blocked,
             limit,
         } => {
             let runs = engine
                 .list(&RunFilter {
                     workflow,
-                    status,
+                    status: if blocked {
+                        Some(RunStatus::Blocked)
+                    } else {
+                        status
+                    },
                     scope: project,
                     workflow_version: version,
                     patch,
@@ -102,24 +225,63 @@ pub async fn run(engine: &Engine, cmd: RunsCommand) -> anyhow::Result<()> {
             }
         }
         RunsCommand::Show { id } => print_run(&engine.inspect(id).await?),
-        RunsCommand::Cancel { id, reason } => {
-            let o = engine.cancel(id, &reason).await?;
-            println!(
-                "cancelled: {} run(s); asked to stop: {} run(s)",
-                o.cancelled.len(),
-                o.requested.len()
-            );
-        }
-        RunsCommand::Retry { id, step } => {
-            match step {
-                Some(s) => {
-                    engine
-                        .retry_step(id, &s, "retried from the command line")
-                        .await?
+        RunsCommand::Cancel { id, reason, select } => {
+            one_or_many(engine, id, &select, |id| {
+                let reason = reason.clone();
+                async move {
+                    let o = engine.cancel(id, &reason).await?;
+                    Ok(format!(
+                        "cancelled: {} run(s); asked to stop: {} run(s)",
+                        o.cancelled.len(),
+                        o.requested.len()
+                    ))
                 }
-                None => engine.resume(id, "retried from the command line").await?,
+            })
+            .await?;
+        }
+        RunsCommand::Retry { id, step, select } => {
+            if step.is_some() && id.is_none() {
+                anyhow::bail!("--step retries one run's step: give the run id");
             }
-            println!("run {id} is pending again; a worker will pick it up");
+            one_or_many(engine, id, &select, |id| {
+                let step = step.clone();
+                async move {
+                    match step {
+                        Some(s) => {
+                            engine
+                                .retry_step(id, &s, "retried from the command line")
+                                .await?
+                        }
+                        None => engine.resume(id, "retried from the command line").await?,
+                    }
+                    Ok(format!(
+                        "run {id} is pending again; a worker will pick it up"
+                    ))
+                }
+            })
+            .await?;
+        }
+        RunsCommand::Fork {
+            id,
+            from_step,
+            reason,
+        } => {
+            let run = engine.fork(id, &from_step, &reason).await?;
+            if let Some(slug) = run
+                .scope
+                .as_deref()
+                .and_then(|sc| slate_workflows::Slug::parse(sc).ok())
+            {
+                crate::service::adopt(state, &slug, &run)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            }
+            println!(
+                "run {} forks {id} from `{from_step}` on {} (version {}); a worker will pick it up",
+                run.id,
+                run.build.as_deref().unwrap_or("this build"),
+                run.workflow_version
+            );
         }
         RunsCommand::Reset { id, step } => {
             engine

@@ -26,11 +26,66 @@ pub struct StartRequest {
     pub idempotency_key: Option<String>,
 }
 
-/// The run recorded as `id`, if it has not finished.
+/// The run recorded as `id`, if it has not finished. A blocked run has not: it goes on once a
+/// person retries it on code that fits (or it is cancelled, or forked).
 pub async fn active_run(s: &AppState, id: Option<&String>) -> ApiResult<Option<RunRecord>> {
     let Some(id) = id else { return Ok(None) };
     let r = s.engine.get(run_id(id)?).await?;
-    Ok((!r.status.is_terminal()).then_some(r))
+    Ok(holds_project(r.status).then_some(r))
+}
+
+/// A run in this state still works for its project.
+fn holds_project(st: RunStatus) -> bool {
+    !st.is_terminal() || st == RunStatus::Blocked
+}
+
+/// A fork of a project's run becomes the project's run of its kind.
+pub async fn adopt(s: &AppState, slug: &Slug, run: &RunRecord) -> ApiResult<()> {
+    let id = Some(run.id.to_string());
+    match run.workflow.as_str() {
+        Qualification::NAME => s.film.repo.set_runs(slug, id, None).await?,
+        FilmGeneration::NAME | Production::NAME => s.film.repo.set_runs(slug, None, id).await?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Cancel or retry (`retry`) every run `filter` selects, page by page. Returns the runs done and
+/// the ones left, with why.
+pub async fn bulk(
+    s: &AppState,
+    filter: &RunFilter,
+    retry: bool,
+    reason: &str,
+) -> ApiResult<(Vec<slate_engine::RunId>, Vec<(slate_engine::RunId, String)>)> {
+    let mut selected = vec![];
+    let mut before = None;
+    loop {
+        let page = s
+            .engine
+            .list(&RunFilter {
+                before,
+                limit: Some(500),
+                ..filter.clone()
+            })
+            .await?;
+        let Some(last) = page.last() else { break };
+        before = Some(last.id);
+        selected.extend(page);
+    }
+    let (mut done, mut skipped) = (vec![], vec![]);
+    for r in selected {
+        let out = if retry {
+            s.engine.resume(r.id, reason).await.map(|_| ())
+        } else {
+            s.engine.cancel(r.id, reason).await.map(|_| ())
+        };
+        match out {
+            Ok(()) => done.push(r.id),
+            Err(e) => skipped.push((r.id, e.to_string())),
+        }
+    }
+    Ok((done, skipped))
 }
 
 /// A scene between its start and its clip.
@@ -51,6 +106,7 @@ async fn any_live_run(s: &AppState, slug: &Slug) -> ApiResult<bool> {
         RunStatus::Running,
         RunStatus::Waiting,
         RunStatus::Sleeping,
+        RunStatus::Blocked,
     ] {
         let live = s
             .engine

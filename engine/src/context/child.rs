@@ -44,6 +44,7 @@ impl Ctx {
         let child_id = match self.entry_state(&name) {
             Some(EntryState::Child { child_id }) => child_id,
             None => {
+                self.fresh(&name, "a child run").await?;
                 let now = Utc::now();
                 let (child, _) = self
                     .inner
@@ -80,7 +81,7 @@ impl Ctx {
                 self.inner.shared.wake.notify_waiters();
                 child_id
             }
-            Some(other) => return Err(Self::nondeterminism(&name, &other, "a child run")),
+            Some(other) => return Err(self.nondeterminism(&name, &other, "a child run")),
         };
         Ok(ChildHandle {
             step: name,

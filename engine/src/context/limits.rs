@@ -65,6 +65,7 @@ impl Ctx {
                 last: None,
             }),
             None if n > max => {
+                self.fresh(&name, "a limit marker").await?;
                 self.commit(
                     &name,
                     vec![EventData::LimitExceeded {
@@ -82,6 +83,7 @@ impl Ctx {
                 })
             }
             None => {
+                self.fresh(&name, "a limit marker").await?;
                 self.commit(
                     &name,
                     vec![EventData::Marker {
@@ -93,7 +95,7 @@ impl Ctx {
                 )
                 .await
             }
-            Some(other) => Err(Self::nondeterminism(&name, &other, "a limit marker")),
+            Some(other) => Err(self.nondeterminism(&name, &other, "a limit marker")),
         }
     }
 }

@@ -19,6 +19,7 @@ mod child;
 mod limits;
 mod options;
 mod patch;
+pub(crate) mod replay;
 mod step;
 
 pub use child::ChildHandle;
@@ -162,6 +163,9 @@ pub(crate) struct RunInner {
     /// Fired for cancellation and lost leases; handed to steps.
     pub token: CancellationToken,
     pub stop: Arc<StopFlag>,
+    /// A dry replay (`Engine::replay`): nothing is written, and every operation the journal
+    /// does not hold stops its branch, noted here.
+    pub dry: Option<Mutex<Vec<replay::WouldRun>>>,
 }
 
 /// The workflow context. Cheap to clone; clones share the run.
@@ -230,6 +234,7 @@ impl Ctx {
                 }),
                 token,
                 stop,
+                dry: None,
             }),
         }
     }
@@ -317,11 +322,27 @@ impl Ctx {
             .map(|e| e.state.clone())
     }
 
-    fn nondeterminism(name: &str, found: &EntryState, wanted: &str) -> WfError {
-        WfError::Nondeterminism(format!(
-            "`{name}` is journaled as {}, but the workflow now uses it as {wanted}",
-            found.label()
-        ))
+    /// The journal has `name` as `found`, and the code uses it as `wanted`.
+    fn nondeterminism(&self, name: &str, found: &EntryState, wanted: &str) -> WfError {
+        let seq = self
+            .lock()
+            .journal
+            .entries
+            .get(name)
+            .map_or(0, |e| e.first_seq);
+        self.set_fatal(WfError::Mismatch(Box::new(crate::error::Mismatch {
+            seq,
+            expected: crate::error::JournalPoint {
+                name: name.to_string(),
+                kind: found.label().to_string(),
+            },
+            found: crate::error::JournalPoint {
+                name: name.to_string(),
+                kind: wanted.to_string(),
+            },
+            build: self.inner.run.build.clone(),
+            replayed_by: Some(self.inner.shared.config.build.clone()),
+        })))
     }
 
     fn prepare(
@@ -380,6 +401,7 @@ impl Ctx {
         release_slot: Option<String>,
         hold: bool,
     ) -> Result<(), WfError> {
+        self.dry_stop(step, "an entry", true)?;
         let frees = release_slot.is_some() && !hold;
         let op = self.prepare(step, events, cost, release_slot, hold);
         match self.inner.shared.committer.commit(op).await {
@@ -402,6 +424,9 @@ impl Ctx {
 
     /// Queue events about `step` for the next commit without waiting for it.
     fn enqueue(&self, step: &str, events: Vec<EventData>) {
+        if self.inner.dry.is_some() {
+            return;
+        }
         let op = self.prepare(step, events, Cost::default(), None, false);
         self.inner.shared.committer.enqueue(op);
     }
@@ -443,6 +468,9 @@ impl Ctx {
     /// harmlessly. A slot not given back is given back when the run ends.
     pub async fn release_slot(&self, key: &str, step: &str) -> Result<(), WfError> {
         self.check_live()?;
+        if self.inner.dry.is_some() {
+            return Ok(());
+        }
         self.inner
             .shared
             .store
@@ -461,6 +489,7 @@ impl Ctx {
         let until = match self.entry_state(&name) {
             Some(EntryState::Timer { until }) => until,
             None => {
+                self.fresh(&name, "a timer").await?;
                 let until = crate::model::later(Utc::now(), duration);
                 self.commit(
                     &name,
@@ -471,7 +500,7 @@ impl Ctx {
                 .await?;
                 until
             }
-            Some(other) => return Err(Self::nondeterminism(&name, &other, "a timer")),
+            Some(other) => return Err(self.nondeterminism(&name, &other, "a timer")),
         };
         if until <= Utc::now() {
             Ok(())
@@ -540,6 +569,7 @@ impl Ctx {
                 deadline,
             }) if s == signal => deadline,
             None => {
+                self.fresh(&name, "a signal wait").await?;
                 let deadline = timeout.map(|d| crate::model::later(Utc::now(), d));
                 self.commit(
                     &name,
@@ -553,7 +583,7 @@ impl Ctx {
                 .await?;
                 deadline
             }
-            Some(other) => return Err(Self::nondeterminism(&name, &other, "a signal wait")),
+            Some(other) => return Err(self.nondeterminism(&name, &other, "a signal wait")),
         };
         let consumed = self.lock().journal.consumed_signals();
         let found = self

@@ -88,6 +88,11 @@ impl Ctx {
             }
             Replay::Attempt(next) => next,
         };
+        if self.entry_state(&name).is_none() {
+            self.fresh(&name, "a step").await?;
+        } else {
+            self.dry_stop(&name, "a step", true)?;
+        }
         self.crash_guard(&name, &opts, &next).await?;
         let attempt = next.attempt;
         let _reservation = self.admit(&name, &opts).await?;
@@ -160,7 +165,7 @@ impl Ctx {
                     },
                 }))
             }
-            other => Err(Self::nondeterminism(name, other, "a step")),
+            other => Err(self.nondeterminism(name, other, "a step")),
         }
     }
 

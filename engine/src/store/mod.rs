@@ -152,6 +152,11 @@ pub enum Target {
         /// Why (code `cancelled`).
         error: RunError,
     },
+    /// Stopped because its journal no longer fits the code.
+    Blocked {
+        /// Where and what (code `nondeterminism`).
+        error: RunError,
+    },
 }
 
 impl Target {
@@ -164,6 +169,7 @@ impl Target {
             Target::Completed { .. } => RunStatus::Completed,
             Target::Failed { .. } => RunStatus::Failed,
             Target::Cancelled { .. } => RunStatus::Cancelled,
+            Target::Blocked { .. } => RunStatus::Blocked,
         }
     }
 
@@ -188,7 +194,9 @@ impl Target {
     /// The error, for a failed or cancelled run.
     pub fn error(&self) -> Option<&RunError> {
         match self {
-            Target::Failed { error } | Target::Cancelled { error } => Some(error),
+            Target::Failed { error } | Target::Cancelled { error } | Target::Blocked { error } => {
+                Some(error)
+            }
             _ => None,
         }
     }
@@ -459,6 +467,18 @@ pub trait Store: Send + Sync + 'static {
 
     /// Runs matching a filter, newest first.
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>>;
+
+    /// Give a forked run (created not yet due, never claimed) the journal it keeps, and make it
+    /// due now. Its events follow its creation, in order.
+    async fn seed_journal(
+        &self,
+        run: RunId,
+        events: &[(Option<String>, EventData)],
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// Runs not finished (and blocked ones) by workflow, version of its definition and state.
+    async fn count_by_version(&self) -> Result<Vec<(String, u32, RunStatus, i64)>>;
 
     /// A run and all its descendants' ids.
     async fn descendants(&self, id: RunId) -> Result<Vec<RunId>>;

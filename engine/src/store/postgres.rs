@@ -859,7 +859,7 @@ impl Store for PgStore {
     async fn transition(&self, t: Transition) -> Result<bool> {
         if t.to.signals().is_empty()
             && t.to.slots().is_empty()
-            && !(t.to.status().is_terminal() && t.parent.is_some())
+            && !(t.to.status().tells_parent() && t.parent.is_some())
         {
             return self.transition_simple(t).await;
         }
@@ -886,7 +886,7 @@ impl Store for PgStore {
             woke_any |= give_back_slots(&mut tx, &t, left).await?;
         }
         insert_events(&mut tx, t.run_id, t.now, &t.events).await?;
-        if t.to.status().is_terminal()
+        if t.to.status().tells_parent()
             && let Some(parent) = parent
         {
             woke_any |= tell_parent(&mut tx, &t, parent, new_epoch).await?;
@@ -1247,6 +1247,35 @@ impl Store for PgStore {
         rows.iter().map(run_from_row).collect()
     }
 
+    async fn seed_journal(
+        &self,
+        run: RunId,
+        events: &[(Option<String>, crate::model::EventData)],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_events(&mut tx, run, now, events).await?;
+        // Counted as claimed once: its first claim loads this journal instead of taking it
+        // for a fresh run's.
+        let n = sqlx::query(
+            "UPDATE runs SET claims = 1, ready_at = $2, updated_at = $2
+             WHERE id = $1 AND status = 'pending' AND claims = 0",
+        )
+        .bind(run.0)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n != 1 {
+            return Err(EngineError::Conflict(format!(
+                "run {run} was claimed before its journal was in place"
+            )));
+        }
+        notify_wake(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn descendants(&self, id: RunId) -> Result<Vec<RunId>> {
         let ids: Vec<Uuid> = sqlx::query_scalar(
             "WITH RECURSIVE t(id) AS (
@@ -1321,6 +1350,29 @@ impl Store for PgStore {
                 let s: String = r.try_get("status")?;
                 Ok((
                     r.try_get("workflow")?,
+                    s.parse().map_err(EngineError::Invalid)?,
+                    r.try_get("n")?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn count_by_version(&self) -> Result<Vec<(String, u32, RunStatus, i64)>> {
+        let rows = sqlx::query(
+            "SELECT workflow, workflow_version, status, count(*) AS n FROM runs
+             WHERE status IN ('pending','running','waiting','sleeping','blocked')
+             GROUP BY workflow, workflow_version, status",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let s: String = r.try_get("status")?;
+                Ok((
+                    r.try_get("workflow")?,
+                    r.try_get::<i64, _>("workflow_version")
+                        .or_else(|_| r.try_get::<i32, _>("workflow_version").map(i64::from))?
+                        .max(0) as u32,
                     s.parse().map_err(EngineError::Invalid)?,
                     r.try_get("n")?,
                 ))

@@ -106,6 +106,68 @@ impl SqliteStore {
     }
 }
 
+/// The `runs` table's status CHECK admits `blocked` (issue 25). SQLite cannot alter a CHECK,
+/// and rebuilding `runs` would drop the rows the foreign keys of signals and slots point at, so
+/// this takes SQLite's own procedure for widening a constraint (its "ALTER TABLE" page, "making
+/// other kinds of table schema changes"): the table's text in `sqlite_schema` is rewritten and
+/// the schema version raised, so every connection reads the new text. Widening a CHECK leaves
+/// every existing row valid. Idempotent: done once, when the text lacks `blocked`.
+async fn allow_blocked(pool: &SqlitePool) -> Result<()> {
+    const OLD: &str = "'completed','failed','cancelled')";
+    const NEW: &str = "'completed','failed','cancelled','blocked')";
+    let mut conn = pool.acquire().await?;
+    let sql: String =
+        sqlx::query_scalar("SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'runs'")
+            .fetch_one(&mut *conn)
+            .await?;
+    if sql.contains("'blocked'") {
+        return Ok(());
+    }
+    if !sql.contains(OLD) {
+        return Err(EngineError::Invalid(
+            "the runs table's status constraint is not the one Slate wrote; cannot admit `blocked`"
+                .into(),
+        ));
+    }
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let version: i64 = sqlx::query_scalar("PRAGMA schema_version")
+        .fetch_one(&mut *tx)
+        .await?;
+    sqlx::query("PRAGMA writable_schema = ON")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "UPDATE sqlite_schema SET sql = replace(sql, ?1, ?2) WHERE type = 'table' AND name = 'runs'",
+    )
+    .bind(OLD)
+    .bind(NEW)
+    .execute(&mut *tx)
+    .await?;
+    // A literal: PRAGMA takes no bound parameters. `version` is the database's own integer.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "PRAGMA schema_version = {}",
+        version + 1
+    )))
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("PRAGMA writable_schema = OFF")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("CREATE INDEX IF NOT EXISTS runs_blocked ON runs (workflow, workflow_version) WHERE status = 'blocked'")
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    let ok: String = sqlx::query_scalar("PRAGMA quick_check")
+        .fetch_one(&mut *conn)
+        .await?;
+    if ok != "ok" {
+        return Err(EngineError::Invalid(format!(
+            "the database's check failed after admitting `blocked` runs: {ok}"
+        )));
+    }
+    Ok(())
+}
+
 const RUN_COLUMNS: &str = "id, workflow, workflow_version, build, idempotency_key, scope, input, status, output, error, parent_id, parent_step, root_id, budget_micros, cost_micros, cost_units, ready_at, lease_owner, lease_epoch, cancel_reason, claims, created_at, updated_at, finished_at";
 
 fn parse_id(s: &str) -> Result<RunId> {
@@ -422,7 +484,7 @@ impl Store for SqliteStore {
 
     async fn migrate(&self) -> Result<()> {
         MIGRATOR.run(&self.writer).await?;
-        Ok(())
+        allow_blocked(&self.writer).await
     }
 
     async fn create_run(&self, run: NewRun) -> Result<(RunRecord, bool)> {
@@ -733,7 +795,7 @@ impl Store for SqliteStore {
                 insert_event(&mut tx, t.run_id, seq, t.now, step.as_deref(), data).await?;
             }
         }
-        if t.to.status().is_terminal()
+        if t.to.status().tells_parent()
             && let Some(parent) = parent
         {
             tell_parent(&mut tx, &t, &parent, new_epoch).await?;
@@ -1096,6 +1158,38 @@ impl Store for SqliteStore {
         rows.iter().map(run_from_row).collect()
     }
 
+    async fn seed_journal(
+        &self,
+        run: RunId,
+        events: &[(Option<String>, crate::model::EventData)],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let mut seq = max_seq(&mut tx, run).await?;
+        for (step, data) in events {
+            seq += 1;
+            insert_event(&mut tx, run, seq, now, step.as_deref(), data).await?;
+        }
+        // Counted as claimed once: its first claim loads this journal instead of taking it
+        // for a fresh run's.
+        let n = sqlx::query(
+            "UPDATE runs SET claims = 1, ready_at = ?2, updated_at = ?2
+             WHERE id = ?1 AND status = 'pending' AND claims = 0",
+        )
+        .bind(run.to_string())
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n != 1 {
+            return Err(EngineError::Conflict(format!(
+                "run {run} was claimed before its journal was in place"
+            )));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn descendants(&self, id: RunId) -> Result<Vec<RunId>> {
         let ids: Vec<String> = sqlx::query_scalar(
             "WITH RECURSIVE t(id) AS (
@@ -1171,6 +1265,29 @@ impl Store for SqliteStore {
                 let s: String = r.try_get("status")?;
                 Ok((
                     r.try_get("workflow")?,
+                    s.parse().map_err(EngineError::Invalid)?,
+                    r.try_get("n")?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn count_by_version(&self) -> Result<Vec<(String, u32, RunStatus, i64)>> {
+        let rows = sqlx::query(
+            "SELECT workflow, workflow_version, status, count(*) AS n FROM runs
+             WHERE status IN ('pending','running','waiting','sleeping','blocked')
+             GROUP BY workflow, workflow_version, status",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let s: String = r.try_get("status")?;
+                Ok((
+                    r.try_get("workflow")?,
+                    r.try_get::<i64, _>("workflow_version")
+                        .or_else(|_| r.try_get::<i32, _>("workflow_version").map(i64::from))?
+                        .max(0) as u32,
                     s.parse().map_err(EngineError::Invalid)?,
                     r.try_get("n")?,
                 ))

@@ -19,6 +19,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(cancel_run))
         .routes(routes!(retry_run))
         .routes(routes!(reset_run))
+        .routes(routes!(fork_run))
+        .routes(routes!(bulk))
         .routes(routes!(set_budget))
         .routes(routes!(redrive))
         .routes(routes!(set_limit))
@@ -182,6 +184,149 @@ async fn reset_run(
         run_id: id,
         status: "pending".into(),
         from_step: Some(b.step),
+    }))
+}
+
+/// Where to fork from.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForkBody {
+    /// The step the new run runs anew from (it keeps what was journaled before it).
+    #[schema(min_length = 1, max_length = 500)]
+    pub from_step: String,
+    /// Kept in the new run's history.
+    #[schema(max_length = 2000)]
+    pub reason: Option<String>,
+}
+
+/// A fork: a new run on the current code.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Forked {
+    /// The run forked.
+    pub from: RunId,
+    /// The new run's id.
+    pub run_id: RunId,
+    /// The new run.
+    pub run: slate_engine::RunRecord,
+}
+
+/// Fork a stopped top-level run (blocked, failed, cancelled or completed) from a step: a new
+/// run of the same workflow and input on the code deployed now, keeping what the old run
+/// journaled before that step (not run or paid for again). The way on for a run blocked by a
+/// change to its workflow: fork it from the step before the change.
+#[utoipa::path(post, path = "/api/admin/runs/{id}/fork", tag = "admin",
+    params(RunPath), request_body = ForkBody,
+    responses(
+        (status = 201, description = "The new run, due now", body = Forked),
+        (status = 404, description = "No such run, or no such step in its journal", body = ErrorBody),
+        (status = 409, description = "The run is a child run, has not stopped, or another run holds its key", body = ErrorBody),
+    ))]
+async fn fork_run(
+    State(s): State<AppState>,
+    Path(p): Path<RunPath>,
+    JsonBody(b): JsonBody<ForkBody>,
+) -> ApiResult<(axum::http::StatusCode, Json<Forked>)> {
+    let id = p.id()?;
+    let reason = b.reason.as_deref().unwrap_or("forked by an administrator");
+    let run = s.engine.fork(id, &b.from_step, reason).await?;
+    if let Some(slug) = run
+        .scope
+        .as_deref()
+        .and_then(|sc| slate_workflows::Slug::parse(sc).ok())
+    {
+        crate::service::adopt(&s, &slug, &run).await?;
+    }
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(Forked {
+            from: id,
+            run_id: run.id,
+            run,
+        }),
+    ))
+}
+
+/// What to do to which runs.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkBody {
+    /// `cancel` (runs not finished, and blocked ones) or `retry` (failed and blocked runs).
+    pub action: BulkAction,
+    /// Only this workflow.
+    pub workflow: Option<String>,
+    /// Only runs started on this version of their workflow.
+    #[schema(minimum = 1, maximum = 2147483647)]
+    pub version: Option<u32>,
+    /// Only runs in this state.
+    pub status: Option<slate_engine::RunStatus>,
+    /// Kept in each run's history.
+    #[schema(max_length = 2000)]
+    pub reason: Option<String>,
+}
+
+/// A bulk action.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum BulkAction {
+    /// Cancel each run (and its children).
+    Cancel,
+    /// Retry each run (re-drive it from where it stopped).
+    Retry,
+}
+
+/// What a bulk action did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkOutcome {
+    /// The runs it was done to.
+    pub done: Vec<RunId>,
+    /// The runs it could not be done to, and why (one finished meanwhile, say).
+    pub skipped: Vec<BulkSkip>,
+}
+
+/// A run a bulk action left.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkSkip {
+    /// The run.
+    pub run_id: RunId,
+    /// Why.
+    pub reason: String,
+}
+
+/// Cancel or retry every run a filter selects (by workflow, version, status; at least one):
+/// drain the runs of an old version, or retry every run a deploy blocked once the fix is out.
+#[utoipa::path(post, path = "/api/admin/runs/bulk", tag = "admin",
+    request_body = BulkBody,
+    responses(
+        (status = 200, description = "Done", body = BulkOutcome),
+        (status = 422, description = "No filter: a bulk action must select by workflow, version or status", body = ErrorBody),
+    ))]
+async fn bulk(
+    State(s): State<AppState>,
+    JsonBody(b): JsonBody<BulkBody>,
+) -> ApiResult<Json<BulkOutcome>> {
+    if b.workflow.is_none() && b.version.is_none() && b.status.is_none() {
+        return Err(ApiError::unprocessable(
+            "a bulk action must select runs by workflow, version or status (or several)",
+        ));
+    }
+    let filter = slate_engine::RunFilter {
+        workflow: b.workflow,
+        workflow_version: b.version,
+        status: b.status,
+        ..Default::default()
+    };
+    let reason = b.reason.unwrap_or_else(|| match b.action {
+        BulkAction::Cancel => "cancelled in bulk by an administrator".into(),
+        BulkAction::Retry => "retried in bulk by an administrator".into(),
+    });
+    let (done, skipped) =
+        crate::service::bulk(&s, &filter, b.action == BulkAction::Retry, &reason).await?;
+    Ok(Json(BulkOutcome {
+        done,
+        skipped: skipped
+            .into_iter()
+            .map(|(run_id, reason)| BulkSkip { run_id, reason })
+            .collect(),
     }))
 }
 

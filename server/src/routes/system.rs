@@ -103,6 +103,7 @@ async fn metrics(State(s): State<AppState>) -> ApiResult<Response> {
     for (w, st, n) in s.engine.store().count_by_status().await? {
         let _ = writeln!(out, "slate_runs{{workflow=\"{w}\",status=\"{st}\"}} {n}");
     }
+    version_gauges(&s, &mut out).await?;
     let (micros, units) = s.engine.store().total_cost().await?;
     let _ = writeln!(
         out,
@@ -115,6 +116,57 @@ async fn metrics(State(s): State<AppState>) -> ApiResult<Response> {
     );
     s.engine.metrics().render_prometheus(&mut out);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}
+
+/// Runs by workflow and version: blocked ones (their journal no longer fits the code), and
+/// stranded ones (not finished, on a workflow this build does not register or on a newer
+/// version of it than this build has: a rollback left them). Every version seen gets a line,
+/// zeros included, so an alert can watch for any rise.
+async fn version_gauges(s: &AppState, out: &mut String) -> ApiResult<()> {
+    let mut per: std::collections::BTreeMap<(String, u32), (i64, i64, i64)> = Default::default();
+    for (w, v, st, n) in s.engine.store().count_by_version().await? {
+        let e = per.entry((w.clone(), v)).or_default();
+        let here = s.engine.registered_version(&w);
+        if st == slate_engine::RunStatus::Blocked {
+            e.1 += n;
+        } else {
+            e.0 += n;
+            if here.is_none_or(|h| v > h) {
+                e.2 += n;
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP slate_runs_open Runs not finished, by workflow and version of its definition.\n# TYPE slate_runs_open gauge"
+    );
+    for ((w, v), (open, _, _)) in &per {
+        let _ = writeln!(
+            out,
+            "slate_runs_open{{workflow=\"{w}\",version=\"{v}\"}} {open}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP slate_runs_blocked Runs blocked: their journal no longer fits the code (slate runs ls --blocked).\n# TYPE slate_runs_blocked gauge"
+    );
+    for ((w, v), (_, blocked, _)) in &per {
+        let _ = writeln!(
+            out,
+            "slate_runs_blocked{{workflow=\"{w}\",version=\"{v}\"}} {blocked}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP slate_runs_stranded Runs not finished whose workflow or version this build does not have.\n# TYPE slate_runs_stranded gauge"
+    );
+    for ((w, v), (_, _, stranded)) in &per {
+        let _ = writeln!(
+            out,
+            "slate_runs_stranded{{workflow=\"{w}\",version=\"{v}\"}} {stranded}"
+        );
+    }
+    Ok(())
 }
 
 /// The OpenAPI 3.1 document of this API (public, so tools can read it without a key).

@@ -215,7 +215,7 @@ impl Api {
         loop {
             let v = self.get(&format!("/api/runs/{id}")).await;
             let st = v["run"]["status"].as_str().unwrap_or("").to_string();
-            if ["completed", "failed", "cancelled"].contains(&st.as_str()) {
+            if ["completed", "failed", "cancelled", "blocked"].contains(&st.as_str()) {
                 return v;
             }
             assert!(Instant::now() < deadline, "run {id} is still {st}: {v}");

@@ -56,6 +56,15 @@ pub(crate) async fn list(
         before: blank(&q.before).as_deref().map(run_id).transpose()?,
     };
     let runs = s.engine.list(&filter).await?;
+    let blocked = s
+        .engine
+        .list(&RunFilter {
+            status: Some(RunStatus::Blocked),
+            limit: Some(100),
+            ..Default::default()
+        })
+        .await?
+        .len();
     let next = (runs.len() == 50)
         .then(|| runs.last().map(|r| r.id))
         .flatten();
@@ -81,6 +90,14 @@ pub(crate) async fn list(
     };
     let body = html! {
         h1 { "Runs" }
+        @if blocked > 0 {
+            div.banner.blocked #blocked-runs {
+                strong { (if blocked >= 100 { "100+".to_string() } else { blocked.to_string() }) " blocked" }
+                ": their journal no longer fits the code deployed. "
+                a href="/runs?status=blocked" { "See them" }
+                ", then retry each on code that fits, fork it from the step before the change, or cancel it (docs/upgrading.md)."
+            }
+        }
         form.filters method="get" action="/runs" {
             label { "Workflow"
                 select name="workflow" {
@@ -91,7 +108,7 @@ pub(crate) async fn list(
             label { "State"
                 select name="status" {
                     option value="" { "any" }
-                    @for st in ["pending", "running", "waiting", "sleeping", "completed", "failed", "cancelled"] {
+                    @for st in RunStatus::ALL.iter().map(|s| s.as_str()) {
                         option value=(st) selected[q.status.as_deref() == Some(st)] { (st) }
                     }
                 }
@@ -99,6 +116,7 @@ pub(crate) async fn list(
             label { "Project" input name="project" value=(q.project.clone().unwrap_or_default()) placeholder="slug"; }
             button type="submit" { "Filter" }
             " " a href="/runs?status=failed" { "Failed only" }
+            " " a href="/runs?status=blocked" { "Blocked only" }
         }
         section #runs data-live {
             @if runs.is_empty() { p.empty { "No run matches." } }
@@ -179,6 +197,7 @@ pub(crate) async fn show(
         }
         }
         (summary(&d, &children, &before, &v))
+        @if r.status == RunStatus::Blocked { (blocked_card(&d, v.is_admin())) }
         section #waterfall.card data-live {
             h2 { "Waterfall" }
             (waterfall(&d, &children, q.from.unwrap_or(0)))
@@ -378,12 +397,51 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
+/// What stopped a blocked run, and its ways on.
+fn blocked_card(d: &RunDetail, admin: bool) -> Markup {
+    let id = d.run.id;
+    let e = d.run.error.as_ref();
+    let m: Option<slate_engine::Mismatch> =
+        e.and_then(|e| serde_json::from_value(e.details.clone()).ok());
+    html! {
+        section #blocked.card.blocked {
+            h2 { "Blocked: the journal no longer fits the code" }
+            @if let Some(m) = &m {
+                dl.facts {
+                    dt { "At" } dd { "sequence number " (m.seq) }
+                    dt { "The journal has" } dd { code { (m.expected.name) } " (" (m.expected.kind) ")" }
+                    dt { "The code asks for" } dd { code { (m.found.name) } " (" (m.found.kind) ")" }
+                    dt { "Written by" } dd { (m.build.as_deref().unwrap_or("an unrecorded build")) }
+                    @if let Some(b) = &m.replayed_by { dt { "Replayed by" } dd { (b) } }
+                }
+            } @else if let Some(e) = e {
+                p.error { (e.message) }
+            }
+            p.muted { "Nothing of the changed code ran. Deploy code that fits (a patch, docs/upgrading.md) and retry, fork the run from the step before the change on the code deployed now (what came before is kept, not paid again), or cancel it." }
+            @if admin {
+                div.actions.admin {
+                    button data-api=(format!("POST /api/admin/runs/{id}/retry"))
+                        data-body=(json_attr(&json!({"reason": "retried on the deployed code from the dashboard"})))
+                        data-confirm="Retry this run on the code deployed now? If the journal still does not fit, it blocks again."
+                        data-then="reload" { "Retry on this build" }
+                    @if let (Some(m), None) = (&m, d.run.parent_id) {
+                        button.secondary #fork-blocked data-api=(format!("POST /api/admin/runs/{id}/fork"))
+                            data-body=(json_attr(&json!({"from_step": m.expected.name, "reason": "forked from the dashboard"})))
+                            data-confirm=(format!("Fork a new run from `{}`? It keeps what this run journaled before that step and runs the rest on the code deployed now.", m.expected.name))
+                            data-then="go:/runs/{run_id}" { "Fork from " code { (m.expected.name) } }
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn admin_actions(d: &RunDetail) -> Markup {
     let id = d.run.id;
     let st = d.run.status;
     html! {
         div.actions.admin {
-            @if !st.is_terminal() {
+            @if !st.is_terminal() || st == RunStatus::Blocked {
                 button.danger data-api=(format!("POST /api/admin/runs/{id}/cancel"))
                     data-body=(json_attr(&json!({"reason": "cancelled from the dashboard"})))
                     data-confirm="Cancel this run and every run under it? Steps in flight are stopped; what is done stays journaled, nothing is undone."
@@ -409,6 +467,7 @@ fn steps(d: &RunDetail, admin: bool, from: usize) -> Markup {
     }
     let id = d.run.id;
     let failed_run = d.run.status == RunStatus::Failed;
+    let top_stopped = d.run.parent_id.is_none() && d.run.status.is_terminal();
     html! {
         @if d.steps.is_empty() { p.muted { "No step yet." } }
         @else {
@@ -446,6 +505,12 @@ fn steps(d: &RunDetail, admin: bool, from: usize) -> Markup {
                                             data-body=(json_attr(&json!({"step": st.name, "reason": "retried from the dashboard"})))
                                             data-confirm=(format!("Retry `{}` with a fresh attempt budget? The run goes on from there.", st.name))
                                             data-then="reload" { "Retry" }
+                                    }
+                                    @if st.kind == "step" && top_stopped {
+                                        button.small.secondary data-api=(format!("POST /api/admin/runs/{id}/fork"))
+                                            data-body=(json_attr(&json!({"from_step": st.name, "reason": "forked from the dashboard"})))
+                                            data-confirm=(format!("Fork a new run from `{}`? It keeps what was journaled before that step (not paid again) and runs the rest on the code deployed now.", st.name))
+                                            data-then="go:/runs/{run_id}" { "Fork here" }
                                     }
                                     @if st.kind == "step" {
                                         button.small.secondary data-api=(format!("POST /api/admin/runs/{id}/reset"))

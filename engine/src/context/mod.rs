@@ -166,6 +166,9 @@ pub(crate) struct RunInner {
     /// A dry replay (`Engine::replay`): nothing is written, and every operation the journal
     /// does not hold stops its branch, noted here.
     pub dry: Option<Mutex<Vec<replay::WouldRun>>>,
+    /// Database calls under way on the replay path (a slot given back, a signal looked for):
+    /// a branch awaiting one has not reached its next journaled entry yet.
+    pub io: std::sync::atomic::AtomicUsize,
 }
 
 /// The workflow context. Cheap to clone; clones share the run.
@@ -235,6 +238,7 @@ impl Ctx {
                 token,
                 stop,
                 dry: None,
+                io: std::sync::atomic::AtomicUsize::new(0),
             }),
         }
     }
@@ -471,6 +475,7 @@ impl Ctx {
         if self.inner.dry.is_some() {
             return Ok(());
         }
+        let _io = self.io();
         self.inner
             .shared
             .store
@@ -586,12 +591,14 @@ impl Ctx {
             Some(other) => return Err(self.nondeterminism(&name, &other, "a signal wait")),
         };
         let consumed = self.lock().journal.consumed_signals();
-        let found = self
-            .inner
-            .shared
-            .store
-            .find_signal(self.inner.run.id, &signal, &consumed)
-            .await?;
+        let found = {
+            let _io = self.io();
+            self.inner
+                .shared
+                .store
+                .find_signal(self.inner.run.id, &signal, &consumed)
+                .await?
+        };
         if let Some(sig) = found {
             let value = decode_signal(&name, &sig.payload);
             self.commit(

@@ -70,7 +70,16 @@ impl Ctx {
     pub(super) async fn replay_settles(&self) -> bool {
         let mut last = self.lock().seen.len();
         let mut quiet = 0;
-        for _ in 0..MAX_TURNS {
+        let mut turns = 0;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+        while turns < MAX_TURNS && tokio::time::Instant::now() < deadline {
+            if self.inner.io.load(std::sync::atomic::Ordering::Acquire) > 0 {
+                // A branch waits on the database before its next entry: no verdict yet.
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                quiet = 0;
+                continue;
+            }
+            turns += 1;
             tokio::task::yield_now().await;
             if !self.history_ahead() {
                 return true;
@@ -87,6 +96,14 @@ impl Ctx {
             }
         }
         false
+    }
+
+    /// A database call on the replay path is under way while this lives.
+    pub(super) fn io(&self) -> IoGuard<'_> {
+        self.inner
+            .io
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        IoGuard(&self.inner.io)
     }
 
     /// The mismatch met at `name`: the earliest entry of the journal the code did not reach.
@@ -137,5 +154,14 @@ impl Ctx {
             .map(|d| d.lock().unwrap_or_else(|e| e.into_inner()).clone())
             .unwrap_or_default();
         (seen, would, fatal)
+    }
+}
+
+/// See [`Ctx::io`].
+pub(super) struct IoGuard<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for IoGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
 }

@@ -221,6 +221,25 @@ pub trait Media: Send + Sync {
         lines: &[(BlobRef, f64)],
         output_key: &str,
     ) -> Result<BlobRef>;
+    /// Cut a clip to `seconds` (when given) and mix voice lines into it, in one pass where the
+    /// implementation can (the default makes the two passes).
+    async fn cut(
+        &self,
+        video: &BlobRef,
+        seconds: Option<f64>,
+        lines: &[(BlobRef, f64)],
+        output_key: &str,
+    ) -> Result<BlobRef> {
+        let video = match seconds {
+            Some(s) if lines.is_empty() => return self.trim(video, s, output_key).await,
+            Some(s) => {
+                self.trim(video, s, &format!("{output_key}.trimmed.mp4"))
+                    .await?
+            }
+            None => video.clone(),
+        };
+        self.mix_voices(&video, lines, output_key).await
+    }
     /// Stitch clips in order with their transitions.
     async fn stitch(&self, clips: &[ClipSpec], output_key: &str) -> Result<BlobRef>;
 }

@@ -29,6 +29,7 @@ pub const SERVER_VARIABLES: &[(&str, bool)] = &[
     ("SLATE_BODY_LIMIT_BYTES", false),
     ("SLATE_EDIT_WINDOW_SECS", false),
     ("SLATE_PARALLEL_SCENES", false),
+    ("SLATE_SCENE_ONE_PASS", false),
     ("SLATE_LOCAL_VISION_FAIL_RATE", false),
     ("MONGODB_URI", true),
 ];
@@ -74,6 +75,7 @@ struct ServerVars {
     concurrency: String,
     edit_window_secs: u64,
     parallel_scenes: bool,
+    scene_one_pass: bool,
     local_vision_fail_rate: f64,
     api_key: Option<String>,
     admin_key: Option<String>,
@@ -93,6 +95,7 @@ impl Default for ServerVars {
             concurrency: String::new(),
             edit_window_secs: 10,
             parallel_scenes: true,
+            scene_one_pass: true,
             local_vision_fail_rate: 0.0,
             api_key: None,
             admin_key: None,
@@ -128,6 +131,9 @@ pub struct Config {
     pub edit_window: Duration,
     /// Scenes that do not need their predecessor's last frame are made at once.
     pub parallel_scenes: bool,
+    /// A scene's clip is cut to length and its voices mixed in one ffmpeg pass (the patch
+    /// `one-pass-cut`); false keeps the earlier two passes, as a build before the patch did.
+    pub scene_one_pass: bool,
     /// Share of frames the local vision check rejects on purpose.
     pub vision_fail_rate: f64,
     /// Key for the API (`SLATE_API_KEY`).
@@ -341,6 +347,7 @@ impl Config {
             concurrency,
             edit_window: Duration::from_secs(s.edit_window_secs),
             parallel_scenes: s.parallel_scenes,
+            scene_one_pass: s.scene_one_pass,
             vision_fail_rate: s.local_vision_fail_rate,
             api_key: s.api_key.map(Secret::new),
             admin_key: s.admin_key.map(Secret::new),

@@ -127,6 +127,7 @@ pub async fn build_tuned(
         config: {
             let mut c = FilmConfig {
                 parallel_scenes: config.parallel_scenes,
+                one_pass_cut: config.scene_one_pass,
                 edit_window: config.edit_window,
                 ..FilmConfig::default()
             };

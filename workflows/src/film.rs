@@ -39,6 +39,10 @@ pub struct FilmConfig {
     /// Generate scenes that do not need their predecessor's last frame at once, each chain of
     /// dependent scenes in order (`docs/decisions/0018`); false: one scene after another.
     pub parallel_scenes: bool,
+    /// Cut a scene's clip to length and mix its voices in one ffmpeg pass (behind the patch
+    /// `one-pass-cut`: runs that passed that point on two passes keep them). False: the two
+    /// passes without the patch point, exactly as builds before it (a rollback switch).
+    pub one_pass_cut: bool,
 }
 
 impl Default for FilmConfig {
@@ -53,6 +57,7 @@ impl Default for FilmConfig {
             max_attempts: 5,
             knowledge_threshold: 0.8,
             parallel_scenes: true,
+            one_pass_cut: true,
         }
     }
 }

@@ -94,6 +94,14 @@ pub mod scene {
     pub const VIDEO_POLL_PREFIX: &str = "video/poll/";
     /// Voice lines: `voice/{i}`.
     pub const VOICE_PREFIX: &str = "voice/";
+    /// The patch point of the one-pass cut (journaled as `patch/one-pass-cut`).
+    pub const ONE_PASS_CUT: &str = "one-pass-cut";
+    /// The clip cut to the scene's length with its voices mixed in, in one pass.
+    pub const VIDEO_CUT: &str = "video/cut";
+    /// The clip cut to the scene's length (before the one-pass cut).
+    pub const VIDEO_TRIM: &str = "video/trim";
+    /// The voices mixed into the clip (before the one-pass cut).
+    pub const VIDEO_VOICES: &str = "video/voices";
     /// The clip's last frame.
     pub const LAST_FRAME: &str = "last-frame";
 }

@@ -563,6 +563,26 @@ async fn finish(blobs: &Blobs, scratch: &Path, file: &Path, key: &str) -> Result
     Ok(r)
 }
 
+/// The filter graph that delays each voice line to its offset and mixes them over `base`.
+fn voice_graph(base: &str, lines: &[(BlobRef, f64)]) -> String {
+    let mut graph = vec![];
+    let mut mixes = vec![base.to_string()];
+    for (i, (_, at)) in lines.iter().enumerate() {
+        let ms = (at.max(0.0) * 1000.0) as u64;
+        graph.push(format!(
+            "[{}:a]aformat=sample_rates=48000:channel_layouts=stereo,adelay={ms}|{ms}[d{i}]",
+            i + 1
+        ));
+        mixes.push(format!("[d{i}]"));
+    }
+    graph.push(format!(
+        "{}amix=inputs={}:duration=first:normalize=0[aout]",
+        mixes.join(""),
+        lines.len() + 1
+    ));
+    graph.join(";")
+}
+
 #[async_trait]
 impl Media for LocalMedia {
     fn name(&self) -> &'static str {
@@ -648,59 +668,63 @@ impl Media for LocalMedia {
         lines: &[(BlobRef, f64)],
         output_key: &str,
     ) -> Result<BlobRef> {
-        let src = self.blobs.local_path(video).await?;
-        if lines.is_empty() {
+        self.cut(video, None, lines, output_key).await
+    }
+
+    /// One ffmpeg pass: the clip cut to `seconds` (re-encoded, frame-exact) when given, and
+    /// the voice lines mixed in at their offsets. The video is copied when it is not cut.
+    async fn cut(
+        &self,
+        video: &BlobRef,
+        seconds: Option<f64>,
+        lines: &[(BlobRef, f64)],
+        output_key: &str,
+    ) -> Result<BlobRef> {
+        if seconds.is_none() && lines.is_empty() {
             let bytes = self.blobs.get(video).await?;
             return self.blobs.put(output_key, bytes).await;
         }
+        let src = self.blobs.local_path(video).await?;
         let scratch = self.blobs.scratch().await?;
-        let out = scratch.join("voiced.mp4");
+        let out = scratch.join("cut.mp4");
         let mut args = a(["-y", "-v", "error", "-i"]);
         args.push(p(&src));
-        for (b, _) in lines {
-            args.push("-i".into());
-            args.push(p(&self.blobs.local_path(b).await?));
+        let mut audio = vec!["-map".to_string(), "0:a?".to_string()];
+        if !lines.is_empty() {
+            for (b, _) in lines {
+                args.push("-i".into());
+                args.push(p(&self.blobs.local_path(b).await?));
+            }
+            // A silent clip (as providers often return) gets a silent bed to mix the lines into.
+            let base = if has_audio(&src).await? {
+                "[0:a]".to_string()
+            } else {
+                args.extend(a(["-f", "lavfi", "-t"]));
+                args.push(format!("{:.3}", probe_duration(&src).await?));
+                args.extend(a(["-i", "anullsrc=r=48000:cl=stereo"]));
+                format!("[{}:a]", lines.len() + 1)
+            };
+            args.extend(a(["-filter_complex", &voice_graph(&base, lines)]));
+            audio = a(["-map", "[aout]"]);
         }
-        // A silent clip (as providers often return) gets a silent bed to mix the lines into.
-        let base = if has_audio(&src).await? {
-            "[0:a]".to_string()
-        } else {
-            args.extend(a(["-f", "lavfi", "-t"]));
-            args.push(format!("{:.3}", probe_duration(&src).await?));
-            args.extend(a(["-i", "anullsrc=r=48000:cl=stereo"]));
-            format!("[{}:a]", lines.len() + 1)
-        };
-        let mut graph = vec![];
-        let mut mixes = vec![base];
-        for (i, (_, at)) in lines.iter().enumerate() {
-            let ms = (at.max(0.0) * 1000.0) as u64;
-            graph.push(format!(
-                "[{}:a]aformat=sample_rates=48000:channel_layouts=stereo,adelay={ms}|{ms}[d{i}]",
-                i + 1
-            ));
-            mixes.push(format!("[d{i}]"));
+        args.extend(a(["-map", "0:v"]));
+        args.extend(audio);
+        match seconds {
+            Some(t) => {
+                let frames = (t * FPS as f64).round() as u64;
+                args.extend(a([
+                    "-t",
+                    &format!("{t:.3}"),
+                    "-frames:v",
+                    &frames.to_string(),
+                ]));
+                args.extend(a([
+                    "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p",
+                ]));
+            }
+            None => args.extend(a(["-c:v", "copy"])),
         }
-        graph.push(format!(
-            "{}amix=inputs={}:duration=first:normalize=0[aout]",
-            mixes.join(""),
-            lines.len() + 1
-        ));
-        args.extend(a([
-            "-filter_complex",
-            &graph.join(";"),
-            "-map",
-            "0:v",
-            "-map",
-            "[aout]",
-            "-c:v",
-            "copy",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "96k",
-            "-movflags",
-            "+faststart",
-        ]));
+        args.extend(a(["-c:a", "aac", "-b:a", "96k", "-movflags", "+faststart"]));
         args.push(p(&out));
         run("ffmpeg", &args).await?;
         finish(&self.blobs, &scratch, &out, output_key).await

@@ -26,8 +26,8 @@ pub struct WouldRun {
 
 /// Turns of the executor with no new entry reached after which replay is taken as settled.
 const QUIET_TURNS: u32 = 3;
-/// A bound on the turns, whatever the branches do.
-const MAX_TURNS: u32 = 512;
+/// How long nothing new must be reached before an unreached entry is taken as a change.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Ctx {
     /// Before the operation `name`, which the journal does not hold, begins: the check that the
@@ -69,33 +69,32 @@ impl Ctx {
     /// false when the reached entries stop growing with some still unreached.
     pub(super) async fn replay_settles(&self) -> bool {
         let mut last = self.lock().seen.len();
-        let mut quiet = 0;
-        let mut turns = 0;
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
-        while turns < MAX_TURNS && tokio::time::Instant::now() < deadline {
+        let mut changed = tokio::time::Instant::now();
+        let mut turns = 0u32;
+        loop {
             if self.inner.io.load(std::sync::atomic::Ordering::Acquire) > 0 {
                 // A branch waits on the database before its next entry: no verdict yet.
-                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-                quiet = 0;
-                continue;
+                changed = tokio::time::Instant::now();
+            }
+            if turns < QUIET_TURNS * 4 {
+                tokio::task::yield_now().await;
+            } else {
+                // Workflow code may await other things between journaled operations (a
+                // template read, say): the verdict waits until nothing moved for SETTLE.
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             }
             turns += 1;
-            tokio::task::yield_now().await;
             if !self.history_ahead() {
                 return true;
             }
             let now = self.lock().seen.len();
-            if now == last {
-                quiet += 1;
-                if quiet >= QUIET_TURNS {
-                    return false;
-                }
-            } else {
-                quiet = 0;
+            if now != last {
                 last = now;
+                changed = tokio::time::Instant::now();
+            } else if changed.elapsed() >= SETTLE && turns >= QUIET_TURNS {
+                return false;
             }
         }
-        false
     }
 
     /// A database call on the replay path is under way while this lives.

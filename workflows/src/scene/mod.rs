@@ -140,8 +140,15 @@ impl SceneGeneration {
         let request = t.video_request(&scene, &shot, &composite, duration).await;
         let (_, job) = join2(t.continuity(&scene, &composite), t.submit_video(&request)).await?;
         let video = t.await_video(&job, &request).await?;
-        let clip = t.fit(video, duration).await?;
-        let clip = t.voices(&scene, &refs, clip, duration).await?;
+        // Runs that trimmed or voiced their clip in two passes before the patch keep them.
+        let one_pass =
+            t.film.config.one_pass_cut && t.ctx.patched(crate::names::scene::ONE_PASS_CUT).await?;
+        let clip = if one_pass {
+            t.cut(&scene, &refs, video, duration).await?
+        } else {
+            let clip = t.fit(video, duration).await?;
+            t.voices(&scene, &refs, clip, duration).await?
+        };
         let (last_frame, actual) = t.last_frame(&clip).await?;
         let (c, lf) = (clip.key().to_string(), last_frame.key().to_string());
         t.record("record/completed", move |s| {

@@ -194,23 +194,19 @@ impl Take<'_> {
         let (media, k) = (&self.film.studio.media, self.key("video-fitted.mp4"));
         let v = &output.video;
         self.ctx
-            .step("video/trim", |_| async move {
+            .step(crate::names::scene::VIDEO_TRIM, |_| async move {
                 media.trim(v, duration, &k).await.step()
             })
             .await
     }
 
-    /// Each line of dialogue spoken in its character's voice and mixed into the clip.
-    pub(super) async fn voices(
+    /// Each line of dialogue spoken in its character's voice, with the offset it starts at.
+    async fn speak(
         &self,
         scene: &Scene,
         refs: &Refs,
-        clip: BlobRef,
         duration: f64,
-    ) -> Result<BlobRef, WfError> {
-        if scene.dialogue.is_empty() {
-            return Ok(clip);
-        }
+    ) -> Result<Vec<(BlobRef, f64)>, WfError> {
         let mut lines = vec![];
         for (i, d) in scene.dialogue.iter().enumerate() {
             let casting = refs
@@ -249,11 +245,26 @@ impl Take<'_> {
             let offset = 0.3 + i as f64 * (duration / scene.dialogue.len() as f64);
             lines.push((audio, offset));
         }
+        Ok(lines)
+    }
+
+    /// Each line of dialogue spoken in its character's voice and mixed into the clip.
+    pub(super) async fn voices(
+        &self,
+        scene: &Scene,
+        refs: &Refs,
+        clip: BlobRef,
+        duration: f64,
+    ) -> Result<BlobRef, WfError> {
+        if scene.dialogue.is_empty() {
+            return Ok(clip);
+        }
+        let lines = self.speak(scene, refs, duration).await?;
         let (media, k) = (&self.film.studio.media, self.key("video.mp4"));
         let (c, l) = (&clip, &lines);
         let voiced: BlobRef = self
             .ctx
-            .step("video/voices", |_| async move {
+            .step(crate::names::scene::VIDEO_VOICES, |_| async move {
                 media.mix_voices(c, l, &k).await.step()
             })
             .await?;
@@ -264,5 +275,38 @@ impl Take<'_> {
         })
         .await?;
         Ok(voiced)
+    }
+
+    /// The clip cut to the scene's length (when the provider made it longer) with each line of
+    /// dialogue mixed in, in one ffmpeg pass (the patch `one-pass-cut`).
+    pub(super) async fn cut(
+        &self,
+        scene: &Scene,
+        refs: &Refs,
+        output: VideoOutput,
+        duration: f64,
+    ) -> Result<BlobRef, WfError> {
+        let to = (output.duration > duration + 0.05).then_some(duration);
+        if to.is_none() && scene.dialogue.is_empty() {
+            return Ok(output.video);
+        }
+        let lines = self.speak(scene, refs, duration).await?;
+        let (media, k) = (&self.film.studio.media, self.key("video.mp4"));
+        let (v, l) = (&output.video, &lines);
+        let clip: BlobRef = self
+            .ctx
+            .step(crate::names::scene::VIDEO_CUT, |_| async move {
+                media.cut(v, to, l, &k).await.step()
+            })
+            .await?;
+        if !lines.is_empty() {
+            self.record("record/voices", move |s| {
+                for (d, (a, _)) in s.dialogue.iter_mut().zip(&lines) {
+                    d.audio_url = Some(a.key().to_string());
+                }
+            })
+            .await?;
+        }
+        Ok(clip)
     }
 }

@@ -332,6 +332,16 @@ impl Media for RemoteMedia {
         self.local.mix_voices(video, lines, output_key).await
     }
 
+    async fn cut(
+        &self,
+        video: &BlobRef,
+        seconds: Option<f64>,
+        lines: &[(BlobRef, f64)],
+        output_key: &str,
+    ) -> Result<BlobRef> {
+        self.local.cut(video, seconds, lines, output_key).await
+    }
+
     async fn stitch(&self, clips: &[ClipSpec], output_key: &str) -> Result<BlobRef> {
         let mut urls = vec![];
         for c in clips {

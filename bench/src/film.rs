@@ -67,6 +67,10 @@ pub struct FilmBenchArgs {
     /// Keep the productions' data directories (printed) instead of deleting them.
     #[arg(long)]
     pub keep: bool,
+    /// Cut and voice each scene's clip in two ffmpeg passes, as builds before the patch
+    /// `one-pass-cut` (to measure what the one pass saves).
+    #[arg(long)]
+    pub two_pass: bool,
 }
 
 const SLUG: &str = "bench-film";
@@ -469,6 +473,7 @@ async fn studio(
             format!("sqlite://{}", dir.join("slate.db").display()),
         ),
         ("SLATE_PARALLEL_SCENES", parallel.to_string()),
+        ("SLATE_SCENE_ONE_PASS", (!args.two_pass).to_string()),
         (
             "SLATE_CONCURRENCY",
             args.concurrency.clone().unwrap_or_default(),

@@ -20,6 +20,7 @@ async fn parallel_scenes_never_run_more_provider_jobs_than_the_limits() {
         clip: "320x180".into(),
         no_sequential: true,
         keep: false,
+        two_pass: false,
     };
     let m = measure(&args).await.expect("the production completes");
     let p = &m.parallel;

@@ -104,6 +104,20 @@ async fn page(s: &TestServer, path: &str) -> String {
     res.text().await.unwrap()
 }
 
+/// `slate` on the same database: its exit code and standard output.
+fn cli_status(s: &TestServer, args: &[&str]) -> (Option<i32>, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_slate"));
+    common::serve::scrub(&mut cmd);
+    cmd.args(args)
+        .env("SLATE_DATA_DIR", &s.data)
+        .env("SLATE_DATABASE_URL", &s.state.config.database_url);
+    let out = cmd.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 /// `slate` on the same database.
 fn cli(s: &TestServer, args: &[&str]) -> String {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_slate"));
@@ -118,6 +132,38 @@ fn cli(s: &TestServer, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Before a deploy: the `slate` binary does not register this test's workflow, so a deploy of
+/// it would strand the run; its replay says so and exits 3. The corpus replays cleanly.
+fn replays_before_a_deploy(s: &TestServer, id: &str) {
+    let (code, out) = cli_status(s, &["replay", "--open"]);
+    assert_eq!(code, Some(3), "{out}");
+    assert!(
+        out.contains("t.deploy v1: 1 run(s), 1 would block"),
+        "{out}"
+    );
+    let dir = s.data.join("exported");
+    let out = cli(
+        s,
+        &["history", "export", id, "--out", dir.to_str().unwrap()],
+    );
+    assert!(out.contains("1 histories written"), "{out}");
+    let h = slate_server::history::read(&dir.join(format!("{id}.json"))).unwrap();
+    assert_eq!(h.run.status, slate_engine::RunStatus::Blocked);
+    let corpus: Vec<String> =
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/histories"))
+            .unwrap()
+            .map(|e| e.unwrap().path().display().to_string())
+            .collect();
+    let mut args = vec!["replay"];
+    args.extend(corpus.iter().map(String::as_str));
+    let (code, out) = cli_status(s, &args);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("film.scene v1: 1 run(s), 0 would block"),
+        "{out}"
+    );
 }
 
 async fn a_renamed_step_blocks_and_a_fork_finishes(db: Db) {
@@ -196,6 +242,8 @@ async fn a_renamed_step_blocks_and_a_fork_finishes(db: Db) {
         show.contains("voice-mix") && show.contains(&format!("seq {}", m.seq)),
         "{show}"
     );
+
+    replays_before_a_deploy(&s, &id);
 
     // The way on: a fork from the step before the change keeps `render`.
     let (code, f) = s

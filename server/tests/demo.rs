@@ -109,7 +109,7 @@ fn the_demo_makes_the_film_and_prints_a_summary() {
     );
     let (ok, _, err) = slate(&["runs", "retry", &id]);
     assert!(
-        !ok && err.starts_with("error: ") && err.contains("only failed runs"),
+        !ok && err.starts_with("error: ") && err.contains("only failed"),
         "{err}"
     );
     assert!(!err.contains("backtrace"), "a one-line error: {err}");

@@ -294,11 +294,7 @@ async fn a_renamed_step_blocks_and_a_fork_finishes(db: Db) {
             Some(json!({"action": "cancel"})),
         )
         .await;
-    assert_eq!(
-        code,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "a bulk action needs a filter"
-    );
+    assert_eq!(code, StatusCode::CONFLICT, "a bulk action needs a filter");
     status_of(&s, &id, "cancelled").await;
     s.stop().await;
 }

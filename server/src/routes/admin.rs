@@ -227,6 +227,16 @@ async fn fork_run(
     JsonBody(b): JsonBody<ForkBody>,
 ) -> ApiResult<(axum::http::StatusCode, Json<Forked>)> {
     let id = p.id()?;
+    if b.from_step.is_empty() || b.from_step.chars().count() > 500 {
+        return Err(ApiError::unprocessable(
+            "`from_step` names a step: 1 to 500 characters",
+        ));
+    }
+    if b.reason.as_ref().is_some_and(|r| r.chars().count() > 2000) {
+        return Err(ApiError::unprocessable(
+            "`reason` has at most 2000 characters",
+        ));
+    }
     let reason = b.reason.as_deref().unwrap_or("forked by an administrator");
     let run = s.engine.fork(id, &b.from_step, reason).await?;
     if let Some(slug) = run
@@ -298,15 +308,27 @@ pub struct BulkSkip {
     request_body = BulkBody,
     responses(
         (status = 200, description = "Done", body = BulkOutcome),
-        (status = 422, description = "No filter: a bulk action must select by workflow, version or status", body = ErrorBody),
+        (status = 409, description = "No selection: a bulk action must select by workflow, version or status", body = ErrorBody),
+        (status = 422, description = "A malformed selection (version 0, an unknown state)", body = ErrorBody),
     ))]
 async fn bulk(
     State(s): State<AppState>,
     JsonBody(b): JsonBody<BulkBody>,
 ) -> ApiResult<Json<BulkOutcome>> {
-    if b.workflow.is_none() && b.version.is_none() && b.status.is_none() {
+    if b.reason.as_ref().is_some_and(|r| r.chars().count() > 2000) {
         return Err(ApiError::unprocessable(
-            "a bulk action must select runs by workflow, version or status (or several)",
+            "`reason` has at most 2000 characters",
+        ));
+    }
+    if b.version.is_some_and(|v| v == 0 || v > i32::MAX as u32) {
+        return Err(ApiError::unprocessable(
+            "`version` is numbered from 1 to 2147483647 (a workflow's first version is 1)",
+        ));
+    }
+    if b.workflow.is_none() && b.version.is_none() && b.status.is_none() {
+        // Every run at once is never what a bulk action means: refused until one is selected.
+        return Err(ApiError::conflict(
+            "a bulk action must select runs by workflow, version or status (or several); it never applies to every run",
         ));
     }
     let filter = slate_engine::RunFilter {

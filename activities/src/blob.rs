@@ -498,6 +498,20 @@ impl Blobs {
         }
     }
 
+    /// Remove a blob (and this worker's copy of it). A blob already gone is no error.
+    pub async fn delete(&self, r: &BlobRef) -> Result<()> {
+        match self.store.delete(&Self::path(r)?).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(store_error(e)),
+        }
+        if !self.is_local() {
+            let (p, tag) = self.cached(r);
+            let _ = tokio::fs::remove_file(p).await;
+            let _ = tokio::fs::remove_file(tag).await;
+        }
+        Ok(())
+    }
+
     /// Size in bytes.
     pub async fn size(&self, r: &BlobRef) -> Result<u64> {
         Ok(self

@@ -53,6 +53,11 @@ pub async fn scope<F: Future>(store: Arc<dyn Checkpoint>, fut: F) -> F::Output {
     SCOPE.scope(s, fut).await
 }
 
+/// Whether a checkpoint is in scope (what is kept now outlives this process).
+pub fn active() -> bool {
+    SCOPE.try_with(|_| ()).is_ok()
+}
+
 /// What an earlier attempt kept under `key`, if it can be read as `T`.
 pub fn recall<T: DeserializeOwned>(key: &str) -> Option<T> {
     SCOPE

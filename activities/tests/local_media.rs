@@ -234,9 +234,9 @@ async fn stitched_films_last_the_sum_of_their_clips_less_crossfades() {
 }
 
 #[tokio::test]
-async fn a_long_film_is_stitched_in_groups_with_the_same_transitions() {
-    // More clips than one ffmpeg stitch takes: groups, then the groups, with crossfades inside
-    // groups and on their boundaries (clips 8|9 and 16|17 are where groups meet).
+async fn a_long_film_is_stitched_in_pieces_with_every_transition() {
+    // Eleven clips with fades, dissolves, wipes and cuts: the film is made piece by piece
+    // (each clip between its joins, each crossfade) and joined by stream copy.
     let blobs = blobs();
     let media = LocalMedia::new(blobs.clone());
     let made = [
@@ -244,7 +244,7 @@ async fn a_long_film_is_stitched_in_groups_with_the_same_transitions() {
         clip(&blobs, "l2", 4.0, "zoom").await,
         clip(&blobs, "l3", 3.5, "pan").await,
     ];
-    let n = 2 * slate_activities::local::media::MAX_STITCH_INPUTS + 3;
+    let n = 11;
     let specs: Vec<ClipSpec> = (0..n)
         .map(|k| {
             let v = &made[k % 3];
@@ -274,9 +274,111 @@ async fn a_long_film_is_stitched_in_groups_with_the_same_transitions() {
     let brightness = |fr: &Vec<u8>| fr.iter().map(|x| *x as f64).sum::<f64>() / fr.len() as f64;
     assert!(
         brightness(&f[0]) < 5.0,
-        "the film (not each group) fades in"
+        "the film (not each piece) fades in"
     );
     assert!(brightness(&f[f.len() / 2]) > 20.0);
+}
+
+/// A step checkpoint kept in memory, as the engine keeps one in its journal: what `save`
+/// merges, `resumed` gives the next attempt.
+#[derive(Default)]
+struct Kept {
+    data: std::sync::Mutex<serde_json::Map<String, serde_json::Value>>,
+    resumed: Option<serde_json::Value>,
+    saves: std::sync::atomic::AtomicUsize,
+    notify: tokio::sync::Notify,
+}
+
+#[async_trait::async_trait]
+impl slate_activities::checkpoint::Checkpoint for Kept {
+    fn resumed(&self) -> Option<serde_json::Value> {
+        self.resumed.clone()
+    }
+    async fn save(&self, data: serde_json::Value) -> Result<(), String> {
+        if let serde_json::Value::Object(m) = data {
+            self.data.lock().unwrap().extend(m);
+        }
+        self.saves.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.notify.notify_waiters();
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_stitch_cut_short_goes_on_from_the_pieces_it_kept() {
+    let blobs = blobs();
+    let media = LocalMedia::new(blobs.clone());
+    let made = [
+        clip(&blobs, "r1", 3.0, "static").await,
+        clip(&blobs, "r2", 4.0, "zoom").await,
+    ];
+    let specs: Vec<ClipSpec> = (0..6)
+        .map(|k| ClipSpec {
+            video: made[k % 2].video.clone(),
+            duration: made[k % 2].duration,
+            transition_in: if k == 0 { "fade_in" } else { "dissolve" }.into(),
+            transition_out: "cut".into(),
+        })
+        .collect();
+    let pieces = 6 + 5 + 1; // every clip, every dissolve, the sound
+
+    // Undisturbed, for comparison (no checkpoint: nothing is kept).
+    let calm = media.stitch(&specs, "films/calm.mp4").await.unwrap();
+    let calm = frames(&blobs.local_path(&calm).await.unwrap()).await;
+
+    // The first attempt is cut short (its future dropped, as a killed process stops) once it
+    // has kept three pieces.
+    let first = std::sync::Arc::new(Kept::default());
+    let scoped = slate_activities::checkpoint::scope(
+        first.clone(),
+        media.stitch(&specs, "films/resumed.mp4"),
+    );
+    let three = async {
+        while first.saves.load(std::sync::atomic::Ordering::SeqCst) < 3 {
+            let wait = first.notify.notified();
+            if first.saves.load(std::sync::atomic::Ordering::SeqCst) >= 3 {
+                break;
+            }
+            wait.await;
+        }
+    };
+    tokio::select! {
+        r = scoped => panic!("the stitch finished before it was cut short: {r:?}"),
+        () = three => {}
+    }
+    let kept = first.data.lock().unwrap().clone();
+    assert!(kept.len() >= 3 && kept.len() < pieces, "{kept:?}");
+
+    // The next attempt makes only what is missing, and the film is the undisturbed one.
+    let second = std::sync::Arc::new(Kept {
+        resumed: Some(serde_json::Value::Object(kept.clone())),
+        ..Default::default()
+    });
+    let film = slate_activities::checkpoint::scope(
+        second.clone(),
+        media.stitch(&specs, "films/resumed.mp4"),
+    )
+    .await
+    .unwrap();
+    let made_again = second.saves.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(made_again, pieces - kept.len(), "pieces made twice");
+    let path = blobs.local_path(&film).await.unwrap();
+    let f = frames(&path).await;
+    assert_eq!(f.len(), calm.len());
+    let worst = f
+        .iter()
+        .zip(&calm)
+        .map(|(x, y)| diff(x, y).1)
+        .fold(0.0f64, f64::max);
+    assert!(
+        worst < 1.0,
+        "frames differ from the undisturbed film by {worst} levels on average"
+    );
+    // The pieces kept as blobs are gone once the film is stored.
+    for key in kept.values() {
+        let r = BlobRef::new(key.as_str().unwrap()).unwrap();
+        assert!(!blobs.exists(&r).await.unwrap(), "{r} left behind");
+    }
 }
 
 #[tokio::test]

@@ -1,14 +1,16 @@
 //! Chaos: `slate serve` making a whole production (qualify, every scene, the film) is SIGKILLed
-//! at random, seeded moments and restarted each time, on SQLite and on Postgres (where a second
-//! process, `slate worker`, shares the work and is killed half of the time instead). At the end the
-//! production has completed, every scene too, no run failed or is left unfinished, the limits
-//! held, and the film lasts exactly as long as an undisturbed one's.
+//! at random, seeded moments, every 0.2-2.5 s without a pause until the production completes,
+//! and restarted each time, on SQLite and on Postgres (where a second process, `slate worker`,
+//! shares the work and is killed half of the time instead). At the end the production has
+//! completed, every scene too, no run failed or is left unfinished, the limits held, and the
+//! film lasts exactly as long as an undisturbed one's. On the local studio the production is
+//! "The Long Road" (26 scenes, so its stitch is one of the longest steps there are).
 //!
-//! Its size: `SLATE_CHAOS_KILLS` kills per store (default 6, what CI runs), at most
-//! `SLATE_CHAOS_PER_FILM` (default 30) in one production, one production after another until
-//! every kill has landed; and `SLATE_CHAOS_SEED` (default 1). For example
-//! `SLATE_CHAOS_KILLS=200 SLATE_CHAOS_SEED=7 cargo test -p slate-server --test chaos -- --nocapture`.
-//! It prints its figures.
+//! Its size: `SLATE_CHAOS_KILLS` kills per store (default 10, what CI runs); once a production
+//! completes the next begins, until every kill has landed; and `SLATE_CHAOS_SEED` (default 1).
+//! The long run: `SLATE_CHAOS_KILLS=200 cargo test -p slate-server --test chaos -- --nocapture`
+//! (about ten minutes a store). It prints its figures, among them how often the film's stitch
+//! was cut short and how many pieces it kept.
 //!
 //! Each store runs twice: on the local studio, and on the fake remote providers (fal.ai's
 //! queue for images and vision, the tasks service for video, the last-frame service for last
@@ -153,12 +155,15 @@ fn film_seconds(path: &Path) -> f64 {
 
 struct Outcome {
     film_seconds: f64,
+    scenes: usize,
     kills: usize,
     resume: Vec<Duration>,
     wall: Duration,
     runs: usize,
     step_starts: usize,
     step_outcomes: usize,
+    /// The film's stitch: attempts started, pieces kept.
+    stitch: (usize, usize),
     paid: Paid,
 }
 
@@ -203,7 +208,12 @@ async fn production(db: Db, studio: Studio, kills: usize, rng: &mut rand::rngs::
     let mut worker = two.then(|| Serve::spawn_as("worker", &env, &log));
     let mut worker_kills = 0;
     let slug = "chaos-film";
-    create_project(&api, slug, &mini_gather(4)).await;
+    let gather = match studio {
+        // A film long enough that its stitch outlasts many gaps between kills.
+        Studio::Local => serde_json::from_str(slate_workflows::examples::LONG_ROAD).unwrap(),
+        Studio::Remote => mini_gather(4),
+    };
+    create_project(&api, slug, &gather).await;
     let (st, p) = api
         .post(
             &format!("/api/projects/{slug}/produce"),
@@ -250,8 +260,11 @@ async fn production(db: Db, studio: Studio, kills: usize, rng: &mut rand::rngs::
     );
 
     let all = every_run_completed(&api, slug).await;
-    let seconds = every_scene_completed_within_its_limits(&api, slug, &data).await;
-    let (starts, outcomes) = steps_started_and_finished(&api, &all).await;
+    let (seconds, scenes) = every_scene_completed_within_its_limits(&api, slug, &data).await;
+    if studio == Studio::Local {
+        assert!(scenes >= 25, "the long film has {scenes} scenes");
+    }
+    let (starts, outcomes, stitch) = steps_started_and_finished(&api, &all).await;
     no_slot_is_left_held(&env, done).await;
     drop(serve);
     drop(worker);
@@ -280,12 +293,14 @@ async fn production(db: Db, studio: Studio, kills: usize, rng: &mut rand::rngs::
     let _ = std::fs::remove_dir_all(&data);
     Outcome {
         film_seconds: seconds,
+        scenes,
         kills: done,
         resume,
         wall,
         runs: all.len(),
         step_starts: starts,
         step_outcomes: outcomes,
+        stitch,
         paid,
     }
 }
@@ -318,7 +333,7 @@ async fn every_scene_completed_within_its_limits(
     api: &Api,
     slug: &str,
     data: &std::path::Path,
-) -> f64 {
+) -> (f64, usize) {
     // Every scene completed within its limits.
     let scenes = api.get(&format!("/api/projects/{slug}/scenes")).await["scenes"]
         .as_array()
@@ -335,20 +350,30 @@ async fn every_scene_completed_within_its_limits(
         .join("blobs")
         .join(project["project"]["final_video"].as_str().unwrap());
 
-    film_seconds(&film)
+    (film_seconds(&film), scenes.len())
 }
 
 /// Steps executed twice: journaled starts beyond journaled outcomes; and the retry limits held. Returns the starts and outcomes.
-async fn steps_started_and_finished(api: &Api, all: &[Value]) -> (usize, usize) {
+async fn steps_started_and_finished(api: &Api, all: &[Value]) -> (usize, usize, (usize, usize)) {
     // Steps executed twice: journaled starts beyond journaled outcomes.
     let (mut starts, mut outcomes) = (0, 0);
+    // The film's stitch: its attempts, and the pieces it kept across them.
+    let mut stitch = (0, 0);
     for r in all {
         let ev = api
             .get(&format!("/api/runs/{}/events", r["id"].as_str().unwrap()))
             .await;
         let mut errors: std::collections::BTreeMap<String, usize> = Default::default();
         for e in ev["events"].as_array().unwrap() {
-            match e["data"]["type"].as_str().unwrap_or("") {
+            let kind = e["data"]["type"].as_str().unwrap_or("");
+            if r["workflow"] == "film.generate" && e["step"] == "stitch" {
+                match kind {
+                    "step_started" => stitch.0 += 1,
+                    "step_checkpoint" => stitch.1 += 1,
+                    _ => {}
+                }
+            }
+            match kind {
                 "step_started" => starts += 1,
                 "step_succeeded" => outcomes += 1,
                 "step_failed" => {
@@ -366,7 +391,7 @@ async fn steps_started_and_finished(api: &Api, all: &[Value]) -> (usize, usize) 
             assert!(n <= 5, "step {step} of {} failed {n} times", r["workflow"]);
         }
     }
-    (starts, outcomes)
+    (starts, outcomes, stitch)
 }
 
 /// No concurrency slot is left held (decision 0019): every run ended, and a run's end gives back what it held, whatever the kills interrupted.
@@ -394,15 +419,18 @@ fn report(store: &str, studio: Studio, calm: &Outcome, o: &Outcome) {
     r.sort();
     let ms = |d: Option<&Duration>| d.map(|d| d.as_millis()).unwrap_or(0);
     println!(
-        "{store:<8} kills={} productions=completed runs={} runs_failed=0 film_s={:.3} (undisturbed {:.3}) \
-         steps_started={} steps_finished={} (re-run {}) resume_ms p50={} max={} wall_s={:.1} (undisturbed {:.1})",
+        "{store:<8} kills={} productions=completed scenes={} runs={} runs_failed=0 film_s={:.3} (undisturbed {:.3}) \
+         steps_started={} steps_finished={} (re-run {}) stitch_attempts={} stitch_pieces_kept={} resume_ms p50={} max={} wall_s={:.1} (undisturbed {:.1})",
         o.kills,
+        o.scenes,
         o.runs,
         o.film_seconds,
         calm.film_seconds,
         o.step_starts,
         o.step_outcomes,
         o.step_starts.saturating_sub(o.step_outcomes),
+        o.stitch.0,
+        o.stitch.1,
         ms(r.get(r.len() / 2)),
         ms(r.last()),
         o.wall.as_secs_f64(),
@@ -437,36 +465,30 @@ async fn chaos(db: Db, studio: Studio) {
     let kills: usize = std::env::var("SLATE_CHAOS_KILLS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(6);
+        .unwrap_or(10);
     let seed: u64 = std::env::var("SLATE_CHAOS_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let calm = production(db, studio, 0, &mut rng).await;
-    // One production absorbs a few dozen kills before it completes; a longer run makes one
-    // production after another until every kill has landed.
+    // Kills go on without a pause until the production completes, then the next production
+    // takes the rest: every step, however long, must get through gaps of 0.2-2.5 s.
     let mut total = Outcome {
         film_seconds: calm.film_seconds,
+        scenes: calm.scenes,
         kills: 0,
         resume: vec![],
         wall: Duration::ZERO,
         runs: 0,
         step_starts: 0,
         step_outcomes: 0,
+        stitch: (0, 0),
         paid: Paid::default(),
     };
     let mut productions = 0;
-    // Kills come in bursts of at most this many per production, then the production finishes:
-    // a step longer than the time between two kills cannot finish while they go on, and after
-    // ten cuts in a row the crash-loop guard would rightly stop it (decision 0014).
-    let per_film: usize = std::env::var("SLATE_CHAOS_PER_FILM")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(30)
-        .max(1);
     while total.kills < kills.max(1) {
-        let o = production(db, studio, (kills - total.kills).min(per_film), &mut rng).await;
+        let o = production(db, studio, kills - total.kills, &mut rng).await;
         productions += 1;
         assert!(
             (o.film_seconds - calm.film_seconds).abs() < 0.05,
@@ -497,6 +519,8 @@ async fn chaos(db: Db, studio: Studio) {
         total.runs += o.runs;
         total.step_starts += o.step_starts;
         total.step_outcomes += o.step_outcomes;
+        total.stitch.0 += o.stitch.0;
+        total.stitch.1 += o.stitch.1;
         if kills == 0 {
             break;
         }

@@ -6,59 +6,19 @@
 //! (Over 600 lines on purpose: every ffmpeg recipe of the studio, with the one normalised clip
 //! format they all rely on, in one place.)
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::process::Command;
 
 use crate::blob::{BlobRef, Blobs};
 use crate::error::{ActivityError, ErrorKind, Result};
 use crate::model::*;
 use crate::traits::{Media, Paid, Spend, VideoGen, Voice};
 
-/// Frames per second of every clip.
-pub const FPS: u32 = 24;
-/// Crossfade length of dissolves and fades between clips, seconds.
-pub const CROSSFADE: f64 = 0.5;
-
-/// Run a tool; on failure the error carries the end of its stderr.
-pub async fn run(tool: &str, args: &[String]) -> Result<String> {
-    let out = Command::new(tool)
-        .args(args)
-        .kill_on_drop(true)
-        .output()
-        .await
-        .map_err(|e| {
-            let hint = if e.kind() == std::io::ErrorKind::NotFound {
-                format!(
-                    "{tool} is not installed (run ./scripts/demo or apt-get install {})",
-                    if tool == "ffprobe" { "ffmpeg" } else { tool }
-                )
-            } else {
-                format!("cannot start {tool}: {e}")
-            };
-            ActivityError::new("local", ErrorKind::Tool, hint).retryable(false)
-        })?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = err.lines().rev().take(6).collect();
-        return Err(ActivityError::tool(format!(
-            "{tool} failed ({}): {}",
-            out.status,
-            tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
-        )));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn a<I: IntoIterator<Item = S>, S: Into<String>>(items: I) -> Vec<String> {
-    items.into_iter().map(Into::into).collect()
-}
-
-fn p(path: &Path) -> String {
-    path.to_string_lossy().into_owned()
-}
+pub use super::stitch::{CROSSFADE, stitched_length};
+pub use super::tool::{FPS, run};
+use super::tool::{a, p};
 
 /// What the MP4 reader makes of a file (off the async threads: it reads the disk).
 async fn mp4_info(path: &Path) -> Option<super::mp4::Info> {
@@ -306,244 +266,6 @@ async fn normalize(src: &Path, out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The crossfade between two clips, from their transitions: `(xfade name, seconds)`.
-fn crossfade(prev: &ClipSpec, next: &ClipSpec) -> Option<&'static str> {
-    match (prev.transition_out.as_str(), next.transition_in.as_str()) {
-        ("dissolve", _) | (_, "dissolve") => Some("dissolve"),
-        ("fade_out", _) | (_, "fade_in") => Some("fadeblack"),
-        ("wipe", _) | (_, "wipe") => Some("wipeleft"),
-        _ => None,
-    }
-}
-
-/// Length of a stitched film: the sum of its clips less each crossfade.
-pub fn stitched_length(clips: &[ClipSpec]) -> f64 {
-    let mut total = clips.first().map_or(0.0, |c| c.duration);
-    for w in clips.windows(2) {
-        total += w[1].duration;
-        if crossfade(&w[0], &w[1]).is_some() {
-            total -= fade_len(&w[0], &w[1]);
-        }
-    }
-    total
-}
-
-fn fade_len(prev: &ClipSpec, next: &ClipSpec) -> f64 {
-    CROSSFADE.min(prev.duration / 2.0).min(next.duration / 2.0)
-}
-
-/// The most inputs one ffmpeg stitch takes. A crossfade chain buffers the decoded frames of
-/// every input waiting its turn (about 35 MB per 4-second clip at 640x360), so a film of
-/// hundreds of scenes in one filter graph would need gigabytes. Longer films are stitched in
-/// groups, then the groups are stitched, with the same transitions; the groups are encoded
-/// losslessly, so the film is still encoded once.
-pub const MAX_STITCH_INPUTS: usize = 4;
-
-/// A file to stitch and its length.
-#[derive(Debug, Clone)]
-struct Piece {
-    file: PathBuf,
-    duration: f64,
-}
-
-/// A join between two pieces: a cut, or a crossfade `(xfade name, seconds)`.
-type Join = Option<(&'static str, f64)>;
-
-/// Stitch normalised clips. Cuts are a stream copy; any dissolve, fade or wipe uses `xfade`
-/// and `acrossfade` (offset_k = length so far - fade), and the film's first fade-in and last
-/// fade-out are applied to the whole.
-async fn stitch_files(
-    files: &[PathBuf],
-    clips: &[ClipSpec],
-    out: &Path,
-    scratch: &Path,
-) -> Result<()> {
-    let fade_in = clips.first().is_some_and(|c| c.transition_in == "fade_in");
-    let fade_out = clips.last().is_some_and(|c| c.transition_out == "fade_out");
-    let joins: Vec<Join> = clips
-        .windows(2)
-        .map(|w| crossfade(&w[0], &w[1]).map(|k| (k, fade_len(&w[0], &w[1]))))
-        .collect();
-    if joins.iter().all(Option::is_none) && !fade_in && !fade_out {
-        let list = scratch.join("concat.txt");
-        let body: String = files
-            .iter()
-            .map(|f| format!("file '{}'\n", p(f).replace('\'', "'\\''")))
-            .collect();
-        tokio::fs::write(&list, body).await?;
-        run(
-            "ffmpeg",
-            &a([
-                "-y",
-                "-v",
-                "error",
-                "-f",
-                "concat",
-                "-safe",
-                "0",
-                "-i",
-                &p(&list),
-                "-c",
-                "copy",
-                "-movflags",
-                "+faststart",
-                &p(out),
-            ]),
-        )
-        .await?;
-        return Ok(());
-    }
-    let mut pieces: Vec<Piece> = files
-        .iter()
-        .zip(clips)
-        .map(|(f, c)| Piece {
-            file: f.clone(),
-            duration: c.duration,
-        })
-        .collect();
-    let mut joins = joins;
-    let mut level = 0;
-    // Groups of at most MAX_STITCH_INPUTS, level by level; the joins between groups are the
-    // joins between their boundary clips, so the film is the same as one flat stitch.
-    while pieces.len() > MAX_STITCH_INPUTS {
-        let mut next_pieces = vec![];
-        let mut next_joins = vec![];
-        for (g, start) in (0..pieces.len()).step_by(MAX_STITCH_INPUTS).enumerate() {
-            let end = (start + MAX_STITCH_INPUTS).min(pieces.len());
-            let file = scratch.join(format!("group-{level}-{g}.mkv"));
-            let duration = stitch_flat(
-                &pieces[start..end],
-                &joins[start..end - 1],
-                (false, false),
-                &file,
-                Encoding::Lossless,
-            )
-            .await?;
-            if start > 0 {
-                next_joins.push(joins[start - 1]);
-            }
-            next_pieces.push(Piece { file, duration });
-        }
-        pieces = next_pieces;
-        joins = next_joins;
-        level += 1;
-    }
-    stitch_flat(&pieces, &joins, (fade_in, fade_out), out, Encoding::Film).await?;
-    Ok(())
-}
-
-/// How a stitch is encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Encoding {
-    /// The film: H.264 and AAC in MP4.
-    Film,
-    /// An intermediate group: lossless H.264 and PCM in Matroska.
-    Lossless,
-}
-
-/// One ffmpeg stitch of `pieces` with `joins` between them (and the film's fade from and to
-/// black when `edges` says so). Returns the length of the result.
-async fn stitch_flat(
-    pieces: &[Piece],
-    joins: &[Join],
-    edges: (bool, bool),
-    out: &Path,
-    encoding: Encoding,
-) -> Result<f64> {
-    let mut args = a(["-y", "-v", "error"]);
-    for piece in pieces {
-        args.push("-i".into());
-        args.push(p(&piece.file));
-    }
-    let mut graph = vec![];
-    for (i, _) in pieces.iter().enumerate() {
-        graph.push(format!("[{i}:v]settb=AVTB,setpts=PTS-STARTPTS[v{i}]"));
-        graph.push(format!("[{i}:a]asettb=AVTB,asetpts=PTS-STARTPTS[a{i}]"));
-    }
-    let mut length = pieces[0].duration;
-    let (mut v, mut au) = ("v0".to_string(), "a0".to_string());
-    for k in 1..pieces.len() {
-        let (nv, na) = (format!("vx{k}"), format!("ax{k}"));
-        match joins[k - 1] {
-            Some((kind, d)) => {
-                graph.push(format!(
-                    "[{v}][v{k}]xfade=transition={kind}:duration={d:.3}:offset={:.3}[{nv}]",
-                    length - d
-                ));
-                graph.push(format!("[{au}][a{k}]acrossfade=d={d:.3}[{na}]"));
-                length += pieces[k].duration - d;
-            }
-            None => {
-                graph.push(format!("[{v}][v{k}]concat=n=2:v=1:a=0[{nv}]"));
-                graph.push(format!("[{au}][a{k}]concat=n=2:v=0:a=1[{na}]"));
-                length += pieces[k].duration;
-            }
-        }
-        v = nv;
-        au = na;
-    }
-    let mut vf = vec![];
-    let mut af = vec![];
-    if edges.0 {
-        vf.push(format!("fade=t=in:st=0:d={CROSSFADE}"));
-        af.push(format!("afade=t=in:st=0:d={CROSSFADE}"));
-    }
-    if edges.1 {
-        let st = (length - CROSSFADE).max(0.0);
-        vf.push(format!("fade=t=out:st={st:.3}:d={CROSSFADE}"));
-        af.push(format!("afade=t=out:st={st:.3}:d={CROSSFADE}"));
-    }
-    vf.push("format=yuv420p".into());
-    graph.push(format!("[{v}]{}[vout]", vf.join(",")));
-    graph.push(format!(
-        "[{au}]{}[aout]",
-        if af.is_empty() {
-            "anull".to_string()
-        } else {
-            af.join(",")
-        }
-    ));
-    args.extend(a([
-        "-filter_complex",
-        &graph.join(";"),
-        "-map",
-        "[vout]",
-        "-map",
-        "[aout]",
-        "-r",
-        "24",
-    ]));
-    args.extend(match encoding {
-        Encoding::Film => a([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-crf",
-            "22",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "128k",
-            "-movflags",
-            "+faststart",
-        ]),
-        Encoding::Lossless => a([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-qp",
-            "0",
-            "-c:a",
-            "pcm_s16le",
-        ]),
-    });
-    args.push(p(out));
-    run("ffmpeg", &args).await?;
-    Ok(length)
-}
-
 /// Local media operations on the blob store.
 #[derive(Debug, Clone)]
 pub struct LocalMedia {
@@ -750,8 +472,10 @@ impl Media for LocalMedia {
             }
         }
         let out = scratch.join("film.mp4");
-        stitch_files(&files, clips, &out, &scratch).await?;
-        finish(&self.blobs, &scratch, &out, output_key).await
+        super::stitch::stitch_files(&self.blobs, &files, clips, &out, &scratch, output_key).await?;
+        let film = finish(&self.blobs, &scratch, &out, output_key).await?;
+        super::stitch::clear(&self.blobs, clips, output_key).await;
+        Ok(film)
     }
 }
 

@@ -17,6 +17,8 @@ pub mod mp4;
 pub mod planner;
 pub mod reader;
 pub mod render;
+mod stitch;
+mod tool;
 
 pub use knowledge::{Db, LocalKnowledge};
 pub use media::{LocalMedia, LocalVideo, LocalVoice};

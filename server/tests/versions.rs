@@ -151,17 +151,27 @@ fn replays_before_a_deploy(s: &TestServer, id: &str) {
     assert!(out.contains("1 histories written"), "{out}");
     let h = slate_server::history::read(&dir.join(format!("{id}.json"))).unwrap();
     assert_eq!(h.run.status, slate_engine::RunStatus::Blocked);
-    let corpus: Vec<String> =
-        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/histories"))
-            .unwrap()
-            .map(|e| e.unwrap().path().display().to_string())
-            .collect();
+    // The corpus: this build's recording and, a level down, earlier builds'.
+    let top = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/histories"));
+    let mut corpus: Vec<String> = vec![];
+    for e in std::fs::read_dir(top).unwrap() {
+        let p = e.unwrap().path();
+        let files = if p.is_dir() {
+            std::fs::read_dir(&p)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect()
+        } else {
+            vec![p]
+        };
+        corpus.extend(files.iter().map(|p| p.display().to_string()));
+    }
     let mut args = vec!["replay"];
     args.extend(corpus.iter().map(String::as_str));
     let (code, out) = cli_status(s, &args);
     assert_eq!(code, Some(0), "{out}");
     assert!(
-        out.contains("film.scene v1: 1 run(s), 0 would block"),
+        out.contains("film.scene v1: 3 run(s), 0 would block"),
         "{out}"
     );
 }

@@ -17,71 +17,8 @@ use crate::model::*;
 use crate::traits::{Media, Paid, Spend, VideoGen, Voice};
 
 pub use super::stitch::{CROSSFADE, stitched_length};
-pub use super::tool::{FPS, run};
-use super::tool::{a, p};
-
-/// What the MP4 reader makes of a file (off the async threads: it reads the disk).
-async fn mp4_info(path: &Path) -> Option<super::mp4::Info> {
-    let path = path.to_path_buf();
-    tokio::task::spawn_blocking(move || super::mp4::read(&path))
-        .await
-        .ok()
-        .flatten()
-}
-
-/// Length of a media file, seconds (the video stream's when there is one): read from the file
-/// when it is an MP4 ([`super::mp4`]), else asked of ffprobe.
-pub async fn probe_duration(path: &Path) -> Result<f64> {
-    match mp4_info(path).await {
-        Some(info) => Ok(info.length()),
-        None => ffprobe_duration(path).await,
-    }
-}
-
-/// Length of a media file as ffprobe reports it (the video stream's when there is one).
-pub async fn ffprobe_duration(path: &Path) -> Result<f64> {
-    let v = run(
-        "ffprobe",
-        &a([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=duration",
-            "-of",
-            "default=nw=1:nk=1",
-        ])
-        .into_iter()
-        .chain([p(path)])
-        .collect::<Vec<_>>(),
-    )
-    .await?;
-    let v = v.trim();
-    let v = if v.is_empty() || v == "N/A" {
-        run(
-            "ffprobe",
-            &a([
-                "-v",
-                "error",
-                "-show_entries",
-                "format=duration",
-                "-of",
-                "default=nw=1:nk=1",
-            ])
-            .into_iter()
-            .chain([p(path)])
-            .collect::<Vec<_>>(),
-        )
-        .await?
-    } else {
-        v.to_string()
-    };
-    v.trim().parse::<f64>().map_err(|_| {
-        ActivityError::tool(format!("ffprobe gave no duration for {}", path.display()))
-    })
-}
-
+pub use super::tool::{FPS, ffprobe_duration, probe_duration, run};
+use super::tool::{a, has_audio, normalize, p};
 /// Decoded video frames of a clip.
 pub async fn count_frames(path: &Path) -> Result<u64> {
     let v = run(
@@ -180,89 +117,6 @@ pub async fn still_to_clip(still: &Path, out: &Path, seconds: f64, camera: &str)
         ]),
     )
     .await?;
-    Ok(())
-}
-
-/// Whether a clip already has the studio's shape.
-async fn is_normal(path: &Path) -> Result<bool> {
-    let v = run(
-        "ffprobe",
-        &a([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_type,width,height,pix_fmt,r_frame_rate,sample_rate,channels",
-            "-of",
-            "json",
-        ])
-        .into_iter()
-        .chain([p(path)])
-        .collect::<Vec<_>>(),
-    )
-    .await?;
-    let j: serde_json::Value = serde_json::from_str(&v).unwrap_or_default();
-    let streams = j["streams"].as_array().cloned().unwrap_or_default();
-    let video_ok = streams.iter().any(|s| {
-        s["codec_type"] == "video"
-            && s["width"] == 640
-            && s["height"] == 360
-            && s["pix_fmt"] == "yuv420p"
-            && s["r_frame_rate"] == format!("{FPS}/1").as_str()
-    });
-    let audio_ok = streams
-        .iter()
-        .any(|s| s["codec_type"] == "audio" && s["sample_rate"] == "48000" && s["channels"] == 2);
-    Ok(video_ok && audio_ok)
-}
-
-/// Whether a media file has an audio stream (providers' clips are often silent).
-async fn has_audio(src: &Path) -> Result<bool> {
-    if let Some(info) = mp4_info(src).await {
-        return Ok(info.has_audio());
-    }
-    Ok(!run(
-        "ffprobe",
-        &a([
-            "-v",
-            "error",
-            "-select_streams",
-            "a",
-            "-show_entries",
-            "stream=index",
-            "-of",
-            "csv=p=0",
-        ])
-        .into_iter()
-        .chain([p(src)])
-        .collect::<Vec<_>>(),
-    )
-    .await?
-    .trim()
-    .is_empty())
-}
-
-/// Re-encode a clip to the studio's shape (adding silence when it has no audio).
-async fn normalize(src: &Path, out: &Path) -> Result<()> {
-    let has_audio = has_audio(src).await?;
-    let dur = probe_duration(src).await?;
-    let mut args = a(["-y", "-v", "error", "-i"]);
-    args.push(p(src));
-    if !has_audio {
-        args.extend(a(["-f", "lavfi", "-t"]));
-        args.push(format!("{dur:.3}"));
-        args.extend(a(["-i", "anullsrc=r=48000:cl=stereo"]));
-    }
-    args.extend(a([
-        "-vf",
-        "scale=640:360:force_original_aspect_ratio=decrease,pad=640:360:(ow-iw)/2:(oh-ih)/2,fps=24,format=yuv420p",
-        "-map", "0:v:0", "-map", if has_audio { "0:a:0" } else { "1:a:0" },
-        "-af", "aresample=48000,aformat=channel_layouts=stereo",
-        "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-c:a", "aac", "-b:a", "96k",
-        "-t",
-    ]));
-    args.push(format!("{dur:.3}"));
-    args.push(p(out));
-    run("ffmpeg", &args).await?;
     Ok(())
 }
 
@@ -453,29 +307,7 @@ impl Media for LocalMedia {
     }
 
     async fn stitch(&self, clips: &[ClipSpec], output_key: &str) -> Result<BlobRef> {
-        if clips.is_empty() {
-            return Err(ActivityError::bad_request(
-                "local",
-                "there are no clips to stitch",
-            ));
-        }
-        let scratch = self.blobs.scratch().await?;
-        let mut files = vec![];
-        for (i, c) in clips.iter().enumerate() {
-            let src = self.blobs.local_path(&c.video).await?;
-            if is_normal(&src).await? {
-                files.push(src);
-            } else {
-                let n = scratch.join(format!("n{i}.mp4"));
-                normalize(&src, &n).await?;
-                files.push(n);
-            }
-        }
-        let out = scratch.join("film.mp4");
-        super::stitch::stitch_files(&self.blobs, &files, clips, &out, &scratch, output_key).await?;
-        let film = finish(&self.blobs, &scratch, &out, output_key).await?;
-        super::stitch::clear(&self.blobs, clips, output_key).await;
-        Ok(film)
+        super::stitch::stitch(&self.blobs, clips, output_key).await
     }
 }
 

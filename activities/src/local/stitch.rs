@@ -2,10 +2,12 @@
 //!
 //! One ffmpeg pass over a whole film takes longer the longer the film is (seconds for a few
 //! minutes of picture), so a worker killed every few seconds could never finish it, and a
-//! restarted attempt began again from nothing. Here the picture is cut where it changes hands:
-//! each clip's stretch between its joins, and each crossfade between two clips, is its own
-//! encode of at most one clip's length. The sound of the whole film is one pass (audio only, a
-//! small fraction of a picture pass), and the film is then the pieces joined by stream copy.
+//! restarted attempt began again from nothing. Here the film is cut where the picture changes
+//! hands: each clip's stretch between its joins, and each crossfade between two clips, is one
+//! piece, one ffmpeg run of at most one clip's length making its picture (H.264) and its sound
+//! (PCM, so the pieces join without a gap). The film is the pieces joined by stream copy, its
+//! sound encoded once. A clip is checked (and normalised if it must be) when a piece first
+//! needs it, so the first piece is made at once, however long the film.
 //!
 //! With a step checkpoint in scope (the film's `stitch` step) every piece is stored as a blob
 //! and named in the checkpoint as soon as it is made, so an attempt after a crash makes only
@@ -13,16 +15,21 @@
 //! few at a time (one per core, at most four).
 //!
 //! Every boundary is rounded to a frame of the film, so the pieces add up to exactly
-//! `round(length x 24)` frames whatever the clips' lengths, and the sound is cut to the same
-//! length.
+//! `round(length x 24)` frames whatever the clips' lengths, and each piece's sound to exactly
+//! as many samples (2,000 a frame at 48 kHz).
 
 use std::path::{Path, PathBuf};
 
-use super::tool::{FPS, a, p, run};
+use tokio::sync::Mutex;
+
+use super::tool::{FPS, a, is_normal, normalize, p, run};
 use crate::blob::{BlobRef, Blobs};
 use crate::checkpoint;
-use crate::error::Result;
+use crate::error::{ActivityError, Result};
 use crate::model::ClipSpec;
+
+/// Samples of sound per second in every piece.
+const RATE: u64 = 48_000;
 
 /// Crossfade length of dissolves and fades between clips, seconds.
 pub const CROSSFADE: f64 = 0.5;
@@ -51,51 +58,6 @@ pub fn stitched_length(clips: &[ClipSpec]) -> f64 {
 
 pub(crate) fn fade_len(prev: &ClipSpec, next: &ClipSpec) -> f64 {
     CROSSFADE.min(prev.duration / 2.0).min(next.duration / 2.0)
-}
-
-/// Stitch normalised clips. Cuts alone are a stream copy; any dissolve, fade or wipe is made
-/// in pieces that survive a crash of the step.
-pub(crate) async fn stitch_files(
-    blobs: &Blobs,
-    files: &[PathBuf],
-    clips: &[ClipSpec],
-    out: &Path,
-    scratch: &Path,
-    output_key: &str,
-) -> Result<()> {
-    let fade_in = clips.first().is_some_and(|c| c.transition_in == "fade_in");
-    let fade_out = clips.last().is_some_and(|c| c.transition_out == "fade_out");
-    let cuts_only = clips.windows(2).all(|w| crossfade(&w[0], &w[1]).is_none());
-    if !(cuts_only && !fade_in && !fade_out) {
-        return stitch(blobs, files, clips, out, scratch, output_key).await;
-    }
-    let list = scratch.join("concat.txt");
-    let body: String = files
-        .iter()
-        .map(|f| format!("file '{}'\n", p(f).replace('\'', "'\\''")))
-        .collect();
-    tokio::fs::write(&list, body).await?;
-    run(
-        "ffmpeg",
-        &a([
-            "-y",
-            "-v",
-            "error",
-            "-f",
-            "concat",
-            "-safe",
-            "0",
-            "-i",
-            &p(&list),
-            "-c",
-            "copy",
-            "-movflags",
-            "+faststart",
-            &p(out),
-        ]),
-    )
-    .await?;
-    Ok(())
 }
 
 /// One piece of the film's picture.
@@ -214,42 +176,103 @@ fn edges(first: u64, frames: u64, total: u64, fade_in: bool, fade_out: bool) -> 
     )
 }
 
-/// The ffmpeg arguments that encode one piece to `out`.
+/// The clips' files, each found (and normalised if it must be) when first needed.
+struct Clips<'a> {
+    clips: &'a [ClipSpec],
+    files: Vec<Mutex<Option<PathBuf>>>,
+}
+
+impl<'a> Clips<'a> {
+    fn new(clips: &'a [ClipSpec]) -> Self {
+        Clips {
+            clips,
+            files: clips.iter().map(|_| Mutex::new(None)).collect(),
+        }
+    }
+
+    /// Clip `i`'s file in the studio's shape.
+    async fn file(&self, i: usize, keep: &Keep<'_>) -> Result<PathBuf> {
+        let mut slot = self.files[i].lock().await;
+        if let Some(f) = &*slot {
+            return Ok(f.clone());
+        }
+        let src = keep.blobs.local_path(&self.clips[i].video).await?;
+        let f = if is_normal(&src).await? {
+            src
+        } else {
+            let name = format!("n{i:05}.mp4");
+            let out = keep.file(&name);
+            keep.unit(&[&name], || async { normalize(&src, &out).await })
+                .await?
+                .remove(0)
+        };
+        *slot = Some(f.clone());
+        Ok(f)
+    }
+}
+
+/// The sound of `input`'s stream from `at` seconds, exactly `samples` long (silence after).
+fn sound(input: usize, at: f64, samples: u64) -> String {
+    format!(
+        "[{input}:a]aresample={RATE},aformat=sample_fmts=fltp:channel_layouts=stereo,\
+         atrim=start={at:.6},asetpts=PTS-STARTPTS,apad,atrim=end_sample={samples}"
+    )
+}
+
+/// The film's fades from and to black on a piece's sound (as [`edges`] does on its picture).
+fn sound_edges(first: u64, frames: u64, total: u64, fade_in: bool, fade_out: bool) -> String {
+    edges(first, frames, total, fade_in, fade_out)
+        .replace("setpts", "asetpts")
+        .replace("fade=", "afade=")
+}
+
+/// The ffmpeg arguments that make one piece: its picture to `video`, its sound to `audio`.
 fn piece_args(
-    files: &[PathBuf],
+    inputs: &[PathBuf],
     placed: &Placed,
     total: u64,
     fades: (bool, bool),
-    out: &Path,
+    (video, audio): (&Path, &Path),
 ) -> Vec<String> {
     let mut args = a(["-y", "-v", "error"]);
+    for f in inputs {
+        args.extend(a(["-i", &p(f)]));
+    }
     // A trimmed stream runs on with its last frame, so a piece never lacks a frame to rounding.
     let tail = "setpts=PTS-STARTPTS,fps=24,tpad=stop_mode=clone:stop_duration=1";
-    let chain = match &placed.piece {
-        Piece::Solo { clip, at } => {
-            args.extend(a(["-i", &p(&files[*clip])]));
-            format!("[0:v]trim=start={at:.6},{tail}")
-        }
+    let n = placed.frames;
+    let samples = n * RATE / u64::from(FPS);
+    let (picture, sounds) = match &placed.piece {
+        Piece::Solo { at, .. } => (
+            format!("[0:v]trim=start={at:.6},{tail}"),
+            sound(0, *at, samples),
+        ),
         Piece::Fade {
-            from,
-            kind,
-            at,
-            next_at,
+            kind, at, next_at, ..
         } => {
-            args.extend(a(["-i", &p(&files[*from]), "-i", &p(&files[*from + 1])]));
-            let d = placed.frames as f64 / f64::from(FPS);
-            format!(
-                "[0:v]trim=start={at:.6},{tail}[x];[1:v]trim=start={next_at:.6},{tail}[y];\
-                 [x][y]xfade=transition={kind}:duration={d:.6}:offset=0"
+            let d = n as f64 / f64::from(FPS);
+            (
+                format!(
+                    "[0:v]trim=start={at:.6},{tail}[x];[1:v]trim=start={next_at:.6},{tail}[y];\
+                     [x][y]xfade=transition={kind}:duration={d:.6}:offset=0"
+                ),
+                // The curve of `acrossfade`'s default: one fades out as the other fades in.
+                format!(
+                    "{},afade=t=out:st=0:d={d:.6}[p];{},afade=t=in:st=0:d={d:.6}[q];\
+                     [p][q]amix=inputs=2:normalize=0:duration=longest",
+                    sound(0, *at, samples),
+                    sound(1, *next_at, samples)
+                ),
             )
         }
     };
     let graph = format!(
-        "{chain}{},format=yuv420p[v]",
-        edges(placed.first, placed.frames, total, fades.0, fades.1)
+        "{picture}{},format=yuv420p[v];{sounds}{}[a]",
+        edges(placed.first, n, total, fades.0, fades.1),
+        sound_edges(placed.first, n, total, fades.0, fades.1),
     );
     args.extend(a(["-filter_complex", &graph, "-map", "[v]", "-frames:v"]));
-    args.push(placed.frames.to_string());
+    args.push(n.to_string());
     args.extend(a([
         "-an",
         "-c:v",
@@ -261,62 +284,9 @@ fn piece_args(
         "-video_track_timescale",
         "24000",
     ]));
-    args.push(p(out));
-    args
-}
-
-/// The ffmpeg arguments that make the film's sound (AAC, `frames / FPS` seconds) to `out`.
-fn sound_args(
-    files: &[PathBuf],
-    clips: &[ClipSpec],
-    total: u64,
-    fades: (bool, bool),
-    out: &Path,
-) -> Vec<String> {
-    let mut args = a(["-y", "-v", "error"]);
-    for f in files {
-        args.extend(a(["-i", &p(f)]));
-    }
-    let mut graph = vec![];
-    for i in 0..files.len() {
-        graph.push(format!(
-            "[{i}:a]aresample=48000,aformat=channel_layouts=stereo,asetpts=PTS-STARTPTS[a{i}]"
-        ));
-    }
-    let mut cur = "a0".to_string();
-    for k in 1..files.len() {
-        let next = format!("ax{k}");
-        match crossfade(&clips[k - 1], &clips[k]) {
-            Some(_) => graph.push(format!(
-                "[{cur}][a{k}]acrossfade=d={:.6}[{next}]",
-                fade_len(&clips[k - 1], &clips[k])
-            )),
-            None => graph.push(format!("[{cur}][a{k}]concat=n=2:v=0:a=1[{next}]")),
-        }
-        cur = next;
-    }
-    let length = total as f64 / f64::from(FPS);
-    let mut tail = vec![format!("apad=whole_dur={length:.6}")];
-    if fades.0 {
-        tail.push(format!("afade=t=in:st=0:d={CROSSFADE}"));
-    }
-    if fades.1 {
-        tail.push(format!(
-            "afade=t=out:st={:.6}:d={CROSSFADE}",
-            (length - CROSSFADE).max(0.0)
-        ));
-    }
-    graph.push(format!("[{cur}]{}[aout]", tail.join(",")));
-    args.extend(a([
-        "-filter_complex",
-        &graph.join(";"),
-        "-map",
-        "[aout]",
-        "-t",
-    ]));
-    args.push(format!("{length:.6}"));
-    args.extend(a(["-c:a", "aac", "-b:a", "128k"]));
-    args.push(p(out));
+    args.push(p(video));
+    args.extend(a(["-map", "[a]", "-c:a", "pcm_s16le"]));
+    args.push(p(audio));
     args
 }
 
@@ -331,34 +301,59 @@ struct Keep<'a> {
 }
 
 impl Keep<'_> {
+    fn new<'b>(blobs: &'b Blobs, scratch: &'b Path, clips: &[ClipSpec], key: &str) -> Keep<'b> {
+        let digest = checkpoint::digest(&(clips, 2));
+        Keep {
+            blobs,
+            scratch,
+            prefix: format!("{key}.parts/{digest}"),
+            digest,
+            durable: checkpoint::active(),
+        }
+    }
+
     fn key(&self, name: &str) -> String {
         format!("{}/{name}", self.prefix)
     }
 
-    /// The file named `name`: what an earlier attempt kept, or made now by ffmpeg with `args`
-    /// (which write it to `self.file(name)`), and kept.
-    async fn unit(&self, name: &str, args: Vec<String>) -> Result<PathBuf> {
-        let mark = format!("stitch:{}:{name}", self.digest);
-        if let Some(key) = checkpoint::recall::<String>(&mark) {
-            if let Ok(r) = BlobRef::new(&key)
-                && let Ok(path) = self.blobs.local_path(&r).await
-            {
-                return Ok(path);
+    fn file(&self, name: &str) -> PathBuf {
+        self.scratch.join(name)
+    }
+
+    /// The files `names`: what an earlier attempt kept, or made now by `make` (which writes
+    /// them to [`Keep::file`]) and kept.
+    async fn unit<F, Fut>(&self, names: &[&str], make: F) -> Result<Vec<PathBuf>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
+        let mark = format!("stitch:{}:{}", self.digest, names[0]);
+        if let Some(keys) = checkpoint::recall::<Vec<String>>(&mark) {
+            let mut found = vec![];
+            for key in &keys {
+                if let Ok(r) = BlobRef::new(key)
+                    && let Ok(path) = self.blobs.local_path(&r).await
+                {
+                    found.push(path);
+                }
+            }
+            if found.len() == names.len() {
+                return Ok(found);
             }
             checkpoint::forget(&mark);
         }
-        let file = self.file(name);
-        run("ffmpeg", &args).await?;
+        make().await?;
+        let files: Vec<PathBuf> = names.iter().map(|n| self.file(n)).collect();
         if self.durable {
-            let key = self.key(name);
-            self.blobs.put_file(&key, &file).await?;
-            checkpoint::keep("local", &mark, &key).await?;
+            let mut keys = vec![];
+            for (name, file) in names.iter().zip(&files) {
+                let key = self.key(name);
+                self.blobs.put_file(&key, file).await?;
+                keys.push(key);
+            }
+            checkpoint::keep("local", &mark, &keys).await?;
         }
-        Ok(file)
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.scratch.join(name)
+        Ok(files)
     }
 
     /// Delete what was kept (the film is stored: nothing will read them again).
@@ -374,93 +369,137 @@ impl Keep<'_> {
     }
 }
 
-/// Stitch normalised `files` (one per clip of `clips`) into `out`, keeping progress where a
-/// step checkpoint is in scope (blobs under `{output_key}.parts/`).
-async fn stitch(
+/// The names of piece `k`'s picture and sound.
+fn names(k: usize) -> [String; 2] {
+    [format!("v{k:05}.mp4"), format!("a{k:05}.wav")]
+}
+
+/// Stitch `clips` into the blob `output_key`. Cuts alone are a stream copy of the clips; any
+/// dissolve, fade or wipe makes the film in pieces, kept where a step checkpoint is in scope
+/// (blobs under `{output_key}.parts/`, deleted once the film is stored).
+pub(crate) async fn stitch(blobs: &Blobs, clips: &[ClipSpec], output_key: &str) -> Result<BlobRef> {
+    if clips.is_empty() {
+        return Err(ActivityError::bad_request(
+            "local",
+            "there are no clips to stitch",
+        ));
+    }
+    let scratch = blobs.scratch().await?;
+    let out = scratch.join("film.mp4");
+    let film = match make(blobs, clips, &scratch, &out, output_key).await {
+        Ok(()) => blobs.put_file(output_key, &out).await,
+        Err(e) => Err(e),
+    };
+    if film.is_ok() {
+        let (placed, _) = plan(clips);
+        let kept = (0..placed.len())
+            .flat_map(names)
+            .chain((0..clips.len()).map(|i| format!("n{i:05}.mp4")));
+        Keep::new(blobs, &scratch, clips, output_key)
+            .clear(kept)
+            .await;
+    }
+    let _ = tokio::fs::remove_dir_all(&scratch).await;
+    film
+}
+
+/// Make the film at `out`.
+async fn make(
     blobs: &Blobs,
-    files: &[PathBuf],
     clips: &[ClipSpec],
-    out: &Path,
     scratch: &Path,
+    out: &Path,
     output_key: &str,
 ) -> Result<()> {
-    let (placed, total) = plan(clips);
+    let keep = Keep::new(blobs, scratch, clips, output_key);
+    let files = Clips::new(clips);
     let fades = (
         clips.first().is_some_and(|c| c.transition_in == "fade_in"),
         clips.last().is_some_and(|c| c.transition_out == "fade_out"),
     );
-    let digest = checkpoint::digest(&(clips, 1));
-    let keep = Keep {
-        blobs,
-        scratch,
-        prefix: format!("{output_key}.parts/{digest}"),
-        digest,
-        durable: checkpoint::active(),
-    };
-    let names: Vec<String> = (0..placed.len()).map(|k| format!("v{k:05}.mp4")).collect();
+    let cuts_only = clips.windows(2).all(|w| crossfade(&w[0], &w[1]).is_none());
+    if cuts_only && !fades.0 && !fades.1 {
+        let mut all = vec![];
+        for i in 0..clips.len() {
+            all.push(files.file(i, &keep).await?);
+        }
+        return concat(scratch, &[("v", &all)], &[], out).await;
+    }
+    let (placed, total) = plan(clips);
     let width = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
-    let mut pieces: Vec<PathBuf> = Vec::with_capacity(placed.len());
-    let all: Vec<(&Placed, &String)> = placed.iter().zip(&names).collect();
+    let (mut videos, mut audios) = (vec![], vec![]);
+    let all: Vec<(usize, &Placed)> = placed.iter().enumerate().collect();
     for chunk in all.chunks(width) {
         let mut made = Vec::with_capacity(chunk.len());
-        for (pl, name) in chunk {
-            let args = piece_args(files, pl, total, fades, &keep.file(name));
-            made.push(keep.unit(name, args));
+        for (k, pl) in chunk {
+            made.push(piece(&keep, &files, pl, *k, total, fades));
         }
-        pieces.extend(futures::future::try_join_all(made).await?);
+        for mut pair in futures::future::try_join_all(made).await? {
+            audios.push(pair.pop().expect("two files"));
+            videos.push(pair.pop().expect("two files"));
+        }
     }
-    let args = sound_args(files, clips, total, fades, &keep.file("sound.m4a"));
-    let sound = keep.unit("sound.m4a", args).await?;
-    let list = scratch.join("pieces.txt");
-    let body: String = pieces
-        .iter()
-        .map(|f| format!("file '{}'\n", p(f).replace('\'', "'\\''")))
-        .collect();
-    tokio::fs::write(&list, body).await?;
-    run(
-        "ffmpeg",
-        &a([
-            "-y",
-            "-v",
-            "error",
-            "-f",
-            "concat",
-            "-safe",
-            "0",
-            "-i",
-            &p(&list),
-            "-i",
-            &p(&sound),
-            "-map",
-            "0:v",
-            "-map",
-            "1:a",
-            "-c",
-            "copy",
-            "-movflags",
-            "+faststart",
-            &p(out),
-        ]),
+    concat(
+        scratch,
+        &[("v", &videos), ("a", &audios)],
+        &["-c:v", "copy", "-c:a", "aac", "-b:a", "128k"],
+        out,
     )
-    .await?;
-    Ok(())
+    .await
 }
 
-/// Delete the pieces a stitch kept, once its film is stored.
-pub(crate) async fn clear(blobs: &Blobs, clips: &[ClipSpec], output_key: &str) {
-    let (placed, _) = plan(clips);
-    let digest = checkpoint::digest(&(clips, 1));
-    let keep = Keep {
-        blobs,
-        scratch: Path::new(""),
-        prefix: format!("{output_key}.parts/{digest}"),
-        digest,
-        durable: checkpoint::active(),
-    };
-    let names = (0..placed.len())
-        .map(|k| format!("v{k:05}.mp4"))
-        .chain(["sound.m4a".to_string()]);
-    keep.clear(names).await;
+/// Piece `k`: its picture and sound files.
+async fn piece(
+    keep: &Keep<'_>,
+    files: &Clips<'_>,
+    pl: &Placed,
+    k: usize,
+    total: u64,
+    fades: (bool, bool),
+) -> Result<Vec<PathBuf>> {
+    let [v, s] = names(k);
+    keep.unit(&[&v, &s], || async {
+        let inputs = match pl.piece {
+            Piece::Solo { clip, .. } => vec![files.file(clip, keep).await?],
+            Piece::Fade { from, .. } => vec![
+                files.file(from, keep).await?,
+                files.file(from + 1, keep).await?,
+            ],
+        };
+        let args = piece_args(&inputs, pl, total, fades, (&keep.file(&v), &keep.file(&s)));
+        run("ffmpeg", &args).await.map(drop)
+    })
+    .await
+}
+
+/// Join files with the concat demuxer, one input per list (its streams mapped in order); with
+/// no codec arguments everything is copied.
+async fn concat(
+    scratch: &Path,
+    lists: &[(&str, &[PathBuf])],
+    codecs: &[&str],
+    out: &Path,
+) -> Result<()> {
+    let mut args = a(["-y", "-v", "error"]);
+    for (name, files) in lists {
+        let list = scratch.join(format!("{name}.txt"));
+        let body: String = files
+            .iter()
+            .map(|f| format!("file '{}'\n", p(f).replace('\'', "'\\''")))
+            .collect();
+        tokio::fs::write(&list, body).await?;
+        args.extend(a(["-f", "concat", "-safe", "0", "-i", &p(&list)]));
+    }
+    for i in 0..lists.len() {
+        args.extend(["-map".to_string(), i.to_string()]);
+    }
+    if codecs.is_empty() {
+        args.extend(a(["-c", "copy"]));
+    } else {
+        args.extend(a(codecs.iter().copied()));
+    }
+    args.extend(a(["-movflags", "+faststart", &p(out)]));
+    run("ffmpeg", &args).await.map(drop)
 }
 
 #[cfg(test)]

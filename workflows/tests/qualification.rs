@@ -246,15 +246,18 @@ fn phases_ran_in_order(events: &[slate_engine::EventRecord]) {
     let c_end = c.iter().map(|x| x.1).max().unwrap();
     assert!(c_start > story.1, "C after B");
     assert!(span(&events, "knowledge/").0 > c_end, "D after C");
-    // The six views of a character were generated in parallel.
+    // The six views of a character were generated in parallel: more than one was in flight
+    // when the first was done (one after another, only the first would be). How many depends
+    // on the machine's load: a local view can be drawn before the last one has started.
     let mira: Vec<(i64, i64)> = options::ANGLES
         .iter()
         .map(|a| span(&events, &format!("characters/mira/{a}/submit")))
         .collect();
     let first_done = mira.iter().map(|x| x.1).min().unwrap();
+    let in_flight = mira.iter().filter(|x| x.0 < first_done).count();
     assert!(
-        mira.iter().all(|x| x.0 < first_done),
-        "all six views started before the first was done"
+        in_flight >= 2,
+        "only {in_flight} of the six views had started when the first was done: {mira:?}"
     );
 }
 

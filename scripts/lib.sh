@@ -74,6 +74,20 @@ ensure_s3() {
   export SLATE_MOTO_SERVER="${SLATE_MOTO_SERVER:-$venv/bin/moto_server}"
 }
 
+# OpenTimelineIO, its CMX 3600 and FCP XML adapters: the reference readers the film's exports are
+# checked with. Exports SLATE_OTIO_PYTHON (a Python that imports them).
+ensure_otio() {
+  local venv="${SLATE_TOOLS_DIR:-$HOME/.cache/slate}/otio"
+  if ! "$venv/bin/python" -c 'import opentimelineio' >/dev/null 2>&1; then
+    note "installing OpenTimelineIO (the exports' reference reader) into $venv"
+    command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv
+    python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$venv"; }
+    "$venv/bin/pip" install --quiet --disable-pip-version-check \
+      "opentimelineio==0.18.1" "otio-cmx3600-adapter==1.0.0" "otio-fcp-adapter==1.0.0"
+  fi
+  export SLATE_OTIO_PYTHON="${SLATE_OTIO_PYTHON:-$venv/bin/python}"
+}
+
 pg_ok() { psql "$1" -Atqc 'select 1' >/dev/null 2>&1; }
 
 # Make sure a PostgreSQL server answers and export SLATE_TEST_DATABASE_URL for it.

@@ -60,6 +60,7 @@ fn groups() -> [(Access, OpenApiRouter<AppState>); 4] {
                 .merge(routes::qualification::routes())
                 .merge(routes::production::routes())
                 .merge(routes::scenes::routes())
+                .merge(routes::film::routes())
                 .merge(routes::approval::routes())
                 .merge(routes::story::routes())
                 .merge(routes::templates::routes())

@@ -393,3 +393,163 @@ pub async fn screenplay(
     }
     Ok(())
 }
+
+/// `slate film SLUG [--stitch]`.
+pub async fn film(c: &Client, slug: &str, stitch: bool, as_json: bool) -> anyhow::Result<()> {
+    let path = format!("/api/projects/{}/film", seg(slug));
+    if stitch {
+        let r = c.post(&path, None).await?;
+        println!(
+            "stitching a new version of {slug}'s film (run {}); `slate film {slug}` shows it when done",
+            r["run_id"].as_str().unwrap_or("?")
+        );
+        return Ok(());
+    }
+    let v: Value = c.get(&path).await?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    print!("{}", film_text(&v));
+    Ok(())
+}
+
+/// The film as `slate film` prints it.
+pub fn film_text(v: &Value) -> String {
+    let mut out = String::new();
+    let versions = v["versions"].as_array().cloned().unwrap_or_default();
+    if versions.is_empty() {
+        out.push_str("no film yet\n");
+    }
+    for f in &versions {
+        let takes: Vec<String> = f["scenes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| {
+                format!(
+                    "{}:{}",
+                    s["scene_number"],
+                    s["take"].as_u64().map_or("-".into(), |t| t.to_string())
+                )
+            })
+            .collect();
+        out.push_str(&format!(
+            "version {:<3} {:>7.2} s  {}  takes {}\n",
+            f["version"],
+            f["duration"].as_f64().unwrap_or(0.0),
+            f["video"].as_str().unwrap_or(""),
+            takes.join(" ")
+        ));
+    }
+    if v["out_of_date"].as_bool() == Some(true) {
+        let changed: Vec<String> = v["changed"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| c["scene_number"].to_string())
+            .collect();
+        out.push_str(&format!(
+            "out of date: scene{} {} changed{}\n",
+            if changed.len() == 1 { "" } else { "s" },
+            changed.join(", "),
+            if v["auto_restitch"].as_bool() == Some(true) {
+                " (stitched again on its own)"
+            } else {
+                "; `slate film SLUG --stitch` makes a new version"
+            }
+        ));
+    }
+    for c in v["continuity_changed"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "continuity changed: scene {} started from scene {}'s earlier last frame; generate it again to follow the new one\n",
+            c["scene_number"], c["previous_scene_number"]
+        ));
+    }
+    out
+}
+
+/// `slate take SCENE [N]`.
+pub async fn take(c: &Client, scene: &str, take: Option<u32>, as_json: bool) -> anyhow::Result<()> {
+    let v: Value = match take {
+        Some(n) => {
+            c.put(
+                &format!("/api/scenes/{}/take", seg(scene)),
+                &json!({ "take": n }),
+            )
+            .await?
+        }
+        None => c.get(&format!("/api/scenes/{}/takes", seg(scene))).await?,
+    };
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    for t in v["takes"].as_array().into_iter().flatten() {
+        let changed: Vec<&str> = t["changed"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k.as_str())
+            .collect();
+        println!(
+            "{} take {:<3} {:<10} {:>6} ${:.3}  {}{}",
+            if t["current"].as_bool() == Some(true) {
+                "*"
+            } else {
+                " "
+            },
+            t["take"],
+            t["status"].as_str().unwrap_or(""),
+            t["duration"]
+                .as_f64()
+                .map_or("".into(), |d| format!("{d:.2} s")),
+            t["cost_usd"].as_f64().unwrap_or(0.0),
+            t["video"].as_str().unwrap_or("(no clip)"),
+            if changed.is_empty() {
+                String::new()
+            } else {
+                format!("  changed: {}", changed.join(", "))
+            }
+        );
+    }
+    Ok(())
+}
+
+/// `slate export SLUG --format F [--version N] [-o FILE]`.
+pub async fn export(
+    c: &Client,
+    slug: &str,
+    format: &str,
+    version: Option<i64>,
+    out: Option<&Path>,
+) -> anyhow::Result<()> {
+    let ext = match format {
+        "otio" => "otio",
+        "fcpxml" => "xml",
+        "edl" => "edl",
+        "srt" => "srt",
+        "vtt" => "vtt",
+        "otioz" => "otioz",
+        other => bail!("no export format `{other}`: otio, fcpxml, edl, srt, vtt or otioz"),
+    };
+    let mut path = format!("/api/projects/{}/export?format={format}", seg(slug));
+    let n = match version {
+        Some(n) => {
+            path.push_str(&format!("&version={n}"));
+            n.to_string()
+        }
+        None => {
+            let v: Value = c.get(&format!("/api/projects/{}/film", seg(slug))).await?;
+            v["versions"][0]["version"].to_string()
+        }
+    };
+    let bytes = c.get_bytes(&path).await?;
+    let file = out.map_or_else(
+        || Path::new(&format!("{slug}-v{n}.{ext}")).to_path_buf(),
+        Path::to_path_buf,
+    );
+    std::fs::write(&file, &bytes).with_context(|| format!("write {}", file.display()))?;
+    println!("wrote {} ({} bytes)", file.display(), bytes.len());
+    Ok(())
+}

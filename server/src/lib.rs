@@ -278,11 +278,18 @@ pub async fn serve_on(
         let w = state.engine.worker().concurrency(state.config.workers);
         tokio::spawn(w.run(shutdown.clone()))
     });
+    // The film follows its scenes: whatever a crash or another process missed is found here.
+    let follower = tokio::spawn(routes::film::follow_loop(
+        state.clone(),
+        std::time::Duration::from_secs(2),
+        shutdown.clone(),
+    ));
     let router = app::router(state);
     let stop = shutdown.clone();
     axum::serve(listener, router)
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await?;
+    follower.abort();
     if let Some(w) = worker {
         w.await??;
     }

@@ -116,6 +116,43 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The film's versions and whether it is out of date; `--stitch` stitches a new version
+    /// from the scenes' current takes.
+    Film {
+        /// The project's slug.
+        slug: String,
+        /// Stitch a new version now (nothing is generated again).
+        #[arg(long)]
+        stitch: bool,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A scene's takes; with a number, make that take the one the film uses.
+    Take {
+        /// The scene's id.
+        scene: String,
+        /// The take to use.
+        take: Option<u32>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The film for an editing program (OpenTimelineIO, FCP 7 XML, EDL) or its subtitles
+    /// (SRT, WebVTT); `otioz` is all of it with the media, in one zip.
+    Export {
+        /// The project's slug.
+        slug: String,
+        /// otio, fcpxml, edl, srt, vtt or otioz.
+        #[arg(long, default_value = "otio")]
+        format: String,
+        /// The film version (default: the newest).
+        #[arg(long)]
+        version: Option<i64>,
+        /// Where to write it (default: SLUG-vN.EXT in the current directory).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
     /// The approval gate: what awaits approval, approve, reject with a note, approve all.
     Approval {
         #[command(subcommand)]
@@ -610,6 +647,9 @@ fn over_http(c: &Command) -> bool {
             | Command::Costs { .. }
             | Command::Progress { .. }
             | Command::Screenplay { .. }
+            | Command::Film { .. }
+            | Command::Take { .. }
+            | Command::Export { .. }
     )
 }
 
@@ -646,6 +686,14 @@ async fn http(c: &slate_server::client::Client, command: Command) -> anyhow::Res
             pdf,
             fountain,
         } => cli::screenplay(c, &slug, pdf.as_deref(), fountain.as_deref()).await,
+        Command::Film { slug, stitch, json } => cli::film(c, &slug, stitch, json).await,
+        Command::Take { scene, take, json } => cli::take(c, &scene, take, json).await,
+        Command::Export {
+            slug,
+            format,
+            version,
+            out,
+        } => cli::export(c, &slug, &format, version, out.as_deref()).await,
         _ => unreachable!("over_http chose it"),
     }
 }

@@ -100,7 +100,7 @@ fn in_flight(s: SceneStatus) -> bool {
 }
 
 /// True when a run of the project has not finished (its scope is the project).
-async fn any_live_run(s: &AppState, slug: &Slug) -> ApiResult<bool> {
+pub(crate) async fn any_live_run(s: &AppState, slug: &Slug) -> ApiResult<bool> {
     for status in [
         RunStatus::Pending,
         RunStatus::Running,

@@ -1,7 +1,9 @@
 //! The dashboard, end to end, in a real headless Chromium driven over WebDriver: sign in,
 //! create a project, gather ideas, readiness, Generate with its countdown, qualification
 //! followed live, scenes, a stale edit's 409, the film generated and played, a forced failure's
-//! global error dismissed, and the failed step retried from the run page with the admin key.
+//! global error dismissed, and the failed step retried from the run page with the admin key;
+//! the approval gate; a scene made again with its takes side by side, the film out of date,
+//! re-stitched, a take picked again, an export downloaded and the dialogue as captions.
 //!
 //! Screenshots of every page are saved (not committed) under `$SLATE_SCREENSHOTS`, or a
 //! temporary folder the test prints.
@@ -886,5 +888,140 @@ async fn a_person_approves_and_rejects_composites_in_the_dashboard() {
         Duration::from_secs(10),
     )
     .await;
+    s.stop().await;
+}
+
+/// Qualify `slug` from the example's first raw scenes and make its film over the API, with the
+/// automatic re-stitch off (the test re-stitches by hand). Its scenes.
+async fn a_film_over_the_api(s: &TestServer, slug: &str) -> Vec<Value> {
+    create_project(&s.api, slug, &mini_gather(2)).await;
+    let (st, q) = s
+        .post(
+            &format!("/api/projects/{slug}/produce"),
+            json!({"edit_window_secs": 0, "force": true}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{q}");
+    let (st, v) = s
+        .call(
+            Method::PUT,
+            &format!("/api/projects/{slug}/film/settings"),
+            Some(json!({"auto_restitch": false})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let run = s
+        .wait_run(q["run_id"].as_str().unwrap(), Duration::from_secs(600))
+        .await;
+    assert_eq!(run["run"]["status"], "completed", "{run}");
+    s.get(&format!("/api/projects/{slug}/scenes")).await["scenes"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Issue 26 in the browser: a scene made again shows its takes side by side; the film page
+/// says the film is out of date and names the scene; Re-stitch makes version 2, listed with
+/// version 1; picking take 1 again is followed by the banner; an export downloads; the player
+/// shows the dialogue as captions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_person_remakes_a_scene_and_restitches_the_film_in_the_dashboard() {
+    let _turn = ONE_BROWSER.lock().await;
+    let s = TestServer::start(Db::Sqlite, ProviderSettings::default(), &[]).await;
+    let base = s.base.clone();
+    let slug = "iterated-harbor";
+    let scenes = a_film_over_the_api(&s, slug).await;
+    let id = scenes[2]["id"].as_str().unwrap().to_string();
+    let shots = std::env::var("SLATE_SCREENSHOTS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| temp_dir("dashboard-shots"));
+    let b = Browser::start(shots).await;
+    sign_in(&b, &base, API_KEY, &format!("/scenes/{id}")).await;
+    // One take; generate the scene again from its page.
+    assert_eq!(b.all("#takes .take").await.len(), 1);
+    b.click(
+        &b.find(&format!(
+            "button[data-api='POST /api/scenes/{id}/generate']"
+        ))
+        .await,
+    )
+    .await;
+    let asked = b.accept_dialog().await;
+    assert!(asked.contains("paid"), "{asked}");
+    b.wait_js(
+        "two takes side by side, the new one in the film",
+        "return document.querySelectorAll('#takes .take').length === 2 &&
+                document.querySelector('#takes .take[data-take=\"2\"]').dataset.current === 'true' &&
+                !!document.querySelector('#takes .take[data-take=\"1\"] video');",
+        LONG,
+    )
+    .await;
+    b.shot("takes").await;
+    // The film is out of date, naming scene 3; Re-stitch makes version 2.
+    b.goto(&format!("{base}/projects/{slug}/film")).await;
+    let banner = b.text_of("#film-state .banner.stale").await;
+    assert!(
+        banner.contains("out of date") && banner.contains("scene 3"),
+        "{banner}"
+    );
+    assert_eq!(b.all("#versions tr.version").await.len(), 1);
+    b.shot("film-out-of-date").await;
+    b.click(&b.find("#restitch").await).await;
+    b.wait_js(
+        "version 2 listed, the banner gone",
+        "return document.querySelectorAll('#versions tr.version').length === 2 &&
+                !document.querySelector('#film-state .banner.stale');",
+        LONG,
+    )
+    .await;
+    let newest = b.text_of("#versions tr.version").await;
+    assert!(
+        newest.contains("Version 2") && newest.contains("3:2"),
+        "{newest}"
+    );
+    b.shot("film-versions").await;
+    // Take 1 again, from the scene page: the film page says so.
+    b.goto(&format!("{base}/scenes/{id}")).await;
+    b.click(&b.find("#takes .take[data-take='1'] button[data-api]").await)
+        .await;
+    b.wait_js(
+        "take 1 in the film",
+        "return document.querySelector('#takes .take[data-take=\"1\"]')?.dataset.current === 'true';",
+        Duration::from_secs(15),
+    )
+    .await;
+    b.goto(&format!("{base}/projects/{slug}/film")).await;
+    let banner = b.text_of("#film-state .banner.stale").await;
+    assert!(
+        banner.contains("take 2 in the film, take 1 now"),
+        "{banner}"
+    );
+    // An export downloads with the session; the player has the dialogue as captions.
+    let got = b
+        .js_async(
+            "const done = arguments[arguments.length - 1];
+             const a = document.querySelector('a.export[data-format=otio]');
+             fetch(a.href, {credentials: 'same-origin'}).then(r => r.text().then(t => {
+               try { const j = JSON.parse(t); done(r.status + ' ' + j.OTIO_SCHEMA + ' ' + (r.headers.get('content-disposition') || '')); }
+               catch (e) { done(r.status + ' not JSON: ' + t.slice(0, 200)); }
+             })).catch(e => done('fetch failed: ' + e.message));",
+        )
+        .await;
+    let got = got.as_str().unwrap_or("").to_string();
+    assert!(got.starts_with("200 Timeline.1 attachment"), "{got}");
+    let cues = b
+        .js_async(
+            "const done = arguments[arguments.length - 1];
+             const t = document.querySelector('#player track');
+             if (!t) { done('no captions track'); return; }
+             t.track.mode = 'showing';
+             const check = () => t.readyState === 2 ? done(t.track.cues.length) :
+               t.readyState === 3 ? done('the captions did not load') : setTimeout(check, 100);
+             check();",
+        )
+        .await;
+    assert!(cues.as_u64().is_some_and(|n| n > 0), "captions: {cues}");
+    b.shot("film-captions").await;
+    drop(b);
     s.stop().await;
 }

@@ -73,11 +73,11 @@ async fn passes(api: &Api, run: &str) -> (bool, bool, bool) {
         .iter()
         .map(|s| s["name"].as_str().unwrap().to_string())
         .collect();
-    let applied = d["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|e| e["data"]["type"] == "patch" && e["data"]["applied"] == true);
+    let applied = d["events"].as_array().unwrap().iter().any(|e| {
+        e["data"]["type"] == "patch"
+            && e["data"]["name"] == "one-pass-cut"
+            && e["data"]["applied"] == true
+    });
     let two = steps
         .iter()
         .any(|s| s == "video/voices" || s == "video/trim");

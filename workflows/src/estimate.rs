@@ -311,11 +311,11 @@ fn stages_of(lines: &[EstimateLine]) -> Vec<StageEstimate> {
 /// provider.
 pub fn classify(workflow: &str, step: &str) -> Option<(&'static str, CallKind)> {
     use crate::names::{film, qualify, scene, workflow as wf};
-    let stage = if workflow == wf::QUALIFY {
+    let stage = if workflow == wf::QUALIFY || workflow == wf::CHARACTER_VERSION {
         "qualification"
     } else if workflow == wf::SCENE {
         "scenes"
-    } else if workflow == wf::GENERATE {
+    } else if workflow == wf::GENERATE || workflow == wf::STITCH {
         "film"
     } else {
         return None;

@@ -16,7 +16,7 @@ use slate_activities::model::ClipSpec;
 use slate_engine::{ChildHandle, Ctx, WfError, Workflow, join_all};
 
 use crate::error::IntoStep;
-use crate::film::{Film, key, record_failure};
+use crate::film::{Film, record_failure};
 use crate::model::{ProjectStatus, SceneStatus};
 use crate::scene::{PREVIOUS_SIGNAL, PreviousScene, SceneGeneration, SceneInput, SceneOutput};
 use crate::slug::Slug;
@@ -75,8 +75,11 @@ struct SceneRef {
 /// same place, where the composite is seeded with that frame (an unknown place counts as the
 /// same), or it continues the previous clip.
 fn needs_previous(prev: &SceneRef, s: &SceneRef) -> bool {
-    let place = |l: &Option<String>| l.as_deref().map(|x| x.trim().to_lowercase());
-    s.video_mode.as_deref() == Some("video_to_video") || place(&prev.location) == place(&s.location)
+    crate::model::continues_previous(
+        prev.location.as_deref(),
+        s.location.as_deref(),
+        s.video_mode.as_deref(),
+    )
 }
 
 /// The scenes as chains: each chain's scenes depend on the one before; chains do not depend
@@ -203,36 +206,25 @@ impl FilmGeneration {
             }
             outs
         };
-        let mut clips = vec![];
+        let mut cuts = vec![];
         for (s, out) in scenes.iter().zip(&outputs) {
-            clips.push(ClipSpec {
-                video: BlobRef::new(&out.video)
-                    .map_err(|e| WfError::failed("bad_blob", e.to_string()))?,
-                duration: out.duration,
-                transition_in: s.transition_in.clone(),
-                transition_out: s.transition_out.clone(),
+            cuts.push(crate::film_versions::Cut {
+                scene_id: s.id.clone(),
+                scene_number: s.number,
+                clip: ClipSpec {
+                    video: BlobRef::new(&out.video)
+                        .map_err(|e| WfError::failed("bad_blob", e.to_string()))?,
+                    duration: out.duration,
+                    transition_in: s.transition_in.clone(),
+                    transition_out: s.transition_out.clone(),
+                },
             });
         }
-        let (media, c2, k) = (f.studio.media.clone(), clips.clone(), key(slug, "film.mp4"));
-        let film: BlobRef = ctx
-            .step(crate::names::film::STITCH, move |sc| async move {
-                crate::film::checkpointed(&sc, media.stitch(&c2, &k))
-                    .await
-                    .step()
-            })
-            .await?;
-        let (fr, s2, fk) = (f.clone(), slug.clone(), film.clone());
-        let duration: f64 = ctx
-            .step(crate::names::film::FINISH, move |_| async move {
-                let d = fr.studio.media.length(&fk).await.step()?;
-                fr.repo.set_final_video(&s2, fk.key()).await.step()?;
-                Ok(d)
-            })
-            .await?;
+        let out = crate::film_versions::stitch_and_keep(ctx, &f, slug, &cuts).await?;
         Ok(FilmOutput {
-            film: film.key().to_string(),
-            scenes: scenes.len(),
-            duration,
+            film: out.film,
+            scenes: out.scenes,
+            duration: out.duration,
         })
     }
 

@@ -15,12 +15,15 @@
 //! scene prompts, generated media and prompt templates to the structured records; scene
 //! structure (never prompts) to the knowledge store.
 
+pub mod character_version;
 pub mod db;
 pub mod docstore;
 pub mod error;
 pub mod estimate;
 pub mod examples;
+pub mod export;
 pub mod film;
+pub mod film_versions;
 pub mod film_workflow;
 pub mod generation;
 pub mod import;
@@ -67,6 +70,14 @@ pub fn catalog() -> Vec<(
             generation::Production::NAME,
             input::<generation::ProduceInput>(),
         ),
+        (
+            film_versions::FilmStitch::NAME,
+            input::<film_versions::StitchInput>(),
+        ),
+        (
+            character_version::CharacterVersioning::NAME,
+            input::<character_version::CharacterVersionInput>(),
+        ),
     ]
 }
 
@@ -90,6 +101,8 @@ pub fn catalog_components(
     add::<generation::SceneInput>(out);
     add::<generation::FilmInput>(out);
     add::<generation::ProduceInput>(out);
+    add::<film_versions::StitchInput>(out);
+    add::<character_version::CharacterVersionInput>(out);
 }
 
 /// Register the film workflows on an engine.
@@ -98,5 +111,7 @@ pub fn register(engine: &slate_engine::Engine, film: Arc<Film>) {
         .register(qualification::Qualification(film.clone()))
         .register(generation::SceneGeneration(film.clone()))
         .register(generation::FilmGeneration(film.clone()))
-        .register(generation::Production(film));
+        .register(generation::Production(film.clone()))
+        .register(film_versions::FilmStitch(film.clone()))
+        .register(character_version::CharacterVersioning(film));
 }

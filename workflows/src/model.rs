@@ -74,6 +74,9 @@ pub struct Project {
     /// Whether each scene's verified composite waits for a person's approval before its video
     /// is paid for.
     pub approval_required: bool,
+    /// Whether the film is stitched again on its own when a scene's take changes (default
+    /// on); off, the film page says it is out of date and a person re-stitches it.
+    pub auto_restitch: bool,
     /// Optimistic-concurrency version.
     pub version: i64,
     /// Created.
@@ -144,6 +147,12 @@ pub struct SceneDialogue {
     /// How it is said, as the screenplay's parenthetical gives it ("whispering").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parenthetical: Option<String>,
+    /// Where the line is first heard in the scene's clip, seconds (set when it is voiced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<f64>,
+    /// How long it is heard, from its first sound to its last, seconds (set when it is voiced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spoken: Option<f64>,
 }
 
 /// A sound effect cue.
@@ -342,12 +351,190 @@ pub struct Scene {
     /// (absent when the project does not ask for approval).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval: Option<Approval>,
+    /// Every generation of the scene, oldest first (scenes made before takes were kept have
+    /// none: their one clip counts as take 1, see [`Scene::all_takes`]).
+    pub takes: Vec<SceneTake>,
+    /// The take the film uses (its clip, last frame and length are the scene's
+    /// `generated_video_url`, `last_frame_url` and `actual_duration`).
+    pub current_take: Option<u32>,
     /// Optimistic-concurrency version.
     pub version: i64,
     /// Created.
     pub created_at: Option<DateTime<Utc>>,
     /// Last change.
     pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// Where a take stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TakeStatus {
+    /// Being made.
+    #[default]
+    Generating,
+    /// Its clip and last frame are made: it can be the scene's current take.
+    Completed,
+    /// Its run failed (what it made so far is kept).
+    Failed,
+}
+
+/// One generation of a scene, kept whole: its blobs live under a key of its own
+/// (`scenes/{id}/takes/{run}/`), so a later take never overwrites it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[serde(default)]
+pub struct SceneTake {
+    /// 1, 2, ... in the order they were started.
+    pub take: u32,
+    /// The scene run that made it (empty for a scene made before takes were kept).
+    pub run_id: String,
+    /// Where it stands.
+    pub status: TakeStatus,
+    /// When it was started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When its clip was done.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// The scene's fields a person edits, as they were when the take started (what changed
+    /// between two takes is the difference of these).
+    pub fields: BTreeMap<String, Value>,
+    /// The previous scene's last frame it started from (blob key), when it had one.
+    pub started_from: Option<String>,
+    /// Its composite iterations.
+    pub composite_iterations: Vec<CompositeIteration>,
+    /// Its final composite (blob key).
+    pub composite_final_url: Option<String>,
+    /// Its verification results.
+    pub verification_results: Vec<VerificationResult>,
+    /// Its continuity checks.
+    pub continuity_checks: Vec<ContinuityCheck>,
+    /// The clip (blob key).
+    pub video: Option<String>,
+    /// Its last frame (blob key).
+    pub last_frame: Option<String>,
+    /// The clip's length, seconds.
+    pub duration: Option<f64>,
+    /// Why it failed.
+    pub error_message: Option<String>,
+    /// Its dialogue as voiced: each line's audio, where it starts in the clip and how long.
+    pub dialogue: Vec<SceneDialogue>,
+}
+
+/// Whether a scene starts from the last frame (or clip) of the scene before it: it continues
+/// the previous clip (`video_to_video`), or stays in the same place, where its composite is
+/// seeded with that frame (an unknown place counts as the same). What makes a chain of
+/// dependent scenes (decision 0018) and what a remade predecessor changes under it.
+pub fn continues_previous(
+    prev_location: Option<&str>,
+    location: Option<&str>,
+    video_mode: Option<&str>,
+) -> bool {
+    let place = |l: Option<&str>| l.map(|x| x.trim().to_lowercase());
+    video_mode == Some("video_to_video") || place(prev_location) == place(location)
+}
+
+/// The fields of a scene a person edits before a remake, which a take records.
+pub const TAKE_FIELDS: &[&str] = &[
+    "screenplay_text",
+    "dramatic_effect",
+    "expected_duration",
+    "dialogue",
+    "camera_angle",
+    "camera_shot",
+    "camera_movement",
+    "framing",
+    "lighting_type",
+    "lighting_mood",
+    "characters_present",
+    "costumes",
+    "location",
+    "time_of_day",
+    "weather",
+    "base_prompt",
+    "negative_prompt",
+    "video_mode",
+];
+
+impl Scene {
+    /// The scene's editable fields as they stand (see [`TAKE_FIELDS`]).
+    pub fn take_fields(&self) -> BTreeMap<String, Value> {
+        let doc = serde_json::to_value(self).unwrap_or_default();
+        TAKE_FIELDS
+            .iter()
+            .map(|k| (k.to_string(), doc.get(*k).cloned().unwrap_or(Value::Null)))
+            .collect()
+    }
+
+    /// Every take, a scene made before takes were kept counting its one clip as take 1.
+    pub fn all_takes(&self) -> Vec<SceneTake> {
+        if !self.takes.is_empty() {
+            return self.takes.clone();
+        }
+        match (&self.generated_video_url, self.status) {
+            (Some(video), _) => vec![SceneTake {
+                take: 1,
+                status: TakeStatus::Completed,
+                composite_iterations: self.composite_iterations.clone(),
+                composite_final_url: self.composite_final_url.clone(),
+                verification_results: self.verification_results.clone(),
+                continuity_checks: self.continuity_checks.clone(),
+                video: Some(video.clone()),
+                last_frame: self.last_frame_url.clone(),
+                duration: self.actual_duration,
+                dialogue: self.dialogue.clone(),
+                ..Default::default()
+            }],
+            _ => vec![],
+        }
+    }
+
+    /// The take the film uses.
+    pub fn take(&self) -> Option<SceneTake> {
+        let all = self.all_takes();
+        match self.current_take {
+            Some(n) => all.into_iter().find(|t| t.take == n),
+            None => all
+                .into_iter()
+                .rev()
+                .find(|t| t.status == TakeStatus::Completed),
+        }
+    }
+
+    /// Make take `n` the one the film uses: the scene's clip, last frame and length become
+    /// its. Refused when the scene has no such take or it has no clip.
+    pub fn choose_take(&mut self, n: u32) -> Result<()> {
+        let all = self.all_takes();
+        let Some(t) = all.iter().find(|t| t.take == n) else {
+            let have: Vec<String> = all.iter().map(|t| t.take.to_string()).collect();
+            return Err(FilmError::NotFound(format!(
+                "take {n} of scene {} (it has {})",
+                self.scene_number,
+                if have.is_empty() {
+                    "none yet".to_string()
+                } else {
+                    format!("takes {}", have.join(", "))
+                }
+            )));
+        };
+        let (Some(video), TakeStatus::Completed) = (&t.video, t.status) else {
+            return Err(FilmError::Conflict(format!(
+                "take {n} of scene {} has no finished clip ({}); choose a completed take",
+                self.scene_number,
+                match t.status {
+                    TakeStatus::Generating => "it is being made",
+                    _ => "it failed",
+                }
+            )));
+        };
+        if self.takes.is_empty() {
+            // The scene's one clip becomes a recorded take before another is chosen.
+            self.takes = all.clone();
+        }
+        self.generated_video_url = Some(video.clone());
+        self.last_frame_url = t.last_frame.clone();
+        self.actual_duration = t.duration;
+        self.composite_final_url = t.composite_final_url.clone();
+        self.current_take = Some(n);
+        Ok(())
+    }
 }
 
 /// Where a scene's verified composite stands at the approval gate.
@@ -419,6 +606,11 @@ impl Scene {
         "retry_count",
         "processing_time",
         "approval",
+        "takes",
+        "current_take",
+        "generated_video_url",
+        "last_frame_url",
+        "actual_duration",
     ];
 
     /// The spec's rules: 3-7 seconds, the option lists.
@@ -865,4 +1057,44 @@ mod tests {
             t.validate().unwrap();
         }
     }
+}
+
+/// One stitch of a project's film, kept: the film as it was cut from its scenes' takes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[serde(default)]
+pub struct FilmVersion {
+    /// 1, 2, ... in the order they were stitched.
+    pub version: i64,
+    /// The run that stitched it.
+    pub run_id: String,
+    /// The film (blob key).
+    pub video: String,
+    /// Its length, seconds.
+    pub duration: f64,
+    /// The scenes it was cut from, in film order.
+    pub scenes: Vec<FilmVersionScene>,
+    /// When it was stitched.
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+/// A scene as a film version has it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[serde(default)]
+pub struct FilmVersionScene {
+    /// Scene id.
+    pub scene_id: String,
+    /// Its number.
+    pub scene_number: i32,
+    /// The take it used (none for a scene made before takes were kept).
+    pub take: Option<u32>,
+    /// The take's clip (blob key).
+    pub video: String,
+    /// The clip's length, seconds.
+    pub duration: f64,
+    /// Where the clip starts in the film, seconds (it overlaps the one before by a crossfade).
+    pub start: f64,
+    /// Transition in.
+    pub transition_in: String,
+    /// Transition out.
+    pub transition_out: String,
 }

@@ -16,6 +16,10 @@ pub mod workflow {
     pub const GENERATE: &str = "film.generate";
     /// Qualification then the film.
     pub const PRODUCE: &str = "film.produce";
+    /// A new version of a project's film from its scenes' current takes.
+    pub const STITCH: &str = "film.stitch";
+    /// A new version of a character (appearance, 360-degree set) from a scene on.
+    pub const CHARACTER_VERSION: &str = "film.character-version";
 }
 
 /// Steps of `film.qualify`; the part before the first `/` is the department.
@@ -94,6 +98,8 @@ pub mod scene {
     pub const VIDEO_POLL_PREFIX: &str = "video/poll/";
     /// Voice lines: `voice/{i}`.
     pub const VOICE_PREFIX: &str = "voice/";
+    /// How long each voiced line is spoken (runs past the patch `takes`).
+    pub const VOICE_LENGTHS: &str = "voice-lengths";
     /// The patch point of the one-pass cut (journaled as `patch/one-pass-cut`).
     pub const ONE_PASS_CUT: &str = "one-pass-cut";
     /// The clip cut to the scene's length with its voices mixed in, in one pass.
@@ -104,6 +110,9 @@ pub mod scene {
     pub const VIDEO_VOICES: &str = "video/voices";
     /// The clip's last frame.
     pub const LAST_FRAME: &str = "last-frame";
+    /// The patch point of takes (journaled as `patch/takes`): a run past it keeps its blobs
+    /// under `scenes/{id}/takes/{run}/` and records itself as a take of the scene.
+    pub const TAKES: &str = "takes";
 }
 
 /// Steps of `film.generate`.

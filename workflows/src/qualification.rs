@@ -166,14 +166,18 @@ fn character_view_request(
     }
 }
 
-impl Qualification {
-    async fn character_sheet(
-        &self,
-        ctx: &Ctx,
-        slug: &Slug,
-        p: &CharacterProfile,
-    ) -> Result<CharacterReference, WfError> {
-        let f = &self.0;
+/// A character's sheet: the master reference, then the six views at once, each described by
+/// the vision model. Its images go under `dir` (`characters/{id}` for the qualified sheet); its
+/// steps are named `characters/{id}/master`, `characters/{id}/{angle}` and
+/// `characters/{id}/{angle}/describe` (a journal contract).
+pub(crate) async fn character_sheet(
+    ctx: &Ctx,
+    f: &Film,
+    slug: &Slug,
+    p: &CharacterProfile,
+    dir: String,
+) -> Result<CharacterReference, WfError> {
+    {
         let id = &p.character_id;
         let master_prompt = f
             .repo
@@ -198,18 +202,19 @@ impl Qualification {
                 )
             });
         let mut master_req = character_view_request(slug, p, "front", None, master_prompt);
-        master_req.output_key = key(slug, &format!("characters/{id}/master.png"));
+        master_req.output_key = key(slug, &format!("{dir}/master.png"));
         let master = image(ctx, f, &format!("characters/{id}/master"), master_req).await?;
         // The six views in parallel, each described by the vision model.
         let vision_usd = f.price(CallKind::Vision);
         let views = join_all(ANGLES.iter().map(|angle| {
-            let req = character_view_request(
+            let mut req = character_view_request(
                 slug,
                 p,
                 angle,
                 Some(master.image.clone()),
                 format!("Same character, {} view", angle.replace('_', " ")),
             );
+            req.output_key = key(slug, &format!("{dir}/{angle}.png"));
             let (ctx, vision, name) = (ctx.clone(), f.studio.vision.clone(), p.name.clone());
             async move {
                 let out = image(&ctx, f, &format!("characters/{id}/{angle}"), req).await?;
@@ -242,7 +247,9 @@ impl Qualification {
         r.references_360 = views.into_iter().collect();
         Ok(r)
     }
+}
 
+impl Qualification {
     async fn character_department(
         &self,
         ctx: &Ctx,
@@ -260,7 +267,16 @@ impl Qualification {
             },
         )
         .await?;
-        let sheets = join_all(profiles.iter().map(|p| self.character_sheet(ctx, slug, p))).await?;
+        let sheets = join_all(profiles.iter().map(|p| {
+            character_sheet(
+                ctx,
+                &self.0,
+                slug,
+                p,
+                format!("characters/{}", p.character_id),
+            )
+        }))
+        .await?;
         let (f, s, ps) = (self.0.clone(), slug.clone(), profiles.clone());
         ctx.step("characters/store", move |_| async move {
             for (p, r) in ps.iter().zip(&sheets) {
@@ -756,6 +772,7 @@ pub fn scene_record(slug: &Slug, b: &SceneBreakdown, style: &StyleGuide, planner
                 line: d.line.clone(),
                 audio_url: None,
                 parenthetical: d.parenthetical.clone(),
+                ..Default::default()
             })
             .collect(),
         transition_in: Some(b.transition_in.clone()),

@@ -34,6 +34,7 @@ fn project_from(r: &FilmRow) -> Result<Project> {
         production_run: r.opt_text("production_run")?,
         budget_usd: r.opt_int("budget_micros")?.map(|m| m as f64 / 1e6),
         approval_required: r.int("approval_required")? != 0,
+        auto_restitch: r.int("auto_restitch")? != 0,
         version: r.int("version")?,
         created_at: from_ms(r.int("created_at")?),
         updated_at: from_ms(r.int("updated_at")?),
@@ -80,6 +81,54 @@ pub struct CharacterReference {
     /// read: those characters are drawn plain).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub looks: Option<slate_activities::model::Looks>,
+    /// Later versions of the character (a new costume, an injury), each from a scene on
+    /// (issue 26); the sheet above is the one before the first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub versions: Vec<CharacterVersion>,
+}
+
+/// A version of a character from a given scene on: a new appearance with its own 360-degree
+/// set.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct CharacterVersion {
+    /// 2, 3, ... (the qualified sheet is version 1).
+    pub version: u32,
+    /// The first scene (by number) that shows it.
+    pub from_scene: i32,
+    /// The appearance it was made from.
+    pub appearance: String,
+    /// The costume it was made from.
+    #[serde(default)]
+    pub costume: String,
+    /// Master reference (blob key).
+    pub master_reference_url: String,
+    /// View name -> image and description.
+    pub references_360: std::collections::BTreeMap<String, ViewReference>,
+    /// What a storyboard draws of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub looks: Option<slate_activities::model::Looks>,
+    /// The run that made it.
+    pub run_id: String,
+}
+
+impl CharacterReference {
+    /// The character as scene `scene_number` shows it: the latest version from that scene or
+    /// before, else the qualified sheet.
+    pub fn for_scene(&self, scene_number: i32) -> CharacterReference {
+        let mut r = self.clone();
+        if let Some(v) = self
+            .versions
+            .iter()
+            .filter(|v| v.from_scene <= scene_number)
+            .max_by_key(|v| (v.from_scene, v.version))
+        {
+            r.master_reference_url = v.master_reference_url.clone();
+            r.references_360 = v.references_360.clone();
+            r.looks = v.looks.clone();
+        }
+        r.versions.clear();
+        r
+    }
 }
 
 /// One view of a character sheet.
@@ -107,11 +156,12 @@ impl CharacterReference {
             references_360: Default::default(),
             color: p.palette.first().cloned().unwrap_or_default(),
             looks: Some(looks_of_profile(p)).filter(|l| !l.is_empty()),
+            versions: vec![],
         }
     }
 }
 
-const PROJECT_COLS: &str = "slug, title, status, gather_locked_at, final_video, qualification_run, production_run, budget_micros, approval_required, version, created_at, updated_at";
+const PROJECT_COLS: &str = "slug, title, status, gather_locked_at, final_video, qualification_run, production_run, budget_micros, approval_required, auto_restitch, version, created_at, updated_at";
 
 impl FilmRepo {
     /// Records in `db`.
@@ -156,7 +206,7 @@ impl FilmRepo {
         let r = self
             .db
             .fetch_fresh(
-                "SELECT slug, title, status, gather_locked_at, final_video, qualification_run, production_run, budget_micros, approval_required, version, created_at, updated_at
+                "SELECT slug, title, status, gather_locked_at, final_video, qualification_run, production_run, budget_micros, approval_required, auto_restitch, version, created_at, updated_at
                  FROM projects WHERE slug = $1",
                 args![slug.as_str()],
             )
@@ -172,7 +222,7 @@ impl FilmRepo {
         let _ = PROJECT_COLS;
         self.db
             .fetch(
-                "SELECT slug, title, status, gather_locked_at, final_video, qualification_run, production_run, budget_micros, approval_required, version, created_at, updated_at
+                "SELECT slug, title, status, gather_locked_at, final_video, qualification_run, production_run, budget_micros, approval_required, auto_restitch, version, created_at, updated_at
                  FROM projects ORDER BY created_at DESC, slug",
                 vec![],
             )
@@ -250,6 +300,57 @@ impl FilmRepo {
             )
             .await?;
         Ok(())
+    }
+
+    /// Whether the film is stitched again on its own when a scene's take changes.
+    pub async fn set_auto_restitch(&self, slug: &Slug, on: bool) -> Result<()> {
+        self.db
+            .exec(
+                "UPDATE projects SET auto_restitch = $2, version = version + 1, updated_at = $3 WHERE slug = $1",
+                args![slug.as_str(), on as i64, now_ms()],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Keep a stitch of the film as its next version and make it the project's film
+    /// (idempotent on the run that stitched it: a step run again after a crash finds it).
+    pub async fn add_film_version(&self, slug: &Slug, v: &FilmVersion) -> Result<FilmVersion> {
+        let now = now_ms();
+        self.db
+            .exec(
+                "INSERT INTO film_versions (project, version, run_id, video, doc, created_at)
+                 SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3, $4, $5 FROM film_versions WHERE project = $1
+                 ON CONFLICT (run_id) DO NOTHING",
+                args![slug.as_str(), v.run_id.clone(), v.video.clone(), to_json(v)?, now],
+            )
+            .await?;
+        self.set_final_video(slug, &v.video).await?;
+        self.film_versions(slug)
+            .await?
+            .into_iter()
+            .find(|x| x.run_id == v.run_id)
+            .ok_or_else(|| {
+                FilmError::Internal(format!("film version of run {} not kept", v.run_id))
+            })
+    }
+
+    /// A project's film versions, oldest first.
+    pub async fn film_versions(&self, slug: &Slug) -> Result<Vec<FilmVersion>> {
+        self.db
+            .fetch_fresh(
+                "SELECT version, doc, created_at FROM film_versions WHERE project = $1 ORDER BY version",
+                args![slug.as_str()],
+            )
+            .await?
+            .iter()
+            .map(|r| {
+                let mut v: FilmVersion = r.json("doc")?;
+                v.version = r.int("version")?;
+                v.created_at = Some(from_ms(r.int("created_at")?));
+                Ok(v)
+            })
+            .collect()
     }
 
     /// Record the final film.
@@ -548,6 +649,43 @@ impl FilmRepo {
         Ok(())
     }
 
+    /// Keep a new version of character `id` (idempotent on the run that made it).
+    pub async fn add_character_version(
+        &self,
+        slug: &Slug,
+        id: &str,
+        v: &CharacterVersion,
+    ) -> Result<()> {
+        for _ in 0..20 {
+            let Some(now) = self
+                .character_references(slug)
+                .await?
+                .into_iter()
+                .find(|c| c.value.character_id == id)
+            else {
+                return Err(FilmError::NotFound(format!("character `{id}` of `{slug}`")));
+            };
+            if now.value.versions.iter().any(|x| x.run_id == v.run_id) {
+                return Ok(());
+            }
+            let mut r = now.value;
+            r.versions.push(v.clone());
+            let n = self
+                .db
+                .exec(
+                    "UPDATE character_references SET doc = $3, version = version + 1, updated_at = $4 WHERE project = $1 AND character_id = $2 AND version = $5",
+                    args![slug.as_str(), id, to_json(&r)?, now_ms(), now.version],
+                )
+                .await?;
+            if n > 0 {
+                return Ok(());
+            }
+        }
+        Err(FilmError::Conflict(format!(
+            "character `{id}` kept changing; try again"
+        )))
+    }
+
     /// A project's character references.
     pub async fn character_references(
         &self,
@@ -577,6 +715,17 @@ impl FilmRepo {
                 "a character reference's id cannot change".into(),
             ));
         }
+        // Its versions are made by the pipeline: an edit of the sheet keeps them.
+        let mut r = r.clone();
+        if let Some(now) = self
+            .character_references(slug)
+            .await?
+            .into_iter()
+            .find(|c| c.value.character_id == id)
+        {
+            r.versions = now.value.versions;
+        }
+        let r = &r;
         if let Some(k) = r
             .references_360
             .keys()

@@ -16,8 +16,8 @@ use crate::error::{ActivityError, ErrorKind, Result};
 use crate::model::*;
 use crate::traits::{Media, Paid, Spend, VideoGen, Voice};
 
-pub use super::stitch::{CROSSFADE, stitched_length};
-pub use super::tool::{FPS, ffprobe_duration, probe_duration, run};
+pub use super::stitch::{CROSSFADE, Placement, layout, stitched_length};
+pub use super::tool::{FPS, audible_span, ffprobe_duration, probe_duration, run};
 use super::tool::{a, has_audio, normalize, p};
 /// Decoded video frames of a clip.
 pub async fn count_frames(path: &Path) -> Result<u64> {

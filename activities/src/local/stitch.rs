@@ -20,6 +20,7 @@
 
 use std::path::{Path, PathBuf};
 
+use serde::Serialize;
 use tokio::sync::Mutex;
 
 use super::tool::{FPS, a, is_normal, normalize, p, run};
@@ -54,6 +55,34 @@ pub fn stitched_length(clips: &[ClipSpec]) -> f64 {
         }
     }
     total
+}
+
+/// Where a clip sits in the stitched film.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Placement {
+    /// Where it starts, seconds of film.
+    pub start: f64,
+    /// How long it overlaps the clip before it (its crossfade in), seconds; 0 on a cut.
+    pub overlap_in: f64,
+    /// How long it overlaps the clip after it, seconds; 0 on a cut.
+    pub overlap_out: f64,
+}
+
+/// Where each clip sits in the film [`stitch`] makes of `clips` (what an editor's timeline
+/// and the subtitles are timed from).
+pub fn layout(clips: &[ClipSpec]) -> Vec<Placement> {
+    let fades: Vec<f64> = clips
+        .windows(2)
+        .map(|w| crossfade(&w[0], &w[1]).map_or(0.0, |_| fade_len(&w[0], &w[1])))
+        .collect();
+    let (start, _) = starts(clips, &fades);
+    (0..clips.len())
+        .map(|i| Placement {
+            start: start[i],
+            overlap_in: i.checked_sub(1).map_or(0.0, |j| fades[j]),
+            overlap_out: fades.get(i).copied().unwrap_or(0.0),
+        })
+        .collect()
 }
 
 pub(crate) fn fade_len(prev: &ClipSpec, next: &ClipSpec) -> f64 {
@@ -202,9 +231,11 @@ impl<'a> Clips<'a> {
         } else {
             let name = format!("n{i:05}.mp4");
             let out = keep.file(&name);
-            keep.unit(&[&name], || async { normalize(&src, &out).await })
-                .await?
-                .remove(0)
+            keep.shared_unit(&[&name], &[&self.clips[i]], "normal", || async {
+                normalize(&src, &out).await
+            })
+            .await?
+            .remove(0)
         };
         *slot = Some(f.clone());
         Ok(f)
@@ -291,11 +322,15 @@ fn piece_args(
 }
 
 /// Where this stitch keeps what it made: blobs under the film's key, named in the step's
-/// checkpoint under the stitch's digest, so a different stitch never takes them.
+/// checkpoint under the stitch's digest, so a different stitch never takes them. A piece made
+/// only of takes' clips (whose keys are never written twice) is kept instead by what it is
+/// made of, beside the film (`pieces/{digest}/`), where any later stitch of the project finds
+/// it: a re-stitch makes only the pieces a changed clip is in (decision 0028).
 struct Keep<'a> {
     blobs: &'a Blobs,
     scratch: &'a Path,
     prefix: String,
+    shared: String,
     digest: String,
     durable: bool,
 }
@@ -303,10 +338,12 @@ struct Keep<'a> {
 impl Keep<'_> {
     fn new<'b>(blobs: &'b Blobs, scratch: &'b Path, clips: &[ClipSpec], key: &str) -> Keep<'b> {
         let digest = checkpoint::digest(&(clips, 2));
+        let dir = key.rsplit_once('/').map_or("", |(d, _)| d);
         Keep {
             blobs,
             scratch,
             prefix: format!("{key}.parts/{digest}"),
+            shared: format!("{dir}/pieces"),
             digest,
             durable: checkpoint::active(),
         }
@@ -314,6 +351,47 @@ impl Keep<'_> {
 
     fn key(&self, name: &str) -> String {
         format!("{}/{name}", self.prefix)
+    }
+
+    /// The files `names`, made of what `content` says (a digest): kept by it where every clip
+    /// it is made of is a take's, else as [`Keep::unit`] keeps them.
+    async fn shared_unit<F, Fut>(
+        &self,
+        names: &[&str],
+        inputs: &[&ClipSpec],
+        content: impl Serialize,
+        make: F,
+    ) -> Result<Vec<PathBuf>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
+        if !inputs.iter().all(|c| c.video.key().contains("/takes/")) {
+            return self.unit(names, make).await;
+        }
+        let dir = format!(
+            "{}/{}",
+            self.shared,
+            checkpoint::digest(&(inputs, content, 3))
+        );
+        let mut found = vec![];
+        for name in names {
+            if let Ok(r) = BlobRef::new(format!("{dir}/{name}"))
+                && self.blobs.exists(&r).await.unwrap_or(false)
+                && let Ok(path) = self.blobs.local_path(&r).await
+            {
+                found.push(path);
+            }
+        }
+        if found.len() == names.len() {
+            return Ok(found);
+        }
+        make().await?;
+        let files: Vec<PathBuf> = names.iter().map(|n| self.file(n)).collect();
+        for (name, file) in names.iter().zip(&files) {
+            self.blobs.put_file(&format!("{dir}/{name}"), file).await?;
+        }
+        Ok(files)
     }
 
     fn file(&self, name: &str) -> PathBuf {
@@ -458,7 +536,23 @@ async fn piece(
     fades: (bool, bool),
 ) -> Result<Vec<PathBuf>> {
     let [v, s] = names(k);
-    keep.unit(&[&v, &s], || async {
+    let inputs: Vec<&ClipSpec> = match pl.piece {
+        Piece::Solo { clip, .. } => vec![&files.clips[clip]],
+        Piece::Fade { from, .. } => vec![&files.clips[from], &files.clips[from + 1]],
+    };
+    // What the piece is made of besides its clips: where in them, how long, how it is joined,
+    // and the film's fades where they reach it.
+    let content = (
+        match &pl.piece {
+            Piece::Solo { at, .. } => format!("solo {at:.6}"),
+            Piece::Fade {
+                kind, at, next_at, ..
+            } => format!("{kind} {at:.6} {next_at:.6}"),
+        },
+        pl.frames,
+        edges(pl.first, pl.frames, total, fades.0, fades.1),
+    );
+    keep.shared_unit(&[&v, &s], &inputs, content, || async {
         let inputs = match pl.piece {
             Piece::Solo { clip, .. } => vec![files.file(clip, keep).await?],
             Piece::Fade { from, .. } => vec![

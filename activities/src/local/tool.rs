@@ -39,6 +39,46 @@ pub async fn run(tool: &str, args: &[String]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Where sound is heard in a file: from its first to its last sample louder than -45 dBFS,
+/// seconds from its start; `None` when it is silent throughout. What subtitles are timed to
+/// (a synthesized voice starts and ends with silence).
+pub async fn audible_span(path: &Path) -> Result<Option<(f64, f64)>> {
+    const RATE: f64 = 16_000.0;
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args([
+            "-map", "0:a:0", "-ac", "1", "-ar", "16000", "-f", "s16le", "-",
+        ])
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| {
+            ActivityError::new(
+                "local",
+                ErrorKind::Tool,
+                format!("cannot start ffmpeg: {e}"),
+            )
+        })?;
+    if !out.status.success() {
+        return Err(ActivityError::tool(format!(
+            "ffmpeg could not read the sound of {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    let floor = (32768.0 * 10f64.powf(-45.0 / 20.0)) as u16;
+    let loud = |c: &[u8]| i16::from_le_bytes([c[0], c[1]]).unsigned_abs() > floor;
+    let samples: Vec<&[u8]> = out.stdout.chunks_exact(2).collect();
+    let (Some(first), Some(last)) = (
+        samples.iter().position(|c| loud(c)),
+        samples.iter().rposition(|c| loud(c)),
+    ) else {
+        return Ok(None);
+    };
+    Ok(Some((first as f64 / RATE, (last + 1) as f64 / RATE)))
+}
+
 pub(crate) fn a<I: IntoIterator<Item = S>, S: Into<String>>(items: I) -> Vec<String> {
     items.into_iter().map(Into::into).collect()
 }

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod approval;
 pub mod errors;
+pub mod film;
 pub mod media;
 pub mod production;
 pub mod projects;

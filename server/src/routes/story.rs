@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{JsonBody, SlugPath, slug};
 use crate::state::AppState;
 
@@ -19,6 +19,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_bible, put_bible))
         .routes(routes!(list_characters))
         .routes(routes!(put_character))
+        .routes(routes!(version_estimate))
+        .routes(routes!(new_version))
         .routes(routes!(get_screenplay))
 }
 
@@ -248,4 +250,147 @@ async fn put_character(
         .edit_character_reference(&slug(&p.slug)?, &p.id, b.version, &b.reference)
         .await?;
     Ok(Json(saved.into()))
+}
+
+/// A new version of a character from a scene on.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCharacterVersion {
+    /// The first scene (by number) that shows it; scenes made from then on with that number
+    /// or a later one use it.
+    #[schema(minimum = 1)]
+    pub from_scene: i32,
+    /// How they look from then on.
+    #[schema(min_length = 1, max_length = 2000, pattern = "[^\\s\\u0085]")]
+    pub appearance: String,
+    /// What they wear from then on (default: as before).
+    #[serde(default)]
+    pub costume: Option<String>,
+}
+
+/// What a character version costs with the configured providers.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VersionEstimate {
+    /// Per kind of call (a master and six views; the six described).
+    pub lines: Vec<slate_workflows::estimate::EstimateLine>,
+    /// Dollars.
+    pub usd: f64,
+}
+
+/// A version about to be started: what it costs.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VersionStarted {
+    /// The run that makes it.
+    pub run_id: String,
+    /// What it was priced at before it started, dollars.
+    pub estimate_usd: f64,
+}
+
+/// Check a new version against the project before anything is priced or made.
+async fn checked(
+    s: &AppState,
+    p: &CharacterPath,
+    b: &NewCharacterVersion,
+) -> ApiResult<slate_workflows::Slug> {
+    let slug = slug(&p.slug)?;
+    s.film.repo.project(&slug).await?;
+    if !s
+        .film
+        .repo
+        .character_references(&slug)
+        .await?
+        .iter()
+        .any(|c| c.value.character_id == p.id)
+    {
+        return Err(ApiError::not_found(format!(
+            "character `{}` of `{slug}` not found (qualify the project first)",
+            p.id
+        )));
+    }
+    if !slate_activities::model::has_text(&b.appearance) || b.appearance.chars().count() > 2000 {
+        return Err(ApiError::unprocessable(
+            "a new version needs an appearance of 1 to 2,000 characters",
+        ));
+    }
+    let numbers: Vec<i32> = s
+        .film
+        .repo
+        .scenes(&slug)
+        .await?
+        .iter()
+        .map(|sc| sc.scene_number)
+        .collect();
+    if !numbers.contains(&b.from_scene) {
+        return Err(ApiError::unprocessable(format!(
+            "from_scene {} is not a scene of `{slug}` (its scenes are {})",
+            b.from_scene,
+            numbers
+                .iter()
+                .map(i32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    Ok(slug)
+}
+
+fn priced(s: &AppState) -> VersionEstimate {
+    let lines = slate_workflows::character_version::estimate(&s.film);
+    VersionEstimate {
+        usd: lines.iter().map(|l| l.expected_usd).sum(),
+        lines,
+    }
+}
+
+/// What a new version of a character would cost (a master and six views, each described),
+/// before anything is made.
+#[utoipa::path(post, path = "/api/projects/{slug}/characters/{id}/versions/estimate", tag = "story",
+    params(CharacterPath), request_body = NewCharacterVersion,
+    responses(
+        (status = 200, description = "Priced", body = VersionEstimate),
+        (status = 404, description = "No such project or character", body = ErrorBody),
+        (status = 422, description = "No such scene, or no appearance", body = ErrorBody),
+    ))]
+async fn version_estimate(
+    State(s): State<AppState>,
+    Path(p): Path<CharacterPath>,
+    JsonBody(b): JsonBody<NewCharacterVersion>,
+) -> ApiResult<Json<VersionEstimate>> {
+    checked(&s, &p, &b).await?;
+    Ok(Json(priced(&s)))
+}
+
+/// Make a new version of a character from a scene on: a new appearance with its own
+/// 360-degree set, priced first (the project's budget applies). Scenes made from then on use
+/// it; scenes already made keep their takes until they are made again.
+#[utoipa::path(post, path = "/api/projects/{slug}/characters/{id}/versions", tag = "story",
+    params(CharacterPath), request_body = NewCharacterVersion,
+    responses(
+        (status = 202, description = "Started, with its price", body = VersionStarted),
+        (status = 404, description = "No such project or character", body = ErrorBody),
+        (status = 409, description = "Over the project's budget, or a version of this character is being made", body = ErrorBody),
+        (status = 422, description = "No such scene, or no appearance", body = ErrorBody),
+    ))]
+async fn new_version(
+    State(s): State<AppState>,
+    Path(p): Path<CharacterPath>,
+    JsonBody(b): JsonBody<NewCharacterVersion>,
+) -> ApiResult<axum::response::Response> {
+    let slug = checked(&s, &p, &b).await?;
+    let estimate = priced(&s);
+    let input = slate_workflows::character_version::CharacterVersionInput {
+        project: slug.clone(),
+        character_id: p.id.clone(),
+        from_scene: b.from_scene,
+        appearance: b.appearance.trim().to_string(),
+        costume: b.costume.clone(),
+    };
+    let started = crate::service::start_for_project::<
+        slate_workflows::character_version::CharacterVersioning,
+    >(&s, &slug, &input, None, &[])
+    .await?;
+    Ok(crate::extract::accepted(VersionStarted {
+        run_id: started.run.id.to_string(),
+        estimate_usd: estimate.usd,
+    }))
 }

@@ -157,8 +157,13 @@ impl Take<'_> {
                             serde_json::from_value(l["palette"].clone()).unwrap_or_default();
                     }
                 }
+                // Each character as this scene shows them: a version made from this scene or
+                // an earlier one replaces the qualified sheet.
                 for c in f.repo.character_references(s).await.step()? {
-                    r.characters.insert(c.value.character_id.clone(), c.value);
+                    r.characters.insert(
+                        c.value.character_id.clone(),
+                        c.value.for_scene(scene.scene_number),
+                    );
                 }
                 for p in f
                     .qualified(s, crate::names::collection::PROP_CATALOG)

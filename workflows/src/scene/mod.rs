@@ -18,7 +18,7 @@ pub(crate) fn breakdown_of(scene: &crate::model::Scene) -> slate_activities::mod
 }
 mod continuity;
 mod video;
-pub use video::VIDEO_SUBMIT;
+pub use video::{VIDEO_SUBMIT, line_start};
 
 use std::sync::Arc;
 
@@ -106,10 +106,14 @@ struct Take<'a> {
     id: &'a str,
     previous: Option<&'a PreviousScene>,
     priority: i32,
+    /// Where this take keeps its blobs (`takes/{run}/`), empty for runs started before takes.
+    dir: String,
 }
 
 impl SceneGeneration {
     async fn body(&self, ctx: &Ctx, input: &SceneInput) -> Result<SceneOutput, WfError> {
+        // Runs started before takes were kept write where they always did.
+        let takes = ctx.patched(crate::names::scene::TAKES).await?;
         let t = Take {
             film: &self.0,
             ctx,
@@ -117,8 +121,13 @@ impl SceneGeneration {
             id: &input.scene_id,
             previous: input.previous.as_ref(),
             priority: input.priority,
+            dir: if takes {
+                format!("takes/{}/", ctx.run_id())
+            } else {
+                String::new()
+            },
         };
-        let (started_at, scene) = t.start().await?;
+        let (started_at, scene) = t.start(takes).await?;
         let shot = t.shot_plan(&scene).await?;
         let refs = t.references(&scene).await?;
         // Started before the scene it continues was done: what follows starts from its frame.
@@ -151,11 +160,13 @@ impl SceneGeneration {
         };
         let (last_frame, actual) = t.last_frame(&clip).await?;
         let (c, lf) = (clip.key().to_string(), last_frame.key().to_string());
+        let run = ctx.run_id().to_string();
         t.record("record/completed", move |s| {
             s.status = SceneStatus::Completed;
             s.generated_video_url = Some(c.clone());
             s.last_frame_url = Some(lf.clone());
             s.actual_duration = Some(actual);
+            complete_take(s, &run, &c, &lf, actual);
             s.processing_time = Some((Utc::now().timestamp_millis() - started_at) as f64 / 1000.0);
             s.error_message = None;
         })
@@ -185,15 +196,20 @@ impl Take<'_> {
     }
 
     /// The scene as it stands when generation starts (people may have edited it), marked as
-    /// being generated, and when that was (ms).
-    async fn start(&self) -> Result<(i64, Scene), WfError> {
+    /// being generated (with `takes`, as a new take of it), and when that was (ms).
+    async fn start(&self, takes: bool) -> Result<(i64, Scene), WfError> {
         let (repo, id) = (&self.film.repo, self.id);
+        let run = self.ctx.run_id().to_string();
+        let from = self.previous.map(|p| p.last_frame.clone());
         self.ctx
             .step("start", |_| async move {
                 let s = repo
                     .modify_scene(id, |s| {
                         s.status = SceneStatus::GeneratingComposite;
                         s.error_message = None;
+                        if takes {
+                            start_take(s, &run, from.clone());
+                        }
                     })
                     .await
                     .step()?;
@@ -251,8 +267,12 @@ impl Take<'_> {
                 "the wait for the previous scene ended without it",
             )
         })?;
-        self.record("record/previous-arrived", |s| {
+        let (run, from) = (self.ctx.run_id().to_string(), previous.last_frame.clone());
+        self.record("record/previous-arrived", move |s| {
             s.status = SceneStatus::GeneratingComposite;
+            if let Some(t) = s.takes.iter_mut().find(|t| t.run_id == run) {
+                t.started_from = Some(from.clone());
+            }
         })
         .await?;
         Ok(previous)
@@ -273,9 +293,77 @@ impl Take<'_> {
             .await
     }
 
-    /// Where this scene's blob `name` is stored.
+    /// Where this scene's blob `name` is stored: under its take's own key, so that no take
+    /// overwrites another's.
     fn key(&self, name: &str) -> String {
-        crate::film::key(self.slug, &format!("scenes/{}/{name}", self.id))
+        crate::film::key(self.slug, &format!("scenes/{}/{}{name}", self.id, self.dir))
+    }
+}
+
+/// Record run `run` as a new take of `s` (once: a step run again after a crash finds it), its
+/// predecessors kept: a scene made before takes were kept has its one clip become take 1. The
+/// scene's live history (iterations, verifications, continuity) starts afresh for the take.
+fn start_take(s: &mut Scene, run: &str, started_from: Option<String>) {
+    if s.takes.iter().any(|t| t.run_id == run) {
+        return;
+    }
+    if s.takes.is_empty() {
+        s.takes = s.all_takes();
+    }
+    let take = s.takes.iter().map(|t| t.take).max().unwrap_or(0) + 1;
+    s.takes.push(crate::model::SceneTake {
+        take,
+        run_id: run.to_string(),
+        status: crate::model::TakeStatus::Generating,
+        started_at: Some(Utc::now()),
+        fields: s.take_fields(),
+        started_from,
+        ..Default::default()
+    });
+    s.composite_iterations.clear();
+    s.verification_results.clear();
+    s.continuity_checks.clear();
+}
+
+/// Keep what the take made in its record and make it the scene's current take (the newest
+/// completed take is the one the film uses until a person chooses another).
+fn complete_take(s: &mut Scene, run: &str, video: &str, last_frame: &str, duration: f64) {
+    let (iterations, verifications, checks, composite) = (
+        s.composite_iterations.clone(),
+        s.verification_results.clone(),
+        s.continuity_checks.clone(),
+        s.composite_final_url.clone(),
+    );
+    let Some(t) = s.takes.iter_mut().find(|t| t.run_id == run) else {
+        return;
+    };
+    t.status = crate::model::TakeStatus::Completed;
+    t.completed_at = Some(Utc::now());
+    t.video = Some(video.to_string());
+    t.last_frame = Some(last_frame.to_string());
+    t.duration = Some(duration);
+    t.composite_iterations = iterations;
+    t.verification_results = verifications;
+    t.continuity_checks = checks;
+    t.composite_final_url = composite;
+    t.error_message = None;
+    t.dialogue = s.dialogue.clone();
+    s.current_take = Some(t.take);
+}
+
+/// Keep what a failed take made, and why it failed. The scene's current take (and clip) stay.
+fn fail_take(s: &mut Scene, run: &str, message: &str) {
+    let (iterations, verifications, checks) = (
+        s.composite_iterations.clone(),
+        s.verification_results.clone(),
+        s.continuity_checks.clone(),
+    );
+    if let Some(t) = s.takes.iter_mut().find(|t| t.run_id == run) {
+        t.status = crate::model::TakeStatus::Failed;
+        t.error_message = Some(message.to_string());
+        t.composite_iterations = iterations;
+        t.verification_results = verifications;
+        t.continuity_checks = checks;
     }
 }
 
@@ -294,6 +382,7 @@ impl Workflow for SceneGeneration {
             Ok(v) => Ok(v),
             Err(e) => {
                 let id = input.scene_id.clone();
+                let run = ctx.run_id().to_string();
                 let number = self
                     .0
                     .repo
@@ -312,6 +401,7 @@ impl Workflow for SceneGeneration {
                             repo.modify_scene(&id, |s| {
                                 s.status = SceneStatus::Failed;
                                 s.error_message = Some(msg.clone());
+                                fail_take(s, &run, &msg);
                                 s.retry_count = s
                                     .composite_iterations
                                     .iter()

@@ -242,10 +242,46 @@ impl Take<'_> {
                     },
                 )
                 .await?;
-            let offset = 0.3 + i as f64 * (duration / scene.dialogue.len() as f64);
-            lines.push((audio, offset));
+            lines.push((audio, line_start(i, scene.dialogue.len(), duration)));
         }
         Ok(lines)
+    }
+
+    /// Where each line is heard in its audio, from its first sound to its last, seconds (a
+    /// take's subtitles are timed from them); runs started before takes were kept do without.
+    async fn spoken(&self, lines: &[(BlobRef, f64)]) -> Result<Vec<(f64, f64)>, WfError> {
+        if self.dir.is_empty() || lines.is_empty() {
+            return Ok(vec![]);
+        }
+        let blobs = &self.film.studio.blobs;
+        self.ctx
+            .step(crate::names::scene::VOICE_LENGTHS, |_| async move {
+                let mut out = vec![];
+                for (audio, _) in lines {
+                    let path = blobs.local_path(audio).await.step()?;
+                    let span = slate_activities::local::media::audible_span(&path)
+                        .await
+                        .step()?;
+                    out.push(span.unwrap_or((0.0, 0.0)));
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    /// Keep where each line is in the clip: its audio, start and length.
+    async fn record_voices(&self, lines: Vec<(BlobRef, f64)>) -> Result<(), WfError> {
+        let spoken = self.spoken(&lines).await?;
+        self.record("record/voices", move |s| {
+            for (i, (d, (a, at))) in s.dialogue.iter_mut().zip(&lines).enumerate() {
+                d.audio_url = Some(a.key().to_string());
+                if let Some((from, to)) = spoken.get(i) {
+                    d.start = Some(at + from);
+                    d.spoken = Some(to - from);
+                }
+            }
+        })
+        .await
     }
 
     /// Each line of dialogue spoken in its character's voice and mixed into the clip.
@@ -268,12 +304,7 @@ impl Take<'_> {
                 media.mix_voices(c, l, &k).await.step()
             })
             .await?;
-        self.record("record/voices", move |s| {
-            for (d, (a, _)) in s.dialogue.iter_mut().zip(&lines) {
-                d.audio_url = Some(a.key().to_string());
-            }
-        })
-        .await?;
+        self.record_voices(lines).await?;
         Ok(voiced)
     }
 
@@ -300,13 +331,14 @@ impl Take<'_> {
             })
             .await?;
         if !lines.is_empty() {
-            self.record("record/voices", move |s| {
-                for (d, (a, _)) in s.dialogue.iter_mut().zip(&lines) {
-                    d.audio_url = Some(a.key().to_string());
-                }
-            })
-            .await?;
+            self.record_voices(lines).await?;
         }
         Ok(clip)
     }
+}
+
+/// Where line `i` of `n` starts in a clip of `duration` seconds: spread over the clip, the
+/// first a little after its start.
+pub fn line_start(i: usize, n: usize, duration: f64) -> f64 {
+    0.3 + i as f64 * (duration / n.max(1) as f64)
 }

@@ -1,5 +1,7 @@
-//! The film: a timeline of the scenes to scale with their transitions (a click plays that
-//! scene's clip), and the final film's player.
+//! The film: its player (with the dialogue as captions), whether it is out of date and why
+//! (with a re-stitch and the automatic re-stitch's switch), the scenes whose starting frame
+//! changed, every version with its takes and downloads, the exports for an editor, and a
+//! timeline of the scenes to scale (a click plays that scene's clip).
 
 use axum::Extension;
 use axum::extract::{Path, State};
@@ -27,13 +29,18 @@ pub(crate) async fn show(
         .sum::<f64>()
         .max(0.1);
     let film = project.final_video.as_deref().map(media);
+    let fv = crate::routes::film::film_view(&s, &slug).await?;
+    let captions = format!("/api/projects/{slug}/export?format=vtt");
     let body = html! {
         h1 { (project.title) ": the film" }
         (project_tabs(slug.as_str(), "Film"))
+        (state_card(slug.as_str(), &fv))
         section #film.card data-live {
             @match &film {
                 Some(src) => {
-                    video #player controls preload="metadata" src=(src) data-film=(src) {}
+                    video #player controls preload="metadata" src=(src) data-film=(src) {
+                        track kind="captions" srclang="en" label="Dialogue" default src=(captions);
+                    }
                     p { a href=(src) download=(format!("{}.mp4", slug)) { "Download the film" } " · "
                         button.link type="button" data-play=(src) { "Play the whole film" } }
                 }
@@ -43,6 +50,7 @@ pub(crate) async fn show(
                 }
             }
         }
+        (versions_card(slug.as_str(), &fv))
         section #timeline.card data-live {
             h2 { "Timeline" }
             p.muted { (scenes.len()) " scenes, " (format!("{total:.1}")) " s, to scale." }
@@ -88,4 +96,84 @@ pub(crate) async fn show(
         body,
     )
     .await
+}
+
+/// Out of date (which scenes changed, a re-stitch), the automatic re-stitch's switch, and the
+/// scenes whose starting frame changed under them (offered to be made again).
+fn state_card(slug: &str, fv: &crate::routes::film::FilmView) -> maud::Markup {
+    let st = &fv.state;
+    html! {
+        section #film-state.card data-live {
+            @if fv.stitching.is_some() {
+                p.banner.info role="status" { "A new version of the film is being stitched from the scenes' current takes." }
+            } @else if st.out_of_date {
+                div.banner.stale role="alert" {
+                    strong { "The film is out of date: " }
+                    (st.changed.iter().map(|c| format!("scene {} (take {} in the film, take {} now)", c.scene_number,
+                        c.film_take.map_or("-".into(), |t| t.to_string()),
+                        c.current_take.map_or("-".into(), |t| t.to_string()))).collect::<Vec<_>>().join(", "))
+                    " changed."
+                    @if !st.missing.is_empty() {
+                        " Scenes " (st.missing.iter().map(i32::to_string).collect::<Vec<_>>().join(", ")) " have no finished take yet."
+                    }
+                }
+            }
+            div.actions {
+                button #restitch data-api=(format!("POST /api/projects/{slug}/film")) data-then="reload"
+                    disabled[fv.stitching.is_some() || fv.versions.is_empty() && !st.missing.is_empty()]
+                    title="A new version from the scenes' current takes: nothing is generated, only the changed pieces are cut again" {
+                    "Re-stitch the film" }
+                label.inline {
+                    @let on = fv.auto_restitch;
+                    button.link #auto-restitch type="button" data-api=(format!("PUT /api/projects/{slug}/film/settings"))
+                        data-body=(format!("{{\"auto_restitch\":{}}}", !on)) data-then="reload" {
+                        (if on { "Automatic re-stitch: on (turn off)" } else { "Automatic re-stitch: off (turn on)" })
+                    }
+                }
+            }
+            @for c in &st.continuity_changed {
+                p.banner.continuity data-scene=(c.scene_id) {
+                    "Continuity changed: scene " (c.scene_number) " started from scene " (c.previous_scene_number)
+                    "'s earlier last frame. "
+                    button.secondary data-api=(format!("POST /api/scenes/{}/generate", c.scene_id))
+                        data-confirm=(format!("Generate scene {} again from scene {}'s new last frame? A new take is made and paid for.", c.scene_number, c.previous_scene_number))
+                        data-then="reload" { "Generate scene " (c.scene_number) " again" }
+                }
+            }
+        }
+    }
+}
+
+/// Every version, newest first: its length, the take of each scene, its download; and the
+/// exports for an editor.
+fn versions_card(slug: &str, fv: &crate::routes::film::FilmView) -> maud::Markup {
+    html! {
+        section #versions.card data-live {
+            h2 { "Versions" }
+            @if fv.versions.is_empty() { p.muted { "None yet: the first is made when every scene has its clip." } }
+            table.list {
+                tbody {
+                    @for v in &fv.versions {
+                        @let src = media(&v.video);
+                        tr.version data-version=(v.version) {
+                            td { "Version " (v.version) }
+                            td { (format!("{:.1} s", v.duration)) }
+                            td.takes { (v.scenes.iter().map(|s| format!("{}:{}", s.scene_number, s.take.map_or("-".into(), |t| t.to_string()))).collect::<Vec<_>>().join(" ")) }
+                            td { button.link type="button" data-play=(src) { "Play" } " · "
+                                 a href=(src) download=(format!("{slug}-v{}.mp4", v.version)) { "Download" } }
+                        }
+                    }
+                }
+            }
+            @if let Some(v) = fv.versions.first() {
+                h2 { "For an editor" }
+                p.muted { "Version " (v.version) ": a timeline whose clips are relative paths (media/…), or all of it with the media in one OpenTimelineIO bundle." }
+                p.exports {
+                    @for (f, label) in [("otio", "OpenTimelineIO"), ("fcpxml", "FCP 7 XML (Premiere, Resolve)"), ("edl", "EDL (CMX 3600)"), ("otioz", "Bundle with media (.otioz)"), ("srt", "Subtitles (SRT)"), ("vtt", "Subtitles (WebVTT)")] {
+                        a.export data-format=(f) href=(format!("/api/projects/{slug}/export?format={f}&version={}", v.version)) download { (label) } " "
+                    }
+                }
+            }
+        }
+    }
 }

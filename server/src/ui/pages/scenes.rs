@@ -199,6 +199,7 @@ pub(crate) async fn show(
     let sc = s.film.repo.scene(&id).await?;
     let project = s.film.repo.project(&slug(&sc.project)?).await?;
     let doc = serde_json::to_value(&sc).unwrap_or(Value::Null);
+    let takes = crate::routes::film::takes_of(&s, &sc).await;
     let busy = matches!(
         sc.status,
         SceneStatus::WaitingForPrevious
@@ -228,6 +229,7 @@ pub(crate) async fn show(
                     data-then="reload" { "Generate this scene again" }
             }
         }
+        (takes_card(&sc, &takes))
         section #iterations.card data-live {
             h2 { "Composite iterations" }
             @if sc.composite_iterations.is_empty() { p.muted { "None yet." } }
@@ -342,6 +344,47 @@ fn field(name: &str, v: &Value) -> Markup {
             }
             _ => {
                 label.wide { (label) textarea name=(name) rows="3" spellcheck="false" data-kind="json" data-original=(original) { (serde_json::to_string_pretty(v).unwrap_or_default()) } }
+            }
+        }
+    }
+}
+
+/// The scene's takes side by side: each one's still and clip, what was edited since the take
+/// before, what it cost, and the choice of the one the film uses.
+fn takes_card(sc: &Scene, takes: &crate::routes::film::Takes) -> Markup {
+    html! {
+        section #takes.card data-live {
+            h2 { "Takes" }
+            @if takes.takes.is_empty() { p.muted { "None yet: each generation of the scene is kept as a take." } }
+            div.takes-grid {
+                @for t in takes.takes.iter().rev() {
+                    article.take data-take=(t.take.take) data-current=(t.current) {
+                        h3 { "Take " (t.take.take) " " (badge(match t.take.status {
+                            slate_workflows::model::TakeStatus::Completed => "completed",
+                            slate_workflows::model::TakeStatus::Generating => "running",
+                            slate_workflows::model::TakeStatus::Failed => "failed",
+                        })) @if t.current { " " span.badge { "in the film" } } }
+                        @if let Some(u) = &t.take.video {
+                            video controls preload="none" src=(media(u)) poster=[t.take.composite_final_url.as_deref().or(t.take.last_frame.as_deref()).map(media)] {}
+                        } @else if let Some(u) = &t.take.composite_final_url {
+                            img src=(media(u)) alt=(format!("take {} composite", t.take.take)) loading="lazy";
+                        }
+                        dl {
+                            @if let Some(d) = t.take.duration { dt { "Length" } dd { (format!("{d:.2} s")) } }
+                            dt { "Cost" } dd { (view::usd(t.cost_usd)) }
+                            dt { "Iterations" } dd { (t.take.composite_iterations.len()) }
+                            @if !t.changed.is_empty() {
+                                dt { "Changed" }
+                                dd.changed { (t.changed.keys().map(|k| k.replace('_', " ")).collect::<Vec<_>>().join(", ")) }
+                            }
+                            @if let Some(e) = &t.take.error_message { dt { "Failed" } dd { (e) } }
+                        }
+                        @if !t.current && t.take.video.is_some() {
+                            button.secondary data-api=(format!("PUT /api/scenes/{}/take", sc.id))
+                                data-body=(format!("{{\"take\":{}}}", t.take.take)) data-then="reload" { "Use take " (t.take.take) }
+                        }
+                    }
+                }
             }
         }
     }

@@ -258,6 +258,7 @@ async fn iterate(db: Db) {
     .await;
     assert_eq!(take_of(&version(&film, 4), id3), 2);
     exports_are_read_by_their_reference_readers(&s, slug, &version(&film, 4), &dir).await;
+    the_chain_is_made_again_from_the_new_frame(&s, slug, id3, id4).await;
     let _ = std::fs::remove_dir_all(&dir);
     s.stop().await;
 }
@@ -422,6 +423,44 @@ async fn take_one_again_gives_version_one_back(
     );
 }
 
+/// The scene flagged "continuity changed" and the rest of its chain made again in one go:
+/// each a new take from the new last frame of the one before; the flag goes, and the film
+/// follows on its own.
+async fn the_chain_is_made_again_from_the_new_frame(s: &Api, slug: &str, id3: &str, id4: &str) {
+    let film = s.get(&format!("/api/projects/{slug}/film")).await;
+    assert_eq!(film["continuity_changed"][0]["scene_id"], id4, "{film}");
+    let (st, v) = s
+        .post(
+            &format!("/api/scenes/{id4}/generate?chain=maybe"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert!(is_error(&v), "{v}");
+    let (st, g) = s
+        .post(&format!("/api/scenes/{id4}/generate?chain=true"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{g}");
+    let run = s
+        .wait_run(g["run_id"].as_str().unwrap(), Duration::from_secs(600))
+        .await;
+    assert_eq!(run["run"]["status"], "completed", "{run}");
+    assert_eq!(run["run"]["workflow"], "film.chain");
+    let frame3 = s.get(&format!("/api/scenes/{id3}")).await["last_frame_url"].clone();
+    let takes = s.get(&format!("/api/scenes/{id4}/takes")).await;
+    assert_eq!(takes["current_take"], 2, "{takes}");
+    assert_eq!(takes["takes"][1]["started_from"], frame3, "{takes}");
+    let film = film_until(s, slug, "the chain's version", |f| {
+        f["out_of_date"] == false && f["stitching"].is_null() && f["version"] == 5
+    })
+    .await;
+    assert!(
+        film["continuity_changed"].as_array().unwrap().is_empty(),
+        "{film}"
+    );
+    assert_eq!(take_of(&version(&film, 5), id4), 2);
+}
+
 /// Speech in the film's sound: (start, end) of each stretch louder than silence, seconds.
 fn speech(film: &Path) -> Vec<(f64, f64)> {
     let out = std::process::Command::new("ffmpeg")
@@ -560,6 +599,7 @@ async fn exports_are_read_by_their_reference_readers(s: &Api, slug: &str, v: &Va
         )
         .await;
     assert_eq!(st, StatusCode::BAD_REQUEST, "{e}");
+    assert!(is_error(&e), "a JSON error that says what is wrong: {e}");
     let python = std::env::var("SLATE_OTIO_PYTHON")
         .expect("SLATE_OTIO_PYTHON: a Python with OpenTimelineIO (./scripts/test installs it)");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/read-exports");

@@ -313,7 +313,7 @@ pub fn classify(workflow: &str, step: &str) -> Option<(&'static str, CallKind)> 
     use crate::names::{film, qualify, scene, workflow as wf};
     let stage = if workflow == wf::QUALIFY || workflow == wf::CHARACTER_VERSION {
         "qualification"
-    } else if workflow == wf::SCENE {
+    } else if workflow == wf::SCENE || workflow == wf::CHAIN {
         "scenes"
     } else if workflow == wf::GENERATE || workflow == wf::STITCH {
         "film"

@@ -15,6 +15,7 @@
 //! scene prompts, generated media and prompt templates to the structured records; scene
 //! structure (never prompts) to the knowledge store.
 
+pub mod chain;
 pub mod character_version;
 pub mod db;
 pub mod docstore;
@@ -78,6 +79,7 @@ pub fn catalog() -> Vec<(
             character_version::CharacterVersioning::NAME,
             input::<character_version::CharacterVersionInput>(),
         ),
+        (chain::ChainRemake::NAME, input::<chain::ChainInput>()),
     ]
 }
 
@@ -103,6 +105,7 @@ pub fn catalog_components(
     add::<generation::ProduceInput>(out);
     add::<film_versions::StitchInput>(out);
     add::<character_version::CharacterVersionInput>(out);
+    add::<chain::ChainInput>(out);
 }
 
 /// Register the film workflows on an engine.
@@ -113,5 +116,6 @@ pub fn register(engine: &slate_engine::Engine, film: Arc<Film>) {
         .register(generation::FilmGeneration(film.clone()))
         .register(generation::Production(film.clone()))
         .register(film_versions::FilmStitch(film.clone()))
-        .register(character_version::CharacterVersioning(film));
+        .register(character_version::CharacterVersioning(film.clone()))
+        .register(chain::ChainRemake(film));
 }

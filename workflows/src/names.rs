@@ -18,6 +18,8 @@ pub mod workflow {
     pub const PRODUCE: &str = "film.produce";
     /// A new version of a project's film from its scenes' current takes.
     pub const STITCH: &str = "film.stitch";
+    /// A scene and the rest of its chain made again, in order.
+    pub const CHAIN: &str = "film.chain";
     /// A new version of a character (appearance, 360-degree set) from a scene on.
     pub const CHARACTER_VERSION: &str = "film.character-version";
 }

@@ -408,8 +408,9 @@ pub struct ExportQuery {
 async fn export(
     State(s): State<AppState>,
     Path(p): Path<SlugPath>,
-    axum::extract::Query(q): axum::extract::Query<ExportQuery>,
+    q: Result<axum::extract::Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
+    let axum::extract::Query(q) = q?;
     let slug = p.slug()?;
     let project = s.film.repo.project(&slug).await?;
     let versions = s.film.repo.film_versions(&slug).await?;

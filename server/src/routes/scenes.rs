@@ -187,17 +187,32 @@ async fn edit_scene(
     ))
 }
 
-/// Generate one scene again (its predecessor's last frame seeds it when it has one).
-#[utoipa::path(post, path = "/api/scenes/{id}/generate", tag = "scenes", params(ScenePath),
+/// What to make again.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateQuery {
+    /// Also the scenes after it that start from the one before (its chain), in order, each
+    /// from the new last frame of the one before.
+    #[serde(default)]
+    pub chain: bool,
+}
+
+/// Generate one scene again, a new take (its predecessor's last frame seeds it when it has
+/// one); with `chain=true`, it and the rest of its chain, in order.
+#[utoipa::path(post, path = "/api/scenes/{id}/generate", tag = "scenes", params(ScenePath, GenerateQuery),
     responses(
         (status = 202, description = "Started", body = RunStarted),
+        (status = 400, description = "A bad query", body = ErrorBody),
         (status = 404, description = "No such scene", body = ErrorBody),
-        (status = 409, description = "The scene is being generated", body = ErrorBody),
+        (status = 409, description = "The scene (or one of its chain) is being generated", body = ErrorBody),
     ))]
 async fn generate_scene(
     State(s): State<AppState>,
     Path(p): Path<ScenePath>,
+    q: Result<axum::extract::Query<GenerateQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
+    let axum::extract::Query(q) = q?;
     let id = p.id;
     let slug = slug(&s.film.repo.scene(&id).await?.project)?;
     crate::service::settle(&s, &slug).await?;
@@ -214,6 +229,9 @@ async fn generate_scene(
         )));
     }
     let scenes = s.film.repo.scenes(&slug).await?;
+    if q.chain {
+        return remake_chain(&s, &slug, &scenes, &id).await;
+    }
     let previous = scenes
         .iter()
         .filter(|p| p.sequence_number < scene.sequence_number && p.status == SceneStatus::Completed)
@@ -237,6 +255,35 @@ async fn generate_scene(
         previous_by_signal: false,
     };
     let started = start_for_project::<SceneGeneration>(&s, &slug, &input, None, &[]).await?;
+    Ok(accepted(RunStarted {
+        run_id: started.run.id,
+    }))
+}
+
+/// Start the remake of scene `id` and the rest of its chain.
+async fn remake_chain(
+    s: &AppState,
+    slug: &slate_workflows::Slug,
+    scenes: &[Scene],
+    id: &str,
+) -> ApiResult<Response> {
+    let chain = slate_workflows::chain::chain_from(scenes, id);
+    if let Some(busy) = scenes
+        .iter()
+        .find(|sc| chain.contains(&sc.id) && slate_workflows::film_versions::busy(sc.status))
+    {
+        return Err(ApiError::conflict(format!(
+            "scene {} of the chain is being generated; wait for it",
+            busy.scene_number
+        )));
+    }
+    let input = slate_workflows::chain::ChainInput {
+        project: slug.clone(),
+        scenes: chain,
+    };
+    let started =
+        start_for_project::<slate_workflows::chain::ChainRemake>(s, slug, &input, None, &[])
+            .await?;
     Ok(accepted(RunStarted {
         run_id: started.run.id,
     }))

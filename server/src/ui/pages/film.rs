@@ -138,6 +138,10 @@ fn state_card(slug: &str, fv: &crate::routes::film::FilmView) -> maud::Markup {
                     button.secondary data-api=(format!("POST /api/scenes/{}/generate", c.scene_id))
                         data-confirm=(format!("Generate scene {} again from scene {}'s new last frame? A new take is made and paid for.", c.scene_number, c.previous_scene_number))
                         data-then="reload" { "Generate scene " (c.scene_number) " again" }
+                    " "
+                    button.secondary data-api=(format!("POST /api/scenes/{}/generate?chain=true", c.scene_id))
+                        data-confirm=(format!("Generate scene {} and the scenes after it that follow from it again, in order? Each is a new take, made and paid for.", c.scene_number))
+                        data-then="reload" { "…and the rest of its chain" }
                 }
             }
         }

@@ -1022,6 +1022,52 @@ async fn a_person_remakes_a_scene_and_restitches_the_film_in_the_dashboard() {
         .await;
     assert!(cues.as_u64().is_some_and(|n| n > 0), "captions: {cues}");
     b.shot("film-captions").await;
+    a_character_version_is_priced_then_made(
+        &b,
+        &base,
+        slug,
+        scenes[2]["scene_number"].as_i64().unwrap(),
+    )
+    .await;
     drop(b);
     s.stop().await;
+}
+
+/// A character's new version from a scene on, priced, then made, from the story page.
+async fn a_character_version_is_priced_then_made(b: &Browser, base: &str, slug: &str, from: i64) {
+    b.goto(&format!("{base}/projects/{slug}/story")).await;
+    b.click(&b.find("#characters details.new-version summary").await)
+        .await;
+    let form = "#characters details.new-version form";
+    b.fill(
+        &b.find(&format!("{form} input[name=from_scene]")).await,
+        &from.to_string(),
+    )
+    .await;
+    b.fill(
+        &b.find(&format!("{form} textarea[name=appearance]")).await,
+        "a bandaged arm and a torn coat",
+    )
+    .await;
+    b.click(&b.find(&format!("{form} button.secondary")).await)
+        .await;
+    b.wait_js(
+        "the price",
+        "return (document.querySelector('#characters details.new-version pre')?.textContent || '').startsWith('$');",
+        Duration::from_secs(10),
+    )
+    .await;
+    mark(b).await;
+    b.click(&b.find(&format!("{form} button[data-submit-api]")).await)
+        .await;
+    let asked = b.accept_dialog().await;
+    assert!(asked.contains("paid"), "{asked}");
+    reloaded(b).await;
+    b.wait_js(
+        "the new version's sheet",
+        &format!("return [...document.querySelectorAll('#characters h4')].some(h => h.textContent.includes('from scene {from}'));"),
+        LONG,
+    )
+    .await;
+    b.shot("character-version").await;
 }

@@ -275,6 +275,8 @@ pub struct VersionEstimate {
     pub lines: Vec<slate_workflows::estimate::EstimateLine>,
     /// Dollars.
     pub usd: f64,
+    /// In a sentence, for a person.
+    pub summary: String,
 }
 
 /// A version about to be started: what it costs.
@@ -336,8 +338,25 @@ async fn checked(
 
 fn priced(s: &AppState) -> VersionEstimate {
     let lines = slate_workflows::character_version::estimate(&s.film);
+    let usd: f64 = lines.iter().map(|l| l.expected_usd).sum();
+    let calls: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            let kind = serde_json::to_value(l.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            format!(
+                "{} {} ({})",
+                l.units_low,
+                kind.replace('_', " "),
+                l.price.provider
+            )
+        })
+        .collect();
     VersionEstimate {
-        usd: lines.iter().map(|l| l.expected_usd).sum(),
+        summary: format!("${usd:.2}: {}", calls.join(", ")),
+        usd,
         lines,
     }
 }

@@ -97,8 +97,10 @@
     return [spec.slice(0, i), spec.slice(i + 1)];
   }
 
-  function formRequest(form) {
-    let [method, url] = route(form.dataset.api);
+  // A form's request to `spec` ("METHOD /path"; the form's own `data-api` when not given: a
+  // second submit button may send the same fields elsewhere with `data-submit-api`).
+  function formRequest(form, spec) {
+    let [method, url] = route(spec || form.dataset.api);
     let body = {};
     for (const el of form.elements) {
       if (!el.name || el.disabled || el.type === 'submit' || el.type === 'button') continue;
@@ -139,7 +141,8 @@
       window.location.href = fill(spec.slice(3), data, body);
     } else if (spec.startsWith('show:')) {
       const el = document.getElementById(spec.slice(5));
-      if (el) el.textContent = data && typeof data.prompt === 'string' ? data.prompt : JSON.stringify(data, null, 2);
+      if (el) el.textContent = data && typeof data.prompt === 'string' ? data.prompt :
+        data && typeof data.summary === 'string' ? data.summary : JSON.stringify(data, null, 2);
     }
   }
 
@@ -167,14 +170,14 @@
     box.hidden = false;
   }
 
-  async function run(el, req) {
+  async function run(el, req, then) {
     const buttons = el.tagName === 'FORM' ? el.querySelectorAll('button') : [el];
     buttons.forEach(function (b) { b.disabled = true; });
     el.setAttribute('aria-busy', 'true');
     try {
       const data = await api(req.method, req.url, req.body);
       toast('Done.', 'ok');
-      after(el.dataset.then, data, req.body);
+      after(then || el.dataset.then, data, req.body);
     } catch (e) {
       if (e instanceof ApiError && e.status === 409 && el.hasAttribute('data-edit')) {
         toast(e.message);
@@ -201,9 +204,11 @@
     }
     if (!form.dataset || !form.dataset.api) return;
     ev.preventDefault();
+    const sub = ev.submitter && ev.submitter.dataset.submitApi ? ev.submitter : null;
+    if (sub && sub.dataset.confirm && !window.confirm(sub.dataset.confirm)) return;
     let req;
     try {
-      req = form.hasAttribute('data-edit') ? editRequest(form) : formRequest(form);
+      req = form.hasAttribute('data-edit') ? editRequest(form) : formRequest(form, sub && sub.dataset.submitApi);
     } catch (e) {
       toast(e.message);
       return;
@@ -212,7 +217,7 @@
       toast('Nothing changed.', 'ok');
       return;
     }
-    run(form, req);
+    run(form, req, sub && sub.dataset.then);
   });
 
   document.addEventListener('click', function (ev) {

@@ -70,6 +70,18 @@ pub(crate) async fn show(
                             figure { img src=(media(&r.url)) alt=(format!("{}: {view_name}", c.value.name)) loading="lazy"; figcaption { (view_name.replace('_', " ")) } p.small.muted { (r.description) } }
                         }
                     }
+                    @for ver in &c.value.versions {
+                        h4 { "Version " (ver.version) ", from scene " (ver.from_scene) ": " (ver.appearance) }
+                        div.views {
+                            @if !ver.master_reference_url.is_empty() {
+                                figure { img src=(media(&ver.master_reference_url)) alt=(format!("{}: version {} master", c.value.name, ver.version)) loading="lazy"; figcaption { "master" } }
+                            }
+                            @for (view_name, r) in &ver.references_360 {
+                                figure { img src=(media(&r.url)) alt=(format!("{}: version {} {view_name}", c.value.name, ver.version)) loading="lazy"; figcaption { (view_name.replace('_', " ")) } }
+                            }
+                        }
+                    }
+                    (new_version_form(slug.as_str(), &c.value.character_id))
                     details {
                         summary { "Edit the sheet" }
                         form data-api=(format!("PUT /api/projects/{slug}/characters/{}", segment(&c.value.character_id))) data-then="reload" {
@@ -95,4 +107,25 @@ pub(crate) async fn show(
         body,
     )
     .await
+}
+
+/// A new version of a character from a scene on: priced first, then made.
+fn new_version_form(slug: &str, id: &str) -> maud::Markup {
+    let base = format!("/api/projects/{slug}/characters/{}/versions", segment(id));
+    let price_box = format!("price-{}", segment(id));
+    html! {
+        details.new-version {
+            summary { "A new version from a scene on (a costume, an injury)" }
+            p.muted { "Scenes made from that scene on draw the character from the new 360° set; scenes already made keep their takes until they are made again." }
+            form data-api=(format!("POST {base}/estimate")) data-then=(format!("show:{price_box}")) {
+                label { "From scene" input type="number" name="from_scene" min="1" required data-kind="number"; }
+                label.wide { "Appearance" textarea name="appearance" rows="2" required maxlength="2000" {} }
+                label.wide { "Costume (empty: as before)" input name="costume" data-kind="nullable"; }
+                button.secondary type="submit" { "Price it" }
+                button type="submit" data-submit-api=(format!("POST {base}")) data-then="reload"
+                    data-confirm="Make this version now? Its master and six views are generated and paid for (price it first to see what)." { "Make it" }
+            }
+            pre.small id=(price_box) {}
+        }
+    }
 }

@@ -335,6 +335,18 @@ async fn a_restitch_keeps_every_other_scenes_frames(
         .wait_run(r["run_id"].as_str().unwrap(), Duration::from_secs(300))
         .await;
     assert_eq!(run["run"]["status"], "completed", "{run}");
+    version_two_has_the_new_take_and_every_other_frame(s, slug, v1, id3, dir).await
+}
+
+/// Version 2 has scene 3's new take and every other scene's frames of version 1, which still
+/// downloads. Version 1's frame hashes.
+async fn version_two_has_the_new_take_and_every_other_frame(
+    s: &Api,
+    slug: &str,
+    v1: &Value,
+    id3: &str,
+    dir: &Path,
+) -> Vec<String> {
     let film = s.get(&format!("/api/projects/{slug}/film")).await;
     assert_eq!(
         (film["version"].clone(), film["out_of_date"].clone()),
@@ -913,4 +925,82 @@ async fn a_character_version_is_priced_then_drawn_from_its_scene_on() {
     assert!(mine(&old).iter().all(|u| !u.contains("/v2/")), "{old:?}");
     assert!(mine(&new).iter().all(|u| new_set.contains(u)), "{new:?}");
     s.stop().await;
+}
+
+/// A re-stitch SIGKILLed in the middle of its stitch finishes on the next process from the
+/// pieces it kept, and gives the same version 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restitch_killed_mid_stitch_finishes_from_its_pieces() {
+    let data = temp_dir("restitch-kill");
+    let (url, _) = database_url(Db::Sqlite, &data).await;
+    let port = common::serve::free_port();
+    let env: Vec<(String, String)> = [
+        ("SLATE_DATA_DIR", data.display().to_string()),
+        ("SLATE_DATABASE_URL", url),
+        ("SLATE_LISTEN", format!("127.0.0.1:{port}")),
+        ("SLATE_API_KEY", API_KEY.into()),
+        ("SLATE_ADMIN_KEY", ADMIN_KEY.into()),
+        ("SLATE_LEASE_SECS", "3".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let log = data.join("serve.log");
+    let api = Api {
+        base: format!("http://127.0.0.1:{port}"),
+        http: client(),
+    };
+    let first = common::serve::Serve::spawn(&env, &log);
+    common::serve::healthy(&api, &log).await;
+    let slug = "killed-stitch";
+    let scenes = first_film(&api, slug).await;
+    let v1 = version(&api.get(&format!("/api/projects/{slug}/film")).await, 1);
+    remake(&api, &scenes[2]).await;
+    let (st, r) = api
+        .post(&format!("/api/projects/{slug}/film"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{r}");
+    let id = r["run_id"].as_str().unwrap().to_string();
+    // Killed as soon as the stitch step is under way.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let d = api.get(&format!("/api/runs/{id}")).await;
+        if d["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["name"] == "stitch")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the stitch never started: {d}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    first.kill();
+    let _second = common::serve::Serve::spawn(&env, &log);
+    common::serve::healthy(&api, &log).await;
+    let run = api.wait_run(&id, Duration::from_secs(300)).await;
+    assert_eq!(run["run"]["status"], "completed", "{run}");
+    let stitch = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "stitch")
+        .unwrap()
+        .clone();
+    assert!(
+        stitch["attempts"].as_u64().unwrap() >= 2,
+        "cut short and resumed: {stitch}"
+    );
+    let dir = temp_dir("restitch-kill-films");
+    version_two_has_the_new_take_and_every_other_frame(
+        &api,
+        slug,
+        &v1,
+        scenes[2]["id"].as_str().unwrap(),
+        &dir,
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&data);
 }

@@ -29,8 +29,7 @@ pub struct CharacterVersionInput {
     pub character_id: String,
     /// The first scene (by number) that shows the new version.
     pub from_scene: i32,
-    /// How they look from then on.
-    #[schema(min_length = 1, max_length = 2000)]
+    /// How they look from then on (1 to 2,000 characters).
     pub appearance: String,
     /// What they wear from then on (default: as before).
     #[serde(default)]
@@ -82,6 +81,13 @@ impl CharacterVersioning {
         let (f, i) = (self.0.clone(), input.clone());
         let planned: Planned = ctx
             .step("plan", move |_| async move {
+                let words = i.appearance.trim().chars().count();
+                if words == 0 || words > 2000 {
+                    return Err(slate_engine::StepError::fatal(
+                        "bad_appearance",
+                        "a new version needs an appearance of 1 to 2,000 characters",
+                    ));
+                }
                 let profiles = f
                     .qualified(&i.project, crate::names::collection::CHARACTER_PROFILES)
                     .await

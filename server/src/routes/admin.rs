@@ -69,6 +69,17 @@ pub struct Reason {
     pub reason: Option<String>,
 }
 
+/// A person's reason, or `default`; refused (422) over 2,000 characters, as documented.
+fn reason_or(reason: Option<String>, default: &str) -> ApiResult<String> {
+    match reason {
+        Some(r) if r.chars().count() > 2000 => Err(crate::error::ApiError::unprocessable(
+            "`reason` has at most 2000 characters",
+        )),
+        Some(r) => Ok(r),
+        None => Ok(default.to_string()),
+    }
+}
+
 /// Cancel a run and its children: waiting ones at once, executing ones at their next step.
 #[utoipa::path(post, path = "/api/admin/runs/{id}/cancel", tag = "admin",
     params(RunPath), request_body(content = Option<Reason>),
@@ -82,9 +93,7 @@ async fn cancel_run(
     Path(p): Path<RunPath>,
     body: Option<JsonBody<Reason>>,
 ) -> ApiResult<Json<CancelOutcome>> {
-    let reason = body
-        .and_then(|b| b.0.reason)
-        .unwrap_or_else(|| "cancelled by an administrator".into());
+    let reason = reason_or(body.and_then(|b| b.0.reason), "cancelled by an administrator")?;
     let id = p.id()?;
     let out = s.engine.cancel(id, &reason).await?;
     // The project the run worked for goes back to where its documented actions go on (runs
@@ -139,9 +148,7 @@ async fn retry_run(
 ) -> ApiResult<Json<Requeued>> {
     let id = p.id()?;
     let b = body.map(|b| b.0).unwrap_or_default();
-    let reason = b
-        .reason
-        .unwrap_or_else(|| "retried by an administrator".into());
+    let reason = reason_or(b.reason, "retried by an administrator")?;
     match b.step {
         Some(step) => s.engine.retry_step(id, &step, &reason).await?,
         None => s.engine.resume(id, &reason).await?,
@@ -178,8 +185,8 @@ async fn reset_run(
     JsonBody(b): JsonBody<ResetBody>,
 ) -> ApiResult<Json<Requeued>> {
     let id = p.id()?;
-    let reason = b.reason.as_deref().unwrap_or("reset by an administrator");
-    s.engine.reset_to_step(id, &b.step, reason).await?;
+    let reason = reason_or(b.reason, "reset by an administrator")?;
+    s.engine.reset_to_step(id, &b.step, &reason).await?;
     Ok(Json(Requeued {
         run_id: id,
         status: "pending".into(),

@@ -14,6 +14,7 @@ use crate::traits::{ImageGen, Paid, Vision};
 pub mod knowledge;
 pub mod media;
 pub mod mp4;
+pub mod music;
 pub mod planner;
 pub mod reader;
 pub mod render;

@@ -93,7 +93,10 @@ async fn cancel_run(
     Path(p): Path<RunPath>,
     body: Option<JsonBody<Reason>>,
 ) -> ApiResult<Json<CancelOutcome>> {
-    let reason = reason_or(body.and_then(|b| b.0.reason), "cancelled by an administrator")?;
+    let reason = reason_or(
+        body.and_then(|b| b.0.reason),
+        "cancelled by an administrator",
+    )?;
     let id = p.id()?;
     let out = s.engine.cancel(id, &reason).await?;
     // The project the run worked for goes back to where its documented actions go on (runs

@@ -13,6 +13,7 @@ use crate::traits::{ImageGen, Paid, Vision};
 
 pub mod knowledge;
 pub mod media;
+pub mod mixdown;
 pub mod mp4;
 pub mod music;
 pub mod planner;

@@ -11,6 +11,8 @@
 //! the next cue over [`CUE_FADE`] seconds.
 
 use fundsp::audiounit::AudioUnit;
+/// A rendered sound: channels of samples at a rate (what [`render`] gives).
+pub use fundsp::prelude64::Wave as Sound;
 use fundsp::prelude64::{
     Fade, ReplayMode, Sequencer, U2, Wave, lowpass_hz, multipass, pan, pluck, reverb_stereo,
     saw_hz, sine_hz, triangle_hz, zero,

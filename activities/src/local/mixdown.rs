@@ -1,0 +1,216 @@
+//! The film's sound mix (issue 27): dialogue on top, ambience under it, music under both and
+//! ducked under every line, effects on their action; the whole brought to a loudness target
+//! (streaming's -14 LUFS integrated, -1 dBTP true peak by default) with ffmpeg's `loudnorm` in
+//! two passes (measure, then apply the measured values linearly), the picture copied.
+//!
+//! The ducking is an envelope computed from the lines' known timings (the subtitles' cues),
+//! not a sidechain compressor: the same film always gets the same mix, and a test can say by
+//! how much the music is lower under speech.
+
+use std::path::Path;
+
+use fundsp::prelude64::Wave;
+use serde::{Deserialize, Serialize};
+
+use super::tool::{a, p, run};
+use crate::error::{ActivityError, Result};
+
+/// Where the mix lands.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct Loudness {
+    /// Integrated loudness, LUFS.
+    pub integrated_lufs: f64,
+    /// Highest true peak, dBTP.
+    pub true_peak_dbtp: f64,
+}
+
+impl Default for Loudness {
+    /// Streaming platforms' target.
+    fn default() -> Self {
+        Loudness {
+            integrated_lufs: -14.0,
+            true_peak_dbtp: -1.0,
+        }
+    }
+}
+
+/// Lower `wave` by `depth_db` during every span of `lines` (seconds), ramping over `ramp`
+/// seconds before each line starts and after it ends, so the music dips under speech and
+/// comes back between lines.
+pub fn duck(wave: &mut Wave, lines: &[(f64, f64)], depth_db: f64, ramp: f64) {
+    let rate = wave.sample_rate();
+    let floor = 10f64.powf(-depth_db.abs() / 20.0);
+    let n = wave.len();
+    let ramp = ramp.max(1.0 / rate);
+    for i in 0..n {
+        let t = i as f64 / rate;
+        // How far into the nearest line's dip `t` is: 1 inside, 0 beyond the ramp.
+        let depth = lines
+            .iter()
+            .map(|&(s, e)| {
+                if t >= s && t <= e {
+                    1.0
+                } else if t < s {
+                    (1.0 - (s - t) / ramp).max(0.0)
+                } else {
+                    (1.0 - (t - e) / ramp).max(0.0)
+                }
+            })
+            .fold(0.0, f64::max);
+        if depth > 0.0 {
+            let gain = (1.0 - depth * (1.0 - floor)) as f32;
+            for ch in 0..wave.channels() {
+                let v = wave.at(ch, i) * gain;
+                wave.set(ch, i, v);
+            }
+        }
+    }
+}
+
+/// What `loudnorm` measured of a file (its first pass).
+#[derive(Debug, Clone, Deserialize)]
+struct Measured {
+    input_i: String,
+    input_tp: String,
+    input_lra: String,
+    input_thresh: String,
+    target_offset: String,
+}
+
+/// The `loudnorm` filter aiming at `target`, with `measured` for its second pass.
+fn loudnorm(target: Loudness, measured: Option<&Measured>) -> String {
+    let mut f = format!(
+        "loudnorm=I={:.1}:TP={:.1}:LRA=11",
+        target.integrated_lufs, target.true_peak_dbtp
+    );
+    match measured {
+        Some(m) => f.push_str(&format!(
+            ":measured_I={}:measured_TP={}:measured_LRA={}:measured_thresh={}:offset={}:linear=true:print_format=summary",
+            m.input_i, m.input_tp, m.input_lra, m.input_thresh, m.target_offset
+        )),
+        None => f.push_str(":print_format=json"),
+    }
+    f
+}
+
+/// The sound of `video` (its dialogue) mixed with `stems` (each a sound file and its gain in
+/// dB: music, ambience, effects), brought to `target`, with the picture copied, written to
+/// `out`. The mix is made once to PCM, measured, then normalized linearly.
+pub async fn mix(
+    video: &Path,
+    stems: &[(&Path, f64)],
+    target: Loudness,
+    scratch: &Path,
+    out: &Path,
+) -> Result<()> {
+    let mixed = scratch.join("mix.wav");
+    let mut args = a(["-y", "-v", "error", "-i", &p(video)]);
+    for (stem, _) in stems {
+        args.extend(a(["-i", &p(stem)]));
+    }
+    // Every input to the film's rate and stereo, each at its gain, summed without the
+    // averaging `amix` does by default (so the dialogue keeps its level).
+    let mut graph = String::from("[0:a]aresample=48000,aformat=channel_layouts=stereo[d];");
+    let mut labels = String::from("[d]");
+    for (i, (_, gain)) in stems.iter().enumerate() {
+        graph.push_str(&format!(
+            "[{}:a]aresample=48000,aformat=channel_layouts=stereo,volume={gain:.2}dB[s{i}];",
+            i + 1
+        ));
+        labels.push_str(&format!("[s{i}]"));
+    }
+    graph.push_str(&format!(
+        "{labels}amix=inputs={}:duration=first:normalize=0[m]",
+        stems.len() + 1
+    ));
+    args.extend(a([
+        "-filter_complex",
+        &graph,
+        "-map",
+        "[m]",
+        "-c:a",
+        "pcm_s24le",
+        &p(&mixed),
+    ]));
+    run("ffmpeg", &args).await?;
+    let measured = measure(&mixed, target).await?;
+    let args = a([
+        "-y",
+        "-v",
+        "error",
+        "-i",
+        &p(video),
+        "-i",
+        &p(&mixed),
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+        "-c:v",
+        "copy",
+        "-af",
+        &format!("{},aresample=48000", loudnorm(target, Some(&measured))),
+        "-c:a",
+        "aac",
+        "-b:a",
+        "192k",
+        "-movflags",
+        "+faststart",
+        &p(out),
+    ]);
+    run("ffmpeg", &args).await.map(drop)
+}
+
+/// `loudnorm`'s first pass over `file`: what it measured.
+async fn measure(file: &Path, target: Loudness) -> Result<Measured> {
+    let out = tokio::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostats", "-i"])
+        .arg(file)
+        .args(["-af", &loudnorm(target, None), "-f", "null", "-"])
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| ActivityError::tool(format!("cannot start ffmpeg: {e}")))?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    // The JSON block is the last `{ ... }` ffmpeg prints.
+    let json = err
+        .rfind('{')
+        .and_then(|s| err[s..].find('}').map(|e| &err[s..=s + e]))
+        .ok_or_else(|| {
+            ActivityError::tool(format!("loudnorm printed no measurement: {}", err.trim()))
+        })?;
+    serde_json::from_str(json).map_err(|e| {
+        ActivityError::tool(format!("loudnorm's measurement did not read: {e}: {json}"))
+    })
+}
+
+/// Integrated loudness and true peak of a file, as ffmpeg's `ebur128` measures them.
+pub async fn measured(file: &Path) -> Result<Loudness> {
+    let out = tokio::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostats", "-i"])
+        .arg(file)
+        .args(["-map", "0:a", "-af", "ebur128=peak=true", "-f", "null", "-"])
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| ActivityError::tool(format!("cannot start ffmpeg: {e}")))?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    let summary = err.rsplit("Summary:").next().unwrap_or("");
+    let value = |key: &str| -> Option<f64> {
+        summary
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+    };
+    match (value("I:"), value("Peak:")) {
+        (Some(i), Some(tp)) => Ok(Loudness {
+            integrated_lufs: i,
+            true_peak_dbtp: tp,
+        }),
+        _ => Err(ActivityError::tool(format!(
+            "ebur128 printed no summary: {}",
+            summary.trim()
+        ))),
+    }
+}

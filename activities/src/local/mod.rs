@@ -11,6 +11,7 @@ use crate::error::{ActivityError, ErrorKind, Result};
 use crate::model::*;
 use crate::traits::{ImageGen, Paid, Vision};
 
+pub mod foley;
 pub mod knowledge;
 pub mod media;
 pub mod mixdown;

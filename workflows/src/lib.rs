@@ -35,6 +35,7 @@ pub mod qualification;
 pub mod repo;
 pub mod scene;
 pub mod slug;
+pub mod sound;
 
 use std::sync::Arc;
 

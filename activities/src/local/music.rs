@@ -104,6 +104,18 @@ fn style(mood: &str) -> Style {
     }
 }
 
+/// The way a mood is played, as one word (`tense`, `sad`, `joyful` or `calm`): scenes whose
+/// moods play the same way can share a cue.
+pub fn mood_class(mood: &str) -> &'static str {
+    let st = style(mood);
+    match (st.minor, st.arpeggio) {
+        (true, true) => "tense",
+        (true, false) => "sad",
+        (false, true) => "joyful",
+        (false, false) => "calm",
+    }
+}
+
 const MAJOR: [i32; 7] = [0, 2, 4, 5, 7, 9, 11];
 const MINOR: [i32; 7] = [0, 2, 3, 5, 7, 8, 10];
 

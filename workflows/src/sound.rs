@@ -13,7 +13,9 @@
 //!   ducks under.
 
 use serde::{Deserialize, Serialize};
-use slate_activities::local::music::{MusicCue, mood_class, parse_key};
+use slate_activities::local::foley::{ambience, bed_of, effects};
+use slate_activities::local::mixdown::duck;
+use slate_activities::local::music::{MusicCue, RATE, Sound, mood_class, parse_key, render};
 
 use crate::export::edit_of;
 use crate::model::{FilmVersion, Scene};
@@ -168,6 +170,72 @@ pub fn plan(title: &str, version: &FilmVersion, scenes: &[Scene], film_mood: &st
     }
 }
 
+/// The stems of a film of `length` seconds: its music (ducked under the lines), its ambience
+/// (each scene's bed, crossfading over 0.25 s at the cuts) and its effects (each scene's,
+/// ending with the scene).
+pub struct Stems {
+    /// Music.
+    pub music: Sound,
+    /// Ambience.
+    pub ambience: Sound,
+    /// Effects.
+    pub effects: Sound,
+}
+
+/// How far the music dips under a line, dB.
+pub const DUCK_DB: f64 = 12.0;
+
+/// Render the stems `plan` describes for a film of `length` seconds.
+pub fn stems(plan: &SoundPlan, length: f64) -> Stems {
+    let mut music = render(&plan.cues, length);
+    duck(&mut music, &plan.lines, DUCK_DB, 0.3);
+    let total = music.len();
+    let silent = || {
+        let mut w = Sound::new(2, RATE);
+        w.resize(total);
+        w
+    };
+    let (mut amb, mut fx) = (silent(), silent());
+    let xfade = 0.25;
+    for s in &plan.scenes {
+        let from = (s.start - xfade).max(0.0);
+        let len = (s.start + s.duration + xfade).min(length) - from;
+        if len > 0.0 {
+            add(
+                &mut amb,
+                &ambience(bed_of(&s.ambience), len),
+                from,
+                (xfade * RATE) as usize,
+            );
+        }
+        if !s.effects.is_empty() {
+            add(&mut fx, &effects(&s.effects, s.duration), s.start, 0);
+        }
+    }
+    Stems {
+        music,
+        ambience: amb,
+        effects: fx,
+    }
+}
+
+/// Add `part` into `into` at `at` seconds, faded in and out over `fade` samples.
+fn add(into: &mut Sound, part: &Sound, at: f64, fade: usize) {
+    let offset = (at * RATE).round() as usize;
+    let n = part.len();
+    for i in 0..n.min(into.len().saturating_sub(offset)) {
+        let edge = if fade == 0 {
+            1.0
+        } else {
+            (i.min(n - 1 - i) as f32 / fade as f32).min(1.0)
+        };
+        for ch in 0..2 {
+            let v = into.at(ch, offset + i) + part.at(ch, i) * edge;
+            into.set(ch, offset + i, v);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,6 +310,36 @@ mod tests {
                 .all(|(_, at)| *at >= 0.0 && *at <= s.duration)
         }));
         assert_eq!(p.scenes[0].ambience, "Harbor Market dusk");
+    }
+
+    fn rms(w: &Sound, a: f64, b: f64) -> f64 {
+        let (a, b) = ((a * RATE) as usize, ((b * RATE) as usize).min(w.len()));
+        ((a..b).map(|i| f64::from(w.at(0, i)).powi(2)).sum::<f64>() / (b - a).max(1) as f64).sqrt()
+    }
+
+    #[test]
+    fn an_effect_ends_with_its_scene_and_the_music_dips_under_a_line() {
+        let mut one = scene(1, "calm", "Dawn.");
+        one.sound_effects = vec![SoundEffect {
+            effect_name: "the ferry horn".into(),
+            timestamp: 4.2,
+        }];
+        let two = scene(2, "calm", "Quiet.");
+        let scenes = vec![one, two];
+        let mut p = plan("T", &version(&scenes), &scenes, "calm");
+        p.lines = vec![(6.0, 8.0)];
+        let st = stems(&p, 10.0);
+        assert!(rms(&st.effects, 4.3, 4.9) > 0.01, "the horn sounds");
+        assert!(
+            rms(&st.effects, 5.0, 10.0) < 1e-5,
+            "and stops with its scene"
+        );
+        let (under, clear) = (rms(&st.music, 6.2, 7.8), rms(&st.music, 2.0, 4.0));
+        assert!(20.0 * (clear / under).log10() >= 8.0, "{clear} / {under}");
+        assert!(
+            rms(&st.ambience, 4.8, 5.2) > 0.0005,
+            "no hole in the ambience at the cut"
+        );
     }
 
     #[test]

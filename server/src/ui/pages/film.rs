@@ -50,7 +50,7 @@ pub(crate) async fn show(
                 }
             }
         }
-        (versions_card(slug.as_str(), &fv))
+        (versions_card(slug.as_str(), &fv, project.final_video.is_some()))
         section #timeline.card data-live {
             h2 { "Timeline" }
             p.muted { (scenes.len()) " scenes, " (format!("{total:.1}")) " s, to scale." }
@@ -150,11 +150,17 @@ fn state_card(slug: &str, fv: &crate::routes::film::FilmView) -> maud::Markup {
 
 /// Every version, newest first: its length, the take of each scene, its download; and the
 /// exports for an editor.
-fn versions_card(slug: &str, fv: &crate::routes::film::FilmView) -> maud::Markup {
+fn versions_card(slug: &str, fv: &crate::routes::film::FilmView, legacy: bool) -> maud::Markup {
     html! {
         section #versions.card data-live {
             h2 { "Versions" }
-            @if fv.versions.is_empty() { p.muted { "None yet: the first is made when every scene has its clip." } }
+            @if fv.versions.is_empty() {
+                @if legacy {
+                    p.muted { "This film was stitched before versions were kept: Re-stitch makes it version 1, and from then on the film follows its scenes." }
+                } @else {
+                    p.muted { "None yet: the first is made when every scene has its clip." }
+                }
+            }
             table.list {
                 tbody {
                     @for v in &fv.versions {

@@ -95,6 +95,7 @@ pub fn content_type(ext: &str) -> &'static str {
         "webp" => "image/webp",
         "mp4" => "video/mp4",
         "wav" => "audio/wav",
+        "flac" => "audio/flac",
         "mp3" => "audio/mpeg",
         "json" => "application/json",
         "txt" => "text/plain; charset=utf-8",

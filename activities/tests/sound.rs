@@ -81,7 +81,7 @@ async fn music_ducks_under_the_lines_and_the_mix_meets_the_loudness_target() {
         10.0,
     );
     let before_in = rms_db(&music, &lines);
-    duck(&mut music, &lines, 12.0, 0.3);
+    duck(&mut music, 0.0, &lines, 12.0, 0.3);
     // Outside the lines and their ramps, and during them.
     let clear = [(0.0, 0.6), (2.9, 4.6), (7.4, 9.5)];
     let (under, over) = (rms_db(&music, &lines), rms_db(&music, &clear));

@@ -61,6 +61,7 @@ fn groups() -> [(Access, OpenApiRouter<AppState>); 4] {
                 .merge(routes::production::routes())
                 .merge(routes::scenes::routes())
                 .merge(routes::film::routes())
+                .merge(routes::sound::routes())
                 .merge(routes::approval::routes())
                 .merge(routes::story::routes())
                 .merge(routes::templates::routes())

@@ -394,9 +394,23 @@ pub async fn screenplay(
     Ok(())
 }
 
-/// `slate film SLUG [--stitch]`.
-pub async fn film(c: &Client, slug: &str, stitch: bool, as_json: bool) -> anyhow::Result<()> {
+/// `slate film SLUG [--stitch | --remix]`.
+pub async fn film(
+    c: &Client,
+    slug: &str,
+    stitch: bool,
+    remix: bool,
+    as_json: bool,
+) -> anyhow::Result<()> {
     let path = format!("/api/projects/{}/film", seg(slug));
+    if remix {
+        let r = c.post(&format!("{path}/remix"), None).await?;
+        println!(
+            "mixing {slug}'s sound again (run {}); `slate film {slug}` shows the new version when done",
+            r["run_id"].as_str().unwrap_or("?")
+        );
+        return Ok(());
+    }
     if stitch {
         let r = c.post(&path, None).await?;
         println!(
@@ -434,8 +448,20 @@ pub fn film_text(v: &Value) -> String {
                 )
             })
             .collect();
+        let sound = match f["sound"]["loudness"]["integrated_lufs"].as_f64() {
+            Some(i) => format!(
+                "  mixed {i:.1} LUFS, {} cue{}",
+                f["sound"]["cues"].as_array().map_or(0, Vec::len),
+                if f["sound"]["cues"].as_array().map_or(0, Vec::len) == 1 {
+                    ""
+                } else {
+                    "s"
+                }
+            ),
+            None => "  voices only".to_string(),
+        };
         out.push_str(&format!(
-            "version {:<3} {:>7.2} s  {}  takes {}\n",
+            "version {:<3} {:>7.2} s  {}  takes {}{sound}\n",
             f["version"],
             f["duration"].as_f64().unwrap_or(0.0),
             f["video"].as_str().unwrap_or(""),

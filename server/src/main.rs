@@ -117,13 +117,17 @@ enum Command {
         json: bool,
     },
     /// The film's versions and whether it is out of date; `--stitch` stitches a new version
-    /// from the scenes' current takes.
+    /// from the scenes' current takes; `--remix` mixes its sound again.
     Film {
         /// The project's slug.
         slug: String,
         /// Stitch a new version now (nothing is generated again).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "remix")]
         stitch: bool,
+        /// Mix the newest version's sound again with the sound settings and scene switches
+        /// as they are now (no picture is made again).
+        #[arg(long)]
+        remix: bool,
         /// Print as JSON.
         #[arg(long)]
         json: bool,
@@ -686,7 +690,12 @@ async fn http(c: &slate_server::client::Client, command: Command) -> anyhow::Res
             pdf,
             fountain,
         } => cli::screenplay(c, &slug, pdf.as_deref(), fountain.as_deref()).await,
-        Command::Film { slug, stitch, json } => cli::film(c, &slug, stitch, json).await,
+        Command::Film {
+            slug,
+            stitch,
+            remix,
+            json,
+        } => cli::film(c, &slug, stitch, remix, json).await,
         Command::Take { scene, take, json } => cli::take(c, &scene, take, json).await,
         Command::Export {
             slug,

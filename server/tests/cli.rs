@@ -129,38 +129,7 @@ async fn the_cli_makes_a_film_through_a_running_server_without_a_database_of_its
     let progress = ok(&slate(&base, &cwd, &["progress", "lk"]), "progress");
     assert!(progress.contains("scenes done"), "{progress}");
 
-    // The film's versions, a scene's takes, an export for an editor, a re-stitch.
-    let film = ok(&slate(&base, &cwd, &["film", "lk"]), "film");
-    assert!(film.contains("version 1"), "{film}");
-    let scene = api.get("/api/projects/lk/scenes").await["scenes"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let takes = ok(&slate(&base, &cwd, &["take", &scene]), "take");
-    assert!(
-        takes.contains("take 1") && takes.contains("completed"),
-        "{takes}"
-    );
-    let into = temp_dir("cli-export").join("lk.edl");
-    let to = into.display().to_string();
-    let exported = ok(
-        &slate(&base, &cwd, &["export", "lk", "--format", "edl", "-o", &to]),
-        "export",
-    );
-    assert!(exported.contains("lk.edl"), "{exported}");
-    let edl = std::fs::read_to_string(&into).unwrap();
-    assert!(
-        edl.starts_with("TITLE:") && edl.contains("FROM CLIP NAME"),
-        "{edl}"
-    );
-    let out = slate(&base, &cwd, &["export", "lk", "--format", "mov"]);
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("otio, fcpxml"));
-    let stitched = ok(
-        &slate(&base, &cwd, &["film", "lk", "--stitch"]),
-        "film --stitch",
-    );
-    assert!(stitched.contains("stitching"), "{stitched}");
+    film_commands(&base, &cwd, &api).await;
 
     // Starting it again is refused by the same checks as the API's, said plainly.
     let out = slate(&base, &cwd, &["produce", "lk"]);
@@ -175,4 +144,56 @@ async fn the_cli_makes_a_film_through_a_running_server_without_a_database_of_its
         0,
         "nothing written where the command line ran"
     );
+}
+
+/// The film's versions, a scene's takes, an export for an editor, a re-stitch, a re-mix.
+async fn film_commands(base: &str, cwd: &Path, api: &Api) {
+    // The film's versions, a scene's takes, an export for an editor, a re-stitch.
+    let film = ok(&slate(base, cwd, &["film", "lk"]), "film");
+    assert!(
+        film.contains("version 1") && film.contains("mixed -1"),
+        "the version and its mix: {film}"
+    );
+    let scene = api.get("/api/projects/lk/scenes").await["scenes"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let takes = ok(&slate(base, cwd, &["take", &scene]), "take");
+    assert!(
+        takes.contains("take 1") && takes.contains("completed"),
+        "{takes}"
+    );
+    let into = temp_dir("cli-export").join("lk.edl");
+    let to = into.display().to_string();
+    let exported = ok(
+        &slate(base, cwd, &["export", "lk", "--format", "edl", "-o", &to]),
+        "export",
+    );
+    assert!(exported.contains("lk.edl"), "{exported}");
+    let edl = std::fs::read_to_string(&into).unwrap();
+    assert!(
+        edl.starts_with("TITLE:") && edl.contains("FROM CLIP NAME"),
+        "{edl}"
+    );
+    let out = slate(base, cwd, &["export", "lk", "--format", "mov"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("otio, fcpxml"));
+    let stitched = ok(
+        &slate(base, cwd, &["film", "lk", "--stitch"]),
+        "film --stitch",
+    );
+    assert!(stitched.contains("stitching"), "{stitched}");
+    let run = stitched
+        .split("(run ")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .unwrap()
+        .to_string();
+    api.wait_run(&run, std::time::Duration::from_secs(300))
+        .await;
+    let remixed = ok(
+        &slate(base, cwd, &["film", "lk", "--remix"]),
+        "film --remix",
+    );
+    assert!(remixed.contains("mixing"), "{remixed}");
 }

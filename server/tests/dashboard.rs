@@ -1022,6 +1022,7 @@ async fn a_person_remakes_a_scene_and_restitches_the_film_in_the_dashboard() {
         .await;
     assert!(cues.as_u64().is_some_and(|n| n > 0), "captions: {cues}");
     b.shot("film-captions").await;
+    the_sound_plays_solo_and_is_remixed(&b, &base, slug).await;
     a_character_version_is_priced_then_made(
         &b,
         &base,
@@ -1031,6 +1032,54 @@ async fn a_person_remakes_a_scene_and_restitches_the_film_in_the_dashboard() {
     .await;
     drop(b);
     s.stop().await;
+}
+
+/// The film's sound on its page: the cues on a timeline, each stem loads in its own player
+/// (solo), and the music turned off then re-mixed gives a version with no music.
+async fn the_sound_plays_solo_and_is_remixed(b: &Browser, base: &str, slug: &str) {
+    b.goto(&format!("{base}/projects/{slug}/film")).await;
+    assert!(!b.all("#sound .timeline.cues .segment").await.is_empty());
+    let stems = b.all("#sound tr.stem").await.len();
+    assert!(stems >= 3, "dialogue, music, ambience at least: {stems}");
+    let music = b
+        .js_async(
+            "const done = arguments[arguments.length - 1];
+             const a = document.querySelector('#sound tr.stem[data-stem=music] audio');
+             if (!a) { done('no music player'); return; }
+             a.preload = 'auto'; a.load();
+             const check = () => a.readyState >= 1 ? done(a.duration) :
+               a.error ? done('the music stem did not load: ' + a.error.code) : setTimeout(check, 100);
+             check();",
+        )
+        .await;
+    assert!(
+        music.as_f64().is_some_and(|d| d > 5.0),
+        "the music stem plays: {music}"
+    );
+    b.shot("film-sound").await;
+    let versions = b.all("#versions tr.version").await.len();
+    b.click(&b.find("#sound-settings input[name=music]").await)
+        .await;
+    b.click(&b.find("#sound-settings button[type=submit]").await)
+        .await;
+    b.wait_js(
+        "the music off, saved",
+        "return document.querySelector('#sound-settings input[name=music]')?.checked === false;",
+        Duration::from_secs(15),
+    )
+    .await;
+    b.click(&b.find("#remix").await).await;
+    b.wait_js(
+        "a re-mixed version with no music",
+        &format!(
+            "return document.querySelectorAll('#versions tr.version').length === {} &&
+                    document.querySelector('#sound')?.textContent.includes('No music in this version');",
+            versions + 1
+        ),
+        LONG,
+    )
+    .await;
+    assert!(b.all("#sound tr.stem[data-stem=music]").await.is_empty());
 }
 
 /// A character's new version from a scene on, priced, then made, from the story page.

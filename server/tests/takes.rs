@@ -70,6 +70,18 @@ async fn film_file(api: &Api, version: &Value, dir: &Path) -> std::path::PathBuf
     path
 }
 
+/// Version `v`'s voices alone (its dialogue stem; the film itself for a version whose sound
+/// was not mixed), written to `dir`.
+async fn dialogue_file(api: &Api, version: &Value, dir: &Path) -> std::path::PathBuf {
+    let Some(key) = version["sound"]["stems"]["dialogue"].as_str() else {
+        return film_file(api, version, dir).await;
+    };
+    let bytes = media(api, key).await.expect("the dialogue stem downloads");
+    let path = dir.join(format!("v{}-dialogue.flac", version["version"]));
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
 /// Pieces of film kept for re-stitching under `dir`.
 fn pieces_in(dir: &Path) -> usize {
     std::fs::read_dir(dir).map_or(0, |d| d.count())
@@ -516,8 +528,9 @@ async fn subtitles_follow_the_voices(
     (srt_file, vtt_file): (&Path, &Path),
 ) {
     let scenes = v["scenes"].as_array().unwrap();
-    // Subtitles: every cue on a voice heard in the film, within 100 ms at both ends.
-    let heard = speech(&film_file(s, v, dir).await);
+    // Subtitles: every cue on a voice heard in the film, within 100 ms at both ends (heard in
+    // the film's dialogue stem: the music and ambience under the voices fill the silences).
+    let heard = speech(&dialogue_file(s, v, dir).await);
     let srt = subtp::srt::SubRip::parse(&std::fs::read_to_string(srt_file).unwrap()).unwrap();
     let vtt = subtp::vtt::WebVtt::parse(&std::fs::read_to_string(vtt_file).unwrap()).unwrap();
     let lines: usize = scenes.len();

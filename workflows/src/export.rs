@@ -413,6 +413,7 @@ mod tests {
                 })
                 .collect(),
             created_at: None,
+            sound: None,
         }
     }
 

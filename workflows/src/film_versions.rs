@@ -13,33 +13,15 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use slate_activities::BlobRef;
-use slate_activities::local::media::layout;
 use slate_activities::model::ClipSpec;
 use slate_engine::{Ctx, WfError, Workflow};
 
+pub use crate::cut::StitchOutput;
+pub(crate) use crate::cut::{Cut, version_of};
 use crate::error::IntoStep;
 use crate::film::{Film, key, record_failure};
-use crate::model::{FilmVersion, FilmVersionScene, Scene, SceneStatus};
+use crate::model::{FilmVersion, Scene, SceneStatus};
 use crate::slug::Slug;
-
-/// One clip of the film to be: which scene it is and how it is joined.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub(crate) struct Cut {
-    pub scene_id: String,
-    pub scene_number: i32,
-    pub clip: ClipSpec,
-}
-
-/// What a stitch gives: the film, its length, its version.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct StitchOutput {
-    /// The film (blob key).
-    pub film: String,
-    /// Scenes in it.
-    pub scenes: usize,
-    /// Its length, seconds.
-    pub duration: f64,
-}
 
 /// Stitch `cuts` into a new version of the film and make it the project's film (the steps
 /// `stitch` and `finish`, as `film.generate` has always named them).
@@ -50,7 +32,11 @@ pub(crate) async fn stitch_and_keep(
     cuts: &[Cut],
 ) -> Result<StitchOutput, WfError> {
     let clips: Vec<ClipSpec> = cuts.iter().map(|c| c.clip.clone()).collect();
-    let k = key(slug, &format!("films/{}.mp4", ctx.run_id()));
+    // Past the sound's patch point the stitch is the cut (picture and voices) and the film is
+    // its mix; a run from before it keeps the film it stitched at the key it always had.
+    let sound = ctx.patched(crate::names::sound::PATCH).await?;
+    let base = key(slug, &format!("films/{}", ctx.run_id()));
+    let k = format!("{base}{}.mp4", if sound { ".cut" } else { "" });
     let (media, c2) = (f.studio.media.clone(), clips.clone());
     let film: BlobRef = ctx
         .step(crate::names::film::STITCH, move |sc| async move {
@@ -59,13 +45,20 @@ pub(crate) async fn stitch_and_keep(
                 .step()
         })
         .await?;
+    let (film, mixed) = if sound {
+        let (film, mixed) = crate::film_sound::mix_film(ctx, f, slug, &film, cuts, &base).await?;
+        (film, Some(mixed))
+    } else {
+        (film, None)
+    };
     let (fr, s2, fk) = (f.clone(), slug.clone(), film.clone());
     let (run, cuts2) = (ctx.run_id().to_string(), cuts.to_vec());
     let duration: f64 = ctx
         .step(crate::names::film::FINISH, move |_| async move {
             let d = fr.studio.media.length(&fk).await.step()?;
             let scenes = fr.repo.scenes(&s2).await.step()?;
-            let version = version_of(&run, fk.key(), d, &cuts2, &scenes);
+            let mut version = version_of(&run, fk.key(), d, &cuts2, &scenes);
+            version.sound = mixed;
             fr.repo.add_film_version(&s2, &version).await.step()?;
             Ok(d)
         })
@@ -75,47 +68,6 @@ pub(crate) async fn stitch_and_keep(
         scenes: cuts.len(),
         duration,
     })
-}
-
-/// The version a stitch of `cuts` makes, each scene with the take its clip is.
-fn version_of(
-    run: &str,
-    video: &str,
-    duration: f64,
-    cuts: &[Cut],
-    scenes: &[Scene],
-) -> FilmVersion {
-    let clips: Vec<ClipSpec> = cuts.iter().map(|c| c.clip.clone()).collect();
-    let places = layout(&clips);
-    FilmVersion {
-        version: 0,
-        run_id: run.to_string(),
-        video: video.to_string(),
-        duration,
-        scenes: cuts
-            .iter()
-            .zip(places)
-            .map(|(c, p)| FilmVersionScene {
-                scene_id: c.scene_id.clone(),
-                scene_number: c.scene_number,
-                take: scenes
-                    .iter()
-                    .find(|s| s.id == c.scene_id)
-                    .and_then(|s| {
-                        s.all_takes()
-                            .into_iter()
-                            .find(|t| t.video.as_deref() == Some(c.clip.video.key()))
-                    })
-                    .map(|t| t.take),
-                video: c.clip.video.key().to_string(),
-                duration: c.clip.duration,
-                start: p.start,
-                transition_in: c.clip.transition_in.clone(),
-                transition_out: c.clip.transition_out.clone(),
-            })
-            .collect(),
-        created_at: None,
-    }
 }
 
 /// The film's clips from its scenes' current takes, in film order; an error names the scenes

@@ -17,6 +17,7 @@
 
 pub mod chain;
 pub mod character_version;
+pub mod cut;
 pub mod db;
 pub mod docstore;
 pub mod error;
@@ -24,6 +25,7 @@ pub mod estimate;
 pub mod examples;
 pub mod export;
 pub mod film;
+pub mod film_sound;
 pub mod film_versions;
 pub mod film_workflow;
 pub mod generation;
@@ -77,6 +79,10 @@ pub fn catalog() -> Vec<(
             input::<film_versions::StitchInput>(),
         ),
         (
+            film_sound::FilmRemix::NAME,
+            input::<film_sound::RemixInput>(),
+        ),
+        (
             character_version::CharacterVersioning::NAME,
             input::<character_version::CharacterVersionInput>(),
         ),
@@ -117,6 +123,7 @@ pub fn register(engine: &slate_engine::Engine, film: Arc<Film>) {
         .register(generation::FilmGeneration(film.clone()))
         .register(generation::Production(film.clone()))
         .register(film_versions::FilmStitch(film.clone()))
+        .register(film_sound::FilmRemix(film.clone()))
         .register(character_version::CharacterVersioning(film.clone()))
         .register(chain::ChainRemake(film));
 }

@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use slate_activities::local::mixdown::Loudness;
+use slate_activities::local::music::MusicCue;
 use slate_activities::model::{MAX_SCENE_SECONDS, MIN_SCENE_SECONDS, options};
 
 use crate::error::{FilmError, Result};
@@ -77,6 +79,8 @@ pub struct Project {
     /// Whether the film is stitched again on its own when a scene's take changes (default
     /// on); off, the film page says it is out of date and a person re-stitches it.
     pub auto_restitch: bool,
+    /// How the film sounds: what plays under the voices, at what level, how loud the mix is.
+    pub sound: SoundSettings,
     /// Optimistic-concurrency version.
     pub version: i64,
     /// Created.
@@ -299,6 +303,10 @@ pub struct Scene {
     pub sound_effects: Vec<SoundEffect>,
     /// Ambient sound.
     pub ambient_sound: Option<String>,
+    /// No music under this scene (the film's music fades out before it and back in after).
+    pub music_off: bool,
+    /// No sound effects in this scene.
+    pub effects_off: bool,
     /// Transition in.
     pub transition_in: Option<String>,
     /// Transition out.
@@ -1059,6 +1067,106 @@ mod tests {
     }
 }
 
+/// How a project's film sounds (issue 27): which stems play under the voices, each one's level,
+/// and the loudness the mix is brought to.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct SoundSettings {
+    /// Music under the film (default on).
+    pub music: bool,
+    /// Ambience under every scene (default on).
+    pub ambience: bool,
+    /// Sound effects on their actions (default on).
+    pub effects: bool,
+    /// The music's level in the mix, dB (before the mix is brought to its loudness).
+    pub music_db: f64,
+    /// The ambience's level, dB.
+    pub ambience_db: f64,
+    /// The effects' level, dB.
+    pub effects_db: f64,
+    /// Where the mix lands (default -14 LUFS integrated, -1 dBTP true peak).
+    pub loudness: Loudness,
+}
+
+impl Default for SoundSettings {
+    fn default() -> Self {
+        SoundSettings {
+            music: true,
+            ambience: true,
+            effects: true,
+            music_db: -6.0,
+            ambience_db: -10.0,
+            effects_db: -6.0,
+            loudness: Loudness::default(),
+        }
+    }
+}
+
+impl SoundSettings {
+    /// Levels a mix can take: -60 to +12 dB a stem; -36 to -5 LUFS (what `loudnorm` reaches)
+    /// and -9 to 0 dBTP.
+    pub fn validate(&self) -> Result<()> {
+        for (name, db) in [
+            ("music_db", self.music_db),
+            ("ambience_db", self.ambience_db),
+            ("effects_db", self.effects_db),
+        ] {
+            if !(-60.0..=12.0).contains(&db) {
+                return Err(FilmError::Invalid(format!(
+                    "{name} must be between -60 and 12 dB, not {db}"
+                )));
+            }
+        }
+        let l = self.loudness;
+        if !(-36.0..=-5.0).contains(&l.integrated_lufs) {
+            return Err(FilmError::Invalid(format!(
+                "loudness.integrated_lufs must be between -36 and -5 LUFS, not {}",
+                l.integrated_lufs
+            )));
+        }
+        if !(-9.0..=0.0).contains(&l.true_peak_dbtp) {
+            return Err(FilmError::Invalid(format!(
+                "loudness.true_peak_dbtp must be between -9 and 0 dBTP, not {}",
+                l.true_peak_dbtp
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A film version's sound: the stems it was mixed from and how.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[serde(default)]
+pub struct FilmSound {
+    /// The picture and the voices as stitched, before the mix (what a re-mix starts from).
+    pub cut: String,
+    /// The stems, by name (`dialogue`, `music`, `ambience`, `effects`): FLAC blob keys; a stem
+    /// with nothing in it is left out.
+    pub stems: BTreeMap<String, String>,
+    /// The music cues, in film order.
+    pub cues: Vec<MusicCue>,
+    /// The effects, where they sound in the film.
+    pub effects: Vec<PlacedEffect>,
+    /// The settings it was mixed with.
+    pub settings: Option<SoundSettings>,
+    /// The mixed film's loudness, as ffmpeg's `ebur128` measures it.
+    pub loudness: Option<Loudness>,
+}
+
+/// A sound effect as the film has it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[serde(default)]
+pub struct PlacedEffect {
+    /// The scene it is in.
+    pub scene_number: i32,
+    /// What it is.
+    pub name: String,
+    /// Where it starts, seconds of film.
+    pub at: f64,
+    /// Where its scene ends (it is silent from there), seconds of film.
+    pub scene_end: f64,
+}
+
 /// One stitch of a project's film, kept: the film as it was cut from its scenes' takes.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(default)]
@@ -1075,6 +1183,9 @@ pub struct FilmVersion {
     pub scenes: Vec<FilmVersionScene>,
     /// When it was stitched.
     pub created_at: Option<DateTime<Utc>>,
+    /// Its sound (none for a film stitched before the sound was mixed: its sound is the
+    /// voices alone).
+    pub sound: Option<FilmSound>,
 }
 
 /// A scene as a film version has it.

@@ -22,6 +22,8 @@ pub mod workflow {
     pub const CHAIN: &str = "film.chain";
     /// A new version of a character (appearance, 360-degree set) from a scene on.
     pub const CHARACTER_VERSION: &str = "film.character-version";
+    /// A new version of a project's film with its sound mixed again (no picture made again).
+    pub const REMIX: &str = "film.remix";
 }
 
 /// Steps of `film.qualify`; the part before the first `/` is the department.
@@ -42,6 +44,10 @@ pub mod qualify {
     pub const PROPS: &str = "props/catalog";
     /// Voice casting (language model).
     pub const CASTING: &str = "audio/casting";
+    /// The patch point of the audio department's sound plan (issue 27).
+    pub const SOUND_PATCH: &str = "audio-sound";
+    /// The audio department's sound: each scene's music, ambience and effects, in words.
+    pub const SOUND: &str = "audio/sound";
     /// Knowledge ingestion.
     pub const KNOWLEDGE: &str = "knowledge/ingest";
     /// Locking the gather data.
@@ -115,6 +121,23 @@ pub mod scene {
     /// The patch point of takes (journaled as `patch/takes`): a run past it keeps its blobs
     /// under `scenes/{id}/takes/{run}/` and records itself as a take of the scene.
     pub const TAKES: &str = "takes";
+}
+
+/// The film's sound, in `film.generate`, `film.stitch` and `film.remix` (issue 27).
+pub mod sound {
+    /// The patch point: a film stitched past it has its sound mixed (its stitch goes to
+    /// `films/{run}.cut.mp4`, the mix to `films/{run}.mp4`).
+    pub const PATCH: &str = "sound";
+    /// What plays: the cues, ambience, effects and lines.
+    pub const PLAN: &str = "sound/plan";
+    /// One window of the stems, `sound/render/{n}` (n from 0).
+    pub const RENDER: &str = "sound/render";
+    /// The stems joined whole, the dialogue stem taken from the cut.
+    pub const STEMS: &str = "sound/stems";
+    /// The mix, brought to its loudness.
+    pub const MIX: &str = "sound/mix";
+    /// A re-mix's first step: the version it mixes again.
+    pub const LOAD: &str = "load";
 }
 
 /// Steps of `film.generate`.

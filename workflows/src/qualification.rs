@@ -625,7 +625,51 @@ impl Qualification {
             }
             Ok(())
         })
+        .await?;
+        if !ctx.patched(names::qualify::SOUND_PATCH).await? {
+            return Ok(());
+        }
+        // The film's sound, scene by scene, in the scenes' own fields (editable like the
+        // rest): what is already there (a person's, the planner's) stays.
+        let (f2, s) = (f.clone(), slug.clone());
+        ctx.step(names::qualify::SOUND, move |_| async move {
+            let mood = f2
+                .qualified(&s, names::collection::VISUAL_GUIDELINES)
+                .await
+                .step()?
+                .first()
+                .and_then(|g| g["mood"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            let scenes = f2.repo.scenes(&s).await.step()?;
+            let mut scored = 0usize;
+            for (before, after) in scenes.iter().zip(crate::sound::score(&scenes, &mood)) {
+                if before == &after {
+                    continue;
+                }
+                f2.repo
+                    .modify_scene(&before.id, |x| {
+                        // Filled where still empty (an edit made meanwhile stays).
+                        if x.music_track.as_deref().is_none_or(|m| m.trim().is_empty()) {
+                            x.music_track.clone_from(&after.music_track);
+                        }
+                        if x.ambient_sound
+                            .as_deref()
+                            .is_none_or(|a| a.trim().is_empty())
+                        {
+                            x.ambient_sound.clone_from(&after.ambient_sound);
+                        }
+                        if x.sound_effects.is_empty() {
+                            x.sound_effects.clone_from(&after.sound_effects);
+                        }
+                    })
+                    .await
+                    .step()?;
+                scored += 1;
+            }
+            Ok(scored)
+        })
         .await
+        .map(drop)
     }
 
     async fn ingest(&self, ctx: &Ctx, slug: &Slug) -> Result<usize, WfError> {

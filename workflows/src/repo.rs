@@ -35,6 +35,9 @@ fn project_from(r: &FilmRow) -> Result<Project> {
         budget_usd: r.opt_int("budget_micros")?.map(|m| m as f64 / 1e6),
         approval_required: r.int("approval_required")? != 0,
         auto_restitch: r.int("auto_restitch")? != 0,
+        sound: serde_json::from_str(&r.text("sound")?).map_err(|e| {
+            FilmError::Internal(format!("the project's sound settings do not read: {e}"))
+        })?,
         version: r.int("version")?,
         created_at: from_ms(r.int("created_at")?),
         updated_at: from_ms(r.int("updated_at")?),
@@ -161,7 +164,7 @@ impl CharacterReference {
     }
 }
 
-const PROJECT_COLS: &str = "slug, title, status, gather_locked_at, final_video, qualification_run, production_run, budget_micros, approval_required, auto_restitch, version, created_at, updated_at";
+const PROJECT_COLS: &str = "slug, title, status, gather_locked_at, final_video, qualification_run, production_run, budget_micros, approval_required, auto_restitch, sound, version, created_at, updated_at";
 
 impl FilmRepo {
     /// Records in `db`.
@@ -206,7 +209,7 @@ impl FilmRepo {
         let r = self
             .db
             .fetch_fresh(
-                "SELECT slug, title, status, gather_locked_at, final_video, qualification_run, production_run, budget_micros, approval_required, auto_restitch, version, created_at, updated_at
+                "SELECT slug, title, status, gather_locked_at, final_video, qualification_run, production_run, budget_micros, approval_required, auto_restitch, sound, version, created_at, updated_at
                  FROM projects WHERE slug = $1",
                 args![slug.as_str()],
             )
@@ -222,7 +225,7 @@ impl FilmRepo {
         let _ = PROJECT_COLS;
         self.db
             .fetch(
-                "SELECT slug, title, status, gather_locked_at, final_video, qualification_run, production_run, budget_micros, approval_required, auto_restitch, version, created_at, updated_at
+                "SELECT slug, title, status, gather_locked_at, final_video, qualification_run, production_run, budget_micros, approval_required, auto_restitch, sound, version, created_at, updated_at
                  FROM projects ORDER BY created_at DESC, slug",
                 vec![],
             )
@@ -308,6 +311,18 @@ impl FilmRepo {
             .exec(
                 "UPDATE projects SET auto_restitch = $2, version = version + 1, updated_at = $3 WHERE slug = $1",
                 args![slug.as_str(), on as i64, now_ms()],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// How the film sounds from its next mix on.
+    pub async fn set_sound(&self, slug: &Slug, sound: &SoundSettings) -> Result<()> {
+        sound.validate()?;
+        self.db
+            .exec(
+                "UPDATE projects SET sound = $2, version = version + 1, updated_at = $3 WHERE slug = $1",
+                args![slug.as_str(), to_json(sound)?, now_ms()],
             )
             .await?;
         Ok(())

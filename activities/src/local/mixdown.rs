@@ -9,8 +9,8 @@
 
 use std::path::Path;
 
-use fundsp::prelude64::Wave;
 use serde::{Deserialize, Serialize};
+pub use slate_sound::duck;
 
 use super::tool::{a, p, run};
 use crate::error::{ActivityError, Result};
@@ -30,39 +30,6 @@ impl Default for Loudness {
         Loudness {
             integrated_lufs: -14.0,
             true_peak_dbtp: -1.0,
-        }
-    }
-}
-
-/// Lower `wave` by `depth_db` during every span of `lines` (seconds), ramping over `ramp`
-/// seconds before each line starts and after it ends, so the music dips under speech and
-/// comes back between lines.
-pub fn duck(wave: &mut Wave, lines: &[(f64, f64)], depth_db: f64, ramp: f64) {
-    let rate = wave.sample_rate();
-    let floor = 10f64.powf(-depth_db.abs() / 20.0);
-    let n = wave.len();
-    let ramp = ramp.max(1.0 / rate);
-    for i in 0..n {
-        let t = i as f64 / rate;
-        // How far into the nearest line's dip `t` is: 1 inside, 0 beyond the ramp.
-        let depth = lines
-            .iter()
-            .map(|&(s, e)| {
-                if t >= s && t <= e {
-                    1.0
-                } else if t < s {
-                    (1.0 - (s - t) / ramp).max(0.0)
-                } else {
-                    (1.0 - (t - e) / ramp).max(0.0)
-                }
-            })
-            .fold(0.0, f64::max);
-        if depth > 0.0 {
-            let gain = (1.0 - depth * (1.0 - floor)) as f32;
-            for ch in 0..wave.channels() {
-                let v = wave.at(ch, i) * gain;
-                wave.set(ch, i, v);
-            }
         }
     }
 }
@@ -133,7 +100,37 @@ pub async fn mix(
         &p(&mixed),
     ]));
     run("ffmpeg", &args).await?;
-    let measured = measure(&mixed, target).await?;
+    // The voices' peaks stand far above the film's loudness; brought up to the target as they
+    // are, they would exceed the true-peak ceiling and `loudnorm` would fall back to its
+    // dynamic mode (a compressor that pumps). So the mix is first raised by the measured
+    // difference and its peaks limited 1.5 dB under the ceiling; the second pass then only
+    // trims it, linearly.
+    let first = measure(&mixed, target).await?;
+    // A silent film measures -inf: it is left as it is.
+    let raise = first
+        .input_i
+        .parse::<f64>()
+        .ok()
+        .filter(|i| i.is_finite())
+        .map_or(0.0, |i| (target.integrated_lufs - i).clamp(-40.0, 40.0));
+    let limited = scratch.join("limited.wav");
+    let ceiling = 10f64.powf((target.true_peak_dbtp - 1.5) / 20.0);
+    let args = a([
+        "-y",
+        "-v",
+        "error",
+        "-i",
+        &p(&mixed),
+        "-af",
+        &format!(
+            "volume={raise:.2}dB,alimiter=limit={ceiling:.4}:attack=1:release=60:level=disabled,aformat=sample_rates=48000:channel_layouts=stereo"
+        ),
+        "-c:a",
+        "pcm_s24le",
+        &p(&limited),
+    ]);
+    run("ffmpeg", &args).await?;
+    let measured = measure(&limited, target).await?;
     let args = a([
         "-y",
         "-v",
@@ -141,7 +138,7 @@ pub async fn mix(
         "-i",
         &p(video),
         "-i",
-        &p(&mixed),
+        &p(&limited),
         "-map",
         "0:v",
         "-map",
@@ -149,7 +146,10 @@ pub async fn mix(
         "-c:v",
         "copy",
         "-af",
-        &format!("{},aresample=48000", loudnorm(target, Some(&measured))),
+        &format!(
+            "{},aformat=sample_rates=48000:channel_layouts=stereo",
+            loudnorm(target, Some(&measured))
+        ),
         "-c:a",
         "aac",
         "-b:a",
@@ -213,4 +213,54 @@ pub async fn measured(file: &Path) -> Result<Loudness> {
             summary.trim()
         ))),
     }
+}
+
+/// `pieces` (sound files of one stem, in order) joined into one FLAC file at `out`: a stem
+/// rendered in windows, kept whole.
+pub async fn join(pieces: &[&Path], scratch: &Path, out: &Path) -> Result<()> {
+    let list = scratch.join("pieces.txt");
+    let body: String = pieces
+        .iter()
+        .map(|p| {
+            format!(
+                "file '{}'\n",
+                p.display().to_string().replace('\'', "'\\''")
+            )
+        })
+        .collect();
+    tokio::fs::write(&list, body)
+        .await
+        .map_err(|e| ActivityError::tool(format!("cannot write the list of pieces: {e}")))?;
+    let args = a([
+        "-y",
+        "-v",
+        "error",
+        "-f",
+        "concat",
+        "-safe",
+        "0",
+        "-i",
+        &p(&list),
+        "-c:a",
+        "flac",
+        &p(out),
+    ]);
+    run("ffmpeg", &args).await.map(drop)
+}
+
+/// The sound of `video` (its voices) as a FLAC file at `out`: the dialogue stem.
+pub async fn sound_of(video: &Path, out: &Path) -> Result<()> {
+    let args = a([
+        "-y",
+        "-v",
+        "error",
+        "-i",
+        &p(video),
+        "-map",
+        "0:a",
+        "-c:a",
+        "flac",
+        &p(out),
+    ]);
+    run("ffmpeg", &args).await.map(drop)
 }

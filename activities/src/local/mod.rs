@@ -11,12 +11,12 @@ use crate::error::{ActivityError, ErrorKind, Result};
 use crate::model::*;
 use crate::traits::{ImageGen, Paid, Vision};
 
-pub mod foley;
 pub mod knowledge;
 pub mod media;
 pub mod mixdown;
+/// The offline music and foley live in their own crate (built optimized even in tests).
+pub use slate_sound::{foley, music};
 pub mod mp4;
-pub mod music;
 pub mod planner;
 pub mod reader;
 pub mod render;

@@ -11,6 +11,7 @@ pub mod projects;
 pub mod qualification;
 pub mod runs;
 pub mod scenes;
+pub mod sound;
 pub mod story;
 pub mod system;
 pub mod templates;

@@ -1,7 +1,8 @@
 //! The film: its player (with the dialogue as captions), whether it is out of date and why
 //! (with a re-stitch and the automatic re-stitch's switch), the scenes whose starting frame
 //! changed, every version with its takes and downloads, the exports for an editor, and a
-//! timeline of the scenes to scale (a click plays that scene's clip).
+//! timeline of the scenes to scale (a click plays that scene's clip); the film's sound (its
+//! music cues on a timeline, each stem to play solo or download, the settings and a re-mix).
 
 use axum::Extension;
 use axum::extract::{Path, State};
@@ -51,6 +52,7 @@ pub(crate) async fn show(
             }
         }
         (versions_card(slug.as_str(), &fv, project.final_video.is_some()))
+        (sound_card(slug.as_str(), &project.sound, fv.versions.first()))
         section #timeline.card data-live {
             h2 { "Timeline" }
             p.muted { (scenes.len()) " scenes, " (format!("{total:.1}")) " s, to scale." }
@@ -183,6 +185,87 @@ fn versions_card(slug: &str, fv: &crate::routes::film::FilmView, legacy: bool) -
                         a.export data-format=(f) href=(format!("/api/projects/{slug}/export?format={f}&version={}", v.version)) download { (label) } " "
                     }
                 }
+            }
+        }
+    }
+}
+
+/// The newest version's sound: its music cues on a timeline, its loudness, each stem to play
+/// solo and download; the project's sound settings and a re-mix.
+fn sound_card(
+    slug: &str,
+    settings: &slate_workflows::model::SoundSettings,
+    newest: Option<&slate_workflows::model::FilmVersion>,
+) -> maud::Markup {
+    let sound = newest.and_then(|v| v.sound.as_ref());
+    let length = newest.map_or(1.0, |v| v.duration.max(0.1));
+    html! {
+        section #sound.card data-live {
+            h2 { "Sound" }
+            @match sound {
+                Some(snd) => {
+                    p.muted {
+                        "Version " (newest.map_or(0, |v| v.version)) ": voices on top, ambience under them, music under both (dipping under every line), effects on their actions"
+                        @if let Some(l) = snd.loudness {
+                            "; mixed to " (format!("{:.1} LUFS integrated, true peak {:.1} dBTP", l.integrated_lufs, l.true_peak_dbtp))
+                        }
+                        "."
+                    }
+                    @if snd.cues.is_empty() {
+                        p.muted { "No music in this version." }
+                    } @else {
+                        h3 { "Music cues" }
+                        div.timeline.cues role="list" {
+                            @for c in &snd.cues {
+                                @let d = (c.end.min(length) - c.start).max(0.1);
+                                span.segment.cue role="listitem" style=(format!("flex-grow:{d:.3}"))
+                                    title=(format!("{:.1}-{:.1} s: {}, {}, {:.0} bpm", c.start, c.end, c.mood, c.key, c.tempo_bpm)) {
+                                    span.n { (c.key) }
+                                    span.d { (format!("{:.0} bpm", c.tempo_bpm)) }
+                                    span.tr { (c.mood) }
+                                }
+                            }
+                        }
+                    }
+                    h3 { "Stems" }
+                    table.list.stems {
+                        tbody {
+                            @for (name, key) in &snd.stems {
+                                @let src = media(key);
+                                tr.stem data-stem=(name) {
+                                    td { (name) }
+                                    td { audio controls preload="none" src=(src) {} }
+                                    td { a href=(src) download=(format!("{slug}-v{}-{name}.flac", newest.map_or(0, |v| v.version))) { "Download" } }
+                                }
+                            }
+                        }
+                    }
+                }
+                None => @if newest.is_some() {
+                    p.muted { "This version's sound is its voices alone (it was stitched before the sound was mixed): Re-mix to put music, ambience and effects under them." }
+                } @else {
+                    p.muted { "The sound is mixed when the film is stitched." }
+                }
+            }
+            form #sound-settings data-api=(format!("PUT /api/projects/{slug}/film/sound")) data-then="reload" {
+                fieldset {
+                    legend { "Settings (for the next mix)" }
+                    label.check { input type="checkbox" name="music" checked[settings.music]; " Music" }
+                    label { "Music level, dB " input type="number" step="0.5" min="-60" max="12" name="music_db" value=(settings.music_db); }
+                    label.check { input type="checkbox" name="ambience" checked[settings.ambience]; " Ambience" }
+                    label { "Ambience level, dB " input type="number" step="0.5" min="-60" max="12" name="ambience_db" value=(settings.ambience_db); }
+                    label.check { input type="checkbox" name="effects" checked[settings.effects]; " Effects" }
+                    label { "Effects level, dB " input type="number" step="0.5" min="-60" max="12" name="effects_db" value=(settings.effects_db); }
+                    label { "Loudness " input name="loudness" data-json value=(serde_json::to_string(&settings.loudness).unwrap_or_default()); }
+                    p.muted { "A scene's own switches are its music off and effects off fields, on the scene's page." }
+                    button type="submit" { "Save" }
+                }
+            }
+            div.actions {
+                button #remix data-api=(format!("POST /api/projects/{slug}/film/remix")) data-then="reload"
+                    disabled[newest.is_none()]
+                    title="A new version with the sound mixed again: the same picture and voices, nothing generated" {
+                    "Re-mix the sound" }
             }
         }
     }

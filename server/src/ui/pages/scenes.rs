@@ -339,6 +339,9 @@ fn field(name: &str, v: &Value) -> Markup {
             Value::String(s) => {
                 label.wide { (label) textarea name=(name) rows="4" data-kind="text" data-original=(original) { (s) } }
             }
+            Value::Bool(b) => {
+                label.check { input type="checkbox" name=(name) checked[*b] data-kind="bool" data-original=(original); " " (label) }
+            }
             Value::Null => {
                 label { (label) input name=(name) value="" placeholder="(empty)" data-kind="nullable" data-original=(original); }
             }

@@ -181,6 +181,9 @@ struct Band {
     beat: f64,
     len: f64,
     style: Style,
+    /// Where this render starts, seconds into the cue: notes that start before it are left
+    /// out (a window's pre-roll is long enough for them to have ended), the rest shifted.
+    origin: f64,
 }
 
 impl Band {
@@ -193,9 +196,11 @@ impl Band {
     /// times given.
     fn play(&mut self, s: f64, e: f64, fade: (f64, f64), unit: Box<dyn AudioUnit>) {
         let e = e.min(self.len);
-        if e <= s {
+        if e <= s || s < self.origin {
             return;
         }
+        // Shifted first, so the fades fit the note as the sequencer sees it (to the last bit).
+        let (s, e) = (s - self.origin, e - self.origin);
         let half = (e - s) / 2.0;
         self.seq
             .push(s, e, Fade::Smooth, fade.0.min(half), fade.1.min(half), unit);
@@ -257,8 +262,16 @@ impl Band {
     }
 }
 
-/// One cue rendered over `len` seconds (its own span and the crossfade after it): stereo.
-fn render_cue(c: &MusicCue, len: f64) -> Wave {
+/// How long before a window its render starts, seconds: every note sounding at the window's
+/// start began after it (the longest is a pad chord or a half note, under three seconds even at
+/// the slowest tempo) and the room's reverb of what came before has died away by more than
+/// 60 dB.
+const PRE_ROLL: f64 = 4.0;
+
+/// Samples `a..b` of one cue rendered over `len` samples (its own span and the crossfade
+/// after it): stereo. The render starts at the bar a [`PRE_ROLL`] before `a`, not at the
+/// cue's start, so a window of a long cue costs its own length and a few seconds.
+fn render_cue(c: &MusicCue, len: usize, a: usize, b: usize) -> Wave {
     let st = style(&c.mood);
     let (tonic, minor) = parse_key(&c.key).unwrap_or((2, st.minor));
     let wants = |name: &str, default: bool| {
@@ -278,13 +291,21 @@ fn render_cue(c: &MusicCue, len: f64) -> Wave {
     );
     let mut seq = Sequencer::new(0, 2, ReplayMode::None);
     seq.set_sample_rate(RATE);
+    let beat = 60.0 / c.tempo_bpm.clamp(40.0, 200.0);
+    let bar = 4.0 * beat;
+    // The pre-roll starts on a bar line, in whole samples, so every note lands on the sample
+    // it lands on in a render of the whole cue.
+    let start = a as f64 / RATE;
+    let origin_bar = ((start - PRE_ROLL) / bar).floor().max(0.0);
+    let origin_sample = (origin_bar * bar * RATE).round() as usize;
     let mut band = Band {
         seq,
         tonic,
         scale: if minor { MINOR } else { MAJOR },
-        beat: 60.0 / c.tempo_bpm.clamp(40.0, 200.0),
-        len,
+        beat,
+        len: len as f64 / RATE,
         style: st,
+        origin: origin_sample as f64 / RATE,
     };
     let mut walk = Walk(
         c.key
@@ -293,12 +314,14 @@ fn render_cue(c: &MusicCue, len: f64) -> Wave {
             .fold(7_u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))),
     );
     let mut degree = 4usize;
-    let bar = 4.0 * band.beat;
+    let until = b as f64 / RATE;
     let mut t = 0.0;
     let mut i = 0usize;
-    while t < len {
+    // Every bar from the cue's start is walked (the melody's walk is a sequence), but only
+    // the ones from the origin on are played.
+    while t < band.len && t < until {
         let root = st.progression[i % 4];
-        let end = (t + bar).min(len);
+        let end = (t + bar).min(band.len);
         let chord = [root, root + 2, root + 4];
         if pad {
             band.pad(t, end, chord);
@@ -315,9 +338,21 @@ fn render_cue(c: &MusicCue, len: f64) -> Wave {
         t += bar;
         i += 1;
     }
-    let dry = Wave::render(RATE, len, &mut band.seq);
+    let n = b - origin_sample;
+    let secs = n as f64 / RATE;
+    let mut dry = Wave::render(RATE, secs, &mut band.seq);
+    dry.resize(n);
     let mut room = multipass::<U2>() & (0.25 * reverb_stereo(18.0, 2.2, 0.6));
-    dry.filter(len, &mut room)
+    let mut wet = dry.filter(secs, &mut room);
+    wet.resize(n);
+    let mut out = Wave::new(2, RATE);
+    out.resize(b - a);
+    for ch in 0..2 {
+        for j in 0..(b - a) {
+            out.set(ch, j, wet.at(ch, a - origin_sample + j));
+        }
+    }
+    out
 }
 
 /// The music of a film of `length` seconds: every cue rendered whole over its span (a cue
@@ -325,25 +360,34 @@ fn render_cue(c: &MusicCue, len: f64) -> Wave {
 /// [`CUE_FADE`] seconds; silence where no cue plays. Stereo, [`RATE`] samples a second.
 pub fn render(cues: &[MusicCue], length: f64) -> Wave {
     let total = (length * RATE).round().max(1.0) as usize;
+    window(cues, length, 0, total)
+}
+
+/// Samples `from..to` of [`render`]`(cues, length)`, rendered on their own: the same music to
+/// within the reverb's last traces, at the cost of the window and a few seconds' pre-roll.
+pub fn window(cues: &[MusicCue], length: f64, from: usize, to: usize) -> Wave {
+    let total = (length * RATE).round().max(1.0) as usize;
+    let to = to.min(total);
     let mut out = Wave::new(2, RATE);
-    out.resize(total);
+    out.resize(to.saturating_sub(from));
+    let fade = (CUE_FADE * RATE) as usize;
     for c in cues {
-        let from = c.start.max(0.0);
-        let until = (c.end + CUE_FADE).min(length);
-        if until <= from {
+        let cue_from = (c.start.max(0.0) * RATE).round() as usize;
+        let cue_until = ((c.end + CUE_FADE).min(length) * RATE).round() as usize;
+        let (lo, hi) = (from.max(cue_from), to.min(cue_until));
+        if cue_until <= cue_from || hi <= lo {
             continue;
         }
-        let wave = render_cue(c, until - from);
-        let offset = (from * RATE).round() as usize;
-        let fade = (CUE_FADE * RATE) as usize;
-        let n = wave.len();
-        for i in 0..n.min(total.saturating_sub(offset)) {
+        let n = cue_until - cue_from;
+        let wave = render_cue(c, n, lo - cue_from, hi - cue_from);
+        for j in 0..(hi - lo) {
+            let i = lo - cue_from + j;
             let edge = (i.min(n - 1 - i) as f32 / fade as f32).min(1.0);
             // Equal power: a cue handing over keeps the level constant.
             let gain = (edge * std::f32::consts::FRAC_PI_2).sin();
             for ch in 0..2 {
-                let v = out.at(ch, offset + i) + wave.at(ch, i) * gain;
-                out.set(ch, offset + i, v);
+                let v = out.at(ch, lo - from + j) + wave.at(ch, j) * gain;
+                out.set(ch, lo - from + j, v);
             }
         }
     }
@@ -461,6 +505,52 @@ mod tests {
                 "no hole at {t}: {}",
                 rms(&w, t, t + 0.25)
             );
+        }
+    }
+
+    #[test]
+    fn windows_rendered_apart_join_into_the_whole() {
+        let cues = vec![
+            cue("calm", "C major", 0.0, 14.0),
+            cue("tense", "A minor", 14.0, 30.0),
+        ];
+        let whole = render(&cues, 30.0);
+        let step = (7.3 * RATE) as usize;
+        let mut worst = 0.0f32;
+        let mut at = 0;
+        while at < whole.len() {
+            let w = window(&cues, 30.0, at, at + step);
+            for j in 0..w.len() {
+                for ch in 0..2 {
+                    worst = worst.max((w.at(ch, j) - whole.at(ch, at + j)).abs());
+                }
+            }
+            at += step;
+        }
+        let peak = (0..whole.len())
+            .map(|i| whole.at(0, i).abs())
+            .fold(0.0f32, f32::max);
+        // What differs is the reverb of notes before the pre-roll: more than 50 dB down.
+        assert!(
+            20.0 * (worst / peak).log10() < -50.0,
+            "worst difference {worst} against a peak of {peak}"
+        );
+    }
+
+    #[test]
+    fn every_window_of_a_film_renders_at_any_tempo() {
+        // Windows of 10 s (the workflow's) over films at tempos whose bars do not divide
+        // them: a note's fades always fit it once shifted to the window's origin.
+        for bpm in [72.0, 92.0, 118.0, 41.0, 199.0] {
+            let mut c = cue("calm quiet", "D major", 0.0, 30.0);
+            c.tempo_bpm = bpm;
+            let cues = [c];
+            let total = (30.0 * RATE) as usize;
+            let step = (10.0 * RATE) as usize;
+            for from in (0..total).step_by(step) {
+                let w = window(&cues, 30.0, from, from + step);
+                assert_eq!(w.len(), step.min(total - from));
+            }
         }
     }
 }

@@ -13,7 +13,7 @@ use fundsp::prelude64::{
     pink, saw_hz, sine_hz, square_hz,
 };
 
-use super::music::RATE;
+use crate::music::RATE;
 
 /// What an ambience is made of, from the words that describe it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

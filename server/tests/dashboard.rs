@@ -543,7 +543,7 @@ async fn the_film_is_generated_followed_and_played(
     b.click(&b.find(&format!("a[href='/projects/{SLUG}/film']")).await)
         .await;
     b.find("#player[data-film]").await;
-    let segments = b.all(".timeline .segment").await;
+    let segments = b.all("#timeline .timeline .segment").await;
     assert_eq!(segments.len(), scenes.len());
     let played = b
         .js_async(
@@ -1056,6 +1056,11 @@ async fn the_sound_plays_solo_and_is_remixed(b: &Browser, base: &str, slug: &str
         music.as_f64().is_some_and(|d| d > 5.0),
         "the music stem plays: {music}"
     );
+    b.js(
+        "document.getElementById('sound').scrollIntoView();",
+        json!([]),
+    )
+    .await;
     b.shot("film-sound").await;
     let versions = b.all("#versions tr.version").await.len();
     b.click(&b.find("#sound-settings input[name=music]").await)

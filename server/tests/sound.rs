@@ -137,9 +137,8 @@ async fn stems(api: &Api, v: &Value, dir: &Path) -> std::collections::BTreeMap<S
     out
 }
 
-async fn make_film(s: &Api, slug: &str) {
-    let gather: Value = serde_json::from_str(slate_workflows::examples::LANTERN_KEEPER).unwrap();
-    create_project(s, slug, &gather).await;
+async fn make_film(s: &Api, slug: &str, gather: &Value) {
+    create_project(s, slug, gather).await;
     let (st, q) = s
         .post(
             &format!("/api/projects/{slug}/qualify"),
@@ -174,7 +173,8 @@ async fn the_example_film_is_mixed_and_remixed_without_its_picture() {
     let s = TestServer::start(Db::Sqlite, ProviderSettings::default(), &[]).await;
     let dir = temp_dir("sound");
     let slug = "lantern-sound";
-    make_film(&s, slug).await;
+    let gather: Value = serde_json::from_str(slate_workflows::examples::LANTERN_KEEPER).unwrap();
+    make_film(&s, slug, &gather).await;
     let film = s.get(&format!("/api/projects/{slug}/film")).await;
     let v1 = newest(&film);
     let sound = &v1["sound"];
@@ -192,6 +192,108 @@ async fn the_example_film_is_mixed_and_remixed_without_its_picture() {
     )
     .await;
     s.stop().await;
+}
+
+/// A real `slate serve` SIGKILLed as soon as a re-mix's `sound/mix` step starts: the next
+/// process finishes it, the windows already rendered are not rendered again, and the sound is
+/// the same as the first mix's (same settings, same stems, byte for byte).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remix_killed_mid_mix_finishes_with_the_same_sound() {
+    let data = temp_dir("remix-kill");
+    let (url, _) = database_url(Db::Sqlite, &data).await;
+    let port = common::serve::free_port();
+    let env: Vec<(String, String)> = [
+        ("SLATE_DATA_DIR", data.display().to_string()),
+        ("SLATE_DATABASE_URL", url),
+        ("SLATE_LISTEN", format!("127.0.0.1:{port}")),
+        ("SLATE_API_KEY", API_KEY.into()),
+        ("SLATE_ADMIN_KEY", ADMIN_KEY.into()),
+        ("SLATE_LEASE_SECS", "3".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let log = data.join("serve.log");
+    let api = Api {
+        base: format!("http://127.0.0.1:{port}"),
+        http: client(),
+    };
+    let first = common::serve::Serve::spawn(&env, &log);
+    common::serve::healthy(&api, &log).await;
+    let slug = "killed-mix";
+    make_film(&api, slug, &mini_gather(2)).await;
+    let v1 = newest(&api.get(&format!("/api/projects/{slug}/film")).await);
+    let (st, r) = api
+        .post(&format!("/api/projects/{slug}/film/remix"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{r}");
+    let id = r["run_id"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let d = api.get(&format!("/api/runs/{id}")).await;
+        if d["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["name"] == "sound/mix")
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the mix never started: {d}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    first.kill();
+    let _second = common::serve::Serve::spawn(&env, &log);
+    common::serve::healthy(&api, &log).await;
+    let run = api.wait_run(&id, Duration::from_secs(300)).await;
+    assert_eq!(run["run"]["status"], "completed", "{run}");
+    let attempts = |name: &str| {
+        run["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == name)
+            .unwrap_or_else(|| panic!("no step {name}: {run}"))["attempts"]
+            .as_u64()
+            .unwrap()
+    };
+    assert!(attempts("sound/mix") >= 2, "cut short and resumed");
+    assert_eq!(attempts("sound/render/0"), 1, "a rendered window is kept");
+    let v2 = newest(&api.get(&format!("/api/projects/{slug}/film")).await);
+    assert_eq!(v2["version"], 2);
+    let dir = temp_dir("remix-kill-files");
+    for stem in ["music", "ambience", "dialogue"] {
+        let a = download(
+            &api,
+            v1["sound"]["stems"][stem].as_str().unwrap(),
+            &dir,
+            &format!("1-{stem}.flac"),
+        )
+        .await;
+        let b = download(
+            &api,
+            v2["sound"]["stems"][stem].as_str().unwrap(),
+            &dir,
+            &format!("2-{stem}.flac"),
+        )
+        .await;
+        assert_eq!(
+            samples(&a),
+            samples(&b),
+            "the {stem} stem is the same sound"
+        );
+    }
+    let film = download(&api, v2["video"].as_str().unwrap(), &dir, "v2.mp4").await;
+    let l = measured(&film).await.unwrap();
+    assert!(
+        (l.integrated_lufs + 14.0).abs() <= 1.0 && l.true_peak_dbtp <= -1.0,
+        "{l:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&data);
 }
 
 /// Version 1's sound measured against the figures; the film downloaded and the

@@ -216,7 +216,7 @@ async fn mix_stems(
     mixdown::mix(
         &blobs.local_path(cut).await?,
         &refs,
-        s.loudness,
+        s.loudness.into(),
         &scratch,
         &out,
     )

@@ -111,6 +111,7 @@ pub fn catalog_components(
     add::<generation::FilmInput>(out);
     add::<generation::ProduceInput>(out);
     add::<film_versions::StitchInput>(out);
+    add::<film_sound::RemixInput>(out);
     add::<character_version::CharacterVersionInput>(out);
     add::<chain::ChainInput>(out);
 }

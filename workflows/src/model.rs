@@ -1079,13 +1079,47 @@ pub struct SoundSettings {
     /// Sound effects on their actions (default on).
     pub effects: bool,
     /// The music's level in the mix, dB (before the mix is brought to its loudness).
+    #[schema(minimum = -60, maximum = 12)]
     pub music_db: f64,
     /// The ambience's level, dB.
+    #[schema(minimum = -60, maximum = 12)]
     pub ambience_db: f64,
     /// The effects' level, dB.
+    #[schema(minimum = -60, maximum = 12)]
     pub effects_db: f64,
     /// Where the mix lands (default -14 LUFS integrated, -1 dBTP true peak).
-    pub loudness: Loudness,
+    pub loudness: LoudnessTarget,
+}
+
+/// The loudness a mix is brought to.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoudnessTarget {
+    /// Integrated loudness, LUFS (streaming -14, EBU R128 broadcast -23).
+    #[schema(minimum = -36, maximum = -5)]
+    pub integrated_lufs: f64,
+    /// Highest true peak, dBTP.
+    #[schema(minimum = -9, maximum = 0)]
+    pub true_peak_dbtp: f64,
+}
+
+impl Default for LoudnessTarget {
+    fn default() -> Self {
+        let l = Loudness::default();
+        LoudnessTarget {
+            integrated_lufs: l.integrated_lufs,
+            true_peak_dbtp: l.true_peak_dbtp,
+        }
+    }
+}
+
+impl From<LoudnessTarget> for Loudness {
+    fn from(t: LoudnessTarget) -> Loudness {
+        Loudness {
+            integrated_lufs: t.integrated_lufs,
+            true_peak_dbtp: t.true_peak_dbtp,
+        }
+    }
 }
 
 impl Default for SoundSettings {
@@ -1097,7 +1131,7 @@ impl Default for SoundSettings {
             music_db: -6.0,
             ambience_db: -10.0,
             effects_db: -6.0,
-            loudness: Loudness::default(),
+            loudness: LoudnessTarget::default(),
         }
     }
 }

@@ -356,6 +356,26 @@ async fn summary(
     println!();
     println!("scenes    {}", scenes.len());
     println!("film      {:.2} s", film_out.duration);
+    if let Some(snd) = film
+        .repo
+        .film_versions(slug)
+        .await?
+        .pop()
+        .and_then(|v| v.sound)
+    {
+        println!(
+            "sound     {} music cue{}, {} effect{}, stems {}; mixed to {}",
+            snd.cues.len(),
+            if snd.cues.len() == 1 { "" } else { "s" },
+            snd.effects.len(),
+            if snd.effects.len() == 1 { "" } else { "s" },
+            snd.stems.keys().cloned().collect::<Vec<_>>().join(", "),
+            snd.loudness.map_or("?".into(), |l| format!(
+                "{:.1} LUFS, {:.1} dBTP true peak",
+                l.integrated_lufs, l.true_peak_dbtp
+            ))
+        );
+    }
     println!("steps     {steps} journaled in {} runs", runs.len());
     println!("retries   {verification_retries} verification, {step_retries} step");
     println!("time      {:.1} s", started.elapsed().as_secs_f64());

@@ -62,6 +62,13 @@ fn the_demo_makes_the_film_and_prints_a_summary() {
     assert!(field("retries ").contains("verification"));
     assert!(field("time ").ends_with('s'));
     assert!(field("cost ").starts_with('$'));
+    let sound = field("sound ");
+    assert!(
+        sound.contains("music cue")
+            && sound.contains("stems ambience, dialogue")
+            && sound.contains("LUFS"),
+        "the sound's line: {sound}"
+    );
     let rows = stdout
         .lines()
         .filter(|l| l.contains("completed") && l.contains("scenes/"))

@@ -126,3 +126,60 @@ async fn music_ducks_under_the_lines_and_the_mix_meets_the_loudness_target() {
     );
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// A film nobody speaks in has no sound track: its mix is the stems alone, brought to the
+/// target all the same; with no stems either, its sound is silence (never an error).
+#[tokio::test]
+async fn a_film_without_a_sound_track_is_mixed_from_its_stems() {
+    let d = dir("silent");
+    let clip = d.join("silent.mp4");
+    let args: Vec<String> = [
+        "-y",
+        "-v",
+        "error",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=320x180:r=24:d=6",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-pix_fmt",
+        "yuv420p",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([clip.display().to_string()])
+    .collect();
+    run("ffmpeg", &args).await.unwrap();
+    let music = render(
+        &[MusicCue {
+            start: 0.0,
+            end: 6.0,
+            mood: "calm".into(),
+            tempo_bpm: 90.0,
+            key: "C major".into(),
+            instruments: vec![],
+        }],
+        6.0,
+    );
+    let stem = d.join("music.wav");
+    save(&music, &stem).unwrap();
+    let out = d.join("mixed.mp4");
+    mix(&clip, &[(&stem, -6.0)], Loudness::default(), &d, &out)
+        .await
+        .unwrap();
+    let l = measured(&out).await.unwrap();
+    assert!((l.integrated_lufs + 14.0).abs() <= 1.0, "{l:?}");
+    assert!(l.true_peak_dbtp <= -1.0, "{l:?}");
+    let quiet = d.join("quiet.mp4");
+    mix(&clip, &[], Loudness::default(), &d, &quiet)
+        .await
+        .unwrap();
+    assert_eq!(
+        count_frames(&quiet).await.unwrap(),
+        count_frames(&clip).await.unwrap()
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}

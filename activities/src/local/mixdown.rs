@@ -12,7 +12,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 pub use slate_sound::duck;
 
-use super::tool::{a, p, run};
+use super::tool::{a, has_audio, p, probe_duration, run};
 use crate::error::{ActivityError, Result};
 
 /// Where the mix lands.
@@ -71,7 +71,15 @@ pub async fn mix(
     out: &Path,
 ) -> Result<()> {
     let mixed = scratch.join("mix.wav");
-    let mut args = a(["-y", "-v", "error", "-i", &p(video)]);
+    // A film nobody speaks in has no sound track: its voices are silence as long as it.
+    let voices = if has_audio(video).await? {
+        video.to_path_buf()
+    } else {
+        let s = scratch.join("silence.flac");
+        silence(probe_duration(video).await?, &s).await?;
+        s
+    };
+    let mut args = a(["-y", "-v", "error", "-i", &p(&voices)]);
     for (stem, _) in stems {
         args.extend(a(["-i", &p(stem)]));
     }
@@ -106,13 +114,16 @@ pub async fn mix(
     // difference and its peaks limited 1.5 dB under the ceiling; the second pass then only
     // trims it, linearly.
     let first = measure(&mixed, target).await?;
-    // A silent film measures -inf: it is left as it is.
-    let raise = first
+    // A silent film measures -inf: its silence is kept as it is.
+    let Some(raise) = first
         .input_i
         .parse::<f64>()
         .ok()
         .filter(|i| i.is_finite())
-        .map_or(0.0, |i| (target.integrated_lufs - i).clamp(-40.0, 40.0));
+        .map(|i| (target.integrated_lufs - i).clamp(-40.0, 40.0))
+    else {
+        return encode(video, &mixed, "anull", out).await;
+    };
     let limited = scratch.join("limited.wav");
     let ceiling = 10f64.powf((target.true_peak_dbtp - 1.5) / 20.0);
     let args = a([
@@ -131,6 +142,11 @@ pub async fn mix(
     ]);
     run("ffmpeg", &args).await?;
     let measured = measure(&limited, target).await?;
+    encode(video, &limited, &loudnorm(target, Some(&measured)), out).await
+}
+
+/// The picture of `video` (copied) with `sound` through `filter`, as AAC, at `out`.
+async fn encode(video: &Path, sound: &Path, filter: &str, out: &Path) -> Result<()> {
     let args = a([
         "-y",
         "-v",
@@ -138,7 +154,7 @@ pub async fn mix(
         "-i",
         &p(video),
         "-i",
-        &p(&limited),
+        &p(sound),
         "-map",
         "0:v",
         "-map",
@@ -146,16 +162,32 @@ pub async fn mix(
         "-c:v",
         "copy",
         "-af",
-        &format!(
-            "{},aformat=sample_rates=48000:channel_layouts=stereo",
-            loudnorm(target, Some(&measured))
-        ),
+        &format!("{filter},aformat=sample_rates=48000:channel_layouts=stereo"),
         "-c:a",
         "aac",
         "-b:a",
         "192k",
         "-movflags",
         "+faststart",
+        &p(out),
+    ]);
+    run("ffmpeg", &args).await.map(drop)
+}
+
+/// `seconds` of stereo silence at 48 kHz as a FLAC file at `out`.
+async fn silence(seconds: f64, out: &Path) -> Result<()> {
+    let args = a([
+        "-y",
+        "-v",
+        "error",
+        "-f",
+        "lavfi",
+        "-i",
+        "anullsrc=r=48000:cl=stereo",
+        "-t",
+        &format!("{seconds:.3}"),
+        "-c:a",
+        "flac",
         &p(out),
     ]);
     run("ffmpeg", &args).await.map(drop)
@@ -248,8 +280,12 @@ pub async fn join(pieces: &[&Path], scratch: &Path, out: &Path) -> Result<()> {
     run("ffmpeg", &args).await.map(drop)
 }
 
-/// The sound of `video` (its voices) as a FLAC file at `out`: the dialogue stem.
+/// The sound of `video` (its voices) as a FLAC file at `out`: the dialogue stem (silence as
+/// long as the film when it has no sound track).
 pub async fn sound_of(video: &Path, out: &Path) -> Result<()> {
+    if !has_audio(video).await? {
+        return silence(probe_duration(video).await?, out).await;
+    }
     let args = a([
         "-y",
         "-v",

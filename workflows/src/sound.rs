@@ -553,7 +553,11 @@ mod tests {
             .iter()
             .map(|(n, _)| n.as_str())
             .collect();
-        assert_eq!(fx, vec!["a door", "thunder"]);
+        assert_eq!(
+            fx,
+            vec!["thunder", "a door"],
+            "in the order the action names them"
+        );
         assert!(p.scenes.iter().all(|s| {
             s.effects
                 .iter()

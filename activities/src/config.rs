@@ -74,6 +74,9 @@ pub struct FalSettings {
     /// length at or above its own, then trimmed): the model's own
     /// ([`crate::video_models::VideoModel`]) unless `SLATE_FAL_VIDEO_DURATIONS` says otherwise.
     pub video_durations: Vec<f64>,
+    /// The film's music model (`SLATE_FAL_MUSIC_MODEL`; `off`: none, the music is synthesized
+    /// offline).
+    pub music_model: Option<String>,
     /// Dollars per billable unit (`x-fal-billable-units`), by model, over the price table.
     pub prices: BTreeMap<String, f64>,
     /// Per-request timeout of API calls; a download may stall this long between two reads.
@@ -188,6 +191,9 @@ pub const DEFAULT_FAL_EDIT_MODEL: &str = "fal-ai/nano-banana-2/edit";
 pub const DEFAULT_FAL_VISION_MODEL: &str = "fal-ai/moondream2/visual-query";
 /// The default image-to-video model.
 pub const DEFAULT_FAL_VIDEO_MODEL: &str = "fal-ai/kling-video/v2.1/standard/image-to-video";
+/// The film's music on fal: ElevenLabs Music (decision 0030: cleared for commercial film use,
+/// an instrumental switch, priced per minute made).
+pub const DEFAULT_FAL_MUSIC_MODEL: &str = "fal-ai/elevenlabs/music";
 /// The default language model on OpenRouter (Claude Sonnet 4.5's named replacement).
 pub const DEFAULT_OPENROUTER_MODEL: &str = "anthropic/claude-sonnet-4.6";
 /// The longest answer asked of the language model, tokens: a screenplay breakdown of a
@@ -246,6 +252,7 @@ pub const PROVIDER_VARIABLES: &[(&str, bool)] = &[
     ("SLATE_FAL_VISION_MODEL", false),
     ("SLATE_FAL_VIDEO_MODEL", false),
     ("SLATE_FAL_VIDEO_DURATIONS", false),
+    ("SLATE_FAL_MUSIC_MODEL", false),
     ("SLATE_FAL_PRICES", false),
     ("SLATE_FAL_TIMEOUT_SECS", false),
     ("SLATE_FAL_STORAGE_URL", false),
@@ -285,6 +292,7 @@ pub struct ProviderVars {
     pub fal_video_model: Option<String>,
     /// Comma-separated seconds, `5,10`.
     pub fal_video_durations: Option<String>,
+    pub fal_music_model: Option<String>,
     /// A JSON map of model to dollars per billable unit.
     pub fal_prices: Option<String>,
     pub fal_timeout_secs: Option<u64>,
@@ -392,6 +400,11 @@ fn fal_from(
                 }
             },
             video_model,
+            music_model: match v.fal_music_model.take() {
+                None => Some(DEFAULT_FAL_MUSIC_MODEL.into()),
+                Some(m) if m.trim().eq_ignore_ascii_case("off") => None,
+                Some(m) => Some(m.trim().to_string()),
+            },
             prices: match v.fal_prices.take() {
                 None => prices.clone(),
                 Some(j) => serde_json::from_str::<BTreeMap<String, f64>>(&j).map(|mut m| {
@@ -614,6 +627,13 @@ impl ProviderSettings {
             ),
             ("video", video),
             (
+                "music",
+                match self.fal.as_ref().and_then(|f| f.music_model.as_ref()) {
+                    Some(m) => format!("fal.ai {m} (instrumental)"),
+                    None => local("local synthesis (fundsp)"),
+                },
+            ),
+            (
                 "voice",
                 match &self.tasks {
                     Some(t) => format!("tasks service generate_character_voice at {}", t.url),
@@ -623,7 +643,10 @@ impl ProviderSettings {
             (
                 "media ops",
                 match &self.last_frame {
-                    Some(l) => format!("last-frame service at {} (trim and voices local)", l.url),
+                    Some(l) => format!(
+                        "last-frame service at {} (music-track mixes the film's sound; trim and voices local)",
+                        l.url
+                    ),
                     None => local("local ffmpeg"),
                 },
             ),

@@ -110,6 +110,9 @@ pub fn models(s: &ProviderSettings) -> Vec<(String, &'static str)> {
         if matches!(s.video, VideoProvider::Fal | VideoProvider::Auto) {
             out.push((f.video_model.clone(), "SLATE_FAL_VIDEO_MODEL"));
         }
+        if let Some(m) = &f.music_model {
+            out.push((m.clone(), "SLATE_FAL_MUSIC_MODEL"));
+        }
     }
     if let Some(o) = &s.openrouter {
         out.push((o.model.clone(), "SLATE_OPENROUTER_MODEL"));

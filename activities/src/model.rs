@@ -823,6 +823,28 @@ pub struct VideoOutput {
     pub duration: f64,
 }
 
+/// A music cue to make (the film's score, one request a cue).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct MusicRequest {
+    /// Project slug.
+    pub project: String,
+    /// What to play, in words (mood, key, tempo, instruments).
+    pub prompt: String,
+    /// Its length, seconds (the provider's bounds are the implementation's to keep).
+    pub seconds: f64,
+    /// Where to store the result.
+    pub output_key: String,
+}
+
+/// A finished music cue, copied into our blob store.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct MusicOutput {
+    /// The audio, as the provider made it (MP3, WAV...).
+    pub audio: BlobRef,
+    /// The length asked for, seconds.
+    pub seconds: f64,
+}
+
 /// A clip in a film, with its transitions.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ClipSpec {

@@ -38,6 +38,8 @@ pub enum Unit {
     Task,
     /// One knowledge query.
     Query,
+    /// A minute of music made.
+    Minute,
 }
 
 impl Unit {
@@ -52,6 +54,7 @@ impl Unit {
             Unit::Line => "per line",
             Unit::Task => "per task",
             Unit::Query => "per query",
+            Unit::Minute => "per minute of music",
         }
     }
 }
@@ -115,6 +118,12 @@ pub const DEFAULT_PRICES: &[DefaultPrice] = &[
         0.045,
         Unit::Second,
         "fal.ai model page (768p)",
+    ),
+    price(
+        "fal-ai/elevenlabs/music",
+        0.80,
+        Unit::Minute,
+        "fal.ai model page (per minute of output)",
     ),
     price(
         "anthropic/claude-sonnet-4.6:input",
@@ -229,8 +238,10 @@ pub enum CallKind {
     Video,
     /// A voice line.
     Voice,
-    /// A last-frame service task (frame, stitch).
+    /// A last-frame service task (frame, stitch, music-track).
     Media,
+    /// A minute of the film's music.
+    Music,
 }
 
 /// One kind of call, priced with the configured provider.
@@ -341,6 +352,9 @@ impl Prices {
             if matches!(s.video, VideoProvider::Fal | VideoProvider::Auto) {
                 models.push((&f.video_model, "SLATE_FAL_VIDEO_MODEL"));
             }
+            if let Some(m) = &f.music_model {
+                models.push((m, "SLATE_FAL_MUSIC_MODEL"));
+            }
             for (m, var) in models {
                 if self.get(m).is_none() {
                     out.push((m.clone(), var));
@@ -404,6 +418,10 @@ impl Prices {
             CallKind::Voice => match &s.tasks {
                 Some(_) => p("tasks", "tasks:generate_character_voice"),
                 None => Price::free("voice"),
+            },
+            CallKind::Music => match s.fal.as_ref().and_then(|f| f.music_model.as_ref()) {
+                Some(m) => p("fal.ai", m),
+                None => Price::free("music"),
             },
             CallKind::Media => match &s.last_frame {
                 Some(_) => p("last-frame", "last-frame"),

@@ -35,6 +35,8 @@ pub struct Studio {
     pub video: Arc<dyn VideoGen>,
     /// Voice.
     pub voice: Arc<dyn Voice>,
+    /// The film's music, where a provider makes it (none: synthesized offline).
+    pub music: Option<Arc<dyn MusicGen>>,
     /// Media operations.
     pub media: Arc<dyn Media>,
     /// Blobs.
@@ -52,6 +54,7 @@ impl std::fmt::Debug for Studio {
             .field("knowledge", &self.knowledge.name())
             .field("video", &self.video.name())
             .field("voice", &self.voice.name())
+            .field("music", &self.music.as_ref().map(|m| m.model().to_string()))
             .field("media", &self.media.name())
             .finish()
     }
@@ -122,6 +125,15 @@ impl Studio {
             }
             None => Arc::new(LocalVoice::new(blobs.clone())),
         };
+        let music: Option<Arc<dyn MusicGen>> = fal.as_ref().and_then(|c| {
+            let model = c.settings().music_model.clone()?;
+            Some(Arc::new(crate::remote::FalMusic::new(
+                c.clone(),
+                blobs.clone(),
+                hook("/api/webhooks/fal"),
+                model,
+            )) as Arc<dyn MusicGen>)
+        });
         let media: Arc<dyn Media> = match &settings.last_frame {
             Some(s) => Arc::new(RemoteMedia::new(
                 match settings.poll_every {
@@ -142,6 +154,7 @@ impl Studio {
             knowledge,
             video,
             voice,
+            music,
             media,
             blobs,
             settings,

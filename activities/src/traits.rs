@@ -194,6 +194,22 @@ pub trait VideoGen: Send + Sync {
     async fn cancel(&self, job: &Job) -> Result<()>;
 }
 
+/// Music generation (the film's score); the local studio has none: its music is synthesized
+/// in the film's sound steps.
+#[async_trait]
+pub trait MusicGen: Send + Sync {
+    /// Which implementation.
+    fn name(&self) -> &'static str;
+    /// The model, as priced.
+    fn model(&self) -> &str;
+    /// The longest cue one request can make, seconds.
+    fn longest(&self) -> f64;
+    /// Queue a cue; journal the job before waiting for it.
+    async fn submit(&self, req: &MusicRequest) -> Result<Job>;
+    /// Ask how a job is doing; a completed cue is copied into the blob store.
+    async fn poll(&self, job: &Job, req: &MusicRequest) -> Result<Paid<JobState<MusicOutput>>>;
+}
+
 /// Voice synthesis.
 #[async_trait]
 pub trait Voice: Send + Sync {
@@ -242,4 +258,18 @@ pub trait Media: Send + Sync {
     }
     /// Stitch clips in order with their transitions.
     async fn stitch(&self, clips: &[ClipSpec], output_key: &str) -> Result<BlobRef>;
+    /// Mix a music track (the film's sound bed) under a film's sound at `volume` (1.0: as it
+    /// is), the picture kept.
+    async fn music_track(
+        &self,
+        video: &BlobRef,
+        music: &BlobRef,
+        volume: f64,
+        output_key: &str,
+    ) -> Result<BlobRef>;
+    /// Whether [`Media::music_track`] is a remote service's (the film's sound is then mixed
+    /// there and only measured and normalized here).
+    fn mixes_remotely(&self) -> bool {
+        false
+    }
 }

@@ -414,6 +414,7 @@ fn fal_settings(base: &str) -> FalSettings {
         vision_model: "fal-ai/moondream2/visual-query".into(),
         video_model: "fal-ai/kling-video/v2.1/standard/image-to-video".into(),
         video_durations: vec![5.0, 10.0],
+        music_model: Some("fal-ai/elevenlabs/music".into()),
         prices: Default::default(),
         timeout: Duration::from_secs(1),
         storage_url: base.to_string(),

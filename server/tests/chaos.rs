@@ -53,6 +53,8 @@ struct Paid {
     voice_repeats: usize,
     last_frame: usize,
     last_frame_repeats: usize,
+    music: usize,
+    music_repeats: usize,
 }
 
 impl Paid {
@@ -65,6 +67,8 @@ impl Paid {
         self.voice_repeats += o.voice_repeats;
         self.last_frame += o.last_frame;
         self.last_frame_repeats += o.last_frame_repeats;
+        self.music += o.music;
+        self.music_repeats += o.music_repeats;
     }
 }
 
@@ -116,6 +120,9 @@ impl Fakes {
             .collect();
         let voice_bodies: std::collections::BTreeSet<String> =
             voices.iter().map(|s| s.body.to_string()).collect();
+        let music = self.fal.music_submissions();
+        let music_bodies: std::collections::BTreeSet<String> =
+            music.iter().map(|s| s.body.to_string()).collect();
         let lf = self.lf.submissions();
         let lf_bodies: std::collections::BTreeSet<String> = lf
             .iter()
@@ -130,6 +137,8 @@ impl Fakes {
             voice_repeats: voices.len() - voice_bodies.len(),
             last_frame: lf.len(),
             last_frame_repeats: lf.len() - lf_bodies.len(),
+            music: music.len(),
+            music_repeats: music.len() - music_bodies.len(),
         }
     }
 }
@@ -439,7 +448,7 @@ fn report(store: &str, studio: Studio, calm: &Outcome, o: &Outcome) {
     if studio == Studio::Remote {
         let p = o.paid;
         println!(
-            "{store:<8} paid submissions: tasks videos={} repeated={}, voices={} repeated={} (undisturbed {}); fal={} repeated={} (undisturbed {}); last-frame={} repeated={} (undisturbed {})",
+            "{store:<8} paid submissions: tasks videos={} repeated={}, voices={} repeated={} (undisturbed {}); fal={} repeated={} (undisturbed {}), of which music cues={} repeated={} (undisturbed {}); last-frame={} repeated={} (undisturbed {})",
             p.videos,
             p.video_repeats,
             p.voices,
@@ -448,6 +457,9 @@ fn report(store: &str, studio: Studio, calm: &Outcome, o: &Outcome) {
             p.fal,
             p.fal_repeats,
             calm.paid.fal_repeats,
+            p.music,
+            p.music_repeats,
+            calm.paid.music_repeats,
             p.last_frame,
             p.last_frame_repeats,
             calm.paid.last_frame_repeats

@@ -73,6 +73,11 @@ async fn spec_callbacks_wake_their_runs_and_services_fetch_signed_media() {
     for sub in &subs {
         let urls: Vec<&str> = match sub.kind.as_str() {
             "process" => vec![sub.body["video_url"].as_str().unwrap()],
+            // The film's sound mixed by the service: the cut and the stems' bed.
+            "music-track" => vec![
+                sub.body["video_url"].as_str().unwrap(),
+                sub.body["music_url"].as_str().unwrap(),
+            ],
             _ => sub.body["video_urls"]
                 .as_array()
                 .unwrap()
@@ -95,9 +100,10 @@ async fn spec_callbacks_wake_their_runs_and_services_fetch_signed_media() {
             let want = std::fs::read(s.data.join("blobs").join(key)).unwrap();
             assert_eq!(fetched.bytes().await.unwrap().to_vec(), want, "{u}");
         }
-        // Callback URLs name our reference, the stitch reports to stitch-complete.
+        // Callback URLs name our reference; a stitch and a music-track (both answer with a
+        // film) report to stitch-complete.
         let hook = sub.body["webhook_url"].as_str().unwrap();
-        let route = if sub.kind == "stitch" {
+        let route = if sub.kind == "stitch" || sub.kind == "music-track" {
             "stitch-complete"
         } else {
             "last-frame-complete"
@@ -423,6 +429,7 @@ async fn serve_says_what_runs_and_refuses_what_cannot_work() {
         ("vision", "local manifest check"),
         ("knowledge", "local full-text search"),
         ("video", "local ffmpeg"),
+        ("music", "local synthesis"),
         ("voice", "local espeak-ng"),
         ("media ops", "local ffmpeg"),
     ] {

@@ -366,12 +366,25 @@ pub fn render(cues: &[MusicCue], length: f64) -> Wave {
 /// Samples `from..to` of [`render`]`(cues, length)`, rendered on their own: the same music to
 /// within the reverb's last traces, at the cost of the window and a few seconds' pre-roll.
 pub fn window(cues: &[MusicCue], length: f64, from: usize, to: usize) -> Wave {
+    window_made(cues, length, from, to, &|_, _, _| None)
+}
+
+/// [`window`], with the cues a provider made: `made(i, a, b)` gives samples `a..b` of cue
+/// `i` (counted from the cue's start) as made, or none where the cue is synthesized. A made
+/// cue fades and hands over exactly as a synthesized one.
+pub fn window_made(
+    cues: &[MusicCue],
+    length: f64,
+    from: usize,
+    to: usize,
+    made: &dyn Fn(usize, usize, usize) -> Option<Wave>,
+) -> Wave {
     let total = (length * RATE).round().max(1.0) as usize;
     let to = to.min(total);
     let mut out = Wave::new(2, RATE);
     out.resize(to.saturating_sub(from));
     let fade = (CUE_FADE * RATE) as usize;
-    for c in cues {
+    for (k, c) in cues.iter().enumerate() {
         let cue_from = (c.start.max(0.0) * RATE).round() as usize;
         let cue_until = ((c.end + CUE_FADE).min(length) * RATE).round() as usize;
         let (lo, hi) = (from.max(cue_from), to.min(cue_until));
@@ -379,7 +392,8 @@ pub fn window(cues: &[MusicCue], length: f64, from: usize, to: usize) -> Wave {
             continue;
         }
         let n = cue_until - cue_from;
-        let wave = render_cue(c, n, lo - cue_from, hi - cue_from);
+        let wave = made(k, lo - cue_from, hi - cue_from)
+            .unwrap_or_else(|| render_cue(c, n, lo - cue_from, hi - cue_from));
         for j in 0..(hi - lo) {
             let i = lo - cue_from + j;
             let edge = (i.min(n - 1 - i) as f32 / fade as f32).min(1.0);

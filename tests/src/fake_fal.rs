@@ -4,7 +4,9 @@
 //! the request is done and then 200 `COMPLETED`, `GET …/requests/{id}` answers the result with
 //! `x-fal-billable-units`. Image models return real PNGs, the vision model a strict YES or NO
 //! (every `no_every`-th question is answered NO, to exercise re-composition), the video model
-//! a real MP4.
+//! a real MP4, a music model (`…/music`, ElevenLabs Music's schema: `prompt`,
+//! `music_length_ms` 10,000-300,000, `force_instrumental`) a real MP3 of the length asked
+//! for, billed in minutes made; an input outside that schema is refused with 422.
 //!
 //! fal's queue has no lookup by a caller's key, so a submission repeated after a crash cannot
 //! be found again: every submission is recorded, and [`FakeFal::repeats`] counts the bodies
@@ -65,6 +67,15 @@ struct Inner {
     no_every: usize,
     questions: AtomicUsize,
     submissions: Mutex<Vec<FalSubmission>>,
+    /// Music made, by request id: the MP3 and the minutes it is billed as.
+    music: Mutex<BTreeMap<String, (Vec<u8>, f64)>>,
+    /// Music requests stay in progress while set.
+    hold_music: std::sync::atomic::AtomicBool,
+    /// A music submission is taken only after this long (a slow upstream); a caller that
+    /// hangs up first has submitted nothing.
+    music_delay: Mutex<Option<std::time::Duration>>,
+    /// Music submissions that arrived (taken or not).
+    music_arrivals: AtomicUsize,
     /// request id → (model, status polls so far, when it is done when latencies are on, and
     /// then also the vision answer, drawn from the question so that any run answers alike)
     requests: Mutex<BTreeMap<String, Request>>,
@@ -137,6 +148,10 @@ impl FakeFal {
             no_every,
             questions: AtomicUsize::new(0),
             submissions: Mutex::new(vec![]),
+            music: Mutex::new(BTreeMap::new()),
+            hold_music: std::sync::atomic::AtomicBool::new(false),
+            music_delay: Mutex::new(None),
+            music_arrivals: AtomicUsize::new(0),
             requests: Mutex::new(BTreeMap::new()),
             latency: Mutex::new(None),
             jobs: Jobs::default(),
@@ -190,6 +205,30 @@ impl FakeFal {
             .map(|s| format!("{} {}", s.model, canonical(&s.body)))
             .collect();
         subs.len() - distinct.len()
+    }
+
+    /// While `hold`, music requests stay in progress (a long generation).
+    pub fn hold_music(&self, hold: bool) {
+        self.inner.hold_music.store(hold, Ordering::SeqCst);
+    }
+
+    /// From now on a music submission is taken only `delay` after it arrives (none: at once);
+    /// one whose caller hangs up before is not taken, as a queue takes no half-sent request.
+    pub fn delay_music_submit(&self, delay: Option<std::time::Duration>) {
+        *self.inner.music_delay.lock().unwrap() = delay;
+    }
+
+    /// Music submissions that arrived so far, taken or not.
+    pub fn music_arrivals(&self) -> usize {
+        self.inner.music_arrivals.load(Ordering::SeqCst)
+    }
+
+    /// The submissions to music models so far.
+    pub fn music_submissions(&self) -> Vec<FalSubmission> {
+        self.submissions()
+            .into_iter()
+            .filter(|s| is_music(&s.model))
+            .collect()
     }
 
     /// The platform API lists only `models` as served (the rest: not found).
@@ -299,6 +338,14 @@ async fn handle(
     if let Some(pos) = segments.iter().position(|x| *x == "requests") {
         return request(&s, &method, &segments, pos);
     }
+    if is_music(&path) && method == Method::POST {
+        s.music_arrivals.fetch_add(1, Ordering::SeqCst);
+        let delay = *s.music_delay.lock().unwrap();
+        if let Some(d) = delay {
+            // Dropped here (not taken) if the caller hangs up.
+            tokio::time::sleep(d).await;
+        }
+    }
     submit(&s, &method, &path, &segments, &body)
 }
 
@@ -335,6 +382,12 @@ fn keyless(s: &Inner, method: &Method, path: &str, body: &Bytes) -> Option<Respo
         });
     }
     if let Some(name) = path.strip_prefix("files/") {
+        if let Some(id) = name.strip_suffix(".mp3") {
+            return Some(match s.music.lock().unwrap().get(id) {
+                Some((mp3, _)) => ([("content-type", "audio/mpeg")], mp3.clone()).into_response(),
+                None => answer(StatusCode::NOT_FOUND, json!({"detail": "no such file"})),
+            });
+        }
         return Some(if name.ends_with(".mp4") {
             ([("content-type", "video/mp4")], s.video.clone()).into_response()
         } else {
@@ -421,6 +474,7 @@ fn request(s: &Inner, method: &Method, segments: &[&str], pos: usize) -> Respons
         );
     };
     let (model, done, drawn) = model;
+    let done = done && !(is_music(&model) && s.hold_music.load(Ordering::SeqCst));
     match (method.as_str(), segments.get(pos + 2).copied()) {
         ("GET", Some("status")) if !done => {
             answer(StatusCode::ACCEPTED, json!({"status": "IN_PROGRESS"}))
@@ -431,7 +485,20 @@ fn request(s: &Inner, method: &Method, segments: &[&str], pos: usize) -> Respons
             json!({"status": "ALREADY_COMPLETED"}),
         ),
         ("GET", None) => {
-            let result = if model.contains("moondream") || model.contains("vision") {
+            let minutes = s.music.lock().unwrap().get(&id).map(|(_, m)| *m);
+            let result = if let Some(minutes) = minutes {
+                let mut r = answer(
+                    StatusCode::OK,
+                    json!({"audio": {"url": format!("{}/files/{id}.mp3", s.base), "content_type": "audio/mpeg", "file_name": format!("{id}.mp3")}}),
+                );
+                if !s.omit_units.load(Ordering::SeqCst) {
+                    r.headers_mut().insert(
+                        "x-fal-billable-units",
+                        format!("{minutes}").parse().unwrap(),
+                    );
+                }
+                return r;
+            } else if model.contains("moondream") || model.contains("vision") {
                 let n = s.questions.fetch_add(1, Ordering::SeqCst) + 1;
                 let no = match drawn {
                     Some(yes) => !yes,
@@ -498,6 +565,14 @@ fn submit(s: &Inner, method: &Method, path: &str, segments: &[&str], body: &Byte
         }
     }
     let model = path.to_string();
+    let music = if is_music(&model) {
+        match make_music(&input) {
+            Ok(m) => Some(m),
+            Err(r) => return r,
+        }
+    } else {
+        None
+    };
     let latency = *s.latency.lock().unwrap();
     // With latencies on, one question in `no_every` is answered NO by its content.
     let yes = latency.map(|l| {
@@ -505,7 +580,9 @@ fn submit(s: &Inner, method: &Method, path: &str, segments: &[&str], body: &Byte
             || l.draw("verdict", &input, (0.0, 60.0 * s.no_every as f64)) >= l.scaled(60.0)
     });
     let done_at = latency.map(|l| {
-        let (kind, range) = if model.contains("moondream") || model.contains("vision") {
+        let (kind, range) = if is_music(&model) {
+            ("music", typical::IMAGE)
+        } else if model.contains("moondream") || model.contains("vision") {
             ("vision", typical::VISION)
         } else if model.contains("video") {
             ("video", typical::VIDEO)
@@ -529,6 +606,9 @@ fn submit(s: &Inner, method: &Method, path: &str, segments: &[&str], body: &Byte
             .lock()
             .unwrap()
             .insert(id.clone(), (model.clone(), 0, done_at, yes));
+        if let Some(m) = music {
+            s.music.lock().unwrap().insert(id.clone(), m);
+        }
         id
     };
     // The URLs omit the endpoint's sub-path: `fal-ai/nano-banana/edit` is read under
@@ -544,4 +624,57 @@ fn submit(s: &Inner, method: &Method, path: &str, segments: &[&str], body: &Byte
             "queue_position": 0,
         }),
     )
+}
+
+fn is_music(model: &str) -> bool {
+    model.ends_with("/music") || model.contains("/music/")
+}
+
+/// ElevenLabs Music's input checked as the model checks it, and the music made: an MP3 of a
+/// minor chord as long as asked, and the minutes billed.
+#[allow(clippy::result_large_err)]
+fn make_music(input: &Value) -> Result<(Vec<u8>, f64), Response> {
+    let refuse = |loc: &str, msg: &str| {
+        Err(answer(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"detail": [{"loc": ["body", loc], "msg": msg, "type": "value_error"}]}),
+        ))
+    };
+    if input["prompt"].as_str().is_none_or(|p| p.trim().is_empty()) {
+        return refuse("prompt", "Field required");
+    }
+    let Some(ms) = input["music_length_ms"].as_u64() else {
+        return refuse("music_length_ms", "Input should be a valid integer");
+    };
+    if !(10_000..=300_000).contains(&ms) {
+        return refuse(
+            "music_length_ms",
+            "Input should be between 10000 and 300000",
+        );
+    }
+    if !input["force_instrumental"].is_null() && !input["force_instrumental"].is_boolean() {
+        return refuse("force_instrumental", "Input should be a valid boolean");
+    }
+    let dir = std::env::temp_dir().join(format!("slate-fake-music-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let secs = ms as f64 / 1000.0;
+    // A D minor chord with a slow swell: music-shaped, not a test tone at one frequency.
+    let expr = "0.2*sin(2*PI*146.83*t)+0.15*sin(2*PI*174.61*t)+0.15*sin(2*PI*220*t)";
+    let mp3 = ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("aevalsrc={expr}|{expr}:s=44100:d={secs}"),
+            "-af",
+            "tremolo=f=0.5:d=0.3",
+            "-c:a",
+            "libmp3lame",
+            "-b:a",
+            "128k",
+        ],
+        &dir.join("music.mp3"),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok((mp3, ms as f64 / 60_000.0))
 }

@@ -1,6 +1,7 @@
 //! An in-process stand-in for the last-frame service, following the contract in
 //! `CONTRACTS.md`: `Authorization: Bearer …`; `POST /api/v1/process` (a clip's last frame),
-//! `POST /api/v1/stitch` (clips by URL, joined with cuts), `POST /api/v1/length`; each task
+//! `POST /api/v1/stitch` (clips by URL, joined with cuts), `POST /api/v1/music-track` (a music
+//! track mixed under a video's sound at `volume`), `POST /api/v1/length`; each task
 //! answered `pending` at once and worked on in the background, then
 //! `GET /api/v1/status/{id}` says `completed` with the result's URL. The work is real (ffmpeg
 //! on the clips it downloads), so a film stitched here plays and lasts what its clips last.
@@ -262,6 +263,62 @@ fn work(s: &Inner, id: &str, kind: &str, body: &Value) -> Result<Value, String> 
             )?;
             Ok(json!({"video_result_url": file_url("mp4")}))
         }
+        "music-track" => {
+            let video = local(s, body["video_url_local"].as_str().unwrap_or(""))?;
+            let music = local(s, body["music_url_local"].as_str().unwrap_or(""))?;
+            let volume = body["volume"].as_f64().unwrap_or(1.0);
+            if !(0.0..=4.0).contains(&volume) {
+                return Err(format!("volume {volume} is out of range"));
+            }
+            // The music under the video's own sound (if it has any), as long as the video.
+            let has_audio = !run(
+                "ffprobe",
+                &[
+                    "-v".into(),
+                    "error".into(),
+                    "-select_streams".into(),
+                    "a".into(),
+                    "-show_entries".into(),
+                    "stream=index".into(),
+                    "-of".into(),
+                    "csv=p=0".into(),
+                    p(&video),
+                ],
+            )?
+            .trim()
+            .is_empty();
+            let m = format!("[1:a]aresample=48000,volume={volume}[m]");
+            let graph = if has_audio {
+                format!(
+                    "{m};[0:a]aresample=48000[d];[d][m]amix=inputs=2:duration=first:normalize=0[a]"
+                )
+            } else {
+                m.replace("[m]", "[a]")
+            };
+            let mut args: Vec<String> = ["-y", "-v", "error", "-i"]
+                .iter()
+                .map(|x| x.to_string())
+                .collect();
+            args.extend([
+                p(&video),
+                "-i".into(),
+                p(&music),
+                "-filter_complex".into(),
+                graph,
+                "-map".into(),
+                "0:v".into(),
+                "-map".into(),
+                "[a]".into(),
+                "-c:v".into(),
+                "copy".into(),
+                "-c:a".into(),
+                "aac".into(),
+                "-shortest".into(),
+                p(&out("mp4")),
+            ]);
+            run("ffmpeg", &args)?;
+            Ok(json!({"video_result_url": file_url("mp4")}))
+        }
         other => Err(format!("{other} is not supported by this stand-in")),
     }
 }
@@ -305,7 +362,7 @@ async fn handle(
     if kind == "length" {
         return length(&s, &body).await;
     }
-    if kind != "process" && kind != "stitch" {
+    if !["process", "stitch", "music-track"].contains(&kind.as_str()) {
         return answer(StatusCode::NOT_FOUND, json!({"error": "not found"}));
     }
     if kind == "stitch" && s.refuse_stitch.load(std::sync::atomic::Ordering::SeqCst) {
@@ -383,7 +440,7 @@ async fn length(s: &Inner, body: &Value) -> Response {
 /// Fetches the videos a task names (`video_url`, `video_urls`) to local files, noted beside
 /// them as `*_local`.
 async fn fetch_inputs(s: &Inner, body: &mut Value) -> Result<(), Response> {
-    for field in ["video_url", "video_urls"] {
+    for field in ["video_url", "video_urls", "music_url"] {
         let urls: Vec<String> = match &body[field] {
             Value::String(u) => vec![u.clone()],
             Value::Array(a) => a
@@ -404,7 +461,7 @@ async fn fetch_inputs(s: &Inner, body: &mut Value) -> Result<(), Response> {
                 }
             }
         }
-        body[format!("{field}_local")] = if field == "video_url" {
+        body[format!("{field}_local")] = if field != "video_urls" {
             fetched.into_iter().next().unwrap_or(Value::Null)
         } else {
             Value::Array(fetched)

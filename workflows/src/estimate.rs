@@ -236,8 +236,18 @@ pub async fn estimate(f: &Film, slug: &Slug) -> Result<Estimate> {
         }
         scenes.len()
     };
-    // The film: one stitch.
-    c.add(2, CallKind::Media, 1.0, 1.0);
+    // The film: one stitch, one mix, and its music where a provider makes it.
+    c.add(2, CallKind::Media, 2.0, 2.0);
+    if f.studio.music.is_some() {
+        let project = f.repo.project(slug).await?;
+        let lengths: Vec<f64> = if scenes.is_empty() {
+            breakdown.iter().map(|b| b.expected_duration).collect()
+        } else {
+            scenes.iter().map(|s| s.expected_duration).collect()
+        };
+        let (low, high) = music_minutes(&lengths, project.sound.music);
+        c.add(2, CallKind::Music, low, high);
+    }
 
     let lines = priced_lines(c, &prices, settings);
     let stages = stages_of(&lines);
@@ -252,6 +262,25 @@ pub async fn estimate(f: &Film, slug: &Slug) -> Result<Estimate> {
         stages,
         prices_as_of: slate_activities::pricing::PRICES_AS_OF.into(),
     })
+}
+
+/// Minutes of music a film of scenes of `lengths` seconds is made with: at least the film
+/// (one cue over it all), at most a cue a scene (each asked for at least the model's 10 s and
+/// with its fade out); none when the project's music is off.
+fn music_minutes(lengths: &[f64], music_on: bool) -> (f64, f64) {
+    if !music_on || lengths.is_empty() {
+        return (0.0, 0.0);
+    }
+    let film: f64 = lengths.iter().sum();
+    let per_scene: f64 = lengths
+        .iter()
+        .map(|l| {
+            (l + slate_activities::local::music::CUE_FADE)
+                .ceil()
+                .max(10.0)
+        })
+        .sum();
+    (film / 60.0, per_scene.max(film) / 60.0)
 }
 
 /// Each stage's and kind's calls, priced (an LLM call at the average of this project's calls).
@@ -315,7 +344,7 @@ pub fn classify(workflow: &str, step: &str) -> Option<(&'static str, CallKind)> 
         "qualification"
     } else if workflow == wf::SCENE || workflow == wf::CHAIN {
         "scenes"
-    } else if workflow == wf::GENERATE || workflow == wf::STITCH {
+    } else if workflow == wf::GENERATE || workflow == wf::STITCH || workflow == wf::REMIX {
         "film"
     } else {
         return None;
@@ -323,6 +352,12 @@ pub fn classify(workflow: &str, step: &str) -> Option<(&'static str, CallKind)> 
     let last = step.rsplit('/').next().unwrap_or(step);
     let kind = if step == scene::VIDEO_SUBMIT || step.starts_with(scene::VIDEO_POLL_PREFIX) {
         CallKind::Video
+    } else if step.starts_with(crate::names::sound::MUSIC)
+        && (last == "submit" || last.starts_with("poll"))
+    {
+        CallKind::Music
+    } else if step == crate::names::sound::MIX {
+        CallKind::Media
     } else if last == "submit" || last == "await" {
         CallKind::Image
     } else if last == "describe" || last == "vision" {

@@ -40,6 +40,10 @@ pub(crate) struct Planned {
     plan: SoundPlan,
     length: f64,
     settings: SoundSettings,
+    /// The model the cues are made with (none: synthesized). Plans journaled before there
+    /// was one read as none: those runs keep their synthesized music.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    music: Option<String>,
 }
 
 /// Mix the sound of the film `cut` (stitched from `cuts`) for the run's version: the mixed
@@ -53,7 +57,17 @@ pub(crate) async fn mix_film(
     base: &str,
 ) -> Result<(BlobRef, FilmSound), WfError> {
     let planned = Arc::new(plan_sound(ctx, f, slug, cut, cuts).await?);
-    let pieces = render(ctx, f, &planned, base).await?;
+    let made = crate::film_music::make(
+        ctx,
+        f,
+        slug,
+        &planned.plan,
+        planned.length,
+        planned.music.as_deref(),
+    )
+    .await?;
+    let made = Arc::new(made);
+    let pieces = render(ctx, f, &planned, &made, base).await?;
     let (fr, c2, b2) = (f.clone(), cut.clone(), base.to_string());
     let stems: BTreeMap<String, String> = ctx
         .step(step::STEMS, move |_| async move {
@@ -76,6 +90,11 @@ pub(crate) async fn mix_film(
         effects: placed(&planned.plan),
         settings: Some(planned.settings.clone()),
         loudness: Some(loudness),
+        music_model: made
+            .iter()
+            .any(Option::is_some)
+            .then(|| planned.music.clone())
+            .flatten(),
     };
     let film = BlobRef::new(film).map_err(|e| WfError::failed("bad_key", e.to_string()))?;
     Ok((film, sound))
@@ -103,10 +122,16 @@ async fn plan_sound(
             .and_then(|g| g["mood"].as_str().map(str::to_string))
             .unwrap_or_default();
         let version = version_of(&run, c2.key(), length, &cuts2, &scenes);
+        let plan = plan(&project.title, &version, &scenes, &mood, &project.sound);
+        let music = match &fr.studio.music {
+            Some(m) if !plan.cues.is_empty() => Some(m.model().to_string()),
+            _ => None,
+        };
         Ok(Planned {
-            plan: plan(&project.title, &version, &scenes, &mood, &project.sound),
+            plan,
             length,
             settings: project.sound,
+            music,
         })
     })
     .await
@@ -118,6 +143,7 @@ async fn render(
     ctx: &Ctx,
     f: &Arc<Film>,
     planned: &Arc<Planned>,
+    made: &Arc<Vec<Option<String>>>,
     base: &str,
 ) -> Result<BTreeMap<Stem, Vec<String>>, WfError> {
     let total = (planned.length * RATE).round().max(1.0) as usize;
@@ -125,7 +151,7 @@ async fn render(
     let rendered = planned.plan.stems();
     let mut pieces: BTreeMap<Stem, Vec<String>> = BTreeMap::new();
     for n in 0..total.div_ceil(chunk) {
-        let (fr, p) = (f.clone(), planned.clone());
+        let (fr, p, m) = (f.clone(), planned.clone(), made.clone());
         let keys: Vec<(Stem, String)> = rendered
             .iter()
             .map(|s| (*s, format!("{base}.stems/{}/{n:05}.wav", s.name())))
@@ -134,12 +160,17 @@ async fn render(
             .step(format!("{}/{n}", step::RENDER), move |_| async move {
                 let scratch = fr.studio.blobs.scratch().await.step()?;
                 let (from, to) = (n * chunk, ((n + 1) * chunk).min(total));
+                let sources = Arc::new(made_paths(&fr, &m).await.step()?);
                 for (stem, key) in &keys {
-                    let (p2, stem) = (p.clone(), *stem);
+                    let (p2, stem, src) = (p.clone(), *stem, sources.clone());
                     let file = scratch.join(format!("{}.wav", stem.name()));
                     let f2 = file.clone();
                     tokio::task::spawn_blocking(move || {
-                        window(&p2.plan, stem, p2.length, from, to).save_wav16(&f2)
+                        let made = |i: usize, a: usize, b: usize| {
+                            let path = src.get(i)?.as_ref()?;
+                            crate::film_music::read(path, a, b).ok()
+                        };
+                        window(&p2.plan, stem, p2.length, from, to, &made).save_wav16(&f2)
                     })
                     .await
                     .map_err(|e| StepError::retryable("render", e.to_string()))?
@@ -155,6 +186,21 @@ async fn render(
         }
     }
     Ok(pieces)
+}
+
+/// Where each cue's made samples are on this machine (none: synthesized).
+async fn made_paths(
+    f: &Film,
+    made: &[Option<String>],
+) -> slate_activities::Result<Vec<Option<PathBuf>>> {
+    let mut out = vec![];
+    for m in made {
+        out.push(match m {
+            Some(k) => Some(f.studio.blobs.local_path(&BlobRef::new(k.clone())?).await?),
+            None => None,
+        });
+    }
+    Ok(out)
 }
 
 /// The windows of each stem joined into one FLAC file, and the dialogue stem (the cut's own
@@ -213,14 +259,29 @@ async fn mix_stems(
     let refs: Vec<(&std::path::Path, f64)> =
         inputs.iter().map(|(f, g)| (f.as_path(), *g)).collect();
     let out = scratch.join("film.mp4");
-    mixdown::mix(
-        &blobs.local_path(cut).await?,
-        &refs,
-        s.loudness.into(),
-        &scratch,
-        &out,
-    )
-    .await?;
+    let media = &f.studio.media;
+    if media.mixes_remotely() && !refs.is_empty() {
+        // The last-frame service mixes the stems (one bed, at their levels) under the voices;
+        // its mix is brought to the loudness target here.
+        let bed = scratch.join("bed.flac");
+        mixdown::bed(&refs, &bed).await?;
+        let base = film_key.trim_end_matches(".mp4");
+        let bed = blobs.put_file(&format!("{base}.bed.flac"), &bed).await?;
+        let premix = media
+            .music_track(cut, &bed, 1.0, &format!("{base}.premix.mp4"))
+            .await?;
+        let premix = blobs.local_path(&premix).await?;
+        mixdown::normalize(&premix, &premix, s.loudness.into(), &scratch, &out).await?;
+    } else {
+        mixdown::mix(
+            &blobs.local_path(cut).await?,
+            &refs,
+            s.loudness.into(),
+            &scratch,
+            &out,
+        )
+        .await?;
+    }
     let loudness = mixdown::measured(&out).await?;
     let r = blobs.put_file(film_key, &out).await?;
     let _ = tokio::fs::remove_dir_all(&scratch).await;

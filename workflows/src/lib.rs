@@ -25,6 +25,7 @@ pub mod estimate;
 pub mod examples;
 pub mod export;
 pub mod film;
+pub mod film_music;
 pub mod film_sound;
 pub mod film_versions;
 pub mod film_workflow;

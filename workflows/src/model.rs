@@ -1185,6 +1185,9 @@ pub struct FilmSound {
     pub settings: Option<SoundSettings>,
     /// The mixed film's loudness, as ffmpeg's `ebur128` measures it.
     pub loudness: Option<Loudness>,
+    /// The model that made the music (none: synthesized offline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub music_model: Option<String>,
 }
 
 /// A sound effect as the film has it.

@@ -138,6 +138,9 @@ pub mod sound {
     pub const MIX: &str = "sound/mix";
     /// A re-mix's first step: the version it mixes again.
     pub const LOAD: &str = "load";
+    /// A cue made by the music provider: `sound/music/{i}/kept` (made before, by its words and
+    /// length), `…/submit` (paid), `…/poll{k}`, `…/wait/{k}`, `…/decode` (i from 0).
+    pub const MUSIC: &str = "sound/music";
 }
 
 /// Steps of `film.generate`.

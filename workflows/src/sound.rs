@@ -409,22 +409,35 @@ pub const DUCK_DB: f64 = 12.0;
 pub fn stems(plan: &SoundPlan, length: f64) -> Stems {
     let total = (length * RATE).round().max(1.0) as usize;
     Stems {
-        music: window(plan, Stem::Music, length, 0, total),
-        ambience: window(plan, Stem::Ambience, length, 0, total),
-        effects: window(plan, Stem::Effects, length, 0, total),
+        music: window(plan, Stem::Music, length, 0, total, &synthesized),
+        ambience: window(plan, Stem::Ambience, length, 0, total, &synthesized),
+        effects: window(plan, Stem::Effects, length, 0, total, &synthesized),
     }
+}
+
+/// Every cue synthesized (none made by a provider).
+pub fn synthesized(_cue: usize, _from: usize, _to: usize) -> Option<Sound> {
+    None
 }
 
 /// Samples `from..to` of one stem of a film of `length` seconds, rendered on their own (what
 /// a checkpointed step of the film's sound renders): equal to that stretch of the whole
-/// stem, to within the music's reverb traces.
-pub fn window(plan: &SoundPlan, stem: Stem, length: f64, from: usize, to: usize) -> Sound {
+/// stem, to within the music's reverb traces. `made(i, a, b)` gives samples `a..b` of cue
+/// `i` as a provider made it, or none where the cue is synthesized.
+pub fn window(
+    plan: &SoundPlan,
+    stem: Stem,
+    length: f64,
+    from: usize,
+    to: usize,
+    made: &dyn Fn(usize, usize, usize) -> Option<Sound>,
+) -> Sound {
     let total = (length * RATE).round().max(1.0) as usize;
     let to = to.min(total);
     let at = from as f64 / RATE;
     match stem {
         Stem::Music => {
-            let mut w = music::window(&plan.cues, length, from, to);
+            let mut w = music::window_made(&plan.cues, length, from, to, made);
             duck(&mut w, at, &plan.lines, DUCK_DB, 0.3);
             duck(&mut w, at, &plan.quiet, 120.0, 0.5);
             w
@@ -659,7 +672,7 @@ mod tests {
             let mut worst = 0.0f32;
             let mut at = 0;
             while at < total {
-                let w = window(&p, stem, 15.0, at, at + step);
+                let w = window(&p, stem, 15.0, at, at + step, &synthesized);
                 for j in 0..w.len() {
                     worst = worst.max((w.at(0, j) - whole.at(0, at + j)).abs());
                 }

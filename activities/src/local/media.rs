@@ -309,6 +309,27 @@ impl Media for LocalMedia {
     async fn stitch(&self, clips: &[ClipSpec], output_key: &str) -> Result<BlobRef> {
         super::stitch::stitch(&self.blobs, clips, output_key).await
     }
+
+    async fn music_track(
+        &self,
+        video: &BlobRef,
+        music: &BlobRef,
+        volume: f64,
+        output_key: &str,
+    ) -> Result<BlobRef> {
+        let scratch = self.blobs.scratch().await?;
+        let out = scratch.join("music-track.mp4");
+        super::mixdown::music_track(
+            &self.blobs.local_path(video).await?,
+            &self.blobs.local_path(music).await?,
+            volume,
+            &out,
+        )
+        .await?;
+        let r = self.blobs.put_file(output_key, &out).await;
+        let _ = tokio::fs::remove_dir_all(&scratch).await;
+        r
+    }
 }
 
 /// Local video generation: the composite image becomes a clip of the scene's exact length with

@@ -79,7 +79,109 @@ pub async fn mix(
         silence(probe_duration(video).await?, &s).await?;
         s
     };
-    let mut args = a(["-y", "-v", "error", "-i", &p(&voices)]);
+    sum(&voices, stems, &mixed).await?;
+    normalize(video, &mixed, target, scratch, out).await
+}
+
+/// The stems alone at their gains, summed (the film's sound under its voices): what a remote
+/// mixer is handed as the music track. As long as the longest stem; FLAC.
+pub async fn bed(stems: &[(&Path, f64)], out: &Path) -> Result<()> {
+    let mut args = a(["-y", "-v", "error"]);
+    for (stem, _) in stems {
+        args.extend(a(["-i", &p(stem)]));
+    }
+    let mut graph = String::new();
+    let mut labels = String::new();
+    for (i, (_, gain)) in stems.iter().enumerate() {
+        graph.push_str(&format!(
+            "[{i}:a]aresample=48000,aformat=channel_layouts=stereo,volume={gain:.2}dB[s{i}];"
+        ));
+        labels.push_str(&format!("[s{i}]"));
+    }
+    graph.push_str(&format!(
+        "{labels}amix=inputs={}:duration=longest:normalize=0[m]",
+        stems.len()
+    ));
+    args.extend(a([
+        "-filter_complex",
+        &graph,
+        "-map",
+        "[m]",
+        "-c:a",
+        "flac",
+        &p(out),
+    ]));
+    run("ffmpeg", &args).await.map(drop)
+}
+
+/// `music` mixed under the sound of `video` at `volume` (1.0: as it is), as long as the
+/// video, its picture copied: what the last-frame service's `music-track` does, done here.
+pub async fn music_track(video: &Path, music: &Path, volume: f64, out: &Path) -> Result<()> {
+    let length = probe_duration(video).await?;
+    let m = format!(
+        "[1:a]aresample=48000,aformat=channel_layouts=stereo,volume={volume:.4},apad,atrim=duration={length:.3}"
+    );
+    let graph = if has_audio(video).await? {
+        format!(
+            "{m}[m];[0:a]aresample=48000,aformat=channel_layouts=stereo[d];[d][m]amix=inputs=2:duration=first:normalize=0[a]"
+        )
+    } else {
+        format!("{m}[a]")
+    };
+    let args = a([
+        "-y",
+        "-v",
+        "error",
+        "-i",
+        &p(video),
+        "-i",
+        &p(music),
+        "-filter_complex",
+        &graph,
+        "-map",
+        "0:v",
+        "-map",
+        "[a]",
+        "-c:v",
+        "copy",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "256k",
+        &p(out),
+    ]);
+    run("ffmpeg", &args).await.map(drop)
+}
+
+/// A music provider's cue at `src` decoded to raw 48 kHz stereo 32-bit float samples (little
+/// endian, interleaved) at `lufs` integrated, at `out`: what the film's music windows read.
+pub async fn decode_cue(src: &Path, lufs: f64, out: &Path) -> Result<()> {
+    let args = a([
+        "-y",
+        "-v",
+        "error",
+        "-i",
+        &p(src),
+        "-vn",
+        "-af",
+        &format!(
+            "loudnorm=I={lufs:.1}:TP=-2:LRA=11,aresample=48000,aformat=sample_fmts=flt:channel_layouts=stereo"
+        ),
+        "-f",
+        "f32le",
+        "-ac",
+        "2",
+        "-ar",
+        "48000",
+        &p(out),
+    ]);
+    run("ffmpeg", &args).await.map(drop)
+}
+
+/// `voices` and the stems at their gains, summed without `amix`'s averaging (so the dialogue
+/// keeps its level), as long as the voices, at `mixed` (WAV).
+async fn sum(voices: &Path, stems: &[(&Path, f64)], mixed: &Path) -> Result<()> {
+    let mut args = a(["-y", "-v", "error", "-i", &p(voices)]);
     for (stem, _) in stems {
         args.extend(a(["-i", &p(stem)]));
     }
@@ -105,15 +207,25 @@ pub async fn mix(
         "[m]",
         "-c:a",
         "pcm_s24le",
-        &p(&mixed),
+        &p(mixed),
     ]));
-    run("ffmpeg", &args).await?;
+    run("ffmpeg", &args).await.map(drop)
+}
+
+/// The picture of `video` with the sound of `mixed` brought to `target`, at `out`.
+pub async fn normalize(
+    video: &Path,
+    mixed: &Path,
+    target: Loudness,
+    scratch: &Path,
+    out: &Path,
+) -> Result<()> {
     // The voices' peaks stand far above the film's loudness; brought up to the target as they
     // are, they would exceed the true-peak ceiling and `loudnorm` would fall back to its
     // dynamic mode (a compressor that pumps). So the mix is first raised by the measured
     // difference and its peaks limited 1.5 dB under the ceiling; the second pass then only
     // trims it, linearly.
-    let first = measure(&mixed, target).await?;
+    let first = measure(mixed, target).await?;
     // A silent film measures -inf: its silence is kept as it is.
     let Some(raise) = first
         .input_i
@@ -122,7 +234,7 @@ pub async fn mix(
         .filter(|i| i.is_finite())
         .map(|i| (target.integrated_lufs - i).clamp(-40.0, 40.0))
     else {
-        return encode(video, &mixed, "anull", out).await;
+        return encode(video, mixed, "anull", out).await;
     };
     let limited = scratch.join("limited.wav");
     let ceiling = 10f64.powf((target.true_peak_dbtp - 1.5) / 20.0);
@@ -131,7 +243,7 @@ pub async fn mix(
         "-v",
         "error",
         "-i",
-        &p(&mixed),
+        &p(mixed),
         "-af",
         &format!(
             "volume={raise:.2}dB,alimiter=limit={ceiling:.4}:attack=1:release=60:level=disabled,aformat=sample_rates=48000:channel_layouts=stereo"

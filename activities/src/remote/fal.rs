@@ -139,9 +139,23 @@ pub(crate) fn classify(a: &Answer) -> ActivityError {
         .unwrap_or_default();
     let message = match a.body.get("detail") {
         Some(Value::String(s)) => s.clone(),
+        // A model's validation errors name the field in `loc` (`["body", "music_length_ms"]`):
+        // kept, so the message says which input was refused.
         Some(Value::Array(d)) => d
             .iter()
-            .filter_map(|x| x.get("msg").and_then(|m| m.as_str()))
+            .filter_map(|x| {
+                let msg = x.get("msg").and_then(|m| m.as_str())?;
+                let field = x
+                    .get("loc")
+                    .and_then(|l| l.as_array())
+                    .and_then(|l| l.last())
+                    .and_then(|f| f.as_str())
+                    .filter(|f| *f != "body");
+                Some(match field {
+                    Some(f) => format!("{f}: {msg}"),
+                    None => msg.to_string(),
+                })
+            })
             .collect::<Vec<_>>()
             .join("; "),
         _ => http::truncate(&a.raw, 300),
@@ -459,7 +473,7 @@ fn unit_price(settings: &FalSettings, model: &str) -> f64 {
     crate::pricing::Prices::new(&settings.prices).unit(model)
 }
 
-fn job(q: QueueSubmit, model: &str) -> Job {
+pub(crate) fn job(q: QueueSubmit, model: &str) -> Job {
     Job {
         provider: P.into(),
         id: q.request_id,
@@ -470,7 +484,7 @@ fn job(q: QueueSubmit, model: &str) -> Job {
     }
 }
 
-fn urls(j: &Job) -> Result<(&str, &str)> {
+pub(crate) fn urls(j: &Job) -> Result<(&str, &str)> {
     match (&j.status_url, &j.response_url) {
         (Some(s), Some(r)) => Ok((s, r)),
         _ => Err(ActivityError::bad_request(

@@ -264,7 +264,7 @@ impl RemoteMedia {
         let key = format!("last-frame:{kind}:{digest}");
         // Our reference for the task: what a callback names in its URL to wake this wait.
         let reference = format!("{kind}-{digest}");
-        let hook = if kind == "stitch" {
+        let hook = if kind == "stitch" || kind == "music-track" {
             STITCH_COMPLETE
         } else {
             LAST_FRAME_COMPLETE
@@ -364,5 +364,42 @@ impl Media for RemoteMedia {
         self.blobs
             .copy_from_url(&self.client.http, LF, &v, output_key)
             .await
+    }
+
+    async fn music_track(
+        &self,
+        video: &BlobRef,
+        music: &BlobRef,
+        volume: f64,
+        output_key: &str,
+    ) -> Result<BlobRef> {
+        let (v, m) = (
+            self.blobs.fetch_url(video).await?,
+            self.blobs.fetch_url(music).await?,
+        );
+        let s = self
+            .once("music-track", &(video.key(), music.key(), volume), |hook| {
+                let (v, m) = (v.clone(), m.clone());
+                async move {
+                    self.client
+                        .music_track(&v, &m, volume, hook.as_deref())
+                        .await
+                }
+            })
+            .await?;
+        let out = s.video_result_url.ok_or_else(|| {
+            ActivityError::new(
+                LF,
+                ErrorKind::Malformed,
+                "a completed music-track has no video_result_url",
+            )
+        })?;
+        self.blobs
+            .copy_from_url(&self.client.http, LF, &out, output_key)
+            .await
+    }
+
+    fn mixes_remotely(&self) -> bool {
+        true
     }
 }

@@ -215,6 +215,12 @@ fn sound_card(
                         p.muted { "No music in this version." }
                     } @else {
                         h3 { "Music cues" }
+                        p.muted.music-by {
+                            @match &snd.music_model {
+                                Some(m) => { "Made by " code { (m) } " (instrumental), placed and ducked as offline music." }
+                                None => { "Synthesized offline." }
+                            }
+                        }
                         div.timeline.cues role="list" {
                             @for c in &snd.cues {
                                 @let d = (c.end.min(length) - c.start).max(0.1);

@@ -1065,11 +1065,19 @@ async fn the_sound_plays_solo_and_is_remixed(b: &Browser, base: &str, slug: &str
     let versions = b.all("#versions tr.version").await.len();
     b.click(&b.find("#sound-settings input[name=music]").await)
         .await;
+    // The loudness target in its own fields (not JSON): broadcast-like -20 LUFS.
+    b.set_value(
+        &b.find("#sound-settings input[name=integrated_lufs]").await,
+        "-20",
+    )
+    .await;
     b.click(&b.find("#sound-settings button[type=submit]").await)
         .await;
     b.wait_js(
-        "the music off, saved",
-        "return document.querySelector('#sound-settings input[name=music]')?.checked === false;",
+        "the music off and the target, saved",
+        "return document.querySelector('#sound-settings input[name=music]')?.checked === false &&
+                document.querySelector('#sound-settings input[name=integrated_lufs]')?.value === '-20' &&
+                document.querySelector('#sound-settings input[name=true_peak_dbtp]')?.value === '-1';",
         Duration::from_secs(15),
     )
     .await;
@@ -1085,6 +1093,15 @@ async fn the_sound_plays_solo_and_is_remixed(b: &Browser, base: &str, slug: &str
     )
     .await;
     assert!(b.all("#sound tr.stem[data-stem=music]").await.is_empty());
+    // Mixed to the new target (within 1 LU, as measured).
+    let said = b.text_of("#sound p.muted").await;
+    let lufs: f64 = said
+        .split("mixed to ")
+        .nth(1)
+        .and_then(|t| t.split(" LUFS").next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no loudness said: {said}"));
+    assert!((lufs + 20.0).abs() <= 1.0, "{said}");
 }
 
 /// A character's new version from a scene on, priced, then made, from the story page.

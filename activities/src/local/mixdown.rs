@@ -46,8 +46,16 @@ struct Measured {
 
 /// The `loudnorm` filter aiming at `target`, with `measured` for its second pass.
 fn loudnorm(target: Loudness, measured: Option<&Measured>) -> String {
+    // The loudness range is the mix's own (lines over quiet beds can span 20 LU): the range
+    // target is kept above what was measured, because `loudnorm` applies its linear gain only
+    // when the input's range is within the target's and otherwise compresses (dynamic mode),
+    // missing the integrated target by a few LU.
+    let lra = measured
+        .and_then(|m| m.input_lra.parse::<f64>().ok())
+        .filter(|l| l.is_finite())
+        .map_or(11.0, |l| (l.ceil() + 1.0).clamp(11.0, 50.0));
     let mut f = format!(
-        "loudnorm=I={:.1}:TP={:.1}:LRA=11",
+        "loudnorm=I={:.1}:TP={:.1}:LRA={lra:.0}",
         target.integrated_lufs, target.true_peak_dbtp
     );
     match measured {

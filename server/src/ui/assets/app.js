@@ -108,6 +108,12 @@
         url = url.replace('{' + el.name + '}', encodeURIComponent(el.value));
         continue;
       }
+      // `data-in="loudness"`: the field belongs to an object of the body.
+      if (el.dataset.in) {
+        body[el.dataset.in] = body[el.dataset.in] || {};
+        body[el.dataset.in][el.name] = valueOf(el);
+        continue;
+      }
       body[el.name] = valueOf(el);
     }
     if (form.dataset.whole) body = body[form.dataset.whole];

@@ -262,7 +262,9 @@ fn sound_card(
                     label { "Ambience level, dB " input type="number" step="0.5" min="-60" max="12" name="ambience_db" value=(settings.ambience_db); }
                     label.check { input type="checkbox" name="effects" checked[settings.effects]; " Effects" }
                     label { "Effects level, dB " input type="number" step="0.5" min="-60" max="12" name="effects_db" value=(settings.effects_db); }
-                    label { "Loudness " input name="loudness" data-json value=(serde_json::to_string(&settings.loudness).unwrap_or_default()); }
+                    label { "Loudness target, LUFS integrated " input type="number" step="0.5" min="-36" max="-5" name="integrated_lufs" data-in="loudness" value=(settings.loudness.integrated_lufs); }
+                    label { "True peak ceiling, dBTP " input type="number" step="0.5" min="-9" max="0" name="true_peak_dbtp" data-in="loudness" value=(settings.loudness.true_peak_dbtp); }
+                    p.muted { "Streaming platforms play at about -14 LUFS with peaks under -1 dBTP; broadcast (EBU R128) at -23 LUFS." }
                     p.muted { "A scene's own switches are its music off and effects off fields, on the scene's page." }
                     button type="submit" { "Save" }
                 }
